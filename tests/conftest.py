@@ -1,0 +1,36 @@
+"""Test setup: two logical CPU devices (multi-replica tests), quiet TF, shared data fixtures."""
+
+import os
+import subprocess
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import pytest  # pylint: disable=g-import-not-at-top
+import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+_cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(_cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_module(module, *args, check=True, env=None):
+  """Runs `python -m module args...` from the repo root; returns the CompletedProcess."""
+  proc = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True,
+                        text=True, env={**os.environ, **(env or {})}, timeout=1200)
+  if check and proc.returncode != 0:
+    raise AssertionError(f"{module} {' '.join(args)} exited {proc.returncode}:\n"
+                         f"{proc.stderr[-5000:]}")
+  return proc
+
+
+@pytest.fixture(scope="session")
+def fashion_mnist_dir(tmp_path_factory):
+  """A TFDS data_dir with the real fashion_mnist prepared from Debian's files."""
+  from tfvae import fashion_mnist_local  # pylint: disable=import-outside-toplevel
+  if not fashion_mnist_local.available():
+    pytest.skip("Debian's dataset-fashion-mnist is not installed (apt-get install it).")
+  data_dir = str(tmp_path_factory.mktemp("tfds"))
+  fashion_mnist_local.prepare(data_dir)
+  return data_dir

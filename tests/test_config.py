@@ -1,0 +1,65 @@
+import json
+
+from absl import flags
+import pytest
+
+from tfvae import config as config_lib
+
+
+def _parse(argv):
+  fv = flags.FlagValues()
+  flags.DEFINE_string("workdir", "/tmp/x", "", flag_values=fv)
+  config_lib.define_flags(fv)
+  fv(["prog", *argv])
+  return config_lib.from_flags(fv)
+
+
+def test_flags_match_dataclass_defaults():
+  assert _parse([]) == config_lib.Config()
+
+
+def test_flagfile_includes_another_and_command_line_overrides(tmp_path):
+  base = tmp_path / "base.cfg"
+  base.write_text("--latent_dim=7\n--hidden_sizes=64,32\n--beta=2.0\n")
+  child = tmp_path / "child.cfg"
+  child.write_text(f"--flagfile={base}\n--beta=3.0\n")
+  config = _parse([f"--flagfile={child}", "--latent_dim=5"])
+  assert config.latent_dim == 5  # command line wins over the included file
+  assert config.beta == 3.0  # the including file wins over the included one
+  assert config.hidden_sizes == (64, 32)
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["--latent_dim=0"], "--latent_dim"),
+    (["--beta=-1"], "--beta"),
+    (["--hidden_sizes=64,x"], "--hidden_sizes"),
+    (["--hidden_sizes=64,-3"], "--hidden_sizes"),
+    (["--validation_fraction=1.5"], "--validation_fraction"),
+])
+def test_invalid_values_name_the_flag(argv, flag):
+  with pytest.raises(ValueError, match=flag):
+    _parse(argv)
+
+
+def test_unknown_choice_is_rejected_by_flag_parsing():
+  with pytest.raises(flags.IllegalFlagValueError, match="likelihood"):
+    _parse(["--likelihood=poisson"])
+
+
+def test_json_round_trip(tmp_path):
+  config = config_lib.Config(latent_dim=3, hidden_sizes=(10, 20), image_shape=(8, 8, 1))
+  config_lib.save(config, str(tmp_path))
+  assert json.loads((tmp_path / "config.json").read_text())["hidden_sizes"] == [10, 20]
+  assert config_lib.load(str(tmp_path)) == config
+
+
+def test_load_missing_config_names_the_path(tmp_path):
+  with pytest.raises(FileNotFoundError, match="config.json"):
+    config_lib.load(str(tmp_path))
+
+
+def test_check_resumable_allows_longer_training_but_not_another_model():
+  saved = config_lib.Config(train_steps=100)
+  config_lib.check_resumable(saved, config_lib.Config(train_steps=500))
+  with pytest.raises(ValueError, match="--latent_dim"):
+    config_lib.check_resumable(saved, config_lib.Config(train_steps=100, latent_dim=3))

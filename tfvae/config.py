@@ -1,0 +1,209 @@
+"""The run configuration: one frozen dataclass, its absl flags and its JSON form.
+
+This module is the only bridge between command-line flags and the library. Entry points call
+`define_flags()` once, then `from_flags(absl.flags.FLAGS)`; library code only ever sees a `Config`.
+A run writes its resolved `Config` to `WORKDIR/config.json`; `load(workdir)` rebuilds it there.
+"""
+
+import dataclasses
+import json
+import os
+import typing
+
+CONFIG_FILENAME = "config.json"
+
+# Flags whose value is one of a fixed set. absl rejects anything else with a message naming the flag.
+CHOICES = {
+    "binarization": ("none", "static", "dynamic"),
+    "architecture": ("mlp", "conv"),
+    "likelihood": ("bernoulli", "normal"),
+    "model": ("vae",),
+    "strategy": ("mirrored", "one_device"),
+}
+
+HELP = {
+    "dataset": "'digits' (scikit-learn's bundled 8x8 digits, no download) or any TFDS image "
+               "dataset name, e.g. fashion_mnist, mnist, cifar10.",
+    "data_dir": "TFDS data directory (default: TFDS's own, ~/tensorflow_datasets).",
+    "binarization": "none: gray levels in [0,1]; static: Bernoulli-sampled once with a fixed seed; "
+                    "dynamic: resampled every time an example is seen (Burda et al. 2016). "
+                    "Validation and test are always binarized once with a fixed seed.",
+    "validation_fraction": "Fraction of the train split held out (its last examples) for validation.",
+    "architecture": "Encoder/decoder networks: mlp or conv.",
+    "hidden_sizes": "Comma-separated hidden layer widths of the MLP (decoder mirrors encoder).",
+    "conv_filters": "Comma-separated filters of the stride-2 conv layers (decoder mirrors encoder).",
+    "latent_dim": "Dimension D of the latent code z.",
+    "likelihood": "Decoder distribution p(x|z): bernoulli, or normal with one learned scale.",
+    "model": "Model family.",
+    "beta": "Weight of the rate (KL) term in the loss; beta=1 is the ELBO.",
+    "num_samples": "Monte Carlo samples L of z per example for the distortion term.",
+    "batch_size": "Global batch size (split across replicas).",
+    "eval_batch_size": "Global batch size for evaluation.",
+    "learning_rate": "Adam learning rate.",
+    "epochs": "Training length in epochs over the train split (used when --train_steps=0).",
+    "train_steps": "Training length in steps; 0 means --epochs.",
+    "steps_per_loop": "Train steps run inside one tf.function call (fewer host round trips).",
+    "eval_every": "Evaluate on the validation split every this many steps (0: once per epoch).",
+    "checkpoint_every": "Write a checkpoint every this many steps (and always at the end).",
+    "seed": "The one seed: weights, data order, binarization and sampling noise.",
+    "strategy": "mirrored: tf.distribute.MirroredStrategy over all GPUs, else all logical CPUs; "
+                "one_device: a single device.",
+    "num_cpu_devices": "Split the CPU into this many logical devices (replicas for mirrored on a "
+                       "machine without GPUs).",
+    "jit_compile": "Compile the train step with XLA.",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  """Everything that defines a run. Field names are the flag names."""
+  dataset: str = "digits"
+  data_dir: str = ""
+  binarization: str = "dynamic"
+  validation_fraction: float = 1 / 6
+  architecture: str = "mlp"
+  hidden_sizes: tuple[int, ...] = (256, 128)
+  conv_filters: tuple[int, ...] = (32, 64)
+  latent_dim: int = 16
+  likelihood: str = "bernoulli"
+  model: str = "vae"
+  beta: float = 1.0
+  num_samples: int = 1
+  batch_size: int = 128
+  eval_batch_size: int = 1000
+  learning_rate: float = 1e-3
+  epochs: int = 10
+  train_steps: int = 0
+  steps_per_loop: int = 50
+  eval_every: int = 0
+  checkpoint_every: int = 1000
+  seed: int = 0
+  strategy: str = "mirrored"
+  num_cpu_devices: int = 1
+  jit_compile: bool = False
+  # Resolved from the data at train time (not a flag): [H, W, C] of one image.
+  image_shape: tuple[int, ...] = ()
+
+  def __post_init__(self):
+    for name, choices in CHOICES.items():
+      if getattr(self, name) not in choices:
+        raise ValueError(f"--{name}={getattr(self, name)!r} is not one of {', '.join(choices)}.")
+    positive = ("latent_dim", "num_samples", "batch_size", "eval_batch_size", "steps_per_loop",
+                "checkpoint_every", "num_cpu_devices")
+    for name in positive:
+      if getattr(self, name) < 1:
+        raise ValueError(f"--{name}={getattr(self, name)} must be a positive integer.")
+    for name in ("epochs", "train_steps", "eval_every"):
+      if getattr(self, name) < 0:
+        raise ValueError(f"--{name}={getattr(self, name)} must be >= 0.")
+    if self.epochs == 0 and self.train_steps == 0:
+      raise ValueError("Set --epochs or --train_steps to a positive number.")
+    if self.beta < 0:
+      raise ValueError(f"--beta={self.beta} must be >= 0.")
+    if self.learning_rate <= 0:
+      raise ValueError(f"--learning_rate={self.learning_rate} must be > 0.")
+    if not 0 < self.validation_fraction < 1:
+      raise ValueError(f"--validation_fraction={self.validation_fraction} must be in (0, 1).")
+    for name in ("hidden_sizes", "conv_filters"):
+      sizes = getattr(self, name)
+      if not sizes or any(s < 1 for s in sizes):
+        raise ValueError(f"--{name}={','.join(map(str, sizes))} must be positive integers.")
+
+  def to_dict(self):
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_dict(cls, values):
+    """Builds a Config from a dict such as `to_dict()` gives; lists become tuples.
+
+    Raises:
+      ValueError: on an unknown key or an invalid value.
+    """
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+      raise ValueError(f"Unknown config keys: {', '.join(unknown)}.")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def save(config, workdir):
+  """Writes `config` to WORKDIR/config.json (atomically: write to a temp name, then rename)."""
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, CONFIG_FILENAME)
+  with open(path + ".tmp", "w") as f:
+    json.dump(config.to_dict(), f, indent=2, sort_keys=True)
+  os.replace(path + ".tmp", path)
+
+
+def load(workdir):
+  """Reads WORKDIR/config.json.
+
+  Raises:
+    FileNotFoundError: if the workdir holds no config.json (no run was started there).
+  """
+  path = os.path.join(workdir, CONFIG_FILENAME)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{path} does not exist: is --workdir={workdir} a tfvae run?")
+  with open(path) as f:
+    return Config.from_dict(json.load(f))
+
+
+# Fields that may change between a run and its resumption (they do not change the model).
+RESUMABLE_CHANGES = frozenset({"epochs", "train_steps", "eval_every", "checkpoint_every",
+                               "steps_per_loop", "eval_batch_size", "strategy", "num_cpu_devices",
+                               "jit_compile", "data_dir"})
+
+
+def check_resumable(saved, new):
+  """Raises ValueError naming the fields where `new` would not continue the run `saved`."""
+  changed = [f.name for f in dataclasses.fields(Config)
+             if f.name not in RESUMABLE_CHANGES and getattr(saved, f.name) != getattr(new, f.name)]
+  if changed:
+    diffs = "; ".join(f"--{n}: {getattr(saved, n)!r} in the workdir, {getattr(new, n)!r} now"
+                      for n in changed)
+    raise ValueError(f"The workdir holds a run with a different config ({diffs}). "
+                     "Use a new --workdir, or the same flags to resume.")
+
+
+def define_flags(flag_values=None):
+  """Defines one absl flag per Config field (but image_shape). Call once, from an entry point."""
+  from absl import flags  # pylint: disable=import-outside-toplevel
+  fv = flag_values or flags.FLAGS
+  hints = typing.get_type_hints(Config)
+  for field in dataclasses.fields(Config):
+    name, default, kind = field.name, field.default, hints[field.name]
+    if name == "image_shape":
+      continue
+    if name in CHOICES:
+      flags.DEFINE_enum(name, default, CHOICES[name], HELP[name], flag_values=fv)
+    elif kind == bool:
+      flags.DEFINE_bool(name, default, HELP[name], flag_values=fv)
+    elif kind == int:
+      flags.DEFINE_integer(name, default, HELP[name], flag_values=fv)
+    elif kind == float:
+      flags.DEFINE_float(name, default, HELP[name], flag_values=fv)
+    elif kind == str:
+      flags.DEFINE_string(name, default, HELP[name], flag_values=fv)
+    else:  # tuple[int, ...]
+      flags.DEFINE_list(name, [str(v) for v in default], HELP[name], flag_values=fv)
+
+
+def from_flags(flag_values):
+  """Builds a Config from parsed absl flags.
+
+  Raises:
+    ValueError: naming the flag at fault, for a value that is not valid.
+  """
+  values = {}
+  for field in dataclasses.fields(Config):
+    if field.name == "image_shape":
+      continue
+    value = flag_values[field.name].value
+    if isinstance(field.default, tuple):
+      try:
+        value = tuple(int(v) for v in value)
+      except ValueError:
+        raise ValueError(f"--{field.name}={','.join(value)} must be comma-separated "
+                         "integers.") from None
+    values[field.name] = value
+  return Config(**values)

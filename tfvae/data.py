@@ -1,0 +1,204 @@
+"""Datasets as in-memory uint8 arrays, and the tf.data pipelines that feed training and evaluation.
+
+Sources: scikit-learn's bundled 8x8 digits (`digits`, no download), and any TFDS image dataset by
+name (`fashion_mnist` is prepared offline from Debian's files when it cannot be downloaded).
+Images stay uint8 in memory; pipelines scale them to [0, 1] float32 and binarize as configured.
+
+A batch is a dict {"image": float32 [B, H, W, C] in [0, 1], "label": int64 [B]} (label -1 when
+the dataset has none).
+"""
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from tfvae import fashion_mnist_local
+
+# Fixed seeds for binarizing once, independent of --seed, so numbers compare across runs.
+_FIXED_BINARIZATION_SEED = {"train": 1, "validation": 2, "test": 3}
+_DIGITS_TEST_FRACTION = 0.2
+
+
+class DataError(ValueError):
+  """A dataset cannot be had or read; the message says which flag to set or what to install."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+  images: np.ndarray  # uint8 [N, H, W, C], values in [0, max_value]
+  labels: np.ndarray  # int64 [N]
+
+  def __len__(self):
+    return len(self.images)
+
+
+@dataclasses.dataclass(frozen=True)
+class Data:
+  train: Split
+  validation: Split
+  test: Split
+  max_value: int  # pixel value that maps to 1.0 (255, or 16 for digits)
+  class_names: tuple[str, ...]
+
+  @property
+  def image_shape(self):
+    return tuple(int(d) for d in self.train.images.shape[1:])
+
+
+def load(config):
+  """Loads `config.dataset`, splits off validation and binarizes as `config.binarization` says.
+
+  Returns:
+    Data with uint8 images. Validation is the last `config.validation_fraction` of the train
+    split; test is the dataset's own test split. With binarization static or dynamic, validation
+    and test are binarized once with fixed seeds; with static, train is too.
+
+  Raises:
+    DataError: if the dataset is unknown, cannot be downloaded or prepared, or has no
+      train/test split.
+  """
+  if config.dataset == "digits":
+    train, test, max_value, names = _load_digits()
+  else:
+    train, test, max_value, names = _load_tfds(config.dataset, config.data_dir)
+  num_validation = int(round(len(train) * config.validation_fraction))
+  if not 0 < num_validation < len(train):
+    raise DataError(f"--validation_fraction={config.validation_fraction} leaves no train or "
+                    f"validation examples out of {len(train)}.")
+  validation = Split(train.images[-num_validation:], train.labels[-num_validation:])
+  train = Split(train.images[:-num_validation], train.labels[:-num_validation])
+  splits = {"train": train, "validation": validation, "test": test}
+  if config.binarization != "none":
+    fixed = ("train", "validation", "test") if config.binarization == "static" else (
+        "validation", "test")
+    for name in fixed:
+      splits[name] = _binarize_once(splits[name], max_value, _FIXED_BINARIZATION_SEED[name])
+  return Data(max_value=max_value, class_names=names, **splits)
+
+
+def _binarize_once(split, max_value, seed):
+  rng = np.random.default_rng(seed)
+  probs = split.images.astype(np.float32) / max_value
+  on = rng.random(probs.shape, dtype=np.float32) < probs
+  return Split((on * max_value).astype(np.uint8), split.labels)
+
+
+def _load_digits():
+  from sklearn import datasets  # pylint: disable=import-outside-toplevel
+  digits = datasets.load_digits()
+  images = digits.images.astype(np.uint8)[..., None]  # [1797, 8, 8, 1], 16 gray levels
+  labels = digits.target.astype(np.int64)
+  order = np.random.default_rng(0).permutation(len(images))
+  num_test = int(round(len(images) * _DIGITS_TEST_FRACTION))
+  test, train = order[:num_test], order[num_test:]
+  return (Split(images[train], labels[train]), Split(images[test], labels[test]), 16,
+          tuple(str(i) for i in range(10)))
+
+
+def _load_tfds(name, data_dir):
+  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+  data_dir = data_dir or None
+  try:
+    builder = tfds.builder(name, data_dir=data_dir)
+  except tfds.core.registered.DatasetNotFoundError:
+    raise DataError(f"--dataset={name} is neither 'digits' nor a TFDS dataset name "
+                    "(see https://www.tensorflow.org/datasets/catalog).") from None
+  if (name == "fashion_mnist" and not builder.is_prepared()
+      and fashion_mnist_local.available()):
+    fashion_mnist_local.prepare(data_dir)
+  try:
+    train, test = tfds.load(name, split=["train", "test"], batch_size=-1, data_dir=data_dir)
+  except Exception as e:  # pylint: disable=broad-except
+    hint = (" Offline, install Debian's copy: apt-get install dataset-fashion-mnist."
+            if name == "fashion_mnist" else "")
+    raise DataError(
+        f"--dataset={name} could not be loaded or downloaded into --data_dir="
+        f"{data_dir or '~/tensorflow_datasets'} ({type(e).__name__}: "
+        f"{str(e).splitlines()[0] if str(e) else ''}). Connect to the internet once, or set "
+        f"--data_dir to a folder where TFDS has prepared it.{hint}") from None
+  if "image" not in train:
+    raise DataError(f"--dataset={name} has no 'image' feature (features: {sorted(train)}).")
+  splits = []
+  for split in (train, test):
+    images = np.asarray(split["image"])
+    if images.dtype != np.uint8 or images.ndim != 4:
+      raise DataError(f"--dataset={name}: images are {images.dtype} {images.shape}; "
+                      "expected uint8 [N, H, W, C].")
+    labels = np.asarray(split.get("label", np.full(len(images), -1)), np.int64)
+    splits.append(Split(images, labels))
+  label = builder.info.features["label"] if "label" in builder.info.features else None
+  names = tuple(label.names) if hasattr(label, "names") else ()
+  return splits[0], splits[1], 255, names
+
+
+def steps_per_epoch(data, batch_size):
+  """Number of full global batches in one pass over the train split."""
+  return max(1, len(data.train) // batch_size)
+
+
+def train_dataset(data, config, start_step=0):
+  """Infinite dataset of global train batches, a pure function of (config.seed, step).
+
+  Each epoch is a fresh permutation of the train split (drop remainder), so a run resumed at
+  `start_step` sees exactly the batches an uninterrupted run would have seen. With dynamic
+  binarization, the pixels are resampled from a seed folded from the step.
+
+  Args:
+    data: Data from `load`.
+    config: Config; uses seed, batch_size and binarization.
+    start_step: int, the global step of the first batch.
+
+  Returns:
+    tf.data.Dataset of batches {"image": float32 [B, H, W, C], "label": int64 [B]}.
+  """
+  batch = config.batch_size
+  per_epoch = steps_per_epoch(data, batch)
+  num = len(data.train)
+  if num < batch:
+    raise DataError(f"--batch_size={batch} is larger than the {num} train examples of "
+                    f"--dataset={config.dataset}.")
+  images = tf.constant(data.train.images)
+  labels = tf.constant(data.train.labels)
+  seed = tf.constant([config.seed, 0], tf.int32)
+
+  def epoch_batches(epoch):
+    epoch_seed = tf.random.experimental.stateless_fold_in(seed, tf.cast(epoch, tf.int32))
+    order = tf.argsort(tf.random.stateless_uniform([num], seed=epoch_seed))
+    return tf.data.Dataset.from_tensor_slices(tf.reshape(order[:per_epoch * batch],
+                                                         [per_epoch, batch]))
+
+  def make_batch(step, indices):
+    x = tf.cast(tf.gather(images, indices), tf.float32) / data.max_value
+    if config.binarization == "dynamic":
+      step_seed = tf.random.experimental.stateless_fold_in(seed + 1, tf.cast(step, tf.int32))
+      x = tf.cast(tf.random.stateless_uniform(tf.shape(x), seed=step_seed) < x, tf.float32)
+    return {"image": x, "label": tf.gather(labels, indices)}
+
+  start_epoch, offset = divmod(start_step, per_epoch)
+  order = (tf.data.Dataset.range(start_epoch, np.iinfo(np.int64).max)
+           .flat_map(epoch_batches).skip(offset))
+  steps = tf.data.Dataset.range(start_step, np.iinfo(np.int64).max)
+  return (tf.data.Dataset.zip(steps, order)
+          .map(make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+          .prefetch(tf.data.AUTOTUNE))
+
+
+def eval_dataset(data, split, batch_size):
+  """Finite dataset over one split, in order, for evaluation.
+
+  Args:
+    data: Data from `load`.
+    split: "train", "validation" or "test".
+    batch_size: global batch size; the last batch may be smaller.
+
+  Returns:
+    tf.data.Dataset of batches {"image": float32 [b, H, W, C], "label": int64 [b]}.
+  """
+  part = getattr(data, split)
+  return (tf.data.Dataset.from_tensor_slices({"image": part.images, "label": part.labels})
+          .batch(batch_size)
+          .map(lambda b: {"image": tf.cast(b["image"], tf.float32) / data.max_value,
+                          "label": b["label"]})
+          .prefetch(tf.data.AUTOTUNE))
+

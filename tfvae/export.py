@@ -1,0 +1,115 @@
+"""SavedModel export of a trained model, and `python -m tfvae.export --workdir=DIR`.
+
+The SavedModel holds only the model's variables and tf.functions that return dicts of tensors,
+so it loads with `tf.saved_model.load` (and serves with TF Serving / `saved_model_cli`) in a
+process that never imports TensorFlow Probability. Signatures (H, W, C = image shape, D =
+latent_dim, all float32 unless noted):
+
+  encode(x [N, H, W, C])          -> loc [N, D], scale [N, D]   (posterior q(z|x))
+  decode(z [N, D])                -> mean [N, H, W, C] and the likelihood's parameters:
+                                     logits (bernoulli) or loc, scale (normal)
+  sample(n int32 [], seed int32 [2]) -> mean [n, H, W, C], sample [n, H, W, C]
+                                     (z ~ p(z), decoded; stateless seed: same seed, same images)
+  reconstruct(x [N, H, W, C])     -> reconstruction [N, H, W, C]  (decoder mean at posterior mean)
+  serving_default                 =  reconstruct
+  elbo(x [N, H, W, C])            -> elbo, rate, distortion [N], nats (num_samples from the
+                                     config, a fixed seed: deterministic)
+"""
+
+import os
+import shutil
+
+from absl import app
+from absl import flags
+import tensorflow as tf
+
+from tfvae import objectives
+
+_ELBO_SEED = (0, 0)
+
+
+class _Exported(tf.Module):
+  """Tracks the variables only; the models are reached through closures (see STACK.md)."""
+
+  def __init__(self, model):
+    super().__init__(name="tfvae")
+    self.model_variables = list(model.variables)
+    config = model.config
+    x_spec = tf.TensorSpec([None, *config.image_shape], tf.float32, name="x")
+    enc, dec = model.encoder, model.decoder
+
+    def likelihood_params(p_x):
+      base = p_x.distribution
+      if config.likelihood == "bernoulli":
+        return {"mean": p_x.mean(), "logits": base.logits}
+      return {"mean": p_x.mean(), "loc": base.loc,
+              "scale": tf.broadcast_to(base.scale, tf.shape(base.loc))}
+
+    @tf.function(input_signature=[x_spec])
+    def encode(x):
+      q_z = enc(x)
+      return {"loc": q_z.mean(), "scale": q_z.stddev()}
+
+    @tf.function(input_signature=[tf.TensorSpec([None, config.latent_dim], tf.float32, name="z")])
+    def decode(z):
+      return likelihood_params(dec(z))
+
+    @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="n"),
+                                  tf.TensorSpec([2], tf.int32, name="seed")])
+    def sample(n, seed):
+      z_seed, x_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+      p_x = dec(model.prior().sample(n, seed=z_seed))
+      return {"mean": p_x.mean(), "sample": tf.cast(p_x.sample(seed=x_seed), tf.float32)}
+
+    @tf.function(input_signature=[x_spec])
+    def reconstruct(x):
+      return {"reconstruction": dec(enc(x).mean()).mean()}
+
+    @tf.function(input_signature=[x_spec])
+    def elbo(x):
+      terms = objectives.elbo_terms(x, enc(x), dec, model.prior(), config.num_samples,
+                                    tf.constant(_ELBO_SEED, tf.int32))
+      return {k: terms[k] for k in ("elbo", "rate", "distortion")}
+
+    self.encode, self.decode, self.sample = encode, decode, sample
+    self.reconstruct, self.elbo = reconstruct, elbo
+
+  def signatures(self):
+    return {"serving_default": self.reconstruct, "encode": self.encode, "decode": self.decode,
+            "sample": self.sample, "reconstruct": self.reconstruct, "elbo": self.elbo}
+
+
+def export(model, path):
+  """Writes `model` as a SavedModel at `path`, replacing what was there only once complete.
+
+  The SavedModel is written to PATH.tmp, then swapped in by renames, so `path` always holds
+  either the previous complete export or the new one.
+
+  Args:
+    model: a tfvae model (tfvae.models) with `config`, `encoder`, `decoder`, `prior()`.
+    path: str, the export folder (WORKDIR/export by convention).
+  """
+  module = _Exported(model)
+  tmp, old = path + ".tmp", path + ".old"
+  shutil.rmtree(tmp, ignore_errors=True)
+  tf.saved_model.save(module, tmp, signatures=module.signatures())
+  if os.path.exists(path):
+    shutil.rmtree(old, ignore_errors=True)
+    os.replace(path, old)
+  os.replace(tmp, path)
+  shutil.rmtree(old, ignore_errors=True)
+
+
+def main(argv):
+  del argv
+  from tfvae import trainer  # pylint: disable=import-outside-toplevel
+  _, model, step = trainer.restore_model(flags.FLAGS.workdir)
+  path = os.path.join(flags.FLAGS.workdir, "export")
+  export(model, path)
+  print(f"Exported the step-{step} model to {path}")
+
+
+if __name__ == "__main__":
+  flags.DEFINE_string("workdir", None, "A tfvae run folder (holds config.json and ckpt/).")
+  flags.mark_flag_as_required("workdir")
+  app.run(main)

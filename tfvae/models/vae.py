@@ -1,0 +1,63 @@
+"""The variational autoencoder (Kingma & Welling 2014) with a beta-weighted rate (Higgins 2017)."""
+
+import tensorflow as tf
+
+from tfvae import networks
+from tfvae import objectives
+
+
+class VAE(tf.Module):
+  """Encoder q(z|x), decoder p(x|z) and prior p(z) = N(0, I), with the shared model interface.
+
+  Args:
+    config: tfvae.config.Config; uses image_shape, latent_dim, architecture, hidden_sizes,
+      conv_filters, likelihood, beta and num_samples.
+
+  The networks are built (weights created) in the constructor, so a checkpoint can be restored
+  into a fresh instance straight away.
+  """
+
+  def __init__(self, config):
+    super().__init__(name="vae")
+    if len(config.image_shape) != 3:
+      raise ValueError(f"config.image_shape must be [H, W, C], got {config.image_shape}.")
+    self.config = config
+    sizes = dict(architecture=config.architecture, hidden_sizes=config.hidden_sizes,
+                 conv_filters=config.conv_filters)
+    self.encoder = networks.Encoder(config.image_shape, config.latent_dim, **sizes,
+                                    name="encoder")
+    self.decoder = networks.Decoder(config.image_shape, config.latent_dim, **sizes,
+                                    likelihood=config.likelihood, name="decoder")
+    self.encoder(tf.zeros([1, *config.image_shape]))
+    self.decoder(tf.zeros([1, config.latent_dim]))
+
+  @property
+  def trainable_variables(self):
+    """Encoder then decoder variables, in a fixed order (optimizer slots are stored by position)."""
+    return list(self.encoder.trainable_variables) + list(self.decoder.trainable_variables)
+
+  @property
+  def variables(self):
+    return list(self.encoder.variables) + list(self.decoder.variables)
+
+  def prior(self):
+    return networks.prior(self.config.latent_dim)
+
+  def losses(self, batch, seed, step, training=True):
+    """Per-example loss terms of one batch.
+
+    Args:
+      batch: dict with "image": float32 [B, H, W, C] in [0, 1].
+      seed: int32 Tensor [2], stateless seed for this step (folded per replica inside).
+      step: int64 scalar Tensor, the global step (for beta schedules).
+      training: bool; False uses beta = 1 so that `loss` is the negative ELBO.
+
+    Returns:
+      dict of float32 Tensors [B], nats: loss (minimized), elbo, rate, distortion.
+    """
+    del step  # constant beta
+    x = batch["image"]
+    q_z = self.encoder(x, training=training)
+    return objectives.elbo_terms(x, q_z, lambda z: self.decoder(z, training=training),
+                                 self.prior(), self.config.num_samples, seed,
+                                 beta=self.config.beta if training else 1.0)

@@ -1,0 +1,103 @@
+"""Keras 3 encoder and decoder networks whose `call()` returns a `tfp.distributions` object.
+
+Encoder: x float32 [B, H, W, C] -> q(z|x) = MultivariateNormalDiag, batch [B], event [latent_dim].
+Decoder: z float32 [..., latent_dim] -> p(x|z) = Independent(..., 3), batch [...], event [H, W, C].
+Both are built with `architecture="mlp"` (Flatten + Dense stack) or `"conv"` (stride-2 3x3 convs;
+the decoder mirrors them with transposed convs and crops to H x W, so any H, W works: 8x8, 28x28,
+32x32, ...). Distribution parameters are float32 whatever the compute dtype.
+"""
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+tfd = tfp.distributions
+
+# Lower bounds that keep log-densities finite on ordinary data.
+MIN_POSTERIOR_SCALE = 1e-4
+MIN_LIKELIHOOD_SCALE = 1e-3
+
+
+def prior(latent_dim):
+  """p(z) = N(0, I) as a MultivariateNormalDiag, event shape [latent_dim]."""
+  return tfd.MultivariateNormalDiag(loc=tf.zeros([latent_dim]), scale_diag=tf.ones([latent_dim]))
+
+
+def _conv_body(conv_filters):
+  return [keras.layers.Conv2D(f, 3, strides=2, padding="same", activation="relu")
+          for f in conv_filters] + [keras.layers.Flatten()]
+
+
+def _mlp_body(hidden_sizes):
+  return [keras.layers.Flatten()] + [keras.layers.Dense(h, activation="relu")
+                                     for h in hidden_sizes]
+
+
+class Encoder(keras.Model):
+  """x [B, H, W, C] -> q(z|x): MultivariateNormalDiag(loc, softplus(.) + MIN_POSTERIOR_SCALE)."""
+
+  def __init__(self, image_shape, latent_dim, architecture="mlp", hidden_sizes=(256, 128),
+               conv_filters=(32, 64), **kwargs):
+    super().__init__(**kwargs)
+    self.image_shape = tuple(image_shape)
+    self.latent_dim = latent_dim
+    body = _mlp_body(hidden_sizes) if architecture == "mlp" else _conv_body(conv_filters)
+    self.body = keras.Sequential([keras.Input(self.image_shape)] + body, name="body")
+    self.head = keras.layers.Dense(2 * latent_dim, dtype="float32", name="posterior_params")
+
+  def call(self, x, training=False):
+    params = self.head(self.body(x, training=training))
+    loc, raw_scale = tf.split(params, 2, axis=-1)
+    return tfd.MultivariateNormalDiag(
+        loc=loc, scale_diag=tf.nn.softplus(raw_scale) + MIN_POSTERIOR_SCALE)
+
+
+class Decoder(keras.Model):
+  """z [..., D] -> p(x|z) with batch shape [...] and event shape image_shape [H, W, C].
+
+  likelihood="bernoulli": Independent(Bernoulli(logits), 3).
+  likelihood="normal": Independent(Normal(loc, scale), 3) with one learned scale shared by all
+  pixels (lower-bounded by MIN_LIKELIHOOD_SCALE).
+  """
+
+  def __init__(self, image_shape, latent_dim, architecture="mlp", hidden_sizes=(256, 128),
+               conv_filters=(32, 64), likelihood="bernoulli", **kwargs):
+    super().__init__(**kwargs)
+    self.image_shape = tuple(image_shape)
+    self.latent_dim = latent_dim
+    self.likelihood = likelihood
+    height, width, channels = self.image_shape
+    layers = [keras.Input((latent_dim,))]
+    if architecture == "mlp":
+      layers += [keras.layers.Dense(h, activation="relu") for h in reversed(hidden_sizes)]
+      layers += [keras.layers.Dense(height * width * channels, dtype="float32"),
+                 keras.layers.Reshape(self.image_shape, dtype="float32")]
+    else:
+      factor = 2 ** len(conv_filters)
+      h0, w0 = math.ceil(height / factor), math.ceil(width / factor)
+      layers += [keras.layers.Dense(h0 * w0 * conv_filters[-1], activation="relu"),
+                 keras.layers.Reshape((h0, w0, conv_filters[-1]))]
+      layers += [keras.layers.Conv2DTranspose(f, 3, strides=2, padding="same", activation="relu")
+                 for f in reversed(conv_filters)]
+      crop_h, crop_w = h0 * factor - height, w0 * factor - width
+      if crop_h or crop_w:
+        layers.append(keras.layers.Cropping2D(((crop_h // 2, crop_h - crop_h // 2),
+                                               (crop_w // 2, crop_w - crop_w // 2))))
+      layers.append(keras.layers.Conv2D(channels, 3, padding="same", dtype="float32"))
+    self.net = keras.Sequential(layers, name="net")
+    if likelihood == "normal":
+      self.raw_scale = self.add_weight(
+          name="raw_scale", shape=(), dtype="float32",
+          initializer=keras.initializers.Constant(float(np.log(np.expm1(1.0)))))
+
+  def call(self, z, training=False):
+    batch_shape = tf.shape(z)[:-1]
+    out = self.net(tf.reshape(z, [-1, self.latent_dim]), training=training)
+    out = tf.reshape(out, tf.concat([batch_shape, self.image_shape], axis=0))
+    if self.likelihood == "bernoulli":
+      return tfd.Independent(tfd.Bernoulli(logits=out, dtype=tf.float32), 3)
+    scale = tf.nn.softplus(self.raw_scale) + MIN_LIKELIHOOD_SCALE
+    return tfd.Independent(tfd.Normal(loc=out, scale=scale), 3)

@@ -1,0 +1,43 @@
+"""TensorBoard writing: scalars and the image grids shown at every evaluation."""
+
+import numpy as np
+import tensorflow as tf
+
+
+def image_grid(images, columns):
+  """Tiles images [N, H, W, C] into one [1, rows*H, columns*W, C] image (blank cells pad).
+
+  Values are clipped to [0, 1].
+  """
+  images = np.clip(np.asarray(images, np.float32), 0.0, 1.0)
+  n, h, w, c = images.shape
+  rows = -(-n // columns)
+  padded = np.zeros([rows * columns, h, w, c], np.float32)
+  padded[:n] = images
+  grid = padded.reshape(rows, columns, h, w, c).transpose(0, 2, 1, 3, 4)
+  return grid.reshape(1, rows * h, columns * w, c)
+
+
+def reconstruction_grid(model, images):
+  """Inputs [N, H, W, C] beside the decoder mean at the posterior mean: a [1, N*H, 2*W, C] grid."""
+  recon = model.decoder(model.encoder(images).mean()).mean()
+  pairs = np.stack([np.asarray(images), np.asarray(recon)], axis=1)  # [N, 2, H, W, C]
+  return image_grid(pairs.reshape(-1, *pairs.shape[2:]), columns=2)
+
+
+def sample_grid(model, num, seed, columns=8):
+  """Decoder means of `num` prior samples drawn with stateless `seed`, as one grid image."""
+  z = model.prior().sample(num, seed=seed)
+  return image_grid(model.decoder(z).mean(), columns)
+
+
+def write_scalars(writer, step, values):
+  with writer.as_default(step=step):
+    for name, value in values.items():
+      tf.summary.scalar(name, value)
+
+
+def write_images(writer, step, model, images, seed):
+  with writer.as_default(step=step):
+    tf.summary.image("reconstructions", reconstruction_grid(model, images))
+    tf.summary.image("samples", sample_grid(model, 32, seed))

@@ -1,0 +1,36 @@
+"""Entry point: `python -m tfvae.train --flagfile=configs/NAME.cfg [--workdir=DIR] [--flag=value]`.
+
+Trains (resuming from WORKDIR's latest checkpoint if there is one), evaluates on the validation
+and test splits, and exports a SavedModel to WORKDIR/export. A flagfile may include another
+(`--flagfile=configs/base.cfg`); flags given later on the command line override it.
+"""
+
+import os
+
+from absl import app
+from absl import flags
+from absl import logging
+
+from tfvae import config as config_lib
+
+flags.DEFINE_string("workdir", "/tmp/tfvae", "Folder for everything this run writes.")
+config_lib.define_flags()
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  try:
+    config = config_lib.from_flags(FLAGS)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None
+  from tfvae import trainer  # pylint: disable=import-outside-toplevel
+  trainer.split_cpu(config.num_cpu_devices)  # before any TF op
+  results = trainer.train_and_evaluate(config, FLAGS.workdir)
+  logging.info("Done: test elbo %.3f nats. Outputs in %s (tensorboard --logdir %s)",
+               results["test"]["elbo"], FLAGS.workdir, os.path.join(FLAGS.workdir, "tensorboard"))
+
+
+if __name__ == "__main__":
+  app.run(main)

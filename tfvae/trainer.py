@@ -1,0 +1,237 @@
+"""Training and evaluation loops: strategy, optimizer, tf.function steps, checkpoints, summaries.
+
+The trainer knows no model internals: it calls `model.losses(batch, seed, step, training)` and
+minimizes the sum of the per-example "loss" divided by the GLOBAL batch size, so one replica and
+N replicas take the same step. Workdir layout: config.json, ckpt/, tensorboard/{train,eval}/,
+export/, eval.json.
+"""
+
+import json
+import os
+import sys
+import time
+
+from absl import logging
+import keras
+import tensorflow as tf
+
+from tfvae import config as config_lib
+from tfvae import data as data_lib
+from tfvae import export as export_lib
+from tfvae import models
+from tfvae import summaries
+
+# TF's own INFO lines (saver sharding, signature renames) drown the progress lines.
+tf.get_logger().setLevel("WARNING")
+
+_EVAL_SEED = (1234, 5678)  # the same noise at every evaluation, so numbers are comparable
+_NUM_SUMMARY_IMAGES = 8
+
+
+def split_cpu(num_devices):
+  """Splits the first CPU into `num_devices` logical devices. Must run before TF initializes."""
+  if num_devices > 1:
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * num_devices)
+
+
+def make_strategy(config):
+  """MirroredStrategy over all GPUs (else all logical CPUs), or OneDeviceStrategy."""
+  gpus = tf.config.list_logical_devices("GPU")
+  devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+  if config.strategy == "one_device":
+    return tf.distribute.OneDeviceStrategy(devices[0])
+  if config.batch_size % len(devices):
+    raise ValueError(f"--batch_size={config.batch_size} is not divisible by the {len(devices)} "
+                     "replicas of --strategy=mirrored.")
+  return tf.distribute.MirroredStrategy(devices)
+
+
+class Trainer:
+  """Owns the model, optimizer, step counter and checkpoint of one run under one strategy.
+
+  Args:
+    config: a Config with image_shape resolved.
+    strategy: a tf.distribute.Strategy.
+    workdir: str or None; checkpoints go to WORKDIR/ckpt when given.
+  """
+
+  def __init__(self, config, strategy, workdir=None):
+    self.config = config
+    self.strategy = strategy
+    with strategy.scope():
+      self.model = models.build(config)
+      self.optimizer = keras.optimizers.Adam(config.learning_rate)
+      self.optimizer.build(self.model.trainable_variables)
+      self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
+                                          step=self.step)
+    self.manager = None
+    if workdir:
+      self.manager = tf.train.CheckpointManager(self.checkpoint, os.path.join(workdir, "ckpt"),
+                                                max_to_keep=3)
+    self._seed = tf.constant([config.seed, 1], tf.int32)
+    self._train_loop = tf.function(self._train_loop_fn)
+    self._eval_step = tf.function(self._eval_step_fn)
+    self._grads = tf.function(self._grads_fn, jit_compile=True) if config.jit_compile else (
+        self._grads_fn)
+
+  def restore(self):
+    """Restores the latest checkpoint, if any. Returns the step reached."""
+    if self.manager and self.manager.latest_checkpoint:
+      self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+    return int(self.step.numpy())
+
+  def save(self):
+    if self.manager:
+      self.manager.save(checkpoint_number=self.step)
+
+  def _grads_fn(self, batch, seed, step):
+    variables = self.model.trainable_variables
+    with tf.GradientTape() as tape:
+      terms = self.model.losses(batch, seed, step, training=True)
+      loss = tf.nn.compute_average_loss(terms["loss"], global_batch_size=self.config.batch_size)
+    return tape.gradient(loss, variables), {k: tf.reduce_sum(v) for k, v in terms.items()}
+
+  def _train_step_fn(self, batch, seed, step):
+    grads, sums = self._grads(batch, seed, step)
+    self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+    return sums
+
+  def _one_step(self, iterator):
+    step = self.step.read_value()
+    seed = tf.random.experimental.stateless_fold_in(self._seed, tf.cast(step, tf.int32))
+    per_replica = self.strategy.run(self._train_step_fn, args=(next(iterator), seed, step))
+    self.step.assign_add(1)
+    return {k: self.strategy.reduce("SUM", v, axis=None) for k, v in per_replica.items()}
+
+  def _train_loop_fn(self, iterator, num_steps):
+    sums = self._one_step(iterator)
+    for _ in tf.range(num_steps - 1):
+      sums = {k: v + w for (k, v), w in zip(sums.items(), self._one_step(iterator).values())}
+    return sums
+
+  def train(self, iterator, num_steps):
+    """Runs `num_steps` train steps (one tf.function call) from a distributed iterator.
+
+    Returns:
+      dict of Python floats: the mean per-example loss, elbo, rate, distortion over the steps.
+    """
+    sums = self._train_loop(iterator, tf.constant(num_steps, tf.int64))
+    return {k: float(v) / (num_steps * self.config.batch_size) for k, v in sums.items()}
+
+  def _eval_step_fn(self, batch):
+    def replica_fn(batch):
+      terms = self.model.losses(batch, tf.constant(_EVAL_SEED, tf.int32), self.step,
+                                training=False)
+      sums = {k: tf.reduce_sum(v) for k, v in terms.items()}
+      sums["count"] = tf.cast(tf.shape(batch["image"])[0], tf.float32)
+      return sums
+    per_replica = self.strategy.run(replica_fn, args=(batch,))
+    return {k: self.strategy.reduce("SUM", v, axis=None) for k, v in per_replica.items()}
+
+  def evaluate(self, dataset):
+    """Mean per-example loss (beta = 1), elbo, rate and distortion over a finite dataset."""
+    totals = {}
+    for batch in self.strategy.experimental_distribute_dataset(dataset):
+      for k, v in self._eval_step(batch).items():
+        totals[k] = totals.get(k, 0.0) + float(v)
+    count = totals.pop("count")
+    return {k: v / count for k, v in totals.items()}
+
+
+def restore_model(workdir):
+  """Rebuilds the model of a run from WORKDIR/config.json and its latest checkpoint.
+
+  Returns:
+    (config, model, step): the run's Config, the model with restored weights, the int step.
+
+  Raises:
+    FileNotFoundError: if the workdir has no config.json or no checkpoint.
+  """
+  config = config_lib.load(workdir)
+  model = models.build(config)
+  step = tf.Variable(0, dtype=tf.int64)
+  latest = tf.train.latest_checkpoint(os.path.join(workdir, "ckpt"))
+  if latest is None:
+    raise FileNotFoundError(f"No checkpoint in {os.path.join(workdir, 'ckpt')}: train first.")
+  status = tf.train.Checkpoint(model=model, step=step).restore(latest)
+  status.assert_existing_objects_matched().expect_partial()
+  return config, model, int(step.numpy())
+
+
+def train_and_evaluate(config, workdir):
+  """Trains `config` in `workdir`, resuming from its latest checkpoint, then evaluates and exports.
+
+  Returns:
+    dict with the final "validation" and "test" metrics (nats per example) and "step"; the
+    same is written to WORKDIR/eval.json.
+
+  Raises:
+    ValueError: if workdir holds a run with a different config, or the config is invalid for
+      the data (tfvae.data.DataError).
+  """
+  data = data_lib.load(config)
+  config = config_lib.Config.from_dict({**config.to_dict(), "image_shape": data.image_shape})
+  if os.path.exists(os.path.join(workdir, config_lib.CONFIG_FILENAME)):
+    config_lib.check_resumable(config_lib.load(workdir), config)
+  config_lib.save(config, workdir)
+
+  strategy = make_strategy(config)
+  trainer = Trainer(config, strategy, workdir)
+  start = trainer.restore()
+  per_epoch = data_lib.steps_per_epoch(data, config.batch_size)
+  total = config.train_steps or config.epochs * per_epoch
+  eval_every = config.eval_every or per_epoch
+  logging.info("%s: %d train / %d validation / %d test images %s, %d replicas, steps %d -> %d",
+               config.dataset, len(data.train), len(data.validation), len(data.test),
+               data.image_shape, strategy.num_replicas_in_sync, start, total)
+
+  writers = {name: tf.summary.create_file_writer(os.path.join(workdir, "tensorboard", name))
+             for name in ("train", "eval")}
+  validation = data_lib.eval_dataset(data, "validation", config.eval_batch_size)
+  summary_images = tf.constant(data.validation.images[:_NUM_SUMMARY_IMAGES] / data.max_value,
+                               tf.float32)
+  iterator = iter(strategy.experimental_distribute_dataset(
+      data_lib.train_dataset(data, config, start_step=start)))
+  progress = keras.utils.Progbar(total, verbose=1 if sys.stderr.isatty() else 0,
+                                 unit_name="step")
+  step = start
+  while step < total:
+    boundary = min(total, step + config.steps_per_loop, (step // eval_every + 1) * eval_every,
+                   (step // config.checkpoint_every + 1) * config.checkpoint_every)
+    began = time.perf_counter()
+    metrics = trainer.train(iterator, boundary - step)
+    seconds = time.perf_counter() - began
+    examples_per_second = (boundary - step) * config.batch_size / seconds
+    step = boundary
+    summaries.write_scalars(writers["train"], step, {
+        **metrics, "beta": config.beta, "learning_rate": config.learning_rate,
+        "examples_per_second": examples_per_second})
+    progress.update(step, [("elbo", metrics["elbo"])])
+    if step % eval_every == 0 or step == total:
+      metrics = trainer.evaluate(validation)
+      summaries.write_scalars(writers["eval"], step, metrics)
+      summaries.write_images(writers["eval"], step, trainer.model, summary_images,
+                             tf.constant(_EVAL_SEED, tf.int32))
+      writers["eval"].flush()
+      writers["train"].flush()
+      logging.info("step %d  epoch %.2f  validation elbo %.3f  rate %.3f  distortion %.3f  "
+                   "(%.0f examples/s)", step, step / per_epoch, metrics["elbo"], metrics["rate"],
+                   metrics["distortion"], examples_per_second)
+    if step % config.checkpoint_every == 0 or step == total:
+      trainer.save()
+
+  results = {"step": step,
+             "validation": trainer.evaluate(validation),
+             "test": trainer.evaluate(data_lib.eval_dataset(data, "test", config.eval_batch_size))}
+  with open(os.path.join(workdir, "eval.json.tmp"), "w") as f:
+    json.dump(results, f, indent=2)
+  os.replace(os.path.join(workdir, "eval.json.tmp"), os.path.join(workdir, "eval.json"))
+  logging.info("step %d  test elbo %.3f  rate %.3f  distortion %.3f", step,
+               results["test"]["elbo"], results["test"]["rate"], results["test"]["distortion"])
+  export_lib.export(trainer.model, os.path.join(workdir, "export"))
+  for writer in writers.values():
+    writer.close()
+  return results
