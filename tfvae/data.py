@@ -108,7 +108,8 @@ def _load_tfds(name, data_dir):
       and fashion_mnist_local.available()):
     fashion_mnist_local.prepare(data_dir)
   try:
-    train, test = tfds.load(name, split=["train", "test"], batch_size=-1, data_dir=data_dir)
+    loaded = [_to_numpy(tfds, tfds.load(name, split=split, data_dir=data_dir))
+              for split in ("train", "test")]
   except Exception as e:  # pylint: disable=broad-except
     hint = (" Offline, install Debian's copy: apt-get install dataset-fashion-mnist."
             if name == "fashion_mnist" else "")
@@ -117,19 +118,26 @@ def _load_tfds(name, data_dir):
         f"{data_dir or '~/tensorflow_datasets'} ({type(e).__name__}: "
         f"{str(e).splitlines()[0] if str(e) else ''}). Connect to the internet once, or set "
         f"--data_dir to a folder where TFDS has prepared it.{hint}") from None
-  if "image" not in train:
-    raise DataError(f"--dataset={name} has no 'image' feature (features: {sorted(train)}).")
   splits = []
-  for split in (train, test):
-    images = np.asarray(split["image"])
+  for split in loaded:
+    if "image" not in split:
+      raise DataError(f"--dataset={name} has no 'image' feature (features: {sorted(split)}).")
+    images = split["image"]
     if images.dtype != np.uint8 or images.ndim != 4:
       raise DataError(f"--dataset={name}: images are {images.dtype} {images.shape}; "
                       "expected uint8 [N, H, W, C].")
-    labels = np.asarray(split.get("label", np.full(len(images), -1)), np.int64)
+    labels = split.get("label", np.full(len(images), -1)).astype(np.int64)
     splits.append(Split(images, labels))
   label = builder.info.features["label"] if "label" in builder.info.features else None
   names = tuple(label.names) if hasattr(label, "names") else ()
   return splits[0], splits[1], 255, names
+
+
+def _to_numpy(tfds, dataset):
+  """All of a TFDS split as a dict of numpy arrays (batch_size=-1 aborts on unknown cardinality)."""
+  batches = list(tfds.as_numpy(dataset.batch(4096)))
+  return {key: np.concatenate([b[key] for b in batches]) for key in batches[0]
+          if key in ("image", "label")}
 
 
 def steps_per_epoch(data, batch_size):

@@ -18,7 +18,15 @@ config_lib.define_flags()
 FLAGS = flags.FLAGS
 
 
+class _TfvaeInfoOnly:
+  """Drops the INFO lines of TF's own modules (saver, signature renames); keeps tfvae's."""
+
+  def filter(self, record):
+    return record.levelno >= logging.WARNING or "tfvae" in record.pathname
+
+
 def main(argv):
+  logging.get_absl_handler().python_handler.addFilter(_TfvaeInfoOnly())
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   try:

@@ -21,9 +21,6 @@ from tfvae import export as export_lib
 from tfvae import models
 from tfvae import summaries
 
-# TF's own INFO lines (saver sharding, signature renames) drown the progress lines.
-tf.get_logger().setLevel("WARNING")
-
 _EVAL_SEED = (1234, 5678)  # the same noise at every evaluation, so numbers are comparable
 _NUM_SUMMARY_IMAGES = 8
 
@@ -60,6 +57,7 @@ class Trainer:
   def __init__(self, config, strategy, workdir=None):
     self.config = config
     self.strategy = strategy
+    keras.utils.set_random_seed(config.seed)  # weight initialization
     with strategy.scope():
       self.model = models.build(config)
       self.optimizer = keras.optimizers.Adam(config.learning_rate)

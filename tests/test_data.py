@@ -1,0 +1,107 @@
+import gzip
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from tfvae import config as config_lib
+from tfvae import data as data_lib
+from tfvae import fashion_mnist_local
+
+
+def _digits(**kwargs):
+  return data_lib.load(config_lib.Config(dataset="digits", **kwargs))
+
+
+def test_digits_splits_are_disjoint_deterministic_and_cover_the_data():
+  data = _digits(binarization="none")
+  assert (len(data.train), len(data.validation), len(data.test)) == (1198, 240, 359)
+  assert data.image_shape == (8, 8, 1) and data.max_value == 16
+  assert data.train.images.dtype == np.uint8 and data.train.images.max() == 16
+  again = _digits(binarization="none")
+  np.testing.assert_array_equal(data.test.images, again.test.images)
+  rows = {im.tobytes() for s in (data.train, data.validation, data.test) for im in s.images}
+  assert len(rows) > 1700  # (a few digits images are exact duplicates of each other)
+
+
+@pytest.mark.parametrize("binarization", ["static", "dynamic"])
+def test_binarization_fixes_validation_and_test(binarization):
+  data = _digits(binarization=binarization)
+  for split in (data.validation, data.test):
+    assert set(np.unique(split.images)) <= {0, 16}
+  np.testing.assert_array_equal(data.test.images, _digits(binarization=binarization,
+                                                          seed=5).test.images)
+  train_binary = set(np.unique(data.train.images)) <= {0, 16}
+  assert train_binary == (binarization == "static")
+
+
+def _batches(data, config, start, count):
+  it = iter(data_lib.train_dataset(data, config, start_step=start))
+  return [next(it) for _ in range(count)]
+
+
+def test_train_pipeline_is_a_function_of_the_step_so_resuming_sees_the_same_batches():
+  config = config_lib.Config(dataset="digits", batch_size=100)  # 11 steps per epoch
+  data = data_lib.load(config)
+  full = _batches(data, config, 0, 25)
+  resumed = _batches(data, config, 13, 12)
+  for a, b in zip(full[13:], resumed):
+    np.testing.assert_array_equal(a["image"], b["image"])
+    np.testing.assert_array_equal(a["label"], b["label"])
+  epoch = np.concatenate([b["label"] for b in full[:11]])
+  assert len(epoch) == 1100 and full[0]["image"].shape == (100, 8, 8, 1)
+  assert not np.array_equal(full[0]["label"], full[11]["label"])  # reshuffled each epoch
+
+
+def test_dynamic_binarization_resamples_each_time_an_example_is_seen():
+  config = config_lib.Config(dataset="digits", batch_size=1198)  # one batch = the whole split
+  data = data_lib.load(config)
+  first, second = (b["image"].numpy() for b in _batches(data, config, 0, 2))
+  assert set(np.unique(first)) == {0.0, 1.0}
+  # Both batches hold every train example once, so per-pixel sums over the batch compare the
+  # same examples: both are close to the gray-level sums (Bernoulli means), yet they differ.
+  gray_sum = (data.train.images.astype(np.float32) / 16).sum(axis=0)
+  for batch in (first, second):
+    np.testing.assert_allclose(batch.sum(axis=0), gray_sum, atol=60)
+  assert np.abs(first.sum(axis=0) - second.sum(axis=0)).max() > 5
+
+
+def test_eval_pipeline_keeps_order_and_the_last_partial_batch():
+  data = _digits()
+  batches = list(data_lib.eval_dataset(data, "test", 100))
+  assert [len(b["label"]) for b in batches] == [100, 100, 100, 59]
+  np.testing.assert_array_equal(np.concatenate([b["label"] for b in batches]), data.test.labels)
+
+
+def test_unknown_dataset_gives_one_clear_error():
+  with pytest.raises(data_lib.DataError, match="--dataset=no_such_set is neither"):
+    data_lib.load(config_lib.Config(dataset="no_such_set"))
+
+
+def test_tfds_path_with_mocked_mnist(tmp_path):
+  with tfds.testing.mock_data(num_examples=120):
+    data = data_lib.load(config_lib.Config(dataset="mnist", data_dir=str(tmp_path),
+                                           validation_fraction=0.25))
+  assert data.image_shape == (28, 28, 1) and data.max_value == 255
+  assert (len(data.train), len(data.validation), len(data.test)) == (90, 30, 120)
+  assert set(np.unique(data.test.images)) <= {0, 255}
+
+
+@pytest.mark.slow
+def test_real_fashion_mnist_through_tfds(fashion_mnist_dir):
+  data = data_lib.load(config_lib.Config(dataset="fashion_mnist", data_dir=fashion_mnist_dir))
+  assert (len(data.train), len(data.validation), len(data.test)) == (50000, 10000, 10000)
+  assert data.class_names[0] == "T-shirt/top"
+  assert np.bincount(data.test.labels).tolist() == [1000] * 10
+
+
+def test_corrupt_idx_file_is_named(tmp_path):
+  bad = tmp_path / "train-images-idx3-ubyte.gz"
+  with gzip.open(bad, "wb") as f:
+    f.write(b"\x00\x00\x08\x03" + b"\x00" * 100)
+  with pytest.raises(ValueError, match="train-images-idx3-ubyte.gz is not an IDX images file"):
+    fashion_mnist_local.check_idx(str(bad), "images", 60000)
+  not_gzip = tmp_path / "x.gz"
+  not_gzip.write_bytes(b"plain")
+  with pytest.raises(ValueError, match="not a readable gzip file"):
+    fashion_mnist_local.check_idx(str(not_gzip), "labels", 10)

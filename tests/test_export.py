@@ -1,0 +1,90 @@
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfvae import config as config_lib
+from tfvae import data as data_lib
+from tfvae import export as export_lib
+from tfvae import objectives
+from tfvae import trainer as trainer_lib
+
+# Runs in a fresh interpreter that imports TensorFlow only.
+_LOAD_WITHOUT_TFP = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+m = tf.saved_model.load(sys.argv[1])
+x = tf.constant(np.load(sys.argv[2]))
+out = {
+    "signatures": sorted(m.signatures),
+    "reconstruction": m.signatures["reconstruct"](x=x)["reconstruction"].numpy().tolist(),
+    "serving": m.signatures["serving_default"](x=x)["reconstruction"].numpy().tolist(),
+    "loc": m.signatures["encode"](x=x)["loc"].numpy().tolist(),
+    "elbo": m.signatures["elbo"](x=x)["elbo"].numpy().tolist(),
+    "sample_a": m.signatures["sample"](n=tf.constant(3), seed=tf.constant([4, 2]))["sample"]
+                .numpy().tolist(),
+    "sample_b": m.signatures["sample"](n=tf.constant(3), seed=tf.constant([4, 2]))["sample"]
+                .numpy().tolist(),
+    "tfp_imported": "tensorflow_probability" in sys.modules,
+}
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("likelihood,architecture", [("bernoulli", "mlp"), ("normal", "conv")])
+def test_export_loads_without_tfp_and_matches_the_model(tmp_path, likelihood, architecture):
+  config = config_lib.Config(hidden_sizes=(16,), conv_filters=(8, 8), latent_dim=3,
+                             likelihood=likelihood, architecture=architecture,
+                             image_shape=(8, 8, 1))
+  data = data_lib.load(config)
+  trainer = trainer_lib.Trainer(config, tf.distribute.OneDeviceStrategy("/cpu:0"))
+  trainer.train(iter(data_lib.train_dataset(data, config)), 3)
+  model = trainer.model
+  path = str(tmp_path / "export")
+  export_lib.export(model, path)
+  x = (data.test.images[:5] / 16).astype(np.float32)
+  np.save(tmp_path / "x.npy", x)
+  proc = subprocess.run([sys.executable, "-c", _LOAD_WITHOUT_TFP, path, str(tmp_path / "x.npy")],
+                        capture_output=True, text=True, check=True)
+  out = json.loads(proc.stdout.strip().splitlines()[-1])
+  assert not out["tfp_imported"]
+  assert out["signatures"] == sorted(["serving_default", "encode", "decode", "sample",
+                                      "reconstruct", "elbo"])
+  expected = model.decoder(model.encoder(x).mean()).mean().numpy()
+  np.testing.assert_allclose(out["reconstruction"], expected, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(out["serving"], expected, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(out["loc"], model.encoder(x).mean(), rtol=1e-5, atol=1e-6)
+  terms = objectives.elbo_terms(x, model.encoder(x), model.decoder, model.prior(),
+                                config.num_samples, tf.constant([0, 0], tf.int32))
+  np.testing.assert_allclose(out["elbo"], terms["elbo"], rtol=1e-5)
+  assert out["sample_a"] == out["sample_b"]  # stateless seed: reproducible samples
+  assert np.array(out["sample_a"]).shape == (3, 8, 8, 1)
+
+
+def test_saved_model_cli_lists_signatures_with_shapes(tmp_path):
+  config = config_lib.Config(hidden_sizes=(8,), latent_dim=2, image_shape=(8, 8, 1))
+  trainer = trainer_lib.Trainer(config, tf.distribute.OneDeviceStrategy("/cpu:0"))
+  export_lib.export(trainer.model, str(tmp_path / "export"))
+  cli = shutil.which("saved_model_cli")
+  if cli is None:
+    pytest.skip("saved_model_cli is not on PATH")
+  shown = subprocess.run([cli, "show", "--all", "--dir", str(tmp_path / "export")],
+                         capture_output=True, text=True, check=True).stdout
+  for name in ("serving_default", "encode", "decode", "sample", "reconstruct", "elbo"):
+    assert f"signature_def['{name}']" in shown
+  assert "shape: (-1, 8, 8, 1)" in shown and "shape: (-1, 2)" in shown
+
+
+def test_export_replaces_a_previous_export_only_when_complete(tmp_path):
+  config = config_lib.Config(hidden_sizes=(8,), latent_dim=2, image_shape=(8, 8, 1))
+  trainer = trainer_lib.Trainer(config, tf.distribute.OneDeviceStrategy("/cpu:0"))
+  path = str(tmp_path / "export")
+  export_lib.export(trainer.model, path)
+  export_lib.export(trainer.model, path)
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
+  assert "reconstruct" in tf.saved_model.load(path).signatures

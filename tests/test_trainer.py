@@ -1,0 +1,94 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfvae import config as config_lib
+from tfvae import data as data_lib
+from tfvae import trainer as trainer_lib
+
+
+@pytest.fixture(scope="module")
+def digits():
+  config = config_lib.Config(dataset="digits", hidden_sizes=(32,), latent_dim=4, batch_size=64,
+                             num_samples=2, image_shape=(8, 8, 1))
+  return config, data_lib.load(config)
+
+
+def _values(variables):
+  return [v.numpy().copy() for v in variables]
+
+
+def _iterator(trainer, data, config, start=0):
+  return iter(trainer.strategy.experimental_distribute_dataset(
+      data_lib.train_dataset(data, config, start_step=start)))
+
+
+def test_train_step_changes_every_weight_and_evaluation_changes_none(digits):
+  config, data = digits
+  trainer = trainer_lib.Trainer(config, tf.distribute.OneDeviceStrategy("/cpu:0"))
+  before = _values(trainer.model.variables)
+  metrics = trainer.evaluate(data_lib.eval_dataset(data, "validation", 100))
+  assert set(metrics) == {"loss", "elbo", "rate", "distortion"}
+  np.testing.assert_allclose(metrics["elbo"], -(metrics["rate"] + metrics["distortion"]),
+                             rtol=1e-5)
+  for a, b in zip(before, _values(trainer.model.variables)):
+    np.testing.assert_array_equal(a, b)
+  assert int(trainer.step.numpy()) == 0
+  trainer.train(_iterator(trainer, data, config), 1)
+  assert int(trainer.step.numpy()) == 1
+  for a, b in zip(before, _values(trainer.model.variables)):
+    assert not np.allclose(a, b)
+
+
+def test_training_improves_the_validation_elbo(digits):
+  config, data = digits
+  trainer = trainer_lib.Trainer(config, tf.distribute.OneDeviceStrategy("/cpu:0"))
+  validation = data_lib.eval_dataset(data, "validation", 100)
+  start = trainer.evaluate(validation)["elbo"]
+  trainer.train(_iterator(trainer, data, config), 150)
+  assert trainer.evaluate(validation)["elbo"] > start + 5
+
+
+def test_two_replicas_take_the_same_step_as_one(digits):
+  config, data = digits
+  one = trainer_lib.Trainer(config, tf.distribute.MirroredStrategy(["/cpu:0"]))
+  two = trainer_lib.Trainer(config, tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+  assert two.strategy.num_replicas_in_sync == 2
+  for a, b in zip(one.model.variables, two.model.variables):
+    b.assign(a.numpy())
+  before = _values(one.model.variables)
+  m1 = one.train(_iterator(one, data, config), 3)
+  m2 = two.train(_iterator(two, data, config), 3)
+  np.testing.assert_allclose(m1["loss"], m2["loss"], rtol=1e-6)
+  for a, b, b0 in zip(one.model.variables, two.model.variables, before):
+    np.testing.assert_allclose(a.numpy() - b0, b.numpy() - b0, atol=1e-6)
+
+
+def test_checkpoint_restores_every_variable_into_a_fresh_model(digits, tmp_path):
+  config, data = digits
+  workdir = str(tmp_path)
+  config_lib.save(config, workdir)
+  trainer = trainer_lib.Trainer(config, tf.distribute.OneDeviceStrategy("/cpu:0"), workdir)
+  trainer.train(_iterator(trainer, data, config), 5)
+  trainer.save()
+  restored_config, model, step = trainer_lib.restore_model(workdir)
+  assert restored_config == config and step == 5
+  assert len(model.variables) == len(trainer.model.variables) > 4
+  for a, b in zip(trainer.model.variables, model.variables):
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+  # The optimizer state comes back too: a resumed trainer continues at the same step and moments.
+  resumed = trainer_lib.Trainer(config, tf.distribute.OneDeviceStrategy("/cpu:0"), workdir)
+  assert resumed.restore() == 5
+  for a, b in zip(trainer.optimizer.variables, resumed.optimizer.variables):
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_restore_model_without_checkpoint_says_train_first(tmp_path):
+  config_lib.save(config_lib.Config(image_shape=(8, 8, 1)), str(tmp_path))
+  with pytest.raises(FileNotFoundError, match="train first"):
+    trainer_lib.restore_model(str(tmp_path))
+
+
+def test_mirrored_strategy_rejects_a_batch_that_does_not_split():
+  with pytest.raises(ValueError, match="--batch_size=65"):
+    trainer_lib.make_strategy(config_lib.Config(batch_size=65))
