@@ -1,0 +1,114 @@
+"""End to end: the real `python -m tfvae.train` / `tfvae.export` entry points on real data."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import run_module
+from tfvae import trainer as trainer_lib
+
+QUICK = ["--flagfile=configs/quickstart.cfg", "--train_steps=120", "--eval_every=60",
+         "--checkpoint_every=60", "--steps_per_loop=20"]
+
+
+def _scalars(event_dir):
+  """{tag: [(step, value), ...]} read back from TensorBoard event files."""
+  out = {}
+  for path in sorted(glob.glob(os.path.join(event_dir, "events.out.tfevents.*"))):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      for value in event.summary.value:
+        out.setdefault(value.tag, []).append(
+            (event.step, float(tf.make_ndarray(value.tensor)) if value.tensor.dtype == 1
+             else None))
+  return out
+
+
+@pytest.fixture(scope="module")
+def quickstart_run(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp("quickstart"))
+  proc = run_module("tfvae.train", *QUICK, f"--workdir={workdir}")
+  return workdir, proc
+
+
+def test_quickstart_writes_config_events_eval_and_export(quickstart_run):
+  workdir, proc = quickstart_run
+  assert "validation elbo" in proc.stderr and "test elbo" in proc.stderr
+  assert json.load(open(os.path.join(workdir, "config.json")))["image_shape"] == [8, 8, 1]
+  results = json.load(open(os.path.join(workdir, "eval.json")))
+  assert results["step"] == 120 and -60 < results["test"]["elbo"] < 0
+  train = _scalars(os.path.join(workdir, "tensorboard", "train"))
+  for tag in ("loss", "elbo", "rate", "distortion", "beta", "learning_rate",
+              "examples_per_second"):
+    assert [s for s, _ in train[tag]] == [20, 40, 60, 80, 100, 120], tag
+  evals = _scalars(os.path.join(workdir, "tensorboard", "eval"))
+  assert [s for s, _ in evals["elbo"]] == [60, 120]
+  assert evals["elbo"][-1][1] > train["elbo"][0][1]  # it learned
+  assert {"reconstructions", "samples"} <= set(evals)
+  assert os.path.exists(os.path.join(workdir, "export", "saved_model.pb"))
+
+
+def test_export_in_a_fresh_process_reproduces_the_model(quickstart_run, tmp_path):
+  workdir, _ = quickstart_run
+  run_module("tfvae.export", f"--workdir={workdir}")
+  _, model, step = trainer_lib.restore_model(workdir)
+  assert step == 120
+  x = np.random.default_rng(0).integers(0, 2, [4, 8, 8, 1]).astype(np.float32)
+  np.save(tmp_path / "x.npy", x)
+  script = ("import sys, numpy as np, tensorflow as tf\n"
+            "m = tf.saved_model.load(sys.argv[1])\n"
+            "r = m.signatures['reconstruct'](x=tf.constant(np.load(sys.argv[2])))\n"
+            "np.save(sys.argv[3], r['reconstruction'].numpy())\n"
+            "assert 'tensorflow_probability' not in sys.modules\n")
+  subprocess.run([sys.executable, "-c", script, os.path.join(workdir, "export"),
+                  str(tmp_path / "x.npy"), str(tmp_path / "r.npy")], check=True)
+  np.testing.assert_allclose(np.load(tmp_path / "r.npy"),
+                             model.decoder(model.encoder(x).mean()).mean(), rtol=1e-5,
+                             atol=1e-6)
+
+
+def test_rerunning_resumes_from_the_checkpoint_and_refuses_another_model(tmp_path):
+  workdir = str(tmp_path)
+  run_module("tfvae.train", *QUICK, "--train_steps=60", f"--workdir={workdir}")
+  proc = run_module("tfvae.train", *QUICK, f"--workdir={workdir}")
+  assert "steps 60 -> 120" in proc.stderr
+  steps = [s for s, _ in _scalars(os.path.join(workdir, "tensorboard", "train"))["loss"]]
+  assert steps == [20, 40, 60, 80, 100, 120]  # nothing trained twice
+  proc = run_module("tfvae.train", *QUICK, f"--workdir={workdir}")
+  assert "steps 120 -> 120" in proc.stderr
+  bad = run_module("tfvae.train", *QUICK, "--latent_dim=3", f"--workdir={workdir}", check=False)
+  assert bad.returncode != 0 and "--latent_dim: 8 in the workdir, 3 now" in bad.stderr
+  assert json.load(open(os.path.join(workdir, "config.json")))["latent_dim"] == 8
+
+
+def test_two_cpu_replicas_from_the_command_line(tmp_path):
+  proc = run_module("tfvae.train", *QUICK, "--train_steps=40", "--num_cpu_devices=2",
+                    f"--workdir={tmp_path}")
+  assert "2 replicas" in proc.stderr
+  assert json.load(open(tmp_path / "eval.json"))["step"] == 40
+
+
+def test_bad_flag_value_exits_with_a_message_naming_it(tmp_path):
+  proc = run_module("tfvae.train", *QUICK, "--latent_dim=0", f"--workdir={tmp_path}",
+                    check=False)
+  assert proc.returncode != 0 and "--latent_dim=0 must be a positive integer" in proc.stderr
+  assert "Traceback" not in proc.stderr and not os.listdir(tmp_path)
+
+
+@pytest.mark.slow
+def test_real_fashion_mnist_end_to_end(fashion_mnist_dir, tmp_path):
+  proc = run_module("tfvae.train", "--flagfile=configs/fashion_mnist_mlp.cfg",
+                    f"--data_dir={fashion_mnist_dir}", "--train_steps=300", "--eval_every=100",
+                    f"--workdir={tmp_path}")
+  assert "50000 train / 10000 validation / 10000 test images (28, 28, 1)" in proc.stderr
+  evals = _scalars(os.path.join(tmp_path, "tensorboard", "eval"))["elbo"]
+  assert [s for s, _ in evals] == [100, 200, 300]
+  assert evals[-1][1] > evals[0][1]
+  results = json.load(open(tmp_path / "eval.json"))
+  assert -330 < results["test"]["elbo"] < -230  # a few hundred steps: far from converged
+  assert os.path.exists(tmp_path / "export" / "saved_model.pb")
