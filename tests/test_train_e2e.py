@@ -72,6 +72,22 @@ def test_export_in_a_fresh_process_reproduces_the_model(quickstart_run, tmp_path
                              atol=1e-6)
 
 
+def test_evaluate_cli_adds_the_importance_weighted_bound_to_eval_json(quickstart_run):
+  workdir, _ = quickstart_run
+  proc = run_module("tfvae.evaluate", f"--workdir={workdir}", "--split=test",
+                    "--num_importance_samples=200", "--chunk_size=50")
+  assert "iwae_bound(K=200)" in proc.stderr
+  results = json.load(open(os.path.join(workdir, "eval.json")))
+  test = results["test"]
+  assert "validation" in results  # the other splits written by training are kept
+  assert test["num_importance_samples"] == 200 and test["num_examples"] == 359
+  assert test["step"] == 120 and test["split"] == "test" and test["binarization"] == "dynamic"
+  assert test["elbo"] < test["iwae_bound"] == -test["nll"] < 0
+  assert len(test["rate_per_dimension"]) == 8 and 0 <= test["active_units"] <= 8
+  evals = _scalars(os.path.join(workdir, "tensorboard", "eval"))
+  assert evals["test_K200/nll"] == [(120, pytest.approx(test["nll"], rel=1e-5))]
+
+
 def test_rerunning_resumes_from_the_checkpoint_and_refuses_another_model(tmp_path):
   workdir = str(tmp_path)
   run_module("tfvae.train", *QUICK, "--train_steps=60", f"--workdir={workdir}")

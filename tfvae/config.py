@@ -44,6 +44,8 @@ HELP = {
     "train_steps": "Training length in steps; 0 means --epochs.",
     "steps_per_loop": "Train steps run inside one tf.function call (fewer host round trips).",
     "eval_every": "Evaluate on the validation split every this many steps (0: once per epoch).",
+    "eval_importance_samples": "K of the importance-weighted bound (iwae_bound, nll) logged at "
+                               "every evaluation during training; 0 skips it.",
     "checkpoint_every": "Write a checkpoint every this many steps (and always at the end).",
     "seed": "The one seed: weights, data order, binarization and sampling noise.",
     "strategy": "mirrored: tf.distribute.MirroredStrategy over all GPUs, else all logical CPUs; "
@@ -76,6 +78,7 @@ class Config:
   train_steps: int = 0
   steps_per_loop: int = 50
   eval_every: int = 0
+  eval_importance_samples: int = 10
   checkpoint_every: int = 1000
   seed: int = 0
   strategy: str = "mirrored"
@@ -93,7 +96,7 @@ class Config:
     for name in positive:
       if getattr(self, name) < 1:
         raise ValueError(f"--{name}={getattr(self, name)} must be a positive integer.")
-    for name in ("epochs", "train_steps", "eval_every"):
+    for name in ("epochs", "train_steps", "eval_every", "eval_importance_samples"):
       if getattr(self, name) < 0:
         raise ValueError(f"--{name}={getattr(self, name)} must be >= 0.")
     if self.epochs == 0 and self.train_steps == 0:
@@ -150,6 +153,7 @@ def load(workdir):
 
 # Fields that may change between a run and its resumption (they do not change the model).
 RESUMABLE_CHANGES = frozenset({"epochs", "train_steps", "eval_every", "checkpoint_every",
+                               "eval_importance_samples",
                                "steps_per_loop", "eval_batch_size", "strategy", "num_cpu_devices",
                                "jit_compile", "data_dir"})
 

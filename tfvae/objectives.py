@@ -96,6 +96,52 @@ def elbo_terms(x, q_z, decoder, p_z, num_samples, seed, beta=1.0):
           "distortion": distortion}
 
 
+# Importance samples are drawn in blocks of this many, each block from its own folded seed, so a
+# bound computed in chunks of any multiple of it sees the same noise as one computed at once.
+NOISE_BLOCK = 10
+
+
+def importance_log_weights(x, q_z, decoder, p_z, first_block, num_blocks, seed):
+  """Importance log-weights log p(x|z_k) + log p(z_k) - log q(z_k|x) for a range of samples.
+
+  Samples k = first_block * NOISE_BLOCK ... (first_block + num_blocks) * NOISE_BLOCK - 1; block j
+  draws its noise with `replica_normal_noise` from the seed folded with j, so the weights of
+  sample k do not depend on how the samples are chunked.
+
+  Args:
+    x: float32 [B, ...event].
+    q_z: MultivariateNormalDiag, batch [B], event [D].
+    decoder: callable z [K, B, D] -> p(x|z) with batch [K, B].
+    p_z: the prior, event [D].
+    first_block: int32 scalar (Python int or Tensor), index of the first noise block.
+    num_blocks: Python int, number of blocks (static: it sets the chunk's memory).
+    seed: int32 Tensor [2].
+
+  Returns:
+    float32 Tensor [num_blocks * NOISE_BLOCK, B], nats.
+  """
+  loc = q_z.loc
+  eps = tf.concat([replica_normal_noise(
+      NOISE_BLOCK, tf.shape(loc)[0], loc.shape[-1],
+      tf.random.experimental.stateless_fold_in(seed, first_block + j)) for j in range(num_blocks)],
+                  axis=0)
+  z = q_z.bijector.forward(eps)
+  return decoder(z).log_prob(x) + p_z.log_prob(z) - q_z.log_prob(z)
+
+
+def rate_per_dimension(q_z, p_z):
+  """KL(q(z_d|x) || p(z_d)) for each latent dimension d, for factorized Gaussians.
+
+  Args:
+    q_z, p_z: MultivariateNormalDiag (q batch [B], event [D]; p event [D]).
+
+  Returns:
+    float32 Tensor [B, D], nats; sums over D to `rate(q_z, p_z)`.
+  """
+  return tfd.kl_divergence(tfd.Normal(q_z.mean(), q_z.stddev()),
+                           tfd.Normal(p_z.mean(), p_z.stddev()))
+
+
 def iwae_bound(log_weights):
   """Importance-weighted lower bound on log p(x) (Burda et al., 2016, eq. 8).
 

@@ -32,9 +32,13 @@ def sample_grid(model, num, seed, columns=8):
 
 
 def write_scalars(writer, step, values):
+  """Writes numbers as scalars and lists (e.g. rate_per_dimension) as histograms."""
   with writer.as_default(step=step):
     for name, value in values.items():
-      tf.summary.scalar(name, value)
+      if isinstance(value, (list, tuple)):
+        tf.summary.histogram(name, value)
+      else:
+        tf.summary.scalar(name, value)
 
 
 def write_images(writer, step, model, images, seed):

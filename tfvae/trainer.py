@@ -17,11 +17,11 @@ import tensorflow as tf
 
 from tfvae import config as config_lib
 from tfvae import data as data_lib
+from tfvae import evaluation
 from tfvae import export as export_lib
 from tfvae import models
 from tfvae import summaries
 
-_EVAL_SEED = (1234, 5678)  # the same noise at every evaluation, so numbers are comparable
 _NUM_SUMMARY_IMAGES = 8
 
 
@@ -71,7 +71,7 @@ class Trainer:
                                                 max_to_keep=3)
     self._seed = tf.constant([config.seed, 1], tf.int32)
     self._train_loop = tf.function(self._train_loop_fn)
-    self._eval_step = tf.function(self._eval_step_fn)
+    self.evaluator = evaluation.Evaluator(self.model, strategy, config.eval_importance_samples)
     self._grads = tf.function(self._grads_fn, jit_compile=True) if config.jit_compile else (
         self._grads_fn)
 
@@ -119,28 +119,17 @@ class Trainer:
     sums = self._train_loop(iterator, tf.constant(num_steps, tf.int64))
     return {k: float(v) / (num_steps * self.config.batch_size) for k, v in sums.items()}
 
-  def _eval_step_fn(self, batch):
-    def replica_fn(batch):
-      terms = self.model.losses(batch, tf.constant(_EVAL_SEED, tf.int32), self.step,
-                                training=False)
-      sums = {k: tf.reduce_sum(v) for k, v in terms.items()}
-      sums["count"] = tf.cast(tf.shape(batch["image"])[0], tf.float32)
-      return sums
-    per_replica = self.strategy.run(replica_fn, args=(batch,))
-    return {k: self.strategy.reduce("SUM", v, axis=None) for k, v in per_replica.items()}
-
   def evaluate(self, dataset):
-    """Mean per-example loss (beta = 1), elbo, rate and distortion over a finite dataset."""
-    totals = {}
-    for batch in self.strategy.experimental_distribute_dataset(dataset):
-      for k, v in self._eval_step(batch).items():
-        totals[k] = totals.get(k, 0.0) + float(v)
-    count = totals.pop("count")
-    return {k: v / count for k, v in totals.items()}
+    """Metrics of `evaluation.Evaluator` (nats per example) over a finite dataset."""
+    return self.evaluator(dataset)
 
 
-def restore_model(workdir):
+def restore_model(workdir, strategy=None):
   """Rebuilds the model of a run from WORKDIR/config.json and its latest checkpoint.
+
+  Args:
+    workdir: a run folder.
+    strategy: optional tf.distribute.Strategy to build the model under.
 
   Returns:
     (config, model, step): the run's Config, the model with restored weights, the int step.
@@ -149,7 +138,8 @@ def restore_model(workdir):
     FileNotFoundError: if the workdir has no config.json or no checkpoint.
   """
   config = config_lib.load(workdir)
-  model = models.build(config)
+  with (strategy or tf.distribute.get_strategy()).scope():
+    model = models.build(config)
   step = tf.Variable(0, dtype=tf.int64)
   latest = tf.train.latest_checkpoint(os.path.join(workdir, "ckpt"))
   if latest is None:
@@ -195,7 +185,7 @@ def train_and_evaluate(config, workdir):
       data_lib.train_dataset(data, config, start_step=start)))
   progress = keras.utils.Progbar(total, verbose=1 if sys.stderr.isatty() else 0,
                                  unit_name="step")
-  step = start
+  step, validation_metrics = start, None
   while step < total:
     boundary = min(total, step + config.steps_per_loop, (step // eval_every + 1) * eval_every,
                    (step // config.checkpoint_every + 1) * config.checkpoint_every)
@@ -209,20 +199,22 @@ def train_and_evaluate(config, workdir):
         "examples_per_second": examples_per_second})
     progress.update(step, [("elbo", metrics["elbo"])])
     if step % eval_every == 0 or step == total:
-      metrics = trainer.evaluate(validation)
+      metrics = validation_metrics = trainer.evaluate(validation)
       summaries.write_scalars(writers["eval"], step, metrics)
       summaries.write_images(writers["eval"], step, trainer.model, summary_images,
-                             tf.constant(_EVAL_SEED, tf.int32))
+                             tf.constant(evaluation.EVAL_SEED, tf.int32))
       writers["eval"].flush()
       writers["train"].flush()
-      logging.info("step %d  epoch %.2f  validation elbo %.3f  rate %.3f  distortion %.3f  "
-                   "(%.0f examples/s)", step, step / per_epoch, metrics["elbo"], metrics["rate"],
-                   metrics["distortion"], examples_per_second)
+      logging.info("step %d  epoch %.2f  validation elbo %.3f  iwae_bound(K=%d) %.3f  rate %.3f  "
+                   "distortion %.3f  active units %d  (%.0f examples/s)", step, step / per_epoch,
+                   metrics["elbo"], config.eval_importance_samples,
+                   metrics.get("iwae_bound", float("nan")), metrics["rate"],
+                   metrics["distortion"], metrics["active_units"], examples_per_second)
     if step % config.checkpoint_every == 0 or step == total:
       trainer.save()
 
   results = {"step": step,
-             "validation": trainer.evaluate(validation),
+             "validation": validation_metrics or trainer.evaluate(validation),
              "test": trainer.evaluate(data_lib.eval_dataset(data, "test", config.eval_batch_size))}
   with open(os.path.join(workdir, "eval.json.tmp"), "w") as f:
     json.dump(results, f, indent=2)

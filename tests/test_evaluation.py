@@ -1,0 +1,128 @@
+"""Evaluation against closed forms: a linear-Gaussian model has an exact marginal likelihood."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfvae import config as config_lib
+from tfvae import data as data_lib
+from tfvae import evaluation
+from tfvae import networks
+from tfvae import objectives
+from tfvae import trainer as trainer_lib
+
+tfd = tfp.distributions
+SEED = tf.constant([3, 7], tf.int32)
+
+
+class LinearGaussian:
+  """p(z) = N(0, I_D), p(x|z) = N(Wz + b, sigma^2 I_d); W has orthogonal columns, so the exact
+  posterior N(m, S) is diagonal: S = 1 / (1 + s^2 / sigma^2), m = S W^T (x - b) / sigma^2.
+  The exact marginal is p(x) = N(b, W W^T + sigma^2 I)."""
+
+  def __init__(self, shift=0.0, widen=1.0, latent_dim=2, data_dim=6, sigma=0.5):
+    rng = np.random.default_rng(0)
+    q, _ = np.linalg.qr(rng.normal(size=[data_dim, latent_dim]))
+    self.s = np.array([2.0, 0.7])[:latent_dim]
+    self.w = (q * self.s).astype(np.float32)
+    self.b = rng.normal(size=[data_dim]).astype(np.float32)
+    self.sigma, self.latent_dim, self.shift, self.widen = sigma, latent_dim, shift, widen
+
+  def prior(self):
+    return networks.prior(self.latent_dim)
+
+  def decoder(self, z):
+    return tfd.Independent(tfd.Normal(tf.linalg.matvec(self.w, z) + self.b, self.sigma), 1)
+
+  def encoder(self, x):
+    post_var = 1.0 / (1.0 + self.s**2 / self.sigma**2)
+    m = post_var * tf.linalg.matvec(self.w, x - self.b, transpose_a=True) / self.sigma**2
+    return tfd.MultivariateNormalDiag(m + self.shift,
+                                      np.sqrt(post_var).astype(np.float32) * self.widen)
+
+  def marginal(self):
+    cov = self.w @ self.w.T + self.sigma**2 * np.eye(len(self.b), dtype=np.float32)
+    return tfd.MultivariateNormalTriL(self.b, tf.linalg.cholesky(cov))
+
+  def data(self, n=40):
+    return self.marginal().sample(n, seed=[1, 1])
+
+
+def _elbo(model, x, num_samples):
+  return objectives.elbo_terms(x, model.encoder(x), model.decoder, model.prior(), num_samples,
+                               SEED)["elbo"].numpy()
+
+
+def test_bounds_are_ordered_increase_with_k_and_reach_the_exact_marginal():
+  # A non-optimal encoder: mean off by ~1.2 posterior std in one dimension, 1.5x too wide. (Much
+  # further off, the weights are so heavy-tailed that one K=1000 estimate can overshoot.)
+  model = LinearGaussian(shift=0.3, widen=1.5)
+  x = model.data()
+  log_px = model.marginal().log_prob(x).numpy().mean()
+  elbo = _elbo(model, x, 20_000).mean()
+  bounds = [evaluation.iwae_bound(model, x, k, 500, SEED).numpy().mean()
+            for k in (1, 10, 100, 1000, 20_000)]
+  assert log_px - elbo > 1.0  # the encoder is far enough off to make the test meaningful
+  assert elbo < bounds[1] < bounds[2] < bounds[3] < bounds[4] <= log_px + 1e-3
+  np.testing.assert_allclose(bounds[0], elbo, atol=0.15)  # K = 1: one-sample ELBO estimate
+  np.testing.assert_allclose(bounds[4], log_px, atol=0.01)
+
+
+def test_exact_posterior_makes_elbo_and_every_log_weight_equal_log_px():
+  model = LinearGaussian()
+  x = model.data()
+  log_px = model.marginal().log_prob(x).numpy()
+  log_w = objectives.importance_log_weights(x, model.encoder(x), model.decoder, model.prior(),
+                                            0, 3, SEED).numpy()
+  np.testing.assert_allclose(log_w, np.broadcast_to(log_px, log_w.shape), atol=2e-4)
+  np.testing.assert_allclose(_elbo(model, x, 50_000), log_px, atol=0.02)  # analytic KL + MC
+
+
+def test_iwae_k1_equals_the_elbo_monte_carlo_estimate_on_the_same_noise():
+  model = LinearGaussian(shift=0.3)
+  x = model.data()
+  q_z = model.encoder(x)
+  z = objectives.sample_latents(q_z, 1, tf.random.experimental.stateless_fold_in(SEED, 0))
+  mc_elbo = (model.decoder(z).log_prob(x) + model.prior().log_prob(z) - q_z.log_prob(z))[0]
+  np.testing.assert_allclose(evaluation.iwae_bound(model, x, 1, 500, SEED), mc_elbo, rtol=1e-6)
+
+
+@pytest.mark.parametrize("chunk_size", [10, 30, 40, 1000])
+def test_chunked_and_unchunked_give_the_same_number(chunk_size):
+  model = LinearGaussian(shift=0.5)
+  x = model.data()
+  unchunked = evaluation.iwae_bound(model, x, 95, 95, SEED)
+  np.testing.assert_allclose(evaluation.iwae_bound(model, x, 95, chunk_size, SEED), unchunked,
+                             rtol=1e-6)
+  chunked_in_graph = tf.function(lambda x: evaluation.iwae_bound(model, x, 95, chunk_size, SEED))
+  np.testing.assert_allclose(chunked_in_graph(x), unchunked, rtol=1e-6)
+
+
+def test_rate_per_dimension_sums_to_the_rate():
+  q_z = tfd.MultivariateNormalDiag([[0.5, -1.0, 0.0]], [[0.3, 1.0, 2.0]])
+  per_dim = objectives.rate_per_dimension(q_z, networks.prior(3))
+  np.testing.assert_allclose(tf.reduce_sum(per_dim, -1), objectives.rate(q_z, networks.prior(3)),
+                             rtol=1e-6)
+  assert per_dim[0, 1] == 0.5 * 1.0  # 0.5 * (1 + 1 - 1 - 0): only the mean contributes
+
+
+def test_evaluator_under_two_replicas_matches_one_and_reports_diagnostics():
+  config = config_lib.Config(hidden_sizes=(32,), latent_dim=6, image_shape=(8, 8, 1),
+                             eval_importance_samples=20)
+  data = data_lib.load(config)
+  dataset = data_lib.eval_dataset(data, "test", 100)
+  one = trainer_lib.Trainer(config, tf.distribute.MirroredStrategy(["/cpu:0"]))
+  one.train(iter(data_lib.train_dataset(data, config)), 100)
+  two = trainer_lib.Trainer(config, tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+  for a, b in zip(one.model.variables, two.model.variables):
+    b.assign(a.numpy())
+  m1, m2 = one.evaluate(dataset), two.evaluate(dataset)
+  assert m1["num_examples"] == m2["num_examples"] == 359
+  for key in ("rate", "active_units"):  # deterministic given the weights
+    np.testing.assert_allclose(m1[key], m2[key], rtol=1e-5)
+  for key in ("elbo", "iwae_bound"):  # the noise differs, the estimates agree
+    np.testing.assert_allclose(m1[key], m2[key], atol=0.5)
+  assert m1["iwae_bound"] > m1["elbo"] and m1["nll"] == -m1["iwae_bound"]
+  np.testing.assert_allclose(sum(m1["rate_per_dimension"]), m1["rate"], rtol=1e-4)
+  assert 0 <= m1["active_units"] <= 6 and "bits_per_dim" not in m1  # Bernoulli: discrete
