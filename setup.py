@@ -21,6 +21,8 @@ setup(
         "absl-py",
         "numpy",
         "scikit-learn",
+        "scipy",
+        "matplotlib",
     ],
     extras_require={"test": ["pytest>=8"]},
 )

@@ -88,6 +88,34 @@ def test_evaluate_cli_adds_the_importance_weighted_bound_to_eval_json(quickstart
   assert evals["test_K200/nll"] == [(120, pytest.approx(test["nll"], rel=1e-5))]
 
 
+def test_visualize_cli_writes_every_figure_as_png_and_to_tensorboard(quickstart_run):
+  workdir, _ = quickstart_run
+  run_module("tfvae.visualize", f"--workdir={workdir}")
+  names = ("reconstructions", "samples", "interpolation", "traversals", "manifold",
+           "latent_pca", "histograms", "curves")
+  for name in names:
+    png = tf.io.read_file(os.path.join(workdir, "figures", f"{name}.png"))
+    height, width, _ = tf.image.decode_png(png).shape
+    assert height > 300 and width > 300, name
+  tags = set()
+  for path in glob.glob(os.path.join(workdir, "tensorboard", "eval", "events.*")):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      tags |= {v.tag for v in event.summary.value}
+  assert {f"figures/{n}" for n in names} <= tags
+
+
+def test_visualize_rejects_an_unknown_figure_and_writes_nothing(quickstart_run):
+  workdir, _ = quickstart_run
+  before = set(os.listdir(os.path.join(workdir, "figures"))) if os.path.exists(
+      os.path.join(workdir, "figures")) else set()
+  proc = run_module("tfvae.visualize", f"--workdir={workdir}", "--what=samples,bogus",
+                    check=False)
+  assert proc.returncode != 0 and "--what=bogus: unknown figure" in proc.stderr
+  after = set(os.listdir(os.path.join(workdir, "figures"))) if os.path.exists(
+      os.path.join(workdir, "figures")) else set()
+  assert before == after
+
+
 def test_rerunning_resumes_from_the_checkpoint_and_refuses_another_model(tmp_path):
   workdir = str(tmp_path)
   run_module("tfvae.train", *QUICK, "--train_steps=60", f"--workdir={workdir}")

@@ -1,4 +1,4 @@
-"""TensorBoard writing: scalars and the image grids shown at every evaluation."""
+"""TensorBoard I/O: scalars and image grids written during training, scalars read back."""
 
 import numpy as np
 import tensorflow as tf
@@ -45,3 +45,32 @@ def write_images(writer, step, model, images, seed):
   with writer.as_default(step=step):
     tf.summary.image("reconstructions", reconstruction_grid(model, images))
     tf.summary.image("samples", sample_grid(model, 32, seed))
+
+
+def read_scalars(event_dir, tags=None):
+  """Reads scalars back with TensorBoard's own EventAccumulator (what TensorBoard shows).
+
+  Args:
+    event_dir: a folder of event files (e.g. WORKDIR/tensorboard/eval).
+    tags: scalar tags to read; None reads all.
+
+  Returns:
+    {tag: (steps int64 [n], values float64 [n])}, in step order.
+
+  Raises:
+    ValueError: naming the tag and folder, if a requested tag is not there.
+  """
+  from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=g-import-not-at-top
+  acc = event_accumulator.EventAccumulator(event_dir, size_guidance={"tensors": 0})
+  acc.Reload()
+  available = [t for t in acc.Tags()["tensors"]
+               if acc.Tensors(t) and acc.Tensors(t)[0].tensor_proto.tensor_shape.dim == []]
+  missing = sorted(set(tags or []) - set(available))
+  if missing:
+    raise ValueError(f"No scalar {missing} in {event_dir}; it has {sorted(available)}.")
+  out = {}
+  for tag in tags or available:
+    events = sorted(acc.Tensors(tag), key=lambda e: e.step)
+    out[tag] = (np.array([e.step for e in events]),
+                np.array([float(tf.make_ndarray(e.tensor_proto)) for e in events]))
+  return out

@@ -1,0 +1,192 @@
+"""The pictures people look at, as matplotlib figures. Each function returns a Figure.
+
+Inputs are numpy arrays: images float32 [N, H, W, C] in [0, 1], posterior means [N, D], labels
+int [N]. `model` is a tfvae model (encoder, decoder, prior()); `title` names model, dataset, step.
+"""
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
+import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
+from scipy import stats  # pylint: disable=g-import-not-at-top,wrong-import-position
+from sklearn import decomposition  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from tfvae import summaries  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+plt.rcParams.update({"font.size": 11, "axes.titlesize": 12, "figure.titlesize": 13})
+
+
+def _decode_mean(model, z):
+  return np.asarray(model.decoder(np.asarray(z, np.float32)).mean())
+
+
+def _show_grid(ax, images, columns, label=None):
+  grid = summaries.image_grid(images, columns)[0]
+  ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=1,
+            interpolation="nearest")
+  ax.set_xticks([])
+  ax.set_yticks([])
+  if label:
+    ax.set_ylabel(label)
+
+
+def reconstructions(model, images, title, columns=10):
+  """Inputs (odd rows) above their reconstructions (decoder mean at the posterior mean)."""
+  recon = _decode_mean(model, model.encoder(images).mean())
+  n = len(images) // columns * columns
+  rows = []
+  for start in range(0, n, columns):
+    rows += [images[start:start + columns], recon[start:start + columns]]
+  fig, ax = plt.subplots(figsize=(columns * 0.9, len(rows) * 0.9 + 0.8))
+  _show_grid(ax, np.concatenate(rows), columns, "input / reconstruction (alternating rows)")
+  fig.suptitle(f"Reconstructions - {title}")
+  return fig
+
+
+def samples(model, num, seed, title, columns=10):
+  """Decoded prior samples: the decoder mean, and (Bernoulli) a sample of pixels."""
+  z = np.asarray(model.prior().sample(num, seed=seed))
+  p_x = model.decoder(z)
+  panels = [("mean of p(x|z)", np.asarray(p_x.mean()))]
+  if model.config.likelihood == "bernoulli":
+    panels.append(("sampled pixels x ~ p(x|z)", np.asarray(p_x.sample(seed=seed), np.float32)))
+  fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 6.5), squeeze=False)
+  for ax, (name, images) in zip(axes[0], panels):
+    _show_grid(ax, images, columns)
+    ax.set_title(name)
+    ax.set_xlabel(f"{num} samples z ~ p(z) = N(0, I)")
+  fig.suptitle(f"Prior samples - {title}")
+  return fig
+
+
+def slerp(z_a, z_b, t):
+  """Great-circle interpolation between vectors z_a, z_b [D] at fractions t [T] -> [T, D]."""
+  cos = np.dot(z_a, z_b) / (np.linalg.norm(z_a) * np.linalg.norm(z_b))
+  omega = np.arccos(np.clip(cos, -1, 1))
+  if omega < 1e-6:
+    return np.outer(1 - t, z_a) + np.outer(t, z_b)
+  return (np.outer(np.sin((1 - t) * omega), z_a) + np.outer(np.sin(t * omega), z_b)) / np.sin(omega)
+
+
+def interpolation(model, pairs, title, steps=10):
+  """For each (x_a, x_b): decoded points on the line and on the great circle between their
+  posterior means; the end images are the inputs."""
+  t = np.linspace(0, 1, steps)
+  rows = []
+  for x_a, x_b in pairs:
+    z_a, z_b = np.asarray(model.encoder(np.stack([x_a, x_b])).mean())
+    for path in (np.outer(1 - t, z_a) + np.outer(t, z_b), slerp(z_a, z_b, t)):
+      rows.append(np.concatenate([x_a[None], _decode_mean(model, path), x_b[None]]))
+  fig, ax = plt.subplots(figsize=((steps + 2) * 0.9, len(rows) * 0.9 + 1))
+  _show_grid(ax, np.concatenate(rows), steps + 2,
+             "per pair: linear (upper), great circle (lower)")
+  ax.set_xlabel("input A | decoded path from mean of q(z|A) to mean of q(z|B) | input B")
+  fig.suptitle(f"Latent interpolation - {title}")
+  return fig
+
+
+def traversals(model, x, rate_per_dimension, title, num_dims=8, values=np.linspace(-3, 3, 9)):
+  """Each row varies one latent dimension (highest average KL first) of x's posterior mean."""
+  z = np.asarray(model.encoder(x[None]).mean())[0]
+  dims = np.argsort(rate_per_dimension)[::-1][:num_dims]
+  rows = []
+  for d in dims:
+    codes = np.repeat(z[None], len(values), axis=0)
+    codes[:, d] = values
+    rows.append(_decode_mean(model, codes))
+  fig, ax = plt.subplots(figsize=(len(values) * 0.9 + 1.5, len(dims) * 0.9 + 1))
+  _show_grid(ax, np.concatenate(rows), len(values))
+  h = x.shape[0]
+  ax.set_yticks(np.arange(len(dims)) * h + h / 2)
+  ax.set_yticklabels([f"z{d} ({rate_per_dimension[d]:.2f} nats)" for d in dims])
+  ax.set_xticks(np.arange(len(values)) * x.shape[1] + x.shape[1] / 2)
+  ax.set_xticklabels([f"{v:+.1f}" for v in values])
+  ax.set_xlabel("value of the varied dimension (others at the posterior mean)")
+  ax.set_ylabel("dimension (average KL)")
+  fig.suptitle(f"Latent traversals - {title}")
+  return fig
+
+
+def manifold(model, means, title, size=15):
+  """Decoded grid over the prior's quantiles (latent_dim = 2: Kingma & Welling 2014, fig. 4), or
+  over the first two principal directions of the posterior means (their std as the unit)."""
+  q = stats.norm.ppf(np.linspace(0.05, 0.95, size))
+  a, b = np.meshgrid(q, q[::-1])
+  if means.shape[1] == 2:
+    codes = np.stack([a.ravel(), b.ravel()], axis=1)
+    axes_label = ("z1 (prior quantiles)", "z2 (prior quantiles)")
+  else:
+    pca = decomposition.PCA(2).fit(means)
+    std = np.sqrt(pca.explained_variance_)
+    codes = (pca.mean_ + np.outer(a.ravel() * std[0], pca.components_[0])
+             + np.outer(b.ravel() * std[1], pca.components_[1]))
+    axes_label = ("1st principal direction of E[z|x] (std units)",
+                  "2nd principal direction (std units)")
+  fig, ax = plt.subplots(figsize=(9, 9.5))
+  _show_grid(ax, _decode_mean(model, codes), size)
+  h, w = model.config.image_shape[:2]
+  ticks = np.arange(0, size, 2)
+  ax.set_xticks(ticks * w + w / 2)
+  ax.set_xticklabels([f"{v:.1f}" for v in q[ticks]])
+  ax.set_yticks(ticks * h + h / 2)
+  ax.set_yticklabels([f"{v:.1f}" for v in q[::-1][ticks]])
+  ax.set_xlabel(axes_label[0])
+  ax.set_ylabel(axes_label[1])
+  fig.suptitle(f"Learned manifold - {title}")
+  return fig
+
+
+def _class_name(class_names, label):
+  return class_names[label] if 0 <= label < len(class_names) else str(label)
+
+
+def latent_pca(means, labels, class_names, title):
+  """Posterior means projected to 2-D by PCA (scikit-learn), colored by class."""
+  pca = decomposition.PCA(2).fit(means)
+  points = pca.transform(means)
+  fig, ax = plt.subplots(figsize=(9, 7.5))
+  for label in np.unique(labels):
+    keep = labels == label
+    ax.scatter(points[keep, 0], points[keep, 1], s=6, alpha=0.6,
+               label=_class_name(class_names, label), color=plt.cm.tab10(label % 10))
+  ratio = pca.explained_variance_ratio_
+  ax.set_xlabel(f"PC 1 of E[z|x] ({ratio[0]:.0%} of variance)")
+  ax.set_ylabel(f"PC 2 ({ratio[1]:.0%} of variance)")
+  ax.legend(markerscale=3, fontsize=9, loc="best")
+  fig.suptitle(f"Posterior means, PCA - {title}")
+  return fig
+
+
+def histograms(means, labels, class_names, rate_per_dimension, title, num_dims=4):
+  """Stacked per-class histograms of the posterior means of the highest-KL dimensions."""
+  dims = np.argsort(rate_per_dimension)[::-1][:num_dims]
+  classes = np.unique(labels)
+  fig, axes = plt.subplots(1, len(dims), figsize=(4.5 * len(dims), 4.5), squeeze=False)
+  for ax, d in zip(axes[0], dims):
+    ax.hist([means[labels == c, d] for c in classes], bins=40, stacked=True,
+            color=[plt.cm.tab10(c % 10) for c in classes],
+            label=[_class_name(class_names, c) for c in classes])
+    ax.set_xlabel(f"E[z{d}|x] (KL {rate_per_dimension[d]:.2f} nats)")
+    ax.set_ylabel("examples")
+  axes[0][-1].legend(fontsize=8, loc="upper right")
+  fig.suptitle(f"Posterior means of the top-{len(dims)} dimensions by class - {title}")
+  fig.tight_layout()
+  return fig
+
+
+def curves(scalars_by_split, title, tags=("elbo", "rate", "distortion")):
+  """Train and validation curves; scalars_by_split = {"train"|"eval": summaries.read_scalars()}."""
+  fig, axes = plt.subplots(1, len(tags), figsize=(5 * len(tags), 4.2), squeeze=False)
+  names = {"train": "train (batch mean)", "eval": "validation"}
+  for ax, tag in zip(axes[0], tags):
+    for split, scalars in scalars_by_split.items():
+      if tag in scalars:
+        ax.plot(*scalars[tag], label=names.get(split, split))
+    ax.set_xlabel("step")
+    ax.set_ylabel(f"{tag} (nats per example)")
+    ax.set_title(tag)
+    ax.legend()
+  fig.suptitle(f"Training curves - {title}")
+  fig.tight_layout()
+  return fig

@@ -1,0 +1,118 @@
+"""Entry point: `python -m tfvae.visualize --workdir=DIR [--what=NAME[,NAME...]]`.
+
+Writes WORKDIR/figures/NAME.png for each figure, and the same images to TensorBoard
+(WORKDIR/tensorboard/eval, tag figures/NAME) at the checkpoint's step. NAME is one of
+reconstructions, samples, interpolation, traversals, manifold, latent_pca, histograms, curves.
+"""
+
+import io
+import os
+
+from absl import app
+from absl import flags
+from absl import logging
+
+FIGURES = ("reconstructions", "samples", "interpolation", "traversals", "manifold",
+           "latent_pca", "histograms", "curves")
+
+flags.DEFINE_string("workdir", None, "A tfvae run folder (config.json and ckpt/).")
+flags.DEFINE_list("what", list(FIGURES), f"Figures to draw: {', '.join(FIGURES)}.")
+flags.DEFINE_enum("split", "test", ["train", "validation", "test"], "Images to use.")
+flags.DEFINE_integer("num_examples", 3000, "Examples for latent_pca and histograms.",
+                     lower_bound=10)
+flags.DEFINE_integer("seed", 0, "Seed of the prior samples.")
+FLAGS = flags.FLAGS
+
+
+def _pairs_of_different_classes(images, labels, num_pairs=4):
+  """(x_a, x_b) with x_a the first image of class 2i and x_b of class 2i+1 (or any images)."""
+  first = {}
+  for i, label in enumerate(labels):
+    first.setdefault(int(label), i)
+  classes = sorted(first)
+  if len(classes) >= 2 * num_pairs:
+    return [(images[first[classes[2 * i]]], images[first[classes[2 * i + 1]]])
+            for i in range(num_pairs)]
+  return [(images[2 * i], images[2 * i + 1]) for i in range(num_pairs)]
+
+
+def draw(workdir, what, split="test", num_examples=3000, seed=0):
+  """Draws the figures named in `what`; returns {name: path of the PNG}.
+
+  Raises:
+    ValueError: naming the figure, for an unknown name.
+    FileNotFoundError: if the workdir has no config.json or checkpoint.
+  """
+  unknown = sorted(set(what) - set(FIGURES))
+  if unknown:
+    raise ValueError(f"--what={','.join(unknown)}: unknown figure; choose from "
+                     f"{', '.join(FIGURES)}.")
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  from tfvae import data as data_lib  # pylint: disable=import-outside-toplevel
+  from tfvae import figures  # pylint: disable=import-outside-toplevel
+  from tfvae import objectives  # pylint: disable=import-outside-toplevel
+  from tfvae import summaries  # pylint: disable=import-outside-toplevel
+  from tfvae import trainer  # pylint: disable=import-outside-toplevel
+
+  config, model, step = trainer.restore_model(workdir)
+  data = data_lib.load(config)
+  part = getattr(data, split)
+  images = (part.images[:num_examples] / data.max_value).astype(np.float32)
+  labels = part.labels[:num_examples]
+  means, rates = [], []
+  for start in range(0, len(images), 500):
+    q_z = model.encoder(images[start:start + 500])
+    means.append(np.asarray(q_z.mean()))
+    rates.append(np.asarray(objectives.rate_per_dimension(q_z, model.prior())))
+  means, rate_per_dim = np.concatenate(means), np.concatenate(rates).mean(axis=0)
+  title = (f"{config.model} ({config.architecture}, latent_dim={config.latent_dim}, "
+           f"{config.likelihood}), {config.dataset} {split}, step {step}")
+  tensorboard = os.path.join(workdir, "tensorboard")
+  makers = {
+      "reconstructions": lambda: figures.reconstructions(model, images[:30], title),
+      "samples": lambda: figures.samples(model, 100, tf.constant([seed, 0]), title),
+      "interpolation": lambda: figures.interpolation(
+          model, _pairs_of_different_classes(images, labels), title),
+      "traversals": lambda: figures.traversals(model, images[0], rate_per_dim, title),
+      "manifold": lambda: figures.manifold(model, means, title),
+      "latent_pca": lambda: figures.latent_pca(means, labels, data.class_names, title),
+      "histograms": lambda: figures.histograms(means, labels, data.class_names, rate_per_dim,
+                                               title),
+      "curves": lambda: figures.curves(
+          {s: summaries.read_scalars(os.path.join(tensorboard, s), ["elbo", "rate",
+                                                                    "distortion"])
+           for s in ("train", "eval")}, title),
+  }
+  out_dir = os.path.join(workdir, "figures")
+  os.makedirs(out_dir, exist_ok=True)
+  writer = tf.summary.create_file_writer(os.path.join(tensorboard, "eval"))
+  paths = {}
+  for name in what:
+    fig = makers[name]()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    paths[name] = os.path.join(out_dir, f"{name}.png")
+    with open(paths[name] + ".tmp", "wb") as f:
+      f.write(buffer.getvalue())
+    os.replace(paths[name] + ".tmp", paths[name])
+    with writer.as_default(step=step):
+      tf.summary.image(f"figures/{name}", tf.image.decode_png(buffer.getvalue())[None])
+    logging.info("wrote %s", paths[name])
+  writer.close()
+  return paths
+
+
+def main(argv):
+  del argv
+  try:
+    draw(FLAGS.workdir, FLAGS.what, FLAGS.split, FLAGS.num_examples, FLAGS.seed)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None
+
+
+if __name__ == "__main__":
+  flags.mark_flag_as_required("workdir")
+  app.run(main)
