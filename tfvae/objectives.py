@@ -50,7 +50,8 @@ def replica_normal_noise(num_samples, batch_size, latent_dim, seed):
   context = tf.distribute.get_replica_context()
   num_replicas = context.num_replicas_in_sync if context else 1
   replica = tf.cast(context.replica_id_in_sync_group if context else 0, tf.int32)
-  noise = tf.random.stateless_normal([num_samples, batch_size * num_replicas, latent_dim], seed)
+  noise = tf.random.stateless_normal([num_samples, batch_size * num_replicas, latent_dim], seed,
+                                     alg="philox")  # auto_select differs under XLA
   return noise[:, replica * batch_size:(replica + 1) * batch_size]
 
 
