@@ -127,6 +127,7 @@ def test_rerunning_resumes_from_the_checkpoint_and_refuses_another_model(tmp_pat
   assert "steps 120 -> 120" in proc.stderr
   bad = run_module("tfvae.train", *QUICK, "--latent_dim=3", f"--workdir={workdir}", check=False)
   assert bad.returncode != 0 and "--latent_dim: 8 in the workdir, 3 now" in bad.stderr
+  assert "Traceback" not in bad.stderr
   assert json.load(open(os.path.join(workdir, "config.json")))["latent_dim"] == 8
 
 
@@ -142,6 +143,13 @@ def test_bad_flag_value_exits_with_a_message_naming_it(tmp_path):
                     check=False)
   assert proc.returncode != 0 and "--latent_dim=0 must be a positive integer" in proc.stderr
   assert "Traceback" not in proc.stderr and not os.listdir(tmp_path)
+
+
+def test_a_dataset_that_cannot_be_had_gives_one_clear_message(tmp_path):
+  proc = run_module("tfvae.train", *QUICK, "--dataset=no_such_dataset",
+                    f"--workdir={tmp_path}", check=False)
+  assert proc.returncode != 0 and "Traceback" not in proc.stderr
+  assert "--dataset=no_such_dataset is neither 'digits' nor a TFDS dataset name" in proc.stderr
 
 
 @pytest.mark.slow

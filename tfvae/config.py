@@ -12,6 +12,10 @@ import typing
 
 CONFIG_FILENAME = "config.json"
 
+
+class ConfigError(ValueError):
+  """A configuration that cannot run (as given, or in that workdir); the message names the flag."""
+
 # Flags whose value is one of a fixed set. absl rejects anything else with a message naming the flag.
 CHOICES = {
     "binarization": ("none", "static", "dynamic"),
@@ -90,27 +94,27 @@ class Config:
   def __post_init__(self):
     for name, choices in CHOICES.items():
       if getattr(self, name) not in choices:
-        raise ValueError(f"--{name}={getattr(self, name)!r} is not one of {', '.join(choices)}.")
+        raise ConfigError(f"--{name}={getattr(self, name)!r} is not one of {', '.join(choices)}.")
     positive = ("latent_dim", "num_samples", "batch_size", "eval_batch_size", "steps_per_loop",
                 "checkpoint_every", "num_cpu_devices")
     for name in positive:
       if getattr(self, name) < 1:
-        raise ValueError(f"--{name}={getattr(self, name)} must be a positive integer.")
+        raise ConfigError(f"--{name}={getattr(self, name)} must be a positive integer.")
     for name in ("epochs", "train_steps", "eval_every", "eval_importance_samples"):
       if getattr(self, name) < 0:
-        raise ValueError(f"--{name}={getattr(self, name)} must be >= 0.")
+        raise ConfigError(f"--{name}={getattr(self, name)} must be >= 0.")
     if self.epochs == 0 and self.train_steps == 0:
-      raise ValueError("Set --epochs or --train_steps to a positive number.")
+      raise ConfigError("Set --epochs or --train_steps to a positive number.")
     if self.beta < 0:
-      raise ValueError(f"--beta={self.beta} must be >= 0.")
+      raise ConfigError(f"--beta={self.beta} must be >= 0.")
     if self.learning_rate <= 0:
-      raise ValueError(f"--learning_rate={self.learning_rate} must be > 0.")
+      raise ConfigError(f"--learning_rate={self.learning_rate} must be > 0.")
     if not 0 < self.validation_fraction < 1:
-      raise ValueError(f"--validation_fraction={self.validation_fraction} must be in (0, 1).")
+      raise ConfigError(f"--validation_fraction={self.validation_fraction} must be in (0, 1).")
     for name in ("hidden_sizes", "conv_filters"):
       sizes = getattr(self, name)
       if not sizes or any(s < 1 for s in sizes):
-        raise ValueError(f"--{name}={','.join(map(str, sizes))} must be positive integers.")
+        raise ConfigError(f"--{name}={','.join(map(str, sizes))} must be positive integers.")
 
   def to_dict(self):
     return dataclasses.asdict(self)
@@ -125,7 +129,7 @@ class Config:
     known = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(known))
     if unknown:
-      raise ValueError(f"Unknown config keys: {', '.join(unknown)}.")
+      raise ConfigError(f"Unknown config keys: {', '.join(unknown)}.")
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
@@ -159,13 +163,13 @@ RESUMABLE_CHANGES = frozenset({"epochs", "train_steps", "eval_every", "checkpoin
 
 
 def check_resumable(saved, new):
-  """Raises ValueError naming the fields where `new` would not continue the run `saved`."""
+  """Raises ConfigError naming the fields where `new` would not continue the run `saved`."""
   changed = [f.name for f in dataclasses.fields(Config)
              if f.name not in RESUMABLE_CHANGES and getattr(saved, f.name) != getattr(new, f.name)]
   if changed:
     diffs = "; ".join(f"--{n}: {getattr(saved, n)!r} in the workdir, {getattr(new, n)!r} now"
                       for n in changed)
-    raise ValueError(f"The workdir holds a run with a different config ({diffs}). "
+    raise ConfigError(f"The workdir holds a run with a different config ({diffs}). "
                      "Use a new --workdir, or the same flags to resume.")
 
 
@@ -207,7 +211,7 @@ def from_flags(flag_values):
       try:
         value = tuple(int(v) for v in value)
       except ValueError:
-        raise ValueError(f"--{field.name}={','.join(value)} must be comma-separated "
+        raise ConfigError(f"--{field.name}={','.join(value)} must be comma-separated "
                          "integers.") from None
     values[field.name] = value
   return Config(**values)

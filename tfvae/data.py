@@ -106,7 +106,10 @@ def _load_tfds(name, data_dir):
                     "(see https://www.tensorflow.org/datasets/catalog).") from None
   if (name == "fashion_mnist" and not builder.is_prepared()
       and fashion_mnist_local.available()):
-    fashion_mnist_local.prepare(data_dir)
+    try:
+      fashion_mnist_local.prepare(data_dir)
+    except ValueError as e:  # a missing or corrupt source file, named in the message
+      raise DataError(f"--dataset=fashion_mnist: {e}") from None
   try:
     loaded = [_to_numpy(tfds, tfds.load(name, split=split, data_dir=data_dir))
               for split in ("train", "test")]

@@ -33,9 +33,13 @@ def main(argv):
     config = config_lib.from_flags(FLAGS)
   except ValueError as e:
     raise app.UsageError(str(e)) from None
+  from tfvae import data  # pylint: disable=import-outside-toplevel
   from tfvae import trainer  # pylint: disable=import-outside-toplevel
   trainer.split_cpu(config.num_cpu_devices)  # before any TF op
-  results = trainer.train_and_evaluate(config, FLAGS.workdir)
+  try:
+    results = trainer.train_and_evaluate(config, FLAGS.workdir)
+  except (config_lib.ConfigError, data.DataError) as e:
+    raise app.UsageError(str(e)) from None
   logging.info("Done: test elbo %.3f nats. Outputs in %s (tensorboard --logdir %s)",
                results["test"]["elbo"], FLAGS.workdir, os.path.join(FLAGS.workdir, "tensorboard"))
 

@@ -40,7 +40,7 @@ def make_strategy(config):
   if config.strategy == "one_device":
     return tf.distribute.OneDeviceStrategy(devices[0])
   if config.batch_size % len(devices):
-    raise ValueError(f"--batch_size={config.batch_size} is not divisible by the {len(devices)} "
+    raise config_lib.ConfigError(f"--batch_size={config.batch_size} is not divisible by the {len(devices)} "
                      "replicas of --strategy=mirrored.")
   return tf.distribute.MirroredStrategy(devices)
 
