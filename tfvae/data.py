@@ -124,7 +124,8 @@ def _load_tfds(name, data_dir):
   splits = []
   for split in loaded:
     if "image" not in split:
-      raise DataError(f"--dataset={name} has no 'image' feature (features: {sorted(split)}).")
+      raise DataError(f"--dataset={name} has no 'image' feature (features: "
+                      f"{sorted(builder.info.features)}).")
     images = split["image"]
     if images.dtype != np.uint8 or images.ndim != 4:
       raise DataError(f"--dataset={name}: images are {images.dtype} {images.shape}; "
@@ -137,8 +138,18 @@ def _load_tfds(name, data_dir):
 
 
 def _to_numpy(tfds, dataset):
-  """All of a TFDS split as a dict of numpy arrays (batch_size=-1 aborts on unknown cardinality)."""
-  batches = list(tfds.as_numpy(dataset.batch(4096)))
+  """All of a TFDS split as a dict of numpy arrays ("image", "label").
+
+  With a known cardinality it is one batch (what tfds.load(batch_size=-1) does). Iterating
+  instead was measured to halve the speed of the training that follows in the same process
+  (18,000 -> 8,000 examples/s, fashion_mnist MLP), so iteration is only the fallback for an
+  unknown cardinality (tfds.testing.mock_data, where batch_size=-1 aborts the process).
+  """
+  num = int(dataset.cardinality())
+  if num > 0:
+    batches = [tfds.as_numpy(dataset.batch(num).get_single_element())]
+  else:
+    batches = list(tfds.as_numpy(dataset.batch(4096)))
   return {key: np.concatenate([b[key] for b in batches]) for key in batches[0]
           if key in ("image", "label")}
 

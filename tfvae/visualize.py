@@ -92,7 +92,7 @@ def draw(workdir, what, split="test", num_examples=3000, seed=0):
   for name in what:
     fig = makers[name]()
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
     paths[name] = os.path.join(out_dir, f"{name}.png")
     with open(paths[name] + ".tmp", "wb") as f:
