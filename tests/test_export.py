@@ -1,4 +1,5 @@
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -80,11 +81,50 @@ def test_saved_model_cli_lists_signatures_with_shapes(tmp_path):
   assert "shape: (-1, 8, 8, 1)" in shown and "shape: (-1, 2)" in shown
 
 
-def test_export_replaces_a_previous_export_only_when_complete(tmp_path):
+def test_export_swaps_atomically_and_cleans_up(tmp_path):
   config = config_lib.Config(hidden_sizes=(8,), latent_dim=2, image_shape=(8, 8, 1))
   trainer = trainer_lib.Trainer(config, tf.distribute.OneDeviceStrategy("/cpu:0"))
   path = str(tmp_path / "export")
-  export_lib.export(trainer.model, path)
-  export_lib.export(trainer.model, path)
-  assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
+  first = export_lib.export(trainer.model, path)
+  (tmp_path / "export.123.half-written").mkdir()  # as a kill -9 during a save leaves it
+  second = export_lib.export(trainer.model, path)
+  assert os.path.islink(path) and os.path.realpath(path) == second != first
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["export", os.path.basename(second)]
   assert "reconstruct" in tf.saved_model.load(path).signatures
+
+
+_WRONG_INPUTS = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+m = tf.saved_model.load(sys.argv[1])
+cases = [("reconstruct", "x", np.zeros([2, 28, 28, 1], np.float32)),
+         ("encode", "x", np.zeros([8, 8, 1], np.float32)),
+         ("elbo", "x", np.zeros([2, 8, 8, 3], np.float32)),
+         ("decode", "z", np.zeros([2, 5], np.float32)),
+         ("reconstruct", "x", np.zeros([2, 8, 8, 1], np.int32))]
+errors = []
+for signature, arg, value in cases:
+  try:
+    m.signatures[signature](**{arg: tf.constant(value)})
+    errors.append(None)
+  except tf.errors.InvalidArgumentError as e:
+    errors.append(e.message)
+print(json.dumps(errors))
+"""
+
+
+def test_saved_model_in_a_fresh_process_rejects_wrong_inputs_naming_the_signature(tmp_path):
+  config = config_lib.Config(hidden_sizes=(8,), latent_dim=2, image_shape=(8, 8, 1))
+  trainer = trainer_lib.Trainer(config, tf.distribute.OneDeviceStrategy("/cpu:0"))
+  export_lib.export(trainer.model, str(tmp_path / "export"))
+  proc = subprocess.run([sys.executable, "-c", _WRONG_INPUTS, str(tmp_path / "export")],
+                        capture_output=True, text=True, check=True)
+  errors = json.loads(proc.stdout.strip().splitlines()[-1])
+  expected = ["signature reconstruct expects x float32 [N, 8, 8, 1]; got shape] [2 28 28 1]",
+              "signature encode expects x float32 [N, 8, 8, 1]; got shape] [8 8 1]",
+              "signature elbo expects x float32 [N, 8, 8, 1]; got shape] [2 8 8 3]",
+              "signature decode expects z float32 [N, 2]; got shape] [2 5]",
+              "was expected to be a float tensor but is a int32 tensor"]
+  for error, text in zip(errors, expected):
+    assert error is not None and text in error, (text, error)

@@ -57,6 +57,11 @@ HELP = {
     "num_cpu_devices": "Split the CPU into this many logical devices (replicas for mirrored on a "
                        "machine without GPUs).",
     "jit_compile": "Compile the train step with XLA.",
+    "clip_grad_norm": "Clip the global norm of the (all-reduced) gradient to this; 0: no clipping.",
+    "max_consecutive_skips": "Stop with an error after this many updates in a row were skipped "
+                             "for a non-finite loss or gradient.",
+    "inject_nan_at_steps": "Fault injection for tests: make the train batches of these steps "
+                           "NaN.",
 }
 
 
@@ -88,6 +93,9 @@ class Config:
   strategy: str = "mirrored"
   num_cpu_devices: int = 1
   jit_compile: bool = False
+  clip_grad_norm: float = 0.0
+  max_consecutive_skips: int = 100
+  inject_nan_at_steps: tuple[int, ...] = ()
   # Resolved from the data at train time (not a flag): [H, W, C] of one image.
   image_shape: tuple[int, ...] = ()
 
@@ -96,7 +104,7 @@ class Config:
       if getattr(self, name) not in choices:
         raise ConfigError(f"--{name}={getattr(self, name)!r} is not one of {', '.join(choices)}.")
     positive = ("latent_dim", "num_samples", "batch_size", "eval_batch_size", "steps_per_loop",
-                "checkpoint_every", "num_cpu_devices")
+                "checkpoint_every", "num_cpu_devices", "max_consecutive_skips")
     for name in positive:
       if getattr(self, name) < 1:
         raise ConfigError(f"--{name}={getattr(self, name)} must be a positive integer.")
@@ -107,6 +115,8 @@ class Config:
       raise ConfigError("Set --epochs or --train_steps to a positive number.")
     if self.beta < 0:
       raise ConfigError(f"--beta={self.beta} must be >= 0.")
+    if self.clip_grad_norm < 0:
+      raise ConfigError(f"--clip_grad_norm={self.clip_grad_norm} must be >= 0.")
     if self.learning_rate <= 0:
       raise ConfigError(f"--learning_rate={self.learning_rate} must be > 0.")
     if not 0 < self.validation_fraction < 1:
@@ -157,7 +167,8 @@ def load(workdir):
 
 # Fields that may change between a run and its resumption (they do not change the model).
 RESUMABLE_CHANGES = frozenset({"epochs", "train_steps", "eval_every", "checkpoint_every",
-                               "eval_importance_samples",
+                               "eval_importance_samples", "clip_grad_norm",
+                               "max_consecutive_skips", "inject_nan_at_steps",
                                "steps_per_loop", "eval_batch_size", "strategy", "num_cpu_devices",
                                "jit_compile", "data_dir"})
 
@@ -170,7 +181,8 @@ def check_resumable(saved, new):
     diffs = "; ".join(f"--{n}: {getattr(saved, n)!r} in the workdir, {getattr(new, n)!r} now"
                       for n in changed)
     raise ConfigError(f"The workdir holds a run with a different config ({diffs}). "
-                     "Use a new --workdir, or the same flags to resume.")
+                     "Use a new --workdir, the same flags to resume, or --overwrite to delete "
+                     "that run and start over.")
 
 
 def define_flags(flag_values=None):

@@ -195,6 +195,9 @@ def train_dataset(data, config, start_step=0):
     if config.binarization == "dynamic":
       step_seed = tf.random.experimental.stateless_fold_in(seed + 1, tf.cast(step, tf.int32))
       x = tf.cast(tf.random.stateless_uniform(tf.shape(x), seed=step_seed) < x, tf.float32)
+    if config.inject_nan_at_steps:  # fault injection for tests
+      poisoned = tf.reduce_any(tf.equal(step, list(config.inject_nan_at_steps)))
+      x = tf.where(poisoned, float("nan"), x)
     return {"image": x, "label": tf.gather(labels, indices)}
 
   start_epoch, offset = divmod(start_step, per_epoch)

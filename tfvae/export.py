@@ -18,6 +18,7 @@ latent_dim, all float32 unless noted):
 
 import os
 import shutil
+import time
 
 from absl import app
 from absl import flags
@@ -26,6 +27,21 @@ import tensorflow as tf
 from tfvae import objectives
 
 _ELBO_SEED = (0, 0)
+
+
+def _checked(tensor, name, signature, event_shape):
+  """`tensor` once its shape is [N, *event_shape]; otherwise an InvalidArgumentError whose message
+  names the signature and the expected shape."""
+  shape = tf.shape(tensor)
+  padded = tf.concat([shape, tf.zeros([len(event_shape) + 1], tf.int32)], 0)
+  ok = tf.logical_and(tf.equal(tf.size(shape), len(event_shape) + 1),
+                      tf.reduce_all(tf.equal(padded[1:len(event_shape) + 1], event_shape)))
+  expected = ", ".join(["N"] + [str(d) for d in event_shape])
+  assertion = tf.debugging.Assert(
+      ok, [f"signature {signature} expects {name} float32 [{expected}]; got shape", shape],
+      summarize=8)
+  with tf.control_dependencies([assertion]):
+    return tf.identity(tensor)
 
 
 class _Exported(tf.Module):
@@ -47,12 +63,12 @@ class _Exported(tf.Module):
 
     @tf.function(input_signature=[x_spec])
     def encode(x):
-      q_z = enc(x)
+      q_z = enc(_checked(x, "x", "encode", config.image_shape))
       return {"loc": q_z.mean(), "scale": q_z.stddev()}
 
     @tf.function(input_signature=[tf.TensorSpec([None, config.latent_dim], tf.float32, name="z")])
     def decode(z):
-      return likelihood_params(dec(z))
+      return likelihood_params(dec(_checked(z, "z", "decode", [config.latent_dim])))
 
     @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="n"),
                                   tf.TensorSpec([2], tf.int32, name="seed")])
@@ -63,10 +79,12 @@ class _Exported(tf.Module):
 
     @tf.function(input_signature=[x_spec])
     def reconstruct(x):
+      x = _checked(x, "x", "reconstruct", config.image_shape)
       return {"reconstruction": dec(enc(x).mean()).mean()}
 
     @tf.function(input_signature=[x_spec])
     def elbo(x):
+      x = _checked(x, "x", "elbo", config.image_shape)
       terms = objectives.elbo_terms(x, enc(x), dec, model.prior(), config.num_samples,
                                     tf.constant(_ELBO_SEED, tf.int32))
       return {k: terms[k] for k in ("elbo", "rate", "distortion")}
@@ -80,24 +98,40 @@ class _Exported(tf.Module):
 
 
 def export(model, path):
-  """Writes `model` as a SavedModel at `path`, replacing what was there only once complete.
+  """Writes `model` as a SavedModel and makes `path` point at it atomically.
 
-  The SavedModel is written to PATH.tmp, then swapped in by renames, so `path` always holds
-  either the previous complete export or the new one.
+  Each export is written to its own folder PATH.<time_ns> beside `path`; `path` is a symbolic
+  link that os.replace swaps to the new folder only once the SavedModel is complete, then the
+  previous folder is removed. A reader (or a kill -9 at any moment) sees either the previous
+  complete export or the new one. Copy it with `cp -rL` to follow the link.
 
   Args:
     model: a tfvae model (tfvae.models) with `config`, `encoder`, `decoder`, `prior()`.
-    path: str, the export folder (WORKDIR/export by convention).
+    path: str, the export path (WORKDIR/export by convention).
+
+  Returns:
+    The folder the link now points to.
   """
   module = _Exported(model)
-  tmp, old = path + ".tmp", path + ".old"
-  shutil.rmtree(tmp, ignore_errors=True)
-  tf.saved_model.save(module, tmp, signatures=module.signatures())
-  if os.path.exists(path):
-    shutil.rmtree(old, ignore_errors=True)
-    os.replace(path, old)
-  os.replace(tmp, path)
-  shutil.rmtree(old, ignore_errors=True)
+  path = os.path.abspath(path)
+  parent, name = os.path.split(path)
+  target = f"{path}.{time.time_ns()}"
+  tf.saved_model.save(module, target, signatures=module.signatures())
+  previous = os.path.realpath(path) if os.path.islink(path) else None
+  if os.path.isdir(path) and not os.path.islink(path):  # a plain folder: move it out of the way
+    previous = f"{path}.{time.time_ns()}.old"
+    os.replace(path, previous)
+  link = f"{target}.link"
+  os.symlink(os.path.basename(target), link)
+  os.replace(link, path)  # atomic on POSIX
+  if previous and previous != target:
+    shutil.rmtree(previous, ignore_errors=True)
+  # Folders of exports interrupted before their swap (kill -9) are never pointed at: remove them.
+  for entry in os.listdir(parent):
+    stale = os.path.join(parent, entry)
+    if entry.startswith(name + ".") and stale != target and not os.path.islink(stale):
+      shutil.rmtree(stale, ignore_errors=True)
+  return target
 
 
 def main(argv):

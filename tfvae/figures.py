@@ -115,7 +115,7 @@ def manifold(model, means, title, size=15):
   a, b = np.meshgrid(q, q[::-1])
   if means.shape[1] == 2:
     codes = np.stack([a.ravel(), b.ravel()], axis=1)
-    axes_label = ("z1 (prior quantiles)", "z2 (prior quantiles)")
+    axes_label = ("z0 (prior quantiles)", "z1 (prior quantiles)")
   else:
     pca = decomposition.PCA(2).fit(means)
     std = np.sqrt(pca.explained_variance_)

@@ -6,6 +6,7 @@ and test splits, and exports a SavedModel to WORKDIR/export. A flagfile may incl
 """
 
 import os
+import sys
 
 from absl import app
 from absl import flags
@@ -14,6 +15,8 @@ from absl import logging
 from tfvae import config as config_lib
 
 flags.DEFINE_string("workdir", "/tmp/tfvae", "Folder for everything this run writes.")
+flags.DEFINE_bool("overwrite", False, "If --workdir holds a run with a different config, delete "
+                  "it and start over (otherwise that is refused).")
 config_lib.define_flags()
 FLAGS = flags.FLAGS
 
@@ -25,21 +28,33 @@ class _TfvaeInfoOnly:
     return record.levelno >= logging.WARNING or "tfvae" in record.pathname
 
 
+def _exit(error, code):
+  """One sentence on stderr and a non-zero exit; the traceback only with --verbosity >= 1."""
+  if logging.get_verbosity() >= 1:
+    logging.exception("")
+  print(f"tfvae.train: {error}", file=sys.stderr)
+  sys.exit(code)
+
+
 def main(argv):
   logging.get_absl_handler().python_handler.addFilter(_TfvaeInfoOnly())
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   try:
     config = config_lib.from_flags(FLAGS)
-  except ValueError as e:
-    raise app.UsageError(str(e)) from None
+  except config_lib.ConfigError as e:
+    _exit(e, 2)
   from tfvae import data  # pylint: disable=import-outside-toplevel
   from tfvae import trainer  # pylint: disable=import-outside-toplevel
   trainer.split_cpu(config.num_cpu_devices)  # before any TF op
   try:
-    results = trainer.train_and_evaluate(config, FLAGS.workdir)
+    results = trainer.train_and_evaluate(config, FLAGS.workdir, FLAGS.overwrite)
   except (config_lib.ConfigError, data.DataError) as e:
-    raise app.UsageError(str(e)) from None
+    _exit(e, 2)
+  except trainer.TrainingError as e:
+    _exit(e, 1)
+  except trainer.Interrupted as e:
+    _exit(e, 128 + e.signum)
   logging.info("Done: test elbo %.3f nats. Outputs in %s (tensorboard --logdir %s)",
                results["test"]["elbo"], FLAGS.workdir, os.path.join(FLAGS.workdir, "tensorboard"))
 

@@ -8,7 +8,10 @@ export/, eval.json.
 
 import json
 import os
+import shutil
+import signal
 import sys
+import threading
 import time
 
 from absl import logging
@@ -23,6 +26,42 @@ from tfvae import models
 from tfvae import summaries
 
 _NUM_SUMMARY_IMAGES = 8
+
+
+class TrainingError(RuntimeError):
+  """Training cannot go on (e.g. non-finite updates in a row); the last checkpoint is intact."""
+
+
+class Interrupted(Exception):
+  """SIGTERM/SIGINT stopped training after a checkpoint was written."""
+
+  def __init__(self, signum, step, workdir):
+    self.signum = signum
+    super().__init__(f"Stopped by {signal.Signals(signum).name} at step {step}; a checkpoint "
+                     f"was written to {os.path.join(workdir, 'ckpt')}. Re-run the same command "
+                     "to resume from it.")
+
+
+class _StopSignals:
+  """Context manager: SIGTERM/SIGINT set `received` instead of killing the process."""
+
+  def __init__(self):
+    self.received = None
+    self._previous = {}
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      for signum in (signal.SIGTERM, signal.SIGINT):
+        self._previous[signum] = signal.signal(signum, self._handle)
+    return self
+
+  def _handle(self, signum, frame):
+    del frame
+    self.received = signum
+
+  def __exit__(self, *exc):
+    for signum, handler in self._previous.items():
+      signal.signal(signum, handler)
 
 
 def split_cpu(num_devices):
@@ -60,9 +99,15 @@ class Trainer:
     keras.utils.set_random_seed(config.seed)  # weight initialization
     with strategy.scope():
       self.model = models.build(config)
-      self.optimizer = keras.optimizers.Adam(config.learning_rate)
+      self.optimizer = keras.optimizers.Adam(config.learning_rate,
+                                             global_clipnorm=config.clip_grad_norm or None)
       self.optimizer.build(self.model.trainable_variables)
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+      # Updates skipped for a non-finite loss or gradient: in a row, and in this process.
+      counter = dict(dtype=tf.int64, trainable=False,
+                     aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+      self.consecutive_skips = tf.Variable(0, name="consecutive_skips", **counter)
+      self.skipped_updates = tf.Variable(0, name="skipped_updates", **counter)
     self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
                                           step=self.step)
     self.manager = None
@@ -92,9 +137,35 @@ class Trainer:
       loss = tf.nn.compute_average_loss(terms["loss"], global_batch_size=self.config.batch_size)
     return tape.gradient(loss, variables), {k: tf.reduce_sum(v) for k, v in terms.items()}
 
+  def _apply_or_skip(self, strategy, num_bad, grads):
+    """Cross-replica: applies the update unless some replica saw a non-finite loss/gradient.
+
+    The tf.cond must run in cross-replica context (apply_gradients calls merge_call), the
+    pattern of keras.optimizers.LossScaleOptimizer.
+    """
+    ok = tf.equal(strategy.experimental_local_results(num_bad)[0], 0.0)
+    variables = self.model.trainable_variables
+
+    def apply():
+      strategy.extended.call_for_each_replica(
+          lambda g: self.optimizer.apply_gradients(zip(g, variables)), args=(grads,))
+      return tf.constant(True)
+
+    tf.cond(ok, apply, lambda: tf.constant(False))
+    skipped = 1 - tf.cast(ok, tf.int64)
+    self.skipped_updates.assign_add(skipped)
+    self.consecutive_skips.assign((self.consecutive_skips + skipped) * skipped)
+
   def _train_step_fn(self, batch, seed, step):
     grads, sums = self._grads(batch, seed, step)
-    self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+    finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
+    finite = tf.logical_and(finite, tf.math.is_finite(sums["loss"]))
+    context = tf.distribute.get_replica_context()
+    num_bad = context.all_reduce("SUM", 1.0 - tf.cast(finite, tf.float32))
+    context.merge_call(self._apply_or_skip, args=(num_bad, grads))
+    skipped = tf.cast(num_bad > 0, tf.float32)
+    sums = {k: tf.where(skipped > 0, 0.0, v) for k, v in sums.items()}  # keep NaN out of means
+    sums["skipped"] = skipped / context.num_replicas_in_sync  # summed over replicas below
     return sums
 
   def _one_step(self, iterator):
@@ -114,10 +185,16 @@ class Trainer:
     """Runs `num_steps` train steps (one tf.function call) from a distributed iterator.
 
     Returns:
-      dict of Python floats: the mean per-example loss, elbo, rate, distortion over the steps.
+      dict of Python floats: the mean per-example loss, elbo, rate, distortion over the steps
+      whose update was applied (NaN if none was), and "skipped": the number of updates skipped
+      for a non-finite loss or gradient.
     """
     sums = self._train_loop(iterator, tf.constant(num_steps, tf.int64))
-    return {k: float(v) / (num_steps * self.config.batch_size) for k, v in sums.items()}
+    skipped = int(round(float(sums.pop("skipped"))))
+    applied = (num_steps - skipped) * self.config.batch_size
+    out = {k: float(v) / applied if applied else float("nan") for k, v in sums.items()}
+    out["skipped"] = skipped
+    return out
 
   def evaluate(self, dataset):
     """Metrics of `evaluation.Evaluator` (nats per example) over a finite dataset."""
@@ -149,24 +226,53 @@ def restore_model(workdir, strategy=None):
   return config, model, int(step.numpy())
 
 
-def train_and_evaluate(config, workdir):
+# What a run writes into its workdir (removed by --overwrite).
+RUN_OUTPUTS = ("config.json", "ckpt", "tensorboard", "export", "eval.json", "figures")
+
+
+def _delete_run(workdir):
+  for entry in os.listdir(workdir):
+    if entry in RUN_OUTPUTS or entry.startswith("export."):
+      path = os.path.join(workdir, entry)
+      if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+      else:
+        os.remove(path)
+
+
+def train_and_evaluate(config, workdir, overwrite=False):
   """Trains `config` in `workdir`, resuming from its latest checkpoint, then evaluates and exports.
 
   Returns:
     dict with the final "validation" and "test" metrics (nats per example) and "step"; the
     same is written to WORKDIR/eval.json.
 
+  Args:
+    config: the Config to train.
+    workdir: the run folder.
+    overwrite: if the workdir holds a run with a different config, delete it (RUN_OUTPUTS)
+      instead of refusing.
+
   Raises:
-    ValueError: if workdir holds a run with a different config, or the config is invalid for
-      the data (tfvae.data.DataError).
+    tfvae.config.ConfigError: if workdir holds a run with a different config (and not
+      overwrite), or the batch does not split over the replicas.
+    tfvae.data.DataError: if the dataset cannot be had.
+    TrainingError: after --max_consecutive_skips non-finite updates in a row.
+    Interrupted: after SIGTERM/SIGINT, once a checkpoint is written.
   """
   data = data_lib.load(config)
   config = config_lib.Config.from_dict({**config.to_dict(), "image_shape": data.image_shape})
   if os.path.exists(os.path.join(workdir, config_lib.CONFIG_FILENAME)):
-    config_lib.check_resumable(config_lib.load(workdir), config)
+    try:
+      config_lib.check_resumable(config_lib.load(workdir), config)
+    except config_lib.ConfigError:
+      if not overwrite:
+        raise
+      logging.warning("--overwrite: deleting the run in %s", workdir)
+      _delete_run(workdir)
+  strategy = make_strategy(config)  # validates the batch split before anything is written
   config_lib.save(config, workdir)
 
-  strategy = make_strategy(config)
   trainer = Trainer(config, strategy, workdir)
   start = trainer.restore()
   per_epoch = data_lib.steps_per_epoch(data, config.batch_size)
@@ -186,32 +292,48 @@ def train_and_evaluate(config, workdir):
   progress = keras.utils.Progbar(total, verbose=1 if sys.stderr.isatty() else 0,
                                  unit_name="step")
   step, validation_metrics = start, None
-  while step < total:
-    boundary = min(total, step + config.steps_per_loop, (step // eval_every + 1) * eval_every,
-                   (step // config.checkpoint_every + 1) * config.checkpoint_every)
-    began = time.perf_counter()
-    metrics = trainer.train(iterator, boundary - step)
-    seconds = time.perf_counter() - began
-    examples_per_second = (boundary - step) * config.batch_size / seconds
-    step = boundary
-    summaries.write_scalars(writers["train"], step, {
-        **metrics, "beta": config.beta, "learning_rate": config.learning_rate,
-        "examples_per_second": examples_per_second})
-    progress.update(step, [("elbo", metrics["elbo"])])
-    if step % eval_every == 0 or step == total:
-      metrics = validation_metrics = trainer.evaluate(validation)
-      summaries.write_scalars(writers["eval"], step, metrics)
-      summaries.write_images(writers["eval"], step, trainer.model, summary_images,
-                             tf.constant(evaluation.EVAL_SEED, tf.int32))
-      writers["eval"].flush()
-      writers["train"].flush()
-      logging.info("step %d  epoch %.2f  validation elbo %.3f  iwae_bound(K=%d) %.3f  rate %.3f  "
-                   "distortion %.3f  active units %d  (%.0f examples/s)", step, step / per_epoch,
-                   metrics["elbo"], config.eval_importance_samples,
-                   metrics.get("iwae_bound", float("nan")), metrics["rate"],
-                   metrics["distortion"], metrics["active_units"], examples_per_second)
-    if step % config.checkpoint_every == 0 or step == total:
-      trainer.save()
+  with _StopSignals() as stop:
+    while step < total:
+      boundary = min(total, step + config.steps_per_loop, (step // eval_every + 1) * eval_every,
+                     (step // config.checkpoint_every + 1) * config.checkpoint_every)
+      began, num_steps = time.perf_counter(), boundary - step
+      metrics = trainer.train(iterator, num_steps)
+      examples_per_second = num_steps * config.batch_size / (time.perf_counter() - began)
+      step = boundary
+      skipped = metrics.pop("skipped")
+      if skipped:
+        logging.warning("step %d: skipped %d of the last %d updates for a non-finite loss or "
+                        "gradient (%d in a row, %d in this run)", step, skipped, num_steps, int(trainer.consecutive_skips.numpy()),
+                        int(trainer.skipped_updates.numpy()))
+      if int(trainer.consecutive_skips.numpy()) >= config.max_consecutive_skips:
+        raise TrainingError(
+            f"{int(trainer.consecutive_skips.numpy())} updates in a row had a non-finite loss or "
+            f"gradient (--max_consecutive_skips={config.max_consecutive_skips}), at step {step}. "
+            f"The last good checkpoint is intact in {os.path.join(workdir, 'ckpt')}. Try a "
+            "lower --learning_rate or --clip_grad_norm.")
+      summaries.write_scalars(writers["train"], step, {
+          **metrics, "beta": config.beta, "learning_rate": config.learning_rate,
+          "examples_per_second": examples_per_second,
+          "skipped_updates": int(trainer.skipped_updates.numpy())})
+      progress.update(step, [("elbo", metrics["elbo"])])
+      if stop.received:
+        trainer.save()
+        writers["train"].flush()
+        raise Interrupted(stop.received, step, workdir)
+      if step % eval_every == 0 or step == total:
+        metrics = validation_metrics = trainer.evaluate(validation)
+        summaries.write_scalars(writers["eval"], step, metrics)
+        summaries.write_images(writers["eval"], step, trainer.model, summary_images,
+                               tf.constant(evaluation.EVAL_SEED, tf.int32))
+        writers["eval"].flush()
+        writers["train"].flush()
+        logging.info("step %d  epoch %.2f  validation elbo %.3f  iwae_bound(K=%d) %.3f  "
+                     "rate %.3f  distortion %.3f  active units %d  (%.0f examples/s)", step,
+                     step / per_epoch, metrics["elbo"], config.eval_importance_samples,
+                     metrics.get("iwae_bound", float("nan")), metrics["rate"],
+                     metrics["distortion"], metrics["active_units"], examples_per_second)
+      if step % config.checkpoint_every == 0 or step == total:
+        trainer.save()
 
   results = {"step": step,
              "validation": validation_metrics or trainer.evaluate(validation),
