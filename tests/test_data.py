@@ -105,3 +105,28 @@ def test_corrupt_idx_file_is_named(tmp_path):
   not_gzip.write_bytes(b"plain")
   with pytest.raises(ValueError, match="not a readable gzip file"):
     fashion_mnist_local.check_idx(str(not_gzip), "labels", 10)
+
+
+def test_corrupt_debian_files_give_a_data_error_naming_the_file(tmp_path, monkeypatch):
+  source = tmp_path / "debian"
+  source.mkdir()
+  for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+               "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+    with gzip.open(source / name, "wb") as f:
+      f.write(b"\x00\x00\x08\x03 truncated")
+  monkeypatch.setattr(fashion_mnist_local, "DEBIAN_DIR", str(source))
+  with pytest.raises(data_lib.DataError, match="train-images-idx3-ubyte.gz is not an IDX images"):
+    data_lib.load(config_lib.Config(dataset="fashion_mnist", data_dir=str(tmp_path / "tfds")))
+
+
+@pytest.mark.slow
+def test_a_corrupted_tfds_file_gives_a_data_error(fashion_mnist_dir, tmp_path):
+  import shutil  # pylint: disable=import-outside-toplevel
+  data_dir = tmp_path / "tfds"
+  shutil.copytree(fashion_mnist_dir, data_dir)
+  records = sorted(data_dir.rglob("*.tfrecord*"))
+  assert records
+  for record in records:
+    record.write_bytes(record.read_bytes()[:5000])  # truncated
+  with pytest.raises(data_lib.DataError, match="--dataset=fashion_mnist could not be loaded"):
+    data_lib.load(config_lib.Config(dataset="fashion_mnist", data_dir=str(data_dir)))

@@ -23,8 +23,9 @@ _FILES = {
 _IDX_MAGIC = {"images": 2051, "labels": 2049}
 
 
-def available(source_dir=DEBIAN_DIR):
-  """True if all four IDX files are present in `source_dir`."""
+def available(source_dir=None):
+  """True if all four IDX files are present in `source_dir` (default DEBIAN_DIR)."""
+  source_dir = source_dir or DEBIAN_DIR
   return all(os.path.exists(os.path.join(source_dir, f))
              for images, labels, _ in _FILES.values() for f in (images, labels))
 
@@ -82,14 +83,16 @@ class _LocalFashionMNIST(tfds_mnist.FashionMNIST, skip_registration=True):
     return generators
 
 
-def prepare(data_dir, source_dir=DEBIAN_DIR):
-  """Prepares TFDS fashion_mnist in `data_dir` from `source_dir` (no network). Takes ~15 s.
+def prepare(data_dir, source_dir=None):
+  """Prepares TFDS fashion_mnist in `data_dir` from `source_dir` (default DEBIAN_DIR), offline.
+
+  Takes ~15 s.
 
   Raises:
     ValueError: if a source file is missing, corrupt or of the wrong size.
   """
   builder = _LocalFashionMNIST(data_dir=data_dir or None)
-  builder.source_dir = source_dir
+  builder.source_dir = source_dir or DEBIAN_DIR
   with tempfile.TemporaryDirectory() as extract_dir:
     builder.extract_dir = extract_dir
     builder.download_and_prepare()

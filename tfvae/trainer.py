@@ -262,6 +262,7 @@ def train_and_evaluate(config, workdir, overwrite=False):
   """
   data = data_lib.load(config)
   config = config_lib.Config.from_dict({**config.to_dict(), "image_shape": data.image_shape})
+  strategy = make_strategy(config)  # validates the batch split before anything is written
   if os.path.exists(os.path.join(workdir, config_lib.CONFIG_FILENAME)):
     try:
       config_lib.check_resumable(config_lib.load(workdir), config)
@@ -270,7 +271,6 @@ def train_and_evaluate(config, workdir, overwrite=False):
         raise
       logging.warning("--overwrite: deleting the run in %s", workdir)
       _delete_run(workdir)
-  strategy = make_strategy(config)  # validates the batch split before anything is written
   config_lib.save(config, workdir)
 
   trainer = Trainer(config, strategy, workdir)

@@ -1,0 +1,172 @@
+"""Interruption, numerical faults and bad input, through the real `python -m tfvae.train`."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import ROOT, run_module
+from tfvae import summaries
+from tfvae import trainer as trainer_lib
+
+QUICK = ["--flagfile=configs/quickstart.cfg", "--steps_per_loop=25", "--eval_every=1000",
+         "--eval_importance_samples=0"]
+
+
+def _start(*args):
+  return subprocess.Popen([sys.executable, "-m", "tfvae.train", *QUICK, *args], cwd=ROOT,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+
+
+def _checkpoint_step(workdir):
+  """The step of the checkpoint CheckpointManager's index points at (None if there is none)."""
+  latest = tf.train.latest_checkpoint(os.path.join(workdir, "ckpt"))
+  return int(latest.rsplit("-", 1)[1]) if latest else None
+
+
+def _wait_for_checkpoint(workdir, proc, timeout=120):
+  deadline = time.time() + timeout
+  while _checkpoint_step(workdir) is None:
+    assert proc.poll() is None, proc.communicate()[1][-3000:]
+    assert time.time() < deadline, "no checkpoint was written"
+    time.sleep(0.05)
+
+
+def _snapshot(workdir):
+  """{relative path: (size, mtime)} of everything under workdir."""
+  out = {}
+  for root, _, files in os.walk(workdir):
+    for name in files:
+      path = os.path.join(root, name)
+      out[os.path.relpath(path, workdir)] = (os.path.getsize(path), os.path.getmtime(path))
+  return out
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.6, 1.5])
+def test_kill_9_then_rerun_resumes_from_the_last_complete_checkpoint(tmp_path, delay):
+  workdir = str(tmp_path)
+  args = ["--train_steps=2500", "--checkpoint_every=100", f"--workdir={workdir}"]
+  proc = _start(*args)
+  _wait_for_checkpoint(workdir, proc)
+  time.sleep(delay)
+  proc.send_signal(signal.SIGKILL)
+  proc.communicate()
+  saved = _checkpoint_step(workdir)
+  assert saved is not None and saved % 100 == 0
+  rerun = run_module("tfvae.train", *QUICK, *args)
+  assert f"steps {saved} -> 2500" in rerun.stderr
+  assert json.load(open(tmp_path / "eval.json"))["step"] == 2500
+  assert _checkpoint_step(workdir) == 2500
+  assert "reconstruct" in tf.saved_model.load(str(tmp_path / "export")).signatures
+
+
+def test_a_half_written_checkpoint_is_never_picked_up(tmp_path):
+  workdir = str(tmp_path)
+  run_module("tfvae.train", *QUICK, "--train_steps=100", "--checkpoint_every=50",
+             f"--workdir={workdir}")
+  # What a kill between writing checkpoint files and updating the index leaves behind.
+  (tmp_path / "ckpt" / "ckpt-150.index").write_bytes(b"\x00" * 10)
+  (tmp_path / "ckpt" / "ckpt-150.data-00000-of-00001").write_bytes(b"truncated")
+  rerun = run_module("tfvae.train", *QUICK, "--train_steps=200", "--checkpoint_every=50",
+                     f"--workdir={workdir}")
+  assert "steps 100 -> 200" in rerun.stderr
+  assert _checkpoint_step(workdir) == 200
+
+
+def test_sigterm_writes_a_checkpoint_at_the_current_step_and_says_how_to_resume(tmp_path):
+  workdir = str(tmp_path)
+  args = ["--train_steps=100000", "--checkpoint_every=100", f"--workdir={workdir}"]
+  proc = _start(*args)
+  _wait_for_checkpoint(workdir, proc)
+  time.sleep(1.0)
+  proc.send_signal(signal.SIGTERM)
+  _, stderr = proc.communicate(timeout=60)
+  assert proc.returncode == 128 + signal.SIGTERM
+  match = re.search(r"Stopped by SIGTERM at step (\d+); a checkpoint was written to (\S+)\. "
+                    r"Re-run the same command to resume from it\.", stderr)
+  assert match and "Traceback" not in stderr, stderr[-2000:]
+  assert _checkpoint_step(workdir) == int(match.group(1))
+  assert int(match.group(1)) % 25 == 0  # the loop in flight was finished
+
+
+def test_a_nan_batch_is_skipped_counted_and_training_continues(tmp_path):
+  proc = run_module("tfvae.train", *QUICK, "--train_steps=100", "--checkpoint_every=50",
+                    "--inject_nan_at_steps=3,4,60", f"--workdir={tmp_path}")
+  assert "skipped 2 of the last 25 updates" in proc.stderr
+  assert "skipped 1 of the last 25 updates" in proc.stderr
+  steps, skipped = summaries.read_scalars(str(tmp_path / "tensorboard" / "train"),
+                                          ["skipped_updates"])["skipped_updates"]
+  assert skipped[-1] == 3 and steps[-1] == 100
+  _, loss = summaries.read_scalars(str(tmp_path / "tensorboard" / "train"), ["loss"])["loss"]
+  assert np.all(np.isfinite(loss))
+  assert np.isfinite(json.load(open(tmp_path / "eval.json"))["test"]["elbo"])
+
+
+def test_nan_in_every_batch_stops_with_a_clear_error_and_the_last_good_checkpoint(tmp_path):
+  poisoned = ",".join(str(s) for s in range(100, 400))
+  proc = run_module("tfvae.train", *QUICK, "--train_steps=400", "--checkpoint_every=50",
+                    "--max_consecutive_skips=30", f"--inject_nan_at_steps={poisoned}",
+                    f"--workdir={tmp_path}", check=False)
+  assert proc.returncode == 1 and "Traceback" not in proc.stderr
+  assert "updates in a row had a non-finite loss or gradient (--max_consecutive_skips=30)" \
+      in proc.stderr
+  assert _checkpoint_step(str(tmp_path)) == 100  # nothing saved after the faults began
+  _, model, step = trainer_lib.restore_model(str(tmp_path))
+  assert step == 100
+  assert all(np.all(np.isfinite(v.numpy())) for v in model.variables)
+
+
+BAD_INPUTS = [
+    (["--dataset=no_such_set"], "--dataset=no_such_set is neither 'digits' nor a TFDS"),
+    (["--model=gan"], "flag --model=gan: value should be one of <vae>"),
+    (["--latent_dim=0"], "--latent_dim=0 must be a positive integer"),
+    (["--hidden_sizes=64,-1"], "--hidden_sizes=64,-1 must be positive integers"),
+    (["--batch_size=-4"], "--batch_size=-4 must be a positive integer"),
+    (["--beta=-1"], "--beta=-1.0 must be >= 0"),
+    (["--flagfile=/no/such.cfg"], "Unable to open flagfile: [Errno 2] No such file"),
+    (["--flagfile=tests"], "Unable to open flagfile: [Errno 21] Is a directory"),
+    (["--flagfile={unknown_flag_cfg}"], "Unknown command line flag 'no_such_flag'"),
+    (["--batch_size=65", "--num_cpu_devices=2"],
+     "--batch_size=65 is not divisible by the 2 replicas of --strategy=mirrored"),
+    (["--latent_dim=3"], "--latent_dim: 8 in the workdir, 3 now"),
+]
+
+
+@pytest.fixture(scope="module")
+def existing_run(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("existing")
+  run_module("tfvae.train", *QUICK, "--train_steps=25", f"--workdir={workdir}")
+  cfg = workdir / "unknown.cfg"
+  cfg.write_text("--latent_dim=4\n--no_such_flag=3\n")
+  return workdir, str(cfg)
+
+
+@pytest.mark.parametrize("args,message", BAD_INPUTS, ids=[a[0] for a, _ in BAD_INPUTS])
+def test_bad_input_exits_before_training_with_one_message_and_changes_nothing(
+    existing_run, args, message):
+  workdir, unknown_cfg = existing_run
+  args = [a.format(unknown_flag_cfg=unknown_cfg) for a in args]
+  before = _snapshot(workdir)
+  proc = run_module("tfvae.train", *QUICK, "--train_steps=50", *args, f"--workdir={workdir}",
+                    check=False)
+  assert proc.returncode != 0
+  assert message in proc.stderr, proc.stderr[-2000:]
+  assert "Traceback" not in proc.stderr
+  assert _snapshot(workdir) == before
+
+
+def test_overwrite_replaces_a_run_with_another_config(tmp_path):
+  run_module("tfvae.train", *QUICK, "--train_steps=25", f"--workdir={tmp_path}")
+  proc = run_module("tfvae.train", *QUICK, "--train_steps=25", "--latent_dim=3", "--overwrite",
+                    f"--workdir={tmp_path}")
+  assert "steps 0 -> 25" in proc.stderr
+  assert json.load(open(tmp_path / "config.json"))["latent_dim"] == 3
+  assert len(os.listdir(tmp_path / "tensorboard" / "train")) == 1  # old events are gone
