@@ -45,15 +45,16 @@ def main(argv):
   except config_lib.ConfigError as e:
     _exit(e, 2)
   from tfvae import data  # pylint: disable=import-outside-toplevel
+  from tfvae import run  # pylint: disable=import-outside-toplevel
   from tfvae import trainer  # pylint: disable=import-outside-toplevel
   trainer.split_cpu(config.num_cpu_devices)  # before any TF op
   try:
-    results = trainer.train_and_evaluate(config, FLAGS.workdir, FLAGS.overwrite)
+    results = run.train_and_evaluate(config, FLAGS.workdir, FLAGS.overwrite)
   except (config_lib.ConfigError, data.DataError) as e:
     _exit(e, 2)
-  except trainer.TrainingError as e:
+  except run.TrainingError as e:
     _exit(e, 1)
-  except trainer.Interrupted as e:
+  except run.Interrupted as e:
     _exit(e, 128 + e.signum)
   logging.info("Done: test elbo %.3f nats. Outputs in %s (tensorboard --logdir %s)",
                results["test"]["elbo"], FLAGS.workdir, os.path.join(FLAGS.workdir, "tensorboard"))

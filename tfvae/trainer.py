@@ -1,67 +1,18 @@
-"""Training and evaluation loops: strategy, optimizer, tf.function steps, checkpoints, summaries.
+"""The Trainer: strategy, optimizer, tf.function train steps, skipped updates, checkpoints.
 
 The trainer knows no model internals: it calls `model.losses(batch, seed, step, training)` and
 minimizes the sum of the per-example "loss" divided by the GLOBAL batch size, so one replica and
-N replicas take the same step. Workdir layout: config.json, ckpt/, tensorboard/{train,eval}/,
-export/, eval.json.
+N replicas take the same step. The run around it (workdir, loop, signals) is tfvae/run.py.
 """
 
-import json
 import os
-import shutil
-import signal
-import sys
-import threading
-import time
 
-from absl import logging
 import keras
 import tensorflow as tf
 
 from tfvae import config as config_lib
-from tfvae import data as data_lib
 from tfvae import evaluation
-from tfvae import export as export_lib
 from tfvae import models
-from tfvae import summaries
-
-_NUM_SUMMARY_IMAGES = 8
-
-
-class TrainingError(RuntimeError):
-  """Training cannot go on (e.g. non-finite updates in a row); the last checkpoint is intact."""
-
-
-class Interrupted(Exception):
-  """SIGTERM/SIGINT stopped training after a checkpoint was written."""
-
-  def __init__(self, signum, step, workdir):
-    self.signum = signum
-    super().__init__(f"Stopped by {signal.Signals(signum).name} at step {step}; a checkpoint "
-                     f"was written to {os.path.join(workdir, 'ckpt')}. Re-run the same command "
-                     "to resume from it.")
-
-
-class _StopSignals:
-  """Context manager: SIGTERM/SIGINT set `received` instead of killing the process."""
-
-  def __init__(self):
-    self.received = None
-    self._previous = {}
-
-  def __enter__(self):
-    if threading.current_thread() is threading.main_thread():
-      for signum in (signal.SIGTERM, signal.SIGINT):
-        self._previous[signum] = signal.signal(signum, self._handle)
-    return self
-
-  def _handle(self, signum, frame):
-    del frame
-    self.received = signum
-
-  def __exit__(self, *exc):
-    for signum, handler in self._previous.items():
-      signal.signal(signum, handler)
 
 
 def split_cpu(num_devices):
@@ -224,126 +175,3 @@ def restore_model(workdir, strategy=None):
   status = tf.train.Checkpoint(model=model, step=step).restore(latest)
   status.assert_existing_objects_matched().expect_partial()
   return config, model, int(step.numpy())
-
-
-# What a run writes into its workdir (removed by --overwrite).
-RUN_OUTPUTS = ("config.json", "ckpt", "tensorboard", "export", "eval.json", "figures")
-
-
-def _delete_run(workdir):
-  for entry in os.listdir(workdir):
-    if entry in RUN_OUTPUTS or entry.startswith("export."):
-      path = os.path.join(workdir, entry)
-      if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path)
-      else:
-        os.remove(path)
-
-
-def train_and_evaluate(config, workdir, overwrite=False):
-  """Trains `config` in `workdir`, resuming from its latest checkpoint, then evaluates and exports.
-
-  Returns:
-    dict with the final "validation" and "test" metrics (nats per example) and "step"; the
-    same is written to WORKDIR/eval.json.
-
-  Args:
-    config: the Config to train.
-    workdir: the run folder.
-    overwrite: if the workdir holds a run with a different config, delete it (RUN_OUTPUTS)
-      instead of refusing.
-
-  Raises:
-    tfvae.config.ConfigError: if workdir holds a run with a different config (and not
-      overwrite), or the batch does not split over the replicas.
-    tfvae.data.DataError: if the dataset cannot be had.
-    TrainingError: after --max_consecutive_skips non-finite updates in a row.
-    Interrupted: after SIGTERM/SIGINT, once a checkpoint is written.
-  """
-  data = data_lib.load(config)
-  config = config_lib.Config.from_dict({**config.to_dict(), "image_shape": data.image_shape})
-  strategy = make_strategy(config)  # validates the batch split before anything is written
-  if os.path.exists(os.path.join(workdir, config_lib.CONFIG_FILENAME)):
-    try:
-      config_lib.check_resumable(config_lib.load(workdir), config)
-    except config_lib.ConfigError:
-      if not overwrite:
-        raise
-      logging.warning("--overwrite: deleting the run in %s", workdir)
-      _delete_run(workdir)
-  config_lib.save(config, workdir)
-
-  trainer = Trainer(config, strategy, workdir)
-  start = trainer.restore()
-  per_epoch = data_lib.steps_per_epoch(data, config.batch_size)
-  total = config.train_steps or config.epochs * per_epoch
-  eval_every = config.eval_every or per_epoch
-  logging.info("%s: %d train / %d validation / %d test images %s, %d replicas, steps %d -> %d",
-               config.dataset, len(data.train), len(data.validation), len(data.test),
-               data.image_shape, strategy.num_replicas_in_sync, start, total)
-
-  writers = {name: tf.summary.create_file_writer(os.path.join(workdir, "tensorboard", name))
-             for name in ("train", "eval")}
-  validation = data_lib.eval_dataset(data, "validation", config.eval_batch_size)
-  summary_images = tf.constant(data.validation.images[:_NUM_SUMMARY_IMAGES] / data.max_value,
-                               tf.float32)
-  iterator = iter(strategy.experimental_distribute_dataset(
-      data_lib.train_dataset(data, config, start_step=start)))
-  progress = keras.utils.Progbar(total, verbose=1 if sys.stderr.isatty() else 0,
-                                 unit_name="step")
-  step, validation_metrics = start, None
-  with _StopSignals() as stop:
-    while step < total:
-      boundary = min(total, step + config.steps_per_loop, (step // eval_every + 1) * eval_every,
-                     (step // config.checkpoint_every + 1) * config.checkpoint_every)
-      began, num_steps = time.perf_counter(), boundary - step
-      metrics = trainer.train(iterator, num_steps)
-      examples_per_second = num_steps * config.batch_size / (time.perf_counter() - began)
-      step = boundary
-      skipped = metrics.pop("skipped")
-      if skipped:
-        logging.warning("step %d: skipped %d of the last %d updates for a non-finite loss or "
-                        "gradient (%d in a row, %d in this run)", step, skipped, num_steps, int(trainer.consecutive_skips.numpy()),
-                        int(trainer.skipped_updates.numpy()))
-      if int(trainer.consecutive_skips.numpy()) >= config.max_consecutive_skips:
-        raise TrainingError(
-            f"{int(trainer.consecutive_skips.numpy())} updates in a row had a non-finite loss or "
-            f"gradient (--max_consecutive_skips={config.max_consecutive_skips}), at step {step}. "
-            f"The last good checkpoint is intact in {os.path.join(workdir, 'ckpt')}. Try a "
-            "lower --learning_rate or --clip_grad_norm.")
-      summaries.write_scalars(writers["train"], step, {
-          **metrics, "beta": config.beta, "learning_rate": config.learning_rate,
-          "examples_per_second": examples_per_second,
-          "skipped_updates": int(trainer.skipped_updates.numpy())})
-      progress.update(step, [("elbo", metrics["elbo"])])
-      if stop.received:
-        trainer.save()
-        writers["train"].flush()
-        raise Interrupted(stop.received, step, workdir)
-      if step % eval_every == 0 or step == total:
-        metrics = validation_metrics = trainer.evaluate(validation)
-        summaries.write_scalars(writers["eval"], step, metrics)
-        summaries.write_images(writers["eval"], step, trainer.model, summary_images,
-                               tf.constant(evaluation.EVAL_SEED, tf.int32))
-        writers["eval"].flush()
-        writers["train"].flush()
-        logging.info("step %d  epoch %.2f  validation elbo %.3f  iwae_bound(K=%d) %.3f  "
-                     "rate %.3f  distortion %.3f  active units %d  (%.0f examples/s)", step,
-                     step / per_epoch, metrics["elbo"], config.eval_importance_samples,
-                     metrics.get("iwae_bound", float("nan")), metrics["rate"],
-                     metrics["distortion"], metrics["active_units"], examples_per_second)
-      if step % config.checkpoint_every == 0 or step == total:
-        trainer.save()
-
-  results = {"step": step,
-             "validation": validation_metrics or trainer.evaluate(validation),
-             "test": trainer.evaluate(data_lib.eval_dataset(data, "test", config.eval_batch_size))}
-  with open(os.path.join(workdir, "eval.json.tmp"), "w") as f:
-    json.dump(results, f, indent=2)
-  os.replace(os.path.join(workdir, "eval.json.tmp"), os.path.join(workdir, "eval.json"))
-  logging.info("step %d  test elbo %.3f  rate %.3f  distortion %.3f", step,
-               results["test"]["elbo"], results["test"]["rate"], results["test"]["distortion"])
-  export_lib.export(trainer.model, os.path.join(workdir, "export"))
-  for writer in writers.values():
-    writer.close()
-  return results
