@@ -4,6 +4,7 @@ Workdir layout: config.json, ckpt/, tensorboard/{train,eval}/, export (a link to
 eval.json, figures/.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -118,8 +119,6 @@ def train_and_evaluate(config, workdir, overwrite=False):
                config.dataset, len(data.train), len(data.validation), len(data.test),
                data.image_shape, strategy.num_replicas_in_sync, start, total)
 
-  writers = {name: tf.summary.create_file_writer(os.path.join(workdir, "tensorboard", name))
-             for name in ("train", "eval")}
   validation = data_lib.eval_dataset(data, "validation", config.eval_batch_size)
   summary_images = tf.constant(data.validation.images[:_NUM_SUMMARY_IMAGES] / data.max_value,
                                tf.float32)
@@ -128,7 +127,11 @@ def train_and_evaluate(config, workdir, overwrite=False):
   progress = keras.utils.Progbar(total, verbose=1 if sys.stderr.isatty() else 0,
                                  unit_name="step")
   step, validation_metrics = start, None
-  with _StopSignals() as stop:
+  with _StopSignals() as stop, contextlib.ExitStack() as cleanup:
+    writers = {name: tf.summary.create_file_writer(os.path.join(workdir, "tensorboard", name))
+               for name in ("train", "eval")}
+    for writer in writers.values():
+      cleanup.callback(writer.close)  # also when the loop raises: no buffered event is lost
     while step < total:
       boundary = min(total, step + config.steps_per_loop, (step // eval_every + 1) * eval_every,
                      (step // config.checkpoint_every + 1) * config.checkpoint_every)
@@ -139,7 +142,8 @@ def train_and_evaluate(config, workdir, overwrite=False):
       skipped = metrics.pop("skipped")
       if skipped:
         logging.warning("step %d: skipped %d of the last %d updates for a non-finite loss or "
-                        "gradient (%d in a row, %d in this run)", step, skipped, num_steps, int(trainer.consecutive_skips.numpy()),
+                        "gradient (%d in a row, %d in this run)", step, skipped, num_steps,
+                        int(trainer.consecutive_skips.numpy()),
                         int(trainer.skipped_updates.numpy()))
       if int(trainer.consecutive_skips.numpy()) >= config.max_consecutive_skips:
         raise TrainingError(
@@ -180,6 +184,4 @@ def train_and_evaluate(config, workdir, overwrite=False):
   logging.info("step %d  test elbo %.3f  rate %.3f  distortion %.3f", step,
                results["test"]["elbo"], results["test"]["rate"], results["test"]["distortion"])
   export_lib.export(trainer.model, os.path.join(workdir, "export"))
-  for writer in writers.values():
-    writer.close()
   return results
