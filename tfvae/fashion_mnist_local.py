@@ -86,8 +86,6 @@ class _LocalFashionMNIST(tfds_mnist.FashionMNIST, skip_registration=True):
 def prepare(data_dir, source_dir=None):
   """Prepares TFDS fashion_mnist in `data_dir` from `source_dir` (default DEBIAN_DIR), offline.
 
-  Takes ~15 s.
-
   Raises:
     ValueError: if a source file is missing, corrupt or of the wrong size.
   """
