@@ -56,7 +56,7 @@ HELP = {
                 "one_device: a single device.",
     "num_cpu_devices": "Split the CPU into this many logical devices (replicas for mirrored on a "
                        "machine without GPUs).",
-    "jit_compile": "Compile the train step with XLA.",
+    "jit_compile": "XLA-compile the loss and gradient computation (not the optimizer update).",
     "clip_grad_norm": "Clip the global norm of the (all-reduced) gradient to this; 0: no clipping.",
     "max_consecutive_skips": "Stop with an error after this many updates in a row were skipped "
                              "for a non-finite loss or gradient.",
