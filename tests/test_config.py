@@ -1,9 +1,12 @@
 import json
+import os
 
 from absl import flags
 import pytest
 
 from tfvae import config as config_lib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _parse(argv):
@@ -35,6 +38,11 @@ def test_flagfile_includes_another_and_command_line_overrides(tmp_path):
     (["--hidden_sizes=64,x"], "--hidden_sizes"),
     (["--hidden_sizes=64,-3"], "--hidden_sizes"),
     (["--validation_fraction=1.5"], "--validation_fraction"),
+    (["--beta_schedule=linear"], "--beta_schedule"),  # needs --warmup_steps
+    (["--free_bits=-0.1"], "--free_bits"),
+    (["--corruption_level=1.0"], "--corruption_level"),  # masking probability must be < 1
+    (["--contraction_weight=-1"], "--contraction_weight"),
+    (["--num_cycles=0"], "--num_cycles"),
 ])
 def test_invalid_values_name_the_flag(argv, flag):
   with pytest.raises(ValueError, match=flag):
@@ -63,3 +71,32 @@ def test_check_resumable_allows_longer_training_but_not_another_model():
   config_lib.check_resumable(saved, config_lib.Config(train_steps=500))
   with pytest.raises(ValueError, match="--latent_dim"):
     config_lib.check_resumable(saved, config_lib.Config(train_steps=100, latent_dim=3))
+
+
+@pytest.mark.parametrize("likelihood, binarization, warns", [
+    ("bernoulli", "dynamic", False), ("bernoulli", "static", False),
+    ("bernoulli", "none", True), ("bernoulli", "dequantize", True),
+    ("normal", "dynamic", True), ("laplace", "static", True),
+    ("normal", "dequantize", False), ("continuous_bernoulli", "none", False),
+    ("normal_per_pixel", "none", False),
+])
+def test_likelihood_mismatch_warns_in_one_line_saying_why(likelihood, binarization, warns):
+  message = config_lib.likelihood_mismatch(
+      config_lib.Config(likelihood=likelihood, binarization=binarization))
+  assert (message is not None) == warns
+  if warns:
+    assert "\n" not in message and f"--likelihood={likelihood}" in message
+    assert "not a log-likelihood" in message or "not log-likelihoods" in message
+
+
+TRAIN_CONFIGS = sorted(
+    name for name in os.listdir(os.path.join(ROOT, "configs"))
+    if name.endswith(".cfg") and not name.startswith(("gmm_", "tune_")))
+
+
+@pytest.mark.parametrize("name", TRAIN_CONFIGS)
+def test_every_shipped_training_config_parses(name, monkeypatch):
+  monkeypatch.chdir(ROOT)  # flagfiles include each other by repo-relative paths
+  config = _parse([f"--flagfile=configs/{name}"])
+  assert config.epochs > 0 or config.train_steps > 0
+  assert config_lib.likelihood_mismatch(config) is None  # no shipped config warns

@@ -66,6 +66,26 @@ def test_dynamic_binarization_resamples_each_time_an_example_is_seen():
   assert np.abs(first.sum(axis=0) - second.sum(axis=0)).max() > 5
 
 
+def test_dequantization_adds_uniform_noise_within_each_pixel_bin():
+  config = config_lib.Config(dataset="digits", binarization="dequantize", batch_size=1198)
+  data = data_lib.load(config)
+  assert data.dequantize
+  first, second = (b["image"].numpy() for b in _batches(data, config, 0, 2))
+  for batch in (first, second):  # both batches hold every train example once
+    assert batch.min() >= 0 and batch.max() < 1
+    levels = np.sort(np.floor(batch * 17).astype(np.uint8).reshape(len(batch), -1), axis=0)
+    np.testing.assert_array_equal(levels,
+                                  np.sort(data.train.images.reshape(len(batch), -1), axis=0))
+  assert not np.allclose(np.sort(first.ravel()), np.sort(second.ravel()))  # fresh noise
+  # Evaluation noise is fixed per example: the same whatever the batch size.
+  a = np.concatenate([b["image"] for b in data_lib.eval_dataset(data, "test", 100)])
+  b = np.concatenate([b["image"] for b in data_lib.eval_dataset(data, "test", 7)])
+  np.testing.assert_array_equal(a, b)
+  np.testing.assert_array_equal(np.floor(a * 17).astype(np.uint8), data.test.images)
+  u = a * 17 - data.test.images
+  assert abs(u.mean() - 0.5) < 0.01 and abs(u.var() - 1 / 12) < 0.005
+
+
 def test_eval_pipeline_keeps_order_and_the_last_partial_batch():
   data = _digits()
   batches = list(data_lib.eval_dataset(data, "test", 100))

@@ -58,3 +58,23 @@ def test_every_figure_has_a_title_and_axis_labels(model):
   traversal_rows = [t.get_text() for t in made[3].axes[0].get_yticklabels()]
   assert traversal_rows[0].startswith("z1 (2.00")  # highest KL first
   assert [t.get_text() for t in made[4].axes[0].get_legend().get_texts()] == ["a", "b", "c", "d"]
+
+
+def test_autoencoder_manifold_spans_its_codes_and_traversals_use_their_spread():
+  ae = models.build(config_lib.Config(model="ae", hidden_sizes=(8,), latent_dim=2,
+                                      image_shape=(8, 8, 1)))
+  rng = np.random.default_rng(0)
+  codes = rng.normal(loc=[10.0, -4.0], scale=[3.0, 0.5], size=[200, 2]).astype(np.float32)
+  fig = figures.manifold(ae, codes, "T", size=5)
+  grid_ax, codes_ax = fig.axes
+  assert grid_ax.get_images()[0].get_array().shape == (5 * 8, 5 * 8)
+  assert "percentile of the codes" in grid_ax.get_xlabel()
+  low, high = np.percentile(codes[:, 0], [1, 99])
+  np.testing.assert_allclose(codes_ax.get_xlim(), (low, high), rtol=1e-6)
+  assert len(codes_ax.collections[0].get_offsets()) == 200  # the data's codes are drawn
+  x = rng.uniform(size=[8, 8, 1]).astype(np.float32)
+  fig = figures.traversals(ae, x, codes.var(0), "T", center=codes.mean(0), scale=codes.std(0),
+                           score_label="var {:.2f}")
+  rows = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+  assert rows == [f"z0 (var {codes.var(0)[0]:.2f})", f"z1 (var {codes.var(0)[1]:.2f})"]
+  assert "std of the codes" in fig.axes[0].get_xlabel()

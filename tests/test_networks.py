@@ -9,7 +9,8 @@ SHAPES = [(28, 28, 1), (8, 8, 1), (32, 32, 3)]
 
 @pytest.mark.parametrize("architecture", ["mlp", "conv"])
 @pytest.mark.parametrize("image_shape", SHAPES)
-@pytest.mark.parametrize("likelihood", ["bernoulli", "normal"])
+@pytest.mark.parametrize("likelihood", ["bernoulli", "normal", "normal_per_pixel", "laplace",
+                                        "continuous_bernoulli"])
 def test_distribution_shapes(architecture, image_shape, likelihood):
   batch, latent_dim, num_samples = 5, 3, 4
   kwargs = dict(architecture=architecture, hidden_sizes=(16,), conv_filters=(4, 8, 8))
@@ -32,3 +33,65 @@ def test_normal_likelihood_has_one_learned_scale():
   assert decoder.raw_scale in decoder.trainable_variables
   np.testing.assert_allclose(p_x.stddev(), np.full([3, 8, 8, 1], 1.0 + networks.MIN_LIKELIHOOD_SCALE),
                              rtol=1e-5)
+
+
+def test_deterministic_encoder_is_a_point_mass_at_the_code():
+  encoder = networks.Encoder((8, 8, 1), 3, hidden_sizes=(4,), stochastic=False)
+  x = tf.random.stateless_uniform([5, 8, 8, 1], [0, 1])
+  q_z = encoder(x)
+  assert q_z.batch_shape == [5] and q_z.event_shape == [3]
+  np.testing.assert_allclose(q_z.sample(seed=[1, 2]), q_z.mean())
+  np.testing.assert_array_equal(q_z.stddev(), np.zeros([5, 3]))
+  assert encoder.head.units == 3  # one output per code dimension, no scale
+
+
+def _decoder_output(decoder, z):
+  """The network's raw output (logits or loc) for z."""
+  return decoder.net(z).numpy()
+
+
+def test_likelihood_log_probs_match_their_closed_forms():
+  z = tf.random.stateless_normal([2, 3], [3, 4])
+  x = tf.random.stateless_uniform([2, 8, 8, 1], [5, 6], minval=0.01, maxval=0.99)
+  xn = x.numpy()
+  for likelihood in ("bernoulli", "continuous_bernoulli", "normal", "laplace",
+                     "normal_per_pixel"):
+    decoder = networks.Decoder((8, 8, 1), 3, likelihood=likelihood, hidden_sizes=(8,))
+    out = _decoder_output(decoder, z).reshape(2, 8, 8, -1)
+    got = decoder(z).log_prob(x).numpy()
+    if likelihood in ("bernoulli", "continuous_bernoulli"):
+      p = 1 / (1 + np.exp(-out[..., :1]))
+      per_pixel = xn * np.log(p) + (1 - xn) * np.log1p(-p)  # Bernoulli (cross-entropy form)
+      if likelihood == "continuous_bernoulli":  # + log C(p), C = 2 atanh(1 - 2p) / (1 - 2p)
+        per_pixel += np.log(2 * np.arctanh(1 - 2 * p) / (1 - 2 * p))
+    else:
+      if likelihood == "normal_per_pixel":
+        loc, scale = out[..., :1], np.log1p(np.exp(out[..., 1:])) + networks.MIN_LIKELIHOOD_SCALE
+      else:
+        loc = out
+        scale = np.log1p(np.exp(decoder.raw_scale.numpy())) + networks.MIN_LIKELIHOOD_SCALE
+      if likelihood == "laplace":
+        per_pixel = -np.abs(xn - loc) / scale - np.log(2 * scale)
+      else:
+        per_pixel = -0.5 * ((xn - loc) / scale) ** 2 - np.log(scale) - 0.5 * np.log(2 * np.pi)
+    np.testing.assert_allclose(got, per_pixel.sum(axis=(1, 2, 3)), rtol=2e-5,
+                               err_msg=likelihood)
+
+
+def test_normal_per_pixel_scales_vary_and_stay_above_the_floor():
+  decoder = networks.Decoder((8, 8, 1), 3, likelihood="normal_per_pixel", hidden_sizes=(8,))
+  scale = decoder(tf.random.stateless_normal([4, 3], [1, 1])).distribution.scale.numpy()
+  assert scale.shape == (4, 8, 8, 1)
+  assert np.all(scale >= networks.MIN_LIKELIHOOD_SCALE) and np.std(scale) > 0
+
+
+@pytest.mark.parametrize("logit", [-6.0, -1.0, 0.0, 0.3, 4.0])
+def test_continuous_bernoulli_integrates_to_one_over_the_unit_interval(logit):
+  decoder = networks.Decoder((1, 1, 1), 1, likelihood="continuous_bernoulli", hidden_sizes=(2,))
+  head = decoder.net.layers[-2]  # Dense(1) before the Reshape: set weights so logits = `logit`
+  head.kernel.assign(tf.zeros_like(head.kernel))
+  head.bias.assign(tf.fill(head.bias.shape, logit))
+  grid = np.linspace(0, 1, 20001, dtype=np.float32)
+  density = np.exp(decoder(tf.zeros([1, 1])).distribution.log_prob(
+      grid.reshape(-1, 1, 1, 1)).numpy()).ravel()
+  np.testing.assert_allclose(np.trapezoid(density, grid), 1.0, rtol=1e-4)

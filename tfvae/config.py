@@ -18,10 +18,12 @@ class ConfigError(ValueError):
 
 # Flags whose value is one of a fixed set. absl rejects anything else with a message naming the flag.
 CHOICES = {
-    "binarization": ("none", "static", "dynamic"),
+    "binarization": ("none", "static", "dynamic", "dequantize"),
     "architecture": ("mlp", "conv"),
-    "likelihood": ("bernoulli", "normal"),
-    "model": ("vae",),
+    "likelihood": ("bernoulli", "normal", "normal_per_pixel", "laplace", "continuous_bernoulli"),
+    "model": ("vae", "ae", "sparse_ae", "denoising_ae", "contractive_ae"),
+    "beta_schedule": ("constant", "linear", "cyclical"),
+    "corruption": ("masking", "gaussian"),
     "strategy": ("mirrored", "one_device"),
 }
 
@@ -29,17 +31,40 @@ HELP = {
     "dataset": "'digits' (scikit-learn's bundled 8x8 digits, no download) or any TFDS image "
                "dataset name, e.g. fashion_mnist, mnist, cifar10.",
     "data_dir": "TFDS data directory (default: TFDS's own, ~/tensorflow_datasets).",
-    "binarization": "none: gray levels in [0,1]; static: Bernoulli-sampled once with a fixed seed; "
-                    "dynamic: resampled every time an example is seen (Burda et al. 2016). "
-                    "Validation and test are always binarized once with a fixed seed.",
+    "binarization": "none: gray levels y/max in [0,1]; static: Bernoulli-sampled once with a "
+                    "fixed seed; dynamic: resampled every time an example is seen (Burda et al. "
+                    "2016); dequantize: not binarized but uniformly dequantized, (y + u)/(max+1), "
+                    "u ~ U[0,1) resampled every time (Theis et al. 2016), for continuous "
+                    "likelihoods whose bits/dim compare with other density models. Validation "
+                    "and test are always binarized/dequantized once with a fixed seed.",
     "validation_fraction": "Fraction of the train split held out (its last examples) for validation.",
     "architecture": "Encoder/decoder networks: mlp or conv.",
     "hidden_sizes": "Comma-separated hidden layer widths of the MLP (decoder mirrors encoder).",
     "conv_filters": "Comma-separated filters of the stride-2 conv layers (decoder mirrors encoder).",
     "latent_dim": "Dimension D of the latent code z.",
-    "likelihood": "Decoder distribution p(x|z): bernoulli, or normal with one learned scale.",
-    "model": "Model family.",
-    "beta": "Weight of the rate (KL) term in the loss; beta=1 is the ELBO.",
+    "likelihood": "Decoder distribution p(x|z): bernoulli (binary pixels); normal with one learned "
+                  "scale; normal_per_pixel (loc and scale per pixel); laplace with one learned "
+                  "scale (the L1 loss); continuous_bernoulli (a density on [0,1], Loaiza-Ganem "
+                  "& Cunningham 2019). Deterministic AEs use it as their reconstruction loss.",
+    "model": "Model family: vae (beta > 1: beta-VAE); ae, sparse_ae, denoising_ae, "
+             "contractive_ae (deterministic autoencoders).",
+    "beta": "Weight of the rate (KL) term in the loss; beta=1 is the ELBO. With a schedule, the "
+            "value reached at the end of the warm-up.",
+    "beta_schedule": "constant: beta throughout; linear: 0 -> beta over --warmup_steps, then beta "
+                     "(KL annealing, Bowman et al. 2016); cyclical: --num_cycles cycles of "
+                     "2*warmup_steps steps, each ramping 0 -> beta over its first half and "
+                     "holding beta over its second (Fu et al. 2019, R = 0.5), then beta.",
+    "warmup_steps": "Steps of the beta ramp (linear and cyclical schedules).",
+    "num_cycles": "Number of cycles of the cyclical beta schedule.",
+    "free_bits": "Free bits (Kingma et al. 2016), nats per latent dimension: each dimension's KL "
+                 "term in the loss is max(free_bits, KL_d), per example. 0: off. The reported "
+                 "rate and elbo are never clamped.",
+    "sparsity_weight": "sparse_ae: weight lambda of the L1 penalty lambda*||h||_1 on the code.",
+    "corruption": "denoising_ae: masking (each input pixel set to 0 with probability "
+                  "--corruption_level) or gaussian (add N(0, corruption_level^2) noise).",
+    "corruption_level": "denoising_ae: masking probability nu in [0, 1), or noise std sigma.",
+    "contraction_weight": "contractive_ae: weight lambda of lambda*||dh/dx||_F^2, the squared "
+                          "Frobenius norm of the encoder's Jacobian (Rifai et al. 2011).",
     "num_samples": "Monte Carlo samples L of z per example for the distortion term.",
     "batch_size": "Global batch size (split across replicas).",
     "eval_batch_size": "Global batch size for evaluation.",
@@ -79,6 +104,14 @@ class Config:
   likelihood: str = "bernoulli"
   model: str = "vae"
   beta: float = 1.0
+  beta_schedule: str = "constant"
+  warmup_steps: int = 0
+  num_cycles: int = 4
+  free_bits: float = 0.0
+  sparsity_weight: float = 0.01
+  corruption: str = "masking"
+  corruption_level: float = 0.25
+  contraction_weight: float = 0.1
   num_samples: int = 1
   batch_size: int = 128
   eval_batch_size: int = 1000
@@ -96,8 +129,10 @@ class Config:
   clip_grad_norm: float = 0.0
   max_consecutive_skips: int = 100
   inject_nan_at_steps: tuple[int, ...] = ()
-  # Resolved from the data at train time (not a flag): [H, W, C] of one image.
+  # Resolved from the data at train time (not flags): [H, W, C] of one image, and the number of
+  # gray levels of the stored pixels (256; 17 for digits), the unit of bits_per_dim.
   image_shape: tuple[int, ...] = ()
+  pixel_levels: int = 256
 
   def __post_init__(self):
     for name, choices in CHOICES.items():
@@ -113,8 +148,17 @@ class Config:
         raise ConfigError(f"--{name}={getattr(self, name)} must be >= 0.")
     if self.epochs == 0 and self.train_steps == 0:
       raise ConfigError("Set --epochs or --train_steps to a positive number.")
-    if self.beta < 0:
-      raise ConfigError(f"--beta={self.beta} must be >= 0.")
+    for name in ("beta", "free_bits", "sparsity_weight", "contraction_weight", "corruption_level",
+                 "warmup_steps"):
+      if getattr(self, name) < 0:
+        raise ConfigError(f"--{name}={getattr(self, name)} must be >= 0.")
+    if self.beta_schedule != "constant" and self.warmup_steps < 1:
+      raise ConfigError(f"--beta_schedule={self.beta_schedule} needs --warmup_steps >= 1.")
+    if self.num_cycles < 1:
+      raise ConfigError(f"--num_cycles={self.num_cycles} must be a positive integer.")
+    if self.corruption == "masking" and self.corruption_level >= 1:
+      raise ConfigError(f"--corruption_level={self.corruption_level} must be in [0, 1) for "
+                        "--corruption=masking (it is the probability of masking a pixel).")
     if self.clip_grad_norm < 0:
       raise ConfigError(f"--clip_grad_norm={self.clip_grad_norm} must be >= 0.")
     if self.learning_rate <= 0:
@@ -141,6 +185,28 @@ class Config:
     if unknown:
       raise ConfigError(f"Unknown config keys: {', '.join(unknown)}.")
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+DISCRETE_LIKELIHOODS = ("bernoulli",)
+
+
+def likelihood_mismatch(config):
+  """A one-line warning when the likelihood does not match the pixels, else None.
+
+  Bernoulli is a distribution over {0, 1}: on gray levels (--binarization=none/dequantize) its
+  log_prob is a cross-entropy, not a log-likelihood. A density (normal, laplace, ...) on binary
+  pixels can grow without bound, so the number is not a log-likelihood either.
+  """
+  binary = config.binarization in ("static", "dynamic")
+  if config.likelihood in DISCRETE_LIKELIHOODS and not binary:
+    return (f"--likelihood={config.likelihood} on gray-level pixels (--binarization="
+            f"{config.binarization}): its log_prob is a cross-entropy, not a log-likelihood, so "
+            "elbo/nll are not bounds on log p(x); use continuous_bernoulli or binarize.")
+  if config.likelihood not in DISCRETE_LIKELIHOODS and binary:
+    return (f"--likelihood={config.likelihood} is a density but the pixels are binary "
+            f"(--binarization={config.binarization}): the density of {{0, 1}} values can grow "
+            "without bound, so elbo/nll are not log-likelihoods; use bernoulli.")
+  return None
 
 
 def save(config, workdir):
@@ -170,7 +236,10 @@ RESUMABLE_CHANGES = frozenset({"epochs", "train_steps", "eval_every", "checkpoin
                                "eval_importance_samples", "clip_grad_norm",
                                "max_consecutive_skips", "inject_nan_at_steps",
                                "steps_per_loop", "eval_batch_size", "strategy", "num_cpu_devices",
-                               "jit_compile", "data_dir"})
+                               "jit_compile", "data_dir", "pixel_levels"})
+
+# Fields resolved from the data (written to config.json), not flags.
+RESOLVED = ("image_shape", "pixel_levels")
 
 
 def check_resumable(saved, new):
@@ -186,13 +255,13 @@ def check_resumable(saved, new):
 
 
 def define_flags(flag_values=None):
-  """Defines one absl flag per Config field (but image_shape). Call once, from an entry point."""
+  """Defines one absl flag per Config field (but RESOLVED ones). Call once, from an entry point."""
   from absl import flags  # pylint: disable=import-outside-toplevel
   fv = flag_values or flags.FLAGS
   hints = typing.get_type_hints(Config)
   for field in dataclasses.fields(Config):
     name, default, kind = field.name, field.default, hints[field.name]
-    if name == "image_shape":
+    if name in RESOLVED:
       continue
     if name in CHOICES:
       flags.DEFINE_enum(name, default, CHOICES[name], HELP[name], flag_values=fv)
@@ -216,7 +285,7 @@ def from_flags(flag_values):
   """
   values = {}
   for field in dataclasses.fields(Config):
-    if field.name == "image_shape":
+    if field.name in RESOLVED:
       continue
     value = flag_values[field.name].value
     if isinstance(field.default, tuple):

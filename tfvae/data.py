@@ -40,6 +40,8 @@ class Data:
   test: Split
   max_value: int  # pixel value that maps to 1.0 (255, or 16 for digits)
   class_names: tuple[str, ...]
+  # Uniform dequantization (--binarization=dequantize): pixels are (y + u) / (max_value + 1).
+  dequantize: bool = False
 
   @property
   def image_shape(self):
@@ -69,12 +71,13 @@ def load(config):
   validation = Split(train.images[-num_validation:], train.labels[-num_validation:])
   train = Split(train.images[:-num_validation], train.labels[:-num_validation])
   splits = {"train": train, "validation": validation, "test": test}
-  if config.binarization != "none":
+  if config.binarization in ("static", "dynamic"):
     fixed = ("train", "validation", "test") if config.binarization == "static" else (
         "validation", "test")
     for name in fixed:
       splits[name] = _binarize_once(splits[name], max_value, _FIXED_BINARIZATION_SEED[name])
-  return Data(max_value=max_value, class_names=names, **splits)
+  return Data(max_value=max_value, class_names=names,
+              dequantize=config.binarization == "dequantize", **splits)
 
 
 def _binarize_once(split, max_value, seed):
@@ -164,7 +167,7 @@ def train_dataset(data, config, start_step=0):
 
   Each epoch is a fresh permutation of the train split (drop remainder), so a run resumed at
   `start_step` sees exactly the batches an uninterrupted run would have seen. With dynamic
-  binarization, the pixels are resampled from a seed folded from the step.
+  binarization or dequantization, the noise is drawn from a seed folded from the step.
 
   Args:
     data: Data from `load`.
@@ -191,9 +194,13 @@ def train_dataset(data, config, start_step=0):
                                                          [per_epoch, batch]))
 
   def make_batch(step, indices):
-    x = tf.cast(tf.gather(images, indices), tf.float32) / data.max_value
+    x = tf.cast(tf.gather(images, indices), tf.float32)
+    step_seed = tf.random.experimental.stateless_fold_in(seed + 1, tf.cast(step, tf.int32))
+    if data.dequantize:
+      x = (x + tf.random.stateless_uniform(tf.shape(x), seed=step_seed)) / (data.max_value + 1)
+    else:
+      x = x / data.max_value
     if config.binarization == "dynamic":
-      step_seed = tf.random.experimental.stateless_fold_in(seed + 1, tf.cast(step, tf.int32))
       x = tf.cast(tf.random.stateless_uniform(tf.shape(x), seed=step_seed) < x, tf.float32)
     if config.inject_nan_at_steps:  # fault injection for tests
       poisoned = tf.reduce_any(tf.equal(step, list(config.inject_nan_at_steps)))
@@ -218,12 +225,26 @@ def eval_dataset(data, split, batch_size):
     batch_size: global batch size; the last batch may be smaller.
 
   Returns:
-    tf.data.Dataset of batches {"image": float32 [b, H, W, C], "label": int64 [b]}.
+    tf.data.Dataset of batches {"image": float32 [b, H, W, C], "label": int64 [b]}. With
+    dequantization, example i of the split always gets the same noise (seeded by split and i),
+    whatever the batch size.
   """
   part = getattr(data, split)
-  return (tf.data.Dataset.from_tensor_slices({"image": part.images, "label": part.labels})
-          .batch(batch_size)
-          .map(lambda b: {"image": tf.cast(b["image"], tf.float32) / data.max_value,
-                          "label": b["label"]})
-          .prefetch(tf.data.AUTOTUNE))
+  dataset = tf.data.Dataset.from_tensor_slices({"image": part.images, "label": part.labels})
+  if data.dequantize:
+    seed = tf.constant([_FIXED_BINARIZATION_SEED[split], 7], tf.int32)
+
+    def dequantize(index, example):
+      noise = tf.random.stateless_uniform(
+          tf.shape(example["image"]),
+          seed=tf.random.experimental.stateless_fold_in(seed, tf.cast(index, tf.int32)))
+      return {"image": (tf.cast(example["image"], tf.float32) + noise) / (data.max_value + 1),
+              "label": example["label"]}
+
+    dataset = dataset.enumerate().map(dequantize, num_parallel_calls=tf.data.AUTOTUNE,
+                                      deterministic=True)
+  else:
+    dataset = dataset.map(lambda b: {"image": tf.cast(b["image"], tf.float32) / data.max_value,
+                                     "label": b["label"]})
+  return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 

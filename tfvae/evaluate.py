@@ -14,16 +14,20 @@ from absl import app
 from absl import flags
 from absl import logging
 
-flags.DEFINE_string("workdir", None, "A tfvae run folder (config.json and ckpt/).")
-flags.DEFINE_enum("split", "test", ["train", "validation", "test"], "Split to evaluate.")
-flags.DEFINE_integer("num_importance_samples", 5000, "K of the importance-weighted bound.",
-                     lower_bound=1)
-flags.DEFINE_integer("chunk_size", 500, "Importance samples evaluated at once (bounds memory).",
-                     lower_bound=1)
-flags.DEFINE_integer("batch_size", 100, "Examples per evaluation batch (global).", lower_bound=1)
-flags.DEFINE_integer("num_examples", 0, "Evaluate only the first N examples (0: all).",
-                     lower_bound=0)
 FLAGS = flags.FLAGS
+
+
+def define_flags():
+  """Defines this entry point's flags; called only from __main__, so importing defines none."""
+  flags.DEFINE_string("workdir", None, "A tfvae run folder (config.json and ckpt/).")
+  flags.DEFINE_enum("split", "test", ["train", "validation", "test"], "Split to evaluate.")
+  flags.DEFINE_integer("num_importance_samples", 5000, "K of the importance-weighted bound.",
+                       lower_bound=1)
+  flags.DEFINE_integer("chunk_size", 500, "Importance samples evaluated at once (bounds memory).",
+                       lower_bound=1)
+  flags.DEFINE_integer("batch_size", 100, "Examples per evaluation batch (global).", lower_bound=1)
+  flags.DEFINE_integer("num_examples", 0, "Evaluate only the first N examples (0: all).",
+                       lower_bound=0)
 
 
 def evaluate_workdir(workdir, split, num_importance_samples, chunk_size=500, batch_size=100,
@@ -69,7 +73,8 @@ def evaluate_workdir(workdir, split, num_importance_samples, chunk_size=500, bat
   writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard", "eval"))
   summaries.write_scalars(writer, step, {
       f"{split}_K{num_importance_samples}/{k}": metrics[k]
-      for k in ("elbo", "rate", "distortion", "iwae_bound", "nll", "active_units")})
+      for k in ("elbo", "rate", "distortion", "iwae_bound", "nll", "active_units",
+                "squared_error") if k in metrics})
   writer.close()
   return metrics
 
@@ -88,5 +93,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   flags.mark_flag_as_required("workdir")
   app.run(main)

@@ -51,6 +51,25 @@ def iwae_bound(model, x, num_importance_samples, chunk_size, seed):
   return running - math.log(num_importance_samples)
 
 
+def bits_per_dim(nll, num_dims, pixel_levels=256):
+  """Bits per dimension of discrete pixels from the nll of a density on [0, 1] pixels.
+
+  (nll + N ln L) / (N ln 2), with L pixel levels: the density of x = (y + u) / L rescaled to
+  the y scale. On uniformly dequantized data this is an upper bound on the discrete model's
+  bits/dim (Theis, van den Oord & Bethge 2016, section 3.1); on y / (L - 1) pixels, the usual
+  approximation.
+
+  Args:
+    nll: float or array, nats per example.
+    num_dims: N, dimensions (pixels x channels) per example.
+    pixel_levels: L, e.g. 256 for 8-bit images.
+
+  Returns:
+    float or array, bits per dimension.
+  """
+  return (nll + num_dims * math.log(pixel_levels)) / (num_dims * math.log(2))
+
+
 class Evaluator:
   """Evaluates a model over a finite dataset under a distribution strategy.
 
@@ -72,17 +91,19 @@ class Evaluator:
     seed = tf.constant(EVAL_SEED, tf.int32)
     x = batch["image"]
     terms = self.model.losses(batch, seed, tf.constant(0, tf.int64), training=False)
-    q_z = self.model.encoder(x)
+    q_z, p_z = self.model.encoder(x), self.model.prior()
     mean = q_z.mean()
+    reconstruction = self.model.decoder(mean).mean()
     sums = {k: tf.reduce_sum(v) for k, v in terms.items()}
     sums.update(count=tf.cast(tf.shape(x)[0], tf.float32),
+                squared_error=tf.reduce_sum(tf.square(x - reconstruction)),
                 posterior_mean=tf.reduce_sum(mean, 0),
-                posterior_mean_sq=tf.reduce_sum(tf.square(mean), 0),
-                rate_per_dimension=tf.reduce_sum(
-                    objectives.rate_per_dimension(q_z, self.model.prior()), 0))
-    if self.num_importance_samples:
-      sums["iwae_bound"] = tf.reduce_sum(iwae_bound(
-          self.model, x, self.num_importance_samples, self.chunk_size, seed))
+                posterior_mean_sq=tf.reduce_sum(tf.square(mean), 0))
+    if p_z is not None:
+      sums["rate_per_dimension"] = tf.reduce_sum(objectives.rate_per_dimension(q_z, p_z), 0)
+      if self.num_importance_samples:
+        sums["iwae_bound"] = tf.reduce_sum(iwae_bound(
+            self.model, x, self.num_importance_samples, self.chunk_size, seed))
     return sums
 
   def _step_fn(self, batch):
@@ -93,27 +114,31 @@ class Evaluator:
     """Metrics over `dataset` (batches {"image": float32 [B, H, W, C], ...}).
 
     Returns:
-      dict: loss (beta = 1), elbo, rate, distortion, and with K > 0 iwae_bound and
-      nll = -iwae_bound (floats, nats per example); active_units (int); rate_per_dimension
-      (list of D floats); bits_per_dim (only for a continuous likelihood: the discrete 8-bit
-      approximation (nll + N ln 256) / (N ln 2), N pixels, nll or else -elbo); num_examples.
+      dict of floats per example: every term of model.losses(training=False) -- loss (beta = 1:
+      the negative ELBO for a VAE), distortion, and elbo, rate (VAE) or the penalty (AEs);
+      squared_error (sum over pixels of (x - E[x | mean code])^2, pixel units, comparable across
+      all models); active_units (int: dimensions whose code mean varies by more than 0.01 over
+      the data). For generative models also rate_per_dimension (list of D floats) and, with
+      K > 0, iwae_bound and nll = -iwae_bound (nats), and for a continuous likelihood
+      bits_per_dim (see `bits_per_dim`, from nll or else -elbo). num_examples (int).
     """
     totals = {}
     for batch in self.strategy.experimental_distribute_dataset(dataset):
       for k, v in self._step(batch).items():
         totals[k] = totals.get(k, 0.0) + np.asarray(v, np.float64)
     count = totals.pop("count")
-    out = {k: float(totals[k] / count) for k in ("loss", "elbo", "rate", "distortion")}
     mean, mean_sq = totals.pop("posterior_mean") / count, totals.pop("posterior_mean_sq") / count
+    per_dim = totals.pop("rate_per_dimension", None)
+    out = {k: float(v / count) for k, v in totals.items()}
     out["active_units"] = int(np.sum(mean_sq - mean**2 > ACTIVE_UNIT_THRESHOLD))
-    out["rate_per_dimension"] = [float(v) for v in totals["rate_per_dimension"] / count]
-    if "iwae_bound" in totals:
-      out["iwae_bound"] = float(totals["iwae_bound"] / count)
+    if per_dim is not None:
+      out["rate_per_dimension"] = [float(v) for v in per_dim / count]
+    if "iwae_bound" in out:
       out["nll"] = -out["iwae_bound"]
     config = self.model.config
-    if config.likelihood != "bernoulli":
+    if config.likelihood != "bernoulli" and "elbo" in out:
       pixels = float(np.prod(config.image_shape))
       nll = out.get("nll", -out["elbo"])
-      out["bits_per_dim"] = (nll + pixels * math.log(256)) / (pixels * math.log(2))
+      out["bits_per_dim"] = bits_per_dim(nll, pixels, config.pixel_levels)
     out["num_examples"] = int(count)
     return out

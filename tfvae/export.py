@@ -5,15 +5,19 @@ so it loads with `tf.saved_model.load` (and serves with TF Serving / `saved_mode
 process that never imports TensorFlow Probability. Signatures (H, W, C = image shape, D =
 latent_dim, all float32 unless noted):
 
-  encode(x [N, H, W, C])          -> loc [N, D], scale [N, D]   (posterior q(z|x))
+  encode(x [N, H, W, C])          -> loc [N, D], scale [N, D]   (posterior q(z|x)); for
+                                     deterministic autoencoders code [N, D]
   decode(z [N, D])                -> mean [N, H, W, C] and the likelihood's parameters:
-                                     logits (bernoulli) or loc, scale (normal)
+                                     logits (bernoulli, continuous_bernoulli) or loc, scale
+                                     (normal, normal_per_pixel, laplace), each [N, H, W, C]
   sample(n int32 [], seed int32 [2]) -> mean [n, H, W, C], sample [n, H, W, C]
                                      (z ~ p(z), decoded; stateless seed: same seed, same images)
   reconstruct(x [N, H, W, C])     -> reconstruction [N, H, W, C]  (decoder mean at posterior mean)
   serving_default                 =  reconstruct
   elbo(x [N, H, W, C])            -> elbo, rate, distortion [N], nats (num_samples from the
                                      config, a fixed seed: deterministic)
+sample and elbo exist only for generative models (a prior p(z)); deterministic autoencoders
+(ae, sparse_ae, denoising_ae, contractive_ae) export encode, decode, reconstruct.
 """
 
 import os
@@ -56,14 +60,18 @@ class _Exported(tf.Module):
 
     def likelihood_params(p_x):
       base = p_x.distribution
-      if config.likelihood == "bernoulli":
+      if config.likelihood in ("bernoulli", "continuous_bernoulli"):
         return {"mean": p_x.mean(), "logits": base.logits}
       return {"mean": p_x.mean(), "loc": base.loc,
               "scale": tf.broadcast_to(base.scale, tf.shape(base.loc))}
 
+    generative = model.prior() is not None
+
     @tf.function(input_signature=[x_spec])
     def encode(x):
       q_z = enc(_checked(x, "x", "encode", config.image_shape))
+      if not generative:
+        return {"code": q_z.mean()}
       return {"loc": q_z.mean(), "scale": q_z.stddev()}
 
     @tf.function(input_signature=[tf.TensorSpec([None, config.latent_dim], tf.float32, name="z")])
@@ -89,12 +97,16 @@ class _Exported(tf.Module):
                                     tf.constant(_ELBO_SEED, tf.int32))
       return {k: terms[k] for k in ("elbo", "rate", "distortion")}
 
-    self.encode, self.decode, self.sample = encode, decode, sample
-    self.reconstruct, self.elbo = reconstruct, elbo
+    self.encode, self.decode, self.reconstruct = encode, decode, reconstruct
+    if generative:
+      self.sample, self.elbo = sample, elbo
 
   def signatures(self):
-    return {"serving_default": self.reconstruct, "encode": self.encode, "decode": self.decode,
-            "sample": self.sample, "reconstruct": self.reconstruct, "elbo": self.elbo}
+    out = {"serving_default": self.reconstruct, "encode": self.encode, "decode": self.decode,
+           "reconstruct": self.reconstruct}
+    if hasattr(self, "sample"):
+      out.update(sample=self.sample, elbo=self.elbo)
+    return out
 
 
 def export(model, path):

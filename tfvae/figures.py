@@ -86,33 +86,49 @@ def interpolation(model, pairs, title, steps=10):
   return fig
 
 
-def traversals(model, x, rate_per_dimension, title, num_dims=8, values=np.linspace(-3, 3, 9)):
-  """Each row varies one latent dimension (highest average KL first) of x's posterior mean."""
+def traversals(model, x, rate_per_dimension, title, num_dims=8, values=np.linspace(-3, 3, 9),
+               center=None, scale=None, score_label="{:.2f} nats"):
+  """Each row varies one latent dimension (highest score first) of x's posterior mean.
+
+  Dimension d takes the values center[d] + values * scale[d] (default center 0, scale 1: the
+  prior's standard deviations). Deterministic AEs pass their codes' mean and std, and their
+  codes' variance as `rate_per_dimension` with score_label "var {:.2f}".
+  """
   z = np.asarray(model.encoder(x[None]).mean())[0]
   dims = np.argsort(rate_per_dimension)[::-1][:num_dims]
+  center = np.zeros_like(z) if center is None else center
+  scale = np.ones_like(z) if scale is None else scale
   rows = []
   for d in dims:
     codes = np.repeat(z[None], len(values), axis=0)
-    codes[:, d] = values
+    codes[:, d] = center[d] + values * scale[d]
     rows.append(_decode_mean(model, codes))
   fig, ax = plt.subplots(figsize=(len(values) * 0.9 + 1.5, len(dims) * 0.9 + 1))
   _show_grid(ax, np.concatenate(rows), len(values))
   h = x.shape[0]
   ax.set_yticks(np.arange(len(dims)) * h + h / 2)
-  ax.set_yticklabels([f"z{d} ({rate_per_dimension[d]:.2f} nats)" for d in dims])
+  ax.set_yticklabels([f"z{d} ({score_label.format(rate_per_dimension[d])})" for d in dims])
   ax.set_xticks(np.arange(len(values)) * x.shape[1] + x.shape[1] / 2)
   ax.set_xticklabels([f"{v:+.1f}" for v in values])
-  ax.set_xlabel("value of the varied dimension (others at the posterior mean)")
-  ax.set_ylabel("dimension (average KL)")
+  unit = "prior std" if scale is None or np.all(scale == 1) else "std of the codes"
+  ax.set_xlabel(f"value of the varied dimension, in {unit} (others at the posterior mean)")
+  ax.set_ylabel("dimension (score)")
   fig.suptitle(f"Latent traversals - {title}")
   return fig
 
 
 def manifold(model, means, title, size=15):
   """Decoded grid over the prior's quantiles (latent_dim = 2: Kingma & Welling 2014, fig. 4), or
-  over the first two principal directions of the posterior means (their std as the unit)."""
+  over the first two principal directions of the posterior means (their std as the unit).
+
+  A deterministic AE (no prior) with latent_dim = 2 gets a grid over its codes' range (1st to
+  99th percentile per axis), with the codes drawn as dots: decodings between the clusters show
+  the gaps of an unregularized code space.
+  """
   q = stats.norm.ppf(np.linspace(0.05, 0.95, size))
   a, b = np.meshgrid(q, q[::-1])
+  if means.shape[1] == 2 and model.prior() is None:
+    return _code_range_manifold(model, means, title, size)
   if means.shape[1] == 2:
     codes = np.stack([a.ravel(), b.ravel()], axis=1)
     axes_label = ("z0 (prior quantiles)", "z1 (prior quantiles)")
@@ -137,6 +153,30 @@ def manifold(model, means, title, size=15):
   return fig
 
 
+def _code_range_manifold(model, means, title, size):
+  low, high = np.percentile(means, 1, axis=0), np.percentile(means, 99, axis=0)
+  u, v = np.linspace(low[0], high[0], size), np.linspace(high[1], low[1], size)
+  a, b = np.meshgrid(u, v)
+  fig, (ax, ax_codes) = plt.subplots(1, 2, figsize=(17, 8.5))
+  _show_grid(ax, _decode_mean(model, np.stack([a.ravel(), b.ravel()], axis=1)), size)
+  h, w = model.config.image_shape[:2]
+  ticks = np.arange(0, size, 2)
+  ax.set_xticks(ticks * w + w / 2)
+  ax.set_xticklabels([f"{t:.1f}" for t in u[ticks]])
+  ax.set_yticks(ticks * h + h / 2)
+  ax.set_yticklabels([f"{t:.1f}" for t in v[ticks]])
+  ax.set_xlabel("h0 (1st-99th percentile of the codes)")
+  ax.set_ylabel("h1")
+  ax_codes.scatter(means[:, 0], means[:, 1], s=2, alpha=0.4, color="k")
+  ax_codes.set_xlim(low[0], high[0])
+  ax_codes.set_ylim(low[1], high[1])
+  ax_codes.set_xlabel("h0")
+  ax_codes.set_ylabel("h1")
+  ax_codes.set_title("codes of the data (empty regions decode to no image of the data)")
+  fig.suptitle(f"Decoded code space - {title}")
+  return fig
+
+
 def _class_name(class_names, label):
   return class_names[label] if 0 <= label < len(class_names) else str(label)
 
@@ -158,8 +198,9 @@ def latent_pca(means, labels, class_names, title):
   return fig
 
 
-def histograms(means, labels, class_names, rate_per_dimension, title, num_dims=4):
-  """Stacked per-class histograms of the posterior means of the highest-KL dimensions."""
+def histograms(means, labels, class_names, rate_per_dimension, title, num_dims=4,
+               score_label="KL {:.2f} nats"):
+  """Stacked per-class histograms of the posterior means of the highest-score (KL) dimensions."""
   dims = np.argsort(rate_per_dimension)[::-1][:num_dims]
   classes = np.unique(labels)
   fig, axes = plt.subplots(1, len(dims), figsize=(4.5 * len(dims), 4.5), squeeze=False)
@@ -167,7 +208,7 @@ def histograms(means, labels, class_names, rate_per_dimension, title, num_dims=4
     ax.hist([means[labels == c, d] for c in classes], bins=40, stacked=True,
             color=[plt.cm.tab10(c % 10) for c in classes],
             label=[_class_name(class_names, c) for c in classes])
-    ax.set_xlabel(f"E[z{d}|x] (KL {rate_per_dimension[d]:.2f} nats)")
+    ax.set_xlabel(f"E[z{d}|x] ({score_label.format(rate_per_dimension[d])})")
     ax.set_ylabel("examples")
   axes[0][-1].legend(fontsize=8, loc="upper right")
   fig.suptitle(f"Posterior means of the top-{len(dims)} dimensions by class - {title}")

@@ -19,6 +19,8 @@ tfd = tfp.distributions
 # Lower bounds that keep log-densities finite on ordinary data.
 MIN_POSTERIOR_SCALE = 1e-4
 MIN_LIKELIHOOD_SCALE = 1e-3
+# Likelihoods with one learned scale shared by all pixels.
+SHARED_SCALE_LIKELIHOODS = ("normal", "laplace")
 
 
 def prior(latent_dim):
@@ -37,19 +39,28 @@ def _mlp_body(hidden_sizes):
 
 
 class Encoder(keras.Model):
-  """x [B, H, W, C] -> q(z|x): MultivariateNormalDiag(loc, softplus(.) + MIN_POSTERIOR_SCALE)."""
+  """x [B, H, W, C] -> q(z|x), batch [B], event [latent_dim].
+
+  stochastic=True: MultivariateNormalDiag(loc, softplus(.) + MIN_POSTERIOR_SCALE).
+  stochastic=False (deterministic autoencoders): VectorDeterministic(h), a point mass at the code
+  h; its mean() is h and its stddev() is 0, so code that reads posterior means works unchanged.
+  """
 
   def __init__(self, image_shape, latent_dim, architecture="mlp", hidden_sizes=(256, 128),
-               conv_filters=(32, 64), **kwargs):
+               conv_filters=(32, 64), stochastic=True, **kwargs):
     super().__init__(**kwargs)
     self.image_shape = tuple(image_shape)
     self.latent_dim = latent_dim
+    self.stochastic = stochastic
     body = _mlp_body(hidden_sizes) if architecture == "mlp" else _conv_body(conv_filters)
     self.body = keras.Sequential([keras.Input(self.image_shape)] + body, name="body")
-    self.head = keras.layers.Dense(2 * latent_dim, dtype="float32", name="posterior_params")
+    self.head = keras.layers.Dense((2 if stochastic else 1) * latent_dim, dtype="float32",
+                                   name="posterior_params" if stochastic else "code")
 
   def call(self, x, training=False):
     params = self.head(self.body(x, training=training))
+    if not self.stochastic:
+      return tfd.VectorDeterministic(loc=params)
     loc, raw_scale = tf.split(params, 2, axis=-1)
     return tfd.MultivariateNormalDiag(
         loc=loc, scale_diag=tf.nn.softplus(raw_scale) + MIN_POSTERIOR_SCALE)
@@ -58,9 +69,15 @@ class Encoder(keras.Model):
 class Decoder(keras.Model):
   """z [..., D] -> p(x|z) with batch shape [...] and event shape image_shape [H, W, C].
 
-  likelihood="bernoulli": Independent(Bernoulli(logits), 3).
+  likelihood="bernoulli": Independent(Bernoulli(logits), 3), for binary pixels.
   likelihood="normal": Independent(Normal(loc, scale), 3) with one learned scale shared by all
   pixels (lower-bounded by MIN_LIKELIHOOD_SCALE).
+  likelihood="normal_per_pixel": Independent(Normal(loc, scale), 3), the network outputs loc and
+  scale = softplus(.) + MIN_LIKELIHOOD_SCALE for every pixel.
+  likelihood="laplace": Independent(Laplace(loc, scale), 3) with one learned shared scale;
+  -log p is |x - loc| / scale + log(2 scale) per pixel (the L1 loss).
+  likelihood="continuous_bernoulli": Independent(ContinuousBernoulli(logits), 3), a normalized
+  density on [0, 1] (Loaiza-Ganem & Cunningham, "The continuous Bernoulli", NeurIPS 2019).
   """
 
   def __init__(self, image_shape, latent_dim, architecture="mlp", hidden_sizes=(256, 128),
@@ -70,11 +87,15 @@ class Decoder(keras.Model):
     self.latent_dim = latent_dim
     self.likelihood = likelihood
     height, width, channels = self.image_shape
+    self.out_shape = self.image_shape
+    if likelihood == "normal_per_pixel":  # loc and raw scale, stacked on the channel axis
+      channels *= 2
+      self.out_shape = (height, width, channels)
     layers = [keras.Input((latent_dim,))]
     if architecture == "mlp":
       layers += [keras.layers.Dense(h, activation="relu") for h in reversed(hidden_sizes)]
       layers += [keras.layers.Dense(height * width * channels, dtype="float32"),
-                 keras.layers.Reshape(self.image_shape, dtype="float32")]
+                 keras.layers.Reshape(self.out_shape, dtype="float32")]
     else:
       factor = 2 ** len(conv_filters)
       h0, w0 = math.ceil(height / factor), math.ceil(width / factor)
@@ -88,7 +109,7 @@ class Decoder(keras.Model):
                                                (crop_w // 2, crop_w - crop_w // 2))))
       layers.append(keras.layers.Conv2D(channels, 3, padding="same", dtype="float32"))
     self.net = keras.Sequential(layers, name="net")
-    if likelihood == "normal":
+    if likelihood in SHARED_SCALE_LIKELIHOODS:
       self.raw_scale = self.add_weight(
           name="raw_scale", shape=(), dtype="float32",
           initializer=keras.initializers.Constant(float(np.log(np.expm1(1.0)))))
@@ -96,8 +117,15 @@ class Decoder(keras.Model):
   def call(self, z, training=False):
     batch_shape = tf.shape(z)[:-1]
     out = self.net(tf.reshape(z, [-1, self.latent_dim]), training=training)
-    out = tf.reshape(out, tf.concat([batch_shape, self.image_shape], axis=0))
+    out = tf.reshape(out, tf.concat([batch_shape, self.out_shape], axis=0))
     if self.likelihood == "bernoulli":
       return tfd.Independent(tfd.Bernoulli(logits=out, dtype=tf.float32), 3)
+    if self.likelihood == "continuous_bernoulli":
+      return tfd.Independent(tfd.ContinuousBernoulli(logits=out), 3)
+    if self.likelihood == "normal_per_pixel":
+      loc, raw_scale = tf.split(out, 2, axis=-1)
+      return tfd.Independent(
+          tfd.Normal(loc=loc, scale=tf.nn.softplus(raw_scale) + MIN_LIKELIHOOD_SCALE), 3)
     scale = tf.nn.softplus(self.raw_scale) + MIN_LIKELIHOOD_SCALE
-    return tfd.Independent(tfd.Normal(loc=out, scale=scale), 3)
+    family = tfd.Laplace if self.likelihood == "laplace" else tfd.Normal
+    return tfd.Independent(family(loc=out, scale=scale), 3)

@@ -162,3 +162,139 @@ def iwae_bound(log_weights):
     raise ValueError(f"log_weights must be [num_samples, batch_size], got {log_weights.shape}.")
   num = tf.cast(tf.shape(log_weights)[0], log_weights.dtype)
   return tf.reduce_logsumexp(log_weights, axis=0) - tf.math.log(num)
+
+
+def scheduled_beta(step, beta, schedule="constant", warmup_steps=0, num_cycles=1):
+  """The rate weight at a global step.
+
+  constant: beta.
+  linear: beta * min(1, step / warmup_steps) -- KL annealing (Bowman et al., "Generating
+    sentences from a continuous space", CoNLL 2016).
+  cyclical: num_cycles cycles of 2 * warmup_steps steps; in each, beta * min(1, t / warmup_steps)
+    with t the step within the cycle (ramp over the first half, hold over the second: Fu et al.,
+    "Cyclical annealing schedule", NAACL 2019, with R = 0.5); beta after the last cycle.
+
+  Args:
+    step: int64 or int scalar (Tensor or Python), the global step (0 = first update).
+    beta: float, the final weight.
+    schedule: "constant", "linear" or "cyclical".
+    warmup_steps: int >= 1 for linear and cyclical.
+    num_cycles: int >= 1, cycles of the cyclical schedule.
+
+  Returns:
+    float32 scalar Tensor.
+
+  Raises:
+    ValueError: for an unknown schedule or warmup_steps < 1 with a non-constant schedule.
+  """
+  if schedule == "constant":
+    return tf.constant(beta, tf.float32)
+  if schedule not in ("linear", "cyclical") or warmup_steps < 1:
+    raise ValueError(f"schedule={schedule!r} with warmup_steps={warmup_steps}: expected linear or "
+                     "cyclical with warmup_steps >= 1, or constant.")
+  step = tf.cast(step, tf.float32)
+  if schedule == "cyclical":
+    period = 2.0 * warmup_steps
+    within = step - period * tf.math.floor(step / period)
+    step = tf.where(step < period * num_cycles, within, period)
+  return beta * tf.minimum(1.0, step / warmup_steps)
+
+
+def rate_with_free_bits(q_z, p_z, free_bits):
+  """The rate term of the loss with free bits: sum_d max(free_bits, KL_d), per example.
+
+  A variant of Kingma et al., "Improved variational inference with inverse autoregressive flow",
+  NeurIPS 2016 (eq. 15), which clamps minibatch averages; clamping per example keeps the loss
+  per-example (and identical under any replica split). Below the floor a dimension's KL gets no
+  gradient, so the optimizer has no incentive to push it further down.
+
+  Args:
+    q_z, p_z: MultivariateNormalDiag (q batch [B], event [D]; p event [D]).
+    free_bits: float >= 0, nats per dimension.
+
+  Returns:
+    float32 Tensor [B], nats, >= D * free_bits.
+  """
+  return tf.reduce_sum(tf.maximum(rate_per_dimension(q_z, p_z), free_bits), axis=-1)
+
+
+def replica_noise(sample, batch_size, event_shape, seed):
+  """Noise for this replica's slice of the global batch, as `replica_normal_noise` draws it.
+
+  Args:
+    sample: callable (shape, seed) -> Tensor, a stateless sampler.
+    batch_size: int32 scalar b, this replica's batch size.
+    event_shape: list of ints, the shape of one example's noise.
+    seed: int32 Tensor [2].
+
+  Returns:
+    Tensor [b, *event_shape].
+  """
+  context = tf.distribute.get_replica_context()
+  num_replicas = context.num_replicas_in_sync if context else 1
+  replica = tf.cast(context.replica_id_in_sync_group if context else 0, tf.int32)
+  noise = sample(tf.concat([[batch_size * num_replicas], event_shape], 0), seed)
+  return noise[replica * batch_size:(replica + 1) * batch_size]
+
+
+def corrupt(x, corruption, level, seed):
+  """Input corruption of the denoising autoencoder (Vincent et al., ICML 2008 and JMLR 2010).
+
+  masking: each pixel is set to 0 with probability `level` (nu), independently.
+  gaussian: x + level * eps, eps ~ N(0, 1) (sigma = level; not clipped).
+
+  Args:
+    x: float32 [B, H, W, C].
+    corruption: "masking" or "gaussian".
+    level: float, nu in [0, 1) or sigma >= 0. level = 0 returns x unchanged.
+    seed: int32 Tensor [2] (noise drawn per replica slice of the global batch).
+
+  Returns:
+    float32 Tensor [B, H, W, C].
+  """
+  batch, event = tf.shape(x)[0], x.shape[1:]
+  if corruption == "masking":
+    u = replica_noise(lambda s, sd: tf.random.stateless_uniform(s, sd, alg="philox"), batch,
+                      event, seed)
+    return tf.where(u < level, tf.zeros_like(x), x)
+  if corruption == "gaussian":
+    eps = replica_noise(lambda s, sd: tf.random.stateless_normal(s, sd, alg="philox"), batch,
+                        event, seed)
+    return x + level * eps
+  raise ValueError(f"corruption={corruption!r}: expected masking or gaussian.")
+
+
+def sparsity_penalty(code, weight):
+  """lambda * ||h||_1 per example (the L1 sparse autoencoder penalty; Goodfellow et al., Deep
+  Learning, 2016, section 14.2.1).
+
+  Args:
+    code: float32 [B, D].
+    weight: float lambda >= 0.
+
+  Returns:
+    float32 Tensor [B].
+  """
+  return weight * tf.reduce_sum(tf.abs(code), axis=-1)
+
+
+def contractive_penalty(encode, x, weight):
+  """lambda * ||dh/dx||_F^2 per example, the exact squared Frobenius norm of the encoder's
+  Jacobian, by reverse-mode autodiff (Rifai et al., "Contractive auto-encoders", ICML 2011, eq. 2).
+
+  Costs about D backward passes through the encoder (one per code dimension, vectorized).
+
+  Args:
+    encode: callable x [B, ...] -> code h [B, D]; example b's code must depend only on x[b].
+    x: float32 [B, ...].
+    weight: float lambda >= 0.
+
+  Returns:
+    (code [B, D], penalty float32 [B]); differentiable with respect to the encoder's weights.
+  """
+  with tf.GradientTape(watch_accessed_variables=False) as tape:
+    tape.watch(x)
+    code = encode(x)
+  jacobian = tape.batch_jacobian(code, x)  # [B, D, ...]
+  squared = tf.reshape(tf.square(jacobian), [tf.shape(x)[0], -1])
+  return code, weight * tf.reduce_sum(squared, axis=-1)

@@ -77,6 +77,15 @@ def _delete_run(workdir):
         os.remove(path)
 
 
+def _describe(metrics, config):
+  """One line of the headline metrics (those the model has)."""
+  names = [("elbo", "elbo"), ("iwae_bound", f"iwae_bound(K={config.eval_importance_samples})"),
+           ("rate", "rate"), ("distortion", "distortion"), ("squared_error", "squared_error"),
+           ("active_units", "active units")]
+  return "  ".join(f"{label} {metrics[k]:.3f}" if isinstance(metrics[k], float) else
+                   f"{label} {metrics[k]}" for k, label in names if k in metrics)
+
+
 def train_and_evaluate(config, workdir, overwrite=False):
   """Trains `config` in `workdir`, resuming from its latest checkpoint, then evaluates and exports.
 
@@ -98,7 +107,11 @@ def train_and_evaluate(config, workdir, overwrite=False):
     Interrupted: after SIGTERM/SIGINT, once a checkpoint is written.
   """
   data = data_lib.load(config)
-  config = config_lib.Config.from_dict({**config.to_dict(), "image_shape": data.image_shape})
+  config = config_lib.Config.from_dict({**config.to_dict(), "image_shape": data.image_shape,
+                                        "pixel_levels": data.max_value + 1})
+  mismatch = config_lib.likelihood_mismatch(config)
+  if mismatch:
+    logging.warning("%s", mismatch)
   strategy = trainer_lib.make_strategy(config)  # checks the batch split before writing
   if os.path.exists(os.path.join(workdir, config_lib.CONFIG_FILENAME)):
     try:
@@ -151,11 +164,13 @@ def train_and_evaluate(config, workdir, overwrite=False):
             f"gradient (--max_consecutive_skips={config.max_consecutive_skips}), at step {step}. "
             f"The last good checkpoint is intact in {os.path.join(workdir, 'ckpt')}. Try a "
             "lower --learning_rate or --clip_grad_norm.")
+      if hasattr(trainer.model, "beta"):  # the scheduled rate weight, now
+        metrics["beta"] = float(trainer.model.beta(step))
       summaries.write_scalars(writers["train"], step, {
-          **metrics, "beta": config.beta, "learning_rate": config.learning_rate,
+          **metrics, "learning_rate": config.learning_rate,
           "examples_per_second": examples_per_second,
           "skipped_updates": int(trainer.skipped_updates.numpy())})
-      progress.update(step, [("elbo", metrics["elbo"])])
+      progress.update(step, [("loss", metrics["loss"])])
       if stop.received:
         trainer.save()
         writers["train"].flush()
@@ -167,11 +182,8 @@ def train_and_evaluate(config, workdir, overwrite=False):
                                tf.constant(evaluation.EVAL_SEED, tf.int32))
         writers["eval"].flush()
         writers["train"].flush()
-        logging.info("step %d  epoch %.2f  validation elbo %.3f  iwae_bound(K=%d) %.3f  "
-                     "rate %.3f  distortion %.3f  active units %d  (%.0f examples/s)", step,
-                     step / per_epoch, metrics["elbo"], config.eval_importance_samples,
-                     metrics.get("iwae_bound", float("nan")), metrics["rate"],
-                     metrics["distortion"], metrics["active_units"], examples_per_second)
+        logging.info("step %d  epoch %.2f  validation %s  (%.0f examples/s)", step,
+                     step / per_epoch, _describe(metrics, config), examples_per_second)
       if step % config.checkpoint_every == 0 or step == total:
         trainer.save()
 
@@ -181,7 +193,6 @@ def train_and_evaluate(config, workdir, overwrite=False):
   with open(os.path.join(workdir, "eval.json.tmp"), "w") as f:
     json.dump(results, f, indent=2)
   os.replace(os.path.join(workdir, "eval.json.tmp"), os.path.join(workdir, "eval.json"))
-  logging.info("step %d  test elbo %.3f  rate %.3f  distortion %.3f", step,
-               results["test"]["elbo"], results["test"]["rate"], results["test"]["distortion"])
+  logging.info("step %d  test %s", step, _describe(results["test"], config))
   export_lib.export(trainer.model, os.path.join(workdir, "export"))
   return results

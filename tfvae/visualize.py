@@ -15,13 +15,17 @@ from absl import logging
 FIGURES = ("reconstructions", "samples", "interpolation", "traversals", "manifold",
            "latent_pca", "histograms", "curves")
 
-flags.DEFINE_string("workdir", None, "A tfvae run folder (config.json and ckpt/).")
-flags.DEFINE_list("what", list(FIGURES), f"Figures to draw: {', '.join(FIGURES)}.")
-flags.DEFINE_enum("split", "test", ["train", "validation", "test"], "Images to use.")
-flags.DEFINE_integer("num_examples", 3000, "Examples for latent_pca and histograms.",
-                     lower_bound=10)
-flags.DEFINE_integer("seed", 0, "Seed of the prior samples.")
 FLAGS = flags.FLAGS
+
+
+def define_flags():
+  """Defines this entry point's flags; called only from __main__, so importing defines none."""
+  flags.DEFINE_string("workdir", None, "A tfvae run folder (config.json and ckpt/).")
+  flags.DEFINE_list("what", list(FIGURES), f"Figures to draw: {', '.join(FIGURES)}.")
+  flags.DEFINE_enum("split", "test", ["train", "validation", "test"], "Images to use.")
+  flags.DEFINE_integer("num_examples", 3000, "Examples for latent_pca and histograms.",
+                       lower_bound=10)
+  flags.DEFINE_integer("seed", 0, "Seed of the prior samples.")
 
 
 def _pairs_of_different_classes(images, labels, num_pairs=4):
@@ -61,12 +65,26 @@ def draw(workdir, what, split="test", num_examples=3000, seed=0):
   part = getattr(data, split)
   images = (part.images[:num_examples] / data.max_value).astype(np.float32)
   labels = part.labels[:num_examples]
+  generative = model.prior() is not None
+  if "samples" in what and not generative:
+    logging.warning("--what=samples: model %s has no prior p(z) to sample from; skipped.",
+                    config.model)
+    what = [name for name in what if name != "samples"]
   means, rates = [], []
   for start in range(0, len(images), 500):
     q_z = model.encoder(images[start:start + 500])
     means.append(np.asarray(q_z.mean()))
-    rates.append(np.asarray(objectives.rate_per_dimension(q_z, model.prior())))
-  means, rate_per_dim = np.concatenate(means), np.concatenate(rates).mean(axis=0)
+    if generative:
+      rates.append(np.asarray(objectives.rate_per_dimension(q_z, model.prior())))
+  means = np.concatenate(means)
+  # Dimensions are ranked by their average KL (VAE) or, for deterministic AEs, by code variance.
+  if generative:
+    scores, score_label = np.concatenate(rates).mean(axis=0), "{:.2f} nats"
+    center = scale = None
+  else:
+    scores, score_label = means.var(axis=0), "var {:.2f}"
+    center, scale = means.mean(axis=0), means.std(axis=0)
+  curve_tags = ("elbo", "rate", "distortion") if generative else ("loss", "distortion")
   title = (f"{config.model} ({config.architecture}, latent_dim={config.latent_dim}, "
            f"{config.likelihood}), {config.dataset} {split}, step {step}")
   tensorboard = os.path.join(workdir, "tensorboard")
@@ -75,15 +93,16 @@ def draw(workdir, what, split="test", num_examples=3000, seed=0):
       "samples": lambda: figures.samples(model, 100, tf.constant([seed, 0]), title),
       "interpolation": lambda: figures.interpolation(
           model, _pairs_of_different_classes(images, labels), title),
-      "traversals": lambda: figures.traversals(model, images[0], rate_per_dim, title),
+      "traversals": lambda: figures.traversals(model, images[0], scores, title, center=center,
+                                               scale=scale, score_label=score_label),
       "manifold": lambda: figures.manifold(model, means, title),
       "latent_pca": lambda: figures.latent_pca(means, labels, data.class_names, title),
-      "histograms": lambda: figures.histograms(means, labels, data.class_names, rate_per_dim,
-                                               title),
+      "histograms": lambda: figures.histograms(
+          means, labels, data.class_names, scores, title,
+          score_label=("KL " if generative else "") + score_label),
       "curves": lambda: figures.curves(
-          {s: summaries.read_scalars(os.path.join(tensorboard, s), ["elbo", "rate",
-                                                                    "distortion"])
-           for s in ("train", "eval")}, title),
+          {s: summaries.read_scalars(os.path.join(tensorboard, s), list(curve_tags))
+           for s in ("train", "eval")}, title, tags=curve_tags),
   }
   out_dir = os.path.join(workdir, "figures")
   os.makedirs(out_dir, exist_ok=True)
@@ -114,5 +133,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   flags.mark_flag_as_required("workdir")
   app.run(main)

@@ -1,4 +1,5 @@
-"""The variational autoencoder (Kingma & Welling 2014) with a beta-weighted rate (Higgins 2017)."""
+"""The variational autoencoder (Kingma & Welling 2014) with a beta-weighted rate (Higgins 2017),
+beta schedules (Bowman et al. 2016; Fu et al. 2019) and free bits (Kingma et al. 2016)."""
 
 import tensorflow as tf
 
@@ -11,7 +12,8 @@ class VAE(tf.Module):
 
   Args:
     config: tfvae.config.Config; uses image_shape, latent_dim, architecture, hidden_sizes,
-      conv_filters, likelihood, beta and num_samples.
+      conv_filters, likelihood, beta, beta_schedule, warmup_steps, num_cycles, free_bits and
+      num_samples.
 
   The networks are built (weights created) in the constructor, so a checkpoint can be restored
   into a fresh instance straight away.
@@ -43,6 +45,11 @@ class VAE(tf.Module):
   def prior(self):
     return networks.prior(self.config.latent_dim)
 
+  def beta(self, step):
+    """The scheduled rate weight at `step` (float32 scalar Tensor); see objectives.scheduled_beta."""
+    c = self.config
+    return objectives.scheduled_beta(step, c.beta, c.beta_schedule, c.warmup_steps, c.num_cycles)
+
   def losses(self, batch, seed, step, training=True):
     """Per-example loss terms of one batch.
 
@@ -50,14 +57,19 @@ class VAE(tf.Module):
       batch: dict with "image": float32 [B, H, W, C] in [0, 1].
       seed: int32 Tensor [2], stateless seed for this step (folded per replica inside).
       step: int64 scalar Tensor, the global step (for beta schedules).
-      training: bool; False uses beta = 1 so that `loss` is the negative ELBO.
+      training: bool; False uses beta = 1 and no free bits, so that `loss` is the negative ELBO.
 
     Returns:
-      dict of float32 Tensors [B], nats: loss (minimized), elbo, rate, distortion.
+      dict of float32 Tensors [B], nats: loss (minimized), elbo, rate, distortion (rate and
+      elbo are the true KL and ELBO whatever the schedule and free bits).
     """
-    del step  # constant beta
     x = batch["image"]
-    q_z = self.encoder(x, training=training)
-    return objectives.elbo_terms(x, q_z, lambda z: self.decoder(z, training=training),
-                                 self.prior(), self.config.num_samples, seed,
-                                 beta=self.config.beta if training else 1.0)
+    q_z, p_z = self.encoder(x, training=training), self.prior()
+    terms = objectives.elbo_terms(x, q_z, lambda z: self.decoder(z, training=training), p_z,
+                                  self.config.num_samples, seed)
+    if training:
+      rate = terms["rate"]
+      if self.config.free_bits > 0:
+        rate = objectives.rate_with_free_bits(q_z, p_z, self.config.free_bits)
+      terms["loss"] = terms["distortion"] + self.beta(step) * rate
+    return terms

@@ -1,0 +1,169 @@
+"""Model families: each loss against a hand computation, and every model x architecture trains a
+few steps on digits, exports, and reloads."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfvae import config as config_lib
+from tfvae import models
+from tfvae import objectives
+from tfvae import run
+
+SEED = tf.constant([7, 8], tf.int32)
+STEP = tf.constant(0, tf.int64)
+
+
+def _build(**kwargs):
+  keras.utils.set_random_seed(0)
+  values = dict(hidden_sizes=(16,), latent_dim=3, image_shape=(8, 8, 1))
+  values.update(kwargs)
+  return models.build(config_lib.Config(**values))
+
+
+def _batch(n=6, binary=True):
+  x = tf.random.stateless_uniform([n, 8, 8, 1], [1, 2])
+  return {"image": tf.cast(x < 0.5, tf.float32) if binary else x,
+          "label": tf.zeros([n], tf.int64)}
+
+
+def _bce(x, logits):
+  """-sum log Bernoulli(x; sigmoid(logits)) per example, by hand."""
+  x, logits = np.asarray(x, np.float64), np.asarray(logits, np.float64)
+  per_pixel = np.maximum(logits, 0) - logits * x + np.log1p(np.exp(-np.abs(logits)))
+  return per_pixel.reshape(len(x), -1).sum(-1)
+
+
+def _code(model, x):
+  return model.encoder(x).mean().numpy()
+
+
+def _logits(model, code):
+  return model.decoder(tf.constant(code)).distribution.logits.numpy()
+
+
+def test_ae_loss_is_the_binary_cross_entropy_of_its_reconstruction():
+  model, batch = _build(model="ae"), _batch()
+  terms = model.losses(batch, SEED, STEP)
+  assert sorted(terms) == ["distortion", "loss"]
+  expected = _bce(batch["image"], _logits(model, _code(model, batch["image"])))
+  np.testing.assert_allclose(terms["loss"], expected, rtol=1e-5)
+  assert model.prior() is None and not models.is_generative(model)
+
+
+def test_ae_with_normal_likelihood_is_a_scaled_squared_error():
+  model, batch = _build(model="ae", likelihood="normal"), _batch(binary=False)
+  x = batch["image"].numpy()
+  recon = model.decoder(model.encoder(x).mean()).mean().numpy()
+  sigma = float(model.decoder(model.encoder(x).mean()).distribution.scale)
+  squared_error = ((x - recon) ** 2).reshape(len(x), -1).sum(-1)
+  expected = squared_error / (2 * sigma**2) + 64 * np.log(sigma * np.sqrt(2 * np.pi))
+  np.testing.assert_allclose(model.losses(batch, SEED, STEP)["loss"], expected, rtol=1e-5)
+
+
+def test_sparse_ae_adds_lambda_times_the_l1_norm_of_the_code():
+  model, batch = _build(model="sparse_ae", sparsity_weight=0.3), _batch()
+  terms = model.losses(batch, SEED, STEP)
+  code = _code(model, batch["image"])
+  np.testing.assert_allclose(terms["sparsity_penalty"], 0.3 * np.abs(code).sum(-1), rtol=1e-5)
+  np.testing.assert_allclose(terms["loss"], _bce(batch["image"], _logits(model, code))
+                             + 0.3 * np.abs(code).sum(-1), rtol=1e-5)
+
+
+@pytest.mark.parametrize("corruption", ["masking", "gaussian"])
+def test_denoising_ae_at_level_zero_equals_the_ae(corruption):
+  batch = _batch()
+  ae = _build(model="ae")
+  dae = _build(model="denoising_ae", corruption=corruption, corruption_level=0.0)
+  for a, b in zip(ae.variables, dae.variables):
+    b.assign(a)
+  np.testing.assert_allclose(dae.losses(batch, SEED, STEP)["loss"],
+                             ae.losses(batch, SEED, STEP)["loss"], rtol=1e-6)
+
+
+def test_denoising_ae_encodes_the_corrupted_input_and_scores_the_clean_one():
+  model, batch = _build(model="denoising_ae", corruption_level=0.5), _batch()
+  x = batch["image"]
+  corrupted = objectives.corrupt(x, "masking", 0.5, SEED)
+  expected = _bce(x, _logits(model, _code(model, corrupted)))
+  np.testing.assert_allclose(model.losses(batch, SEED, STEP)["loss"], expected, rtol=1e-5)
+  # Evaluation (training=False) reconstructs the clean input from itself.
+  clean = _bce(x, _logits(model, _code(model, x)))
+  np.testing.assert_allclose(model.losses(batch, SEED, STEP, training=False)["loss"], clean,
+                             rtol=1e-5)
+
+
+def test_contractive_ae_penalty_is_the_squared_frobenius_norm_of_the_encoder_jacobian():
+  model, batch = _build(model="contractive_ae", contraction_weight=0.2), _batch(n=3)
+  terms = model.losses(batch, SEED, STEP)
+  x = batch["image"]
+  for b in range(3):  # per example, with the plain (non-batched) Jacobian
+    xb = tf.Variable(x[b:b + 1])
+    with tf.GradientTape() as tape:
+      code = model.encoder(xb).mean()
+    jacobian = tape.jacobian(code, xb).numpy()
+    np.testing.assert_allclose(terms["contractive_penalty"][b], 0.2 * np.sum(jacobian**2),
+                               rtol=1e-5)
+  np.testing.assert_allclose(terms["loss"] - terms["contractive_penalty"],
+                             _bce(x, _logits(model, _code(model, x))), rtol=1e-5)
+
+
+def test_vae_loss_follows_the_beta_schedule_and_free_bits_but_reports_the_true_elbo():
+  model, batch = _build(model="vae", beta=2.0, beta_schedule="linear", warmup_steps=10,
+                        free_bits=0.5), _batch()
+  for step, beta in [(0, 0.0), (5, 1.0), (10, 2.0), (99, 2.0)]:
+    terms = model.losses(batch, SEED, tf.constant(step, tf.int64))
+    assert float(model.beta(step)) == beta
+    q_z = model.encoder(batch["image"])
+    clamped = objectives.rate_with_free_bits(q_z, model.prior(), 0.5)
+    np.testing.assert_allclose(terms["loss"], terms["distortion"] + beta * clamped, rtol=1e-5)
+    np.testing.assert_allclose(terms["elbo"], -(terms["distortion"] + terms["rate"]), rtol=1e-5)
+    np.testing.assert_allclose(terms["rate"], objectives.rate(q_z, model.prior()), rtol=1e-5)
+  evaluation = model.losses(batch, SEED, tf.constant(0, tf.int64), training=False)
+  np.testing.assert_allclose(evaluation["loss"], -evaluation["elbo"], rtol=1e-6)
+
+
+FAMILIES = [("vae", "mlp"), ("vae", "conv"), ("ae", "mlp"), ("ae", "conv"),
+            ("sparse_ae", "mlp"), ("sparse_ae", "conv"), ("denoising_ae", "mlp"),
+            ("denoising_ae", "conv"), ("contractive_ae", "mlp"), ("contractive_ae", "conv")]
+
+
+@pytest.mark.parametrize("model,architecture", FAMILIES)
+def test_every_model_trains_exports_and_reloads(tmp_path, model, architecture):
+  config = config_lib.Config(model=model, architecture=architecture, hidden_sizes=(32,),
+                             conv_filters=(4, 8), latent_dim=2, train_steps=6, steps_per_loop=3,
+                             eval_every=6, batch_size=32, eval_importance_samples=2,
+                             strategy="one_device")
+  workdir = str(tmp_path)
+  results = run.train_and_evaluate(config, workdir)
+  assert results["step"] == 6 and np.isfinite(results["test"]["loss"])
+  assert np.isfinite(results["test"]["squared_error"])
+  generative = model == "vae"
+  assert ("elbo" in results["test"]) == generative and ("nll" in results["test"]) == generative
+  with open(os.path.join(workdir, "eval.json")) as f:
+    assert json.load(f)["test"]["loss"] == results["test"]["loss"]
+
+  from tfvae import trainer  # pylint: disable=import-outside-toplevel
+  _, restored, step = trainer.restore_model(workdir)
+  assert step == 6
+  loaded = tf.saved_model.load(os.path.join(workdir, "export"))
+  expected = {"decode", "encode", "reconstruct", "serving_default"}
+  if generative:
+    expected |= {"elbo", "sample"}
+  assert set(loaded.signatures) == expected
+  x = tf.random.stateless_uniform([4, 8, 8, 1], [3, 3])
+  np.testing.assert_allclose(loaded.signatures["reconstruct"](x=x)["reconstruction"],
+                             restored.decoder(restored.encoder(x).mean()).mean(), rtol=1e-5,
+                             atol=1e-6)
+  code = loaded.signatures["encode"](x=x)["loc" if generative else "code"]
+  np.testing.assert_allclose(code, restored.encoder(x).mean(), rtol=1e-5, atol=1e-6)
+
+  if architecture == "mlp":  # every figure draws (samples only where there is a prior)
+    from tfvae import visualize  # pylint: disable=import-outside-toplevel
+    paths = visualize.draw(workdir, visualize.FIGURES, num_examples=100)
+    assert set(paths) == set(visualize.FIGURES) - (set() if generative else {"samples"})
+    assert all(os.path.getsize(p) > 1000 for p in paths.values())

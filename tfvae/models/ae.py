@@ -1,0 +1,117 @@
+"""Deterministic autoencoders, the VAE's baselines: plain, sparse, denoising and contractive.
+
+Each is the plain `AE` with one hook overridden: `_corrupt` (the input the encoder sees) or
+`_penalty` (the regularizer added to the reconstruction loss). The reconstruction loss is the
+decoder's likelihood head at the code, distortion = -log p(x | g(h)), h = f(x), in nats:
+binary cross-entropy for bernoulli; for normal with its learned shared scale sigma,
+(x - g(h))^2 / (2 sigma^2) + log(sigma sqrt(2 pi)) per pixel -- the squared error up to a scale and
+a constant (the learned sigma^2 tends to the mean squared error).
+
+There is no density over codes (prior() is None): no ELBO, no sampling.
+
+References:
+  Vincent, Larochelle, Bengio & Manzagol, "Extracting and composing robust features with
+  denoising autoencoders", ICML 2008.
+  Rifai, Vincent, Muller, Glorot & Bengio, "Contractive auto-encoders", ICML 2011.
+  Goodfellow, Bengio & Courville, "Deep Learning", 2016, chapter 14 (sparse autoencoders).
+"""
+
+import tensorflow as tf
+
+from tfvae import networks
+from tfvae import objectives
+
+
+class AE(tf.Module):
+  """x -> code h = f(x) [B, latent_dim] -> p(x | g(h)); loss = distortion + penalty.
+
+  Args:
+    config: tfvae.config.Config; uses image_shape, latent_dim, architecture, hidden_sizes,
+      conv_filters and likelihood (and the family's own weight flags).
+
+  `encoder(x)` returns VectorDeterministic(h) (batch [B], event [D]): `.mean()` is the code.
+  """
+
+  def __init__(self, config):
+    super().__init__(name=config.model)
+    if len(config.image_shape) != 3:
+      raise ValueError(f"config.image_shape must be [H, W, C], got {config.image_shape}.")
+    self.config = config
+    sizes = dict(architecture=config.architecture, hidden_sizes=config.hidden_sizes,
+                 conv_filters=config.conv_filters)
+    self.encoder = networks.Encoder(config.image_shape, config.latent_dim, **sizes,
+                                    stochastic=False, name="encoder")
+    self.decoder = networks.Decoder(config.image_shape, config.latent_dim, **sizes,
+                                    likelihood=config.likelihood, name="decoder")
+    self.encoder(tf.zeros([1, *config.image_shape]))
+    self.decoder(tf.zeros([1, config.latent_dim]))
+
+  @property
+  def trainable_variables(self):
+    """Encoder then decoder variables, in a fixed order (optimizer slots are stored by position)."""
+    return list(self.encoder.trainable_variables) + list(self.decoder.trainable_variables)
+
+  @property
+  def variables(self):
+    return list(self.encoder.variables) + list(self.decoder.variables)
+
+  def prior(self):
+    """None: a deterministic autoencoder has no density over codes."""
+    return None
+
+  def _corrupt(self, x, seed):
+    """The encoder's input during training (the identity here)."""
+    del seed
+    return x
+
+  def _penalty(self, x_in, encode):
+    """(code [B, D], regularizer [B] in nats-equivalent units, its name or None)."""
+    return encode(x_in), tf.zeros([tf.shape(x_in)[0]]), None
+
+  def losses(self, batch, seed, step, training=True):
+    """Per-example loss terms of one batch.
+
+    Args:
+      batch: dict with "image": float32 [B, H, W, C] in [0, 1].
+      seed: int32 Tensor [2], stateless seed (corruption noise).
+      step: int64 scalar Tensor, the global step (unused).
+      training: bool; False evaluates on the clean input (no corruption).
+
+    Returns:
+      dict of float32 Tensors [B]: loss (minimized) and distortion = -log p(x | g(f(x))) in nats,
+      plus the family's penalty term (sparsity_penalty, contractive_penalty) when it has one.
+    """
+    del step
+    x = batch["image"]
+    x_in = self._corrupt(x, seed) if training else x
+    code, penalty, name = self._penalty(
+        x_in, lambda inputs: self.encoder(inputs, training=training).mean())
+    distortion = -self.decoder(code, training=training).log_prob(x)
+    terms = {"loss": distortion + penalty, "distortion": distortion}
+    if name:
+      terms[name] = penalty
+    return terms
+
+
+class SparseAE(AE):
+  """AE + lambda * ||h||_1 on the code (--sparsity_weight)."""
+
+  def _penalty(self, x_in, encode):
+    code = encode(x_in)
+    return code, objectives.sparsity_penalty(code, self.config.sparsity_weight), "sparsity_penalty"
+
+
+class DenoisingAE(AE):
+  """Encodes a corrupted input (--corruption, --corruption_level) and is scored on the clean one."""
+
+  def _corrupt(self, x, seed):
+    return objectives.corrupt(x, self.config.corruption, self.config.corruption_level, seed)
+
+
+class ContractiveAE(AE):
+  """AE + lambda * ||dh/dx||_F^2, the encoder Jacobian's exact squared Frobenius norm
+  (--contraction_weight)."""
+
+  def _penalty(self, x_in, encode):
+    code, penalty = objectives.contractive_penalty(encode, x_in, self.config.contraction_weight)
+    return code, penalty, "contractive_penalty"
