@@ -167,3 +167,10 @@ def test_every_model_trains_exports_and_reloads(tmp_path, model, architecture):
     paths = visualize.draw(workdir, visualize.FIGURES, num_examples=100)
     assert set(paths) == set(visualize.FIGURES) - (set() if generative else {"samples"})
     assert all(os.path.getsize(p) > 1000 for p in paths.values())
+
+  if (model, architecture) == ("ae", "mlp"):  # the evaluate CLI reports what an AE has
+    from conftest import run_module  # pylint: disable=import-outside-toplevel
+    proc = run_module("tfvae.evaluate", f"--workdir={workdir}", "--num_importance_samples=10")
+    reported = json.loads(proc.stdout)
+    assert "elbo" not in reported and reported["step"] == 6
+    np.testing.assert_allclose(reported["distortion"], results["test"]["distortion"], rtol=1e-6)
