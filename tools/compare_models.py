@@ -135,8 +135,8 @@ def main(argv):
     row = _train("vae_dequantized", dict(model="vae", likelihood="normal_per_pixel",
                                          binarization="dequantize"), base)
     t = row["test"]
-    density.append(f"| VAE, normal_per_pixel likelihood | {_fmt(t.get('nll'))} | {_fmt(t['bits_per_dim'], 3)} | "
-                   f"{row['train_wall_s']} |")
+    density.append(f"| VAE, normal_per_pixel likelihood | {_fmt(t.get('nll'))} | "
+                   f"{_fmt(t['bits_per_dim'], 3)} | {row['train_wall_s']} |")
     print(density[-1], flush=True)
   if "gmm" in selected:
     path = os.path.join(FLAGS.workdir, "gmm", "gmm.json")

@@ -46,7 +46,7 @@ class VAE(tf.Module):
     return networks.prior(self.config.latent_dim)
 
   def beta(self, step):
-    """The scheduled rate weight at `step` (float32 scalar Tensor); see objectives.scheduled_beta."""
+    """The scheduled rate weight at `step`, float32 scalar Tensor (objectives.scheduled_beta)."""
     c = self.config
     return objectives.scheduled_beta(step, c.beta, c.beta_schedule, c.warmup_steps, c.num_cycles)
 
