@@ -244,3 +244,13 @@ def test_hyperband_oracle_proposes_trials_from_the_declared_space(tmp_path):
   values = trial.hyperparameters.values
   assert 0.1 <= values["beta"] <= 10 and values["latent_dim"] in (2, 8, 32)
   assert 1e-4 <= values["learning_rate"] <= 1e-2 and values["tuner/epochs"] == 1
+
+
+def test_trials_that_cannot_train_are_failed_and_three_in_a_row_stop_the_search(tmp_path):
+  proc = run_module("tfvae.tune", *TINY, "--max_trials=5", "--train_steps=2",
+                    "--steps_per_loop=2", "--inject_nan_at_steps=0,1",
+                    "--max_consecutive_skips=1", f"--workdir={tmp_path}", check=False)
+  assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+  assert "keras-tuner stopped the search: Number of consecutive failures" in proc.stderr
+  assert "--max_consecutive_skips=1" in proc.stderr  # the trial's own message
+  assert [r["status"] for r in _rows(tmp_path)] == ["FAILED"] * 3

@@ -403,6 +403,8 @@ def search(base_config, settings, workdir):
     tfvae.data.DataError: if the dataset cannot be had; before anything is written.
     tfvae.run.Interrupted: after SIGTERM/SIGINT, once the running trial wrote a checkpoint;
       the same call resumes it.
+    tfvae.run.TrainingError: when keras-tuner stops the search after 3 trials in a row failed
+      (non-finite updates; a single failed trial is recorded as FAILED and the search goes on).
   """
   _check_search(base_config, settings)
   data_lib.load(base_config)  # fail fast (DataError) before writing
@@ -413,7 +415,16 @@ def search(base_config, settings, workdir):
   if tuner.oracle.trials:
     logging.info("Continuing the search in %s: %d trials so far", workdir,
                  len(tuner.oracle.trials))
-  tuner.search(verbose=0)
+  try:
+    tuner.search(verbose=0)
+  except RuntimeError as e:
+    if "consecutive failures" not in str(e):
+      raise
+    write_trials_csv(workdir, trial_rows(tuner.oracle, base_config))
+    raise run.TrainingError(
+        f"keras-tuner stopped the search: {str(e).splitlines()[0]} (trials that could not "
+        f"train for non-finite updates; see {os.path.join(workdir, TRIALS_CSV)}). The last "
+        "trial's message: " + (str(e).splitlines()[1] if "\n" in str(e) else "")) from None
   rows = trial_rows(tuner.oracle, base_config)
   write_trials_csv(workdir, rows)
   best = [r for r in rows if r["status"] == kt.engine.trial.TrialStatus.COMPLETED]
@@ -484,6 +495,8 @@ def main(argv):
     result = search(config, settings, fv.workdir)
   except (config_lib.ConfigError, data_lib.DataError) as e:
     _exit(e, 2)
+  except run.TrainingError as e:
+    _exit(e, 1)
   except run.Interrupted as e:
     _exit(e, 128 + e.signum)
   print(format_table(result["trials"], settings.objective))
