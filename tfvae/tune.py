@@ -209,7 +209,7 @@ class _Tuner(kt.engine.base_tuner.BaseTuner):
       parent_dir = os.path.join(self.workdir, trial_name(parent))
       if tf.train.latest_checkpoint(os.path.join(parent_dir, "ckpt")) is None:
         raise FileNotFoundError(f"Hyperband continues {parent_dir}, which has no checkpoint.")
-      for entry in ("ckpt", "tensorboard"):
+      for entry in ("tensorboard", "ckpt"):  # ckpt last: its presence means "copied"
         _copy_tree_atomically(os.path.join(parent_dir, entry), os.path.join(trial_dir, entry))
     logging.info("%s: beta %.4g  latent_dim %d  learning_rate %.3g%s", name, config.beta,
                  config.latent_dim, config.learning_rate,
