@@ -18,6 +18,7 @@ setup(
         "tensorflow-datasets==4.9.*",
         "importlib_resources",  # imported by TFDS, not declared by it
         "tensorboard==2.21.*",  # TF 2.21 does not pull it in; tf.summary needs it
+        "keras-tuner==1.4.*",  # python -m tfvae.tune
         "absl-py",
         "numpy",
         "scikit-learn",

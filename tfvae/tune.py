@@ -1,0 +1,514 @@
+"""Hyperparameter search over beta, latent size (and learning rate) with keras-tuner.
+
+  python -m tfvae.tune --flagfile=configs/tune_NAME.cfg [--workdir=DIR]
+
+keras-tuner only proposes hyperparameters; every trial is an ordinary tfvae run
+(`run.train_and_evaluate`: the project's trainer, under the same distribution strategy as
+`python -m tfvae.train`) in its own folder, so it can be evaluated, visualized and exported like
+any run. Trials are ranked by a held-out objective (validation `nll` at K =
+--eval_importance_samples, or validation `elbo` at beta = 1), never by the beta-weighted training
+loss, which does not compare across beta. Any Config flag not searched is fixed for all trials.
+
+Workdir layout:
+  tune.json        the search (tune settings and base config); a re-run must match it
+  keras_tuner/     keras-tuner's state (oracle.json, trial_*/trial.json)
+  trial_NNN/       one tfvae run per trial: config.json, ckpt/, tensorboard/, eval.json, export
+  trials.csv       one row per trial: hyperparameters, objective, elbo, nll, active units, time
+  tensorboard/     the HParams dashboard: hparams_config, and one run per trial with its metrics
+  best             a symbolic link to the best trial's folder (best/export is its SavedModel)
+
+Re-running the same command continues the search: finished trials are not rerun, a trial that
+was interrupted resumes from its last checkpoint, and a larger --max_trials runs only the new
+trials. Hyperband promotes a trial by copying its checkpoint (and event files) into the new
+trial's folder, so training continues from the step where the promoted trial stopped.
+"""
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import shutil
+import sys
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+import keras_tuner as kt
+import tensorflow as tf
+from tensorboard.plugins.hparams import api as hp_api
+
+from tfvae import config as config_lib
+from tfvae import data as data_lib
+from tfvae import run
+from tfvae import trainer as trainer_lib
+
+TUNERS = ("random", "hyperband", "bayesian")
+# --objective -> keras-tuner direction. Both are metrics of the validation evaluation
+# (evaluation.Evaluator), at beta = 1 whatever beta the trial trained with.
+OBJECTIVES = {"nll": "min", "elbo": "max"}
+TUNE_FILENAME = "tune.json"
+KERAS_TUNER_DIR = "keras_tuner"
+TRIALS_CSV = "trials.csv"
+# Metrics reported per trial (besides the hyperparameters); also the HParams metrics.
+METRICS = ("nll", "elbo", "active_units", "step", "wall_time_s")
+# Config fields that may differ when a search is continued (they do not change what a trial
+# computes); the searched fields are replaced per trial anyway.
+BASE_RESUMABLE_CHANGES = frozenset({"data_dir", "strategy", "num_cpu_devices", "steps_per_loop",
+                                    "checkpoint_every", "max_consecutive_skips"})
+
+HELP = {
+    "tuner": "Search algorithm: random, hyperband or bayesian.",
+    "max_trials": "Number of trials (for hyperband, a cap on top of its brackets). Raise it to "
+                  "extend a finished search.",
+    "objective": "Trial ranking: nll (validation -log p(x) by the importance-weighted bound at "
+                 "K = --eval_importance_samples, minimized) or elbo (validation ELBO at beta = 1, "
+                 "maximized).",
+    "beta_min": "Smallest beta; beta is sampled log-uniformly in [--beta_min, --beta_max].",
+    "beta_max": "Largest beta.",
+    "latent_dims": "Comma-separated choices of --latent_dim.",
+    "learning_rate_min": "With --learning_rate_max, search the learning rate log-uniformly in "
+                         "this range; 0 (both): use --learning_rate for all trials.",
+    "learning_rate_max": "Largest learning rate searched (see --learning_rate_min).",
+    "tune_seed": "Seed of the search algorithm (which hyperparameters are tried). Training uses "
+                 "--seed, the same for every trial.",
+    "hyperband_max_epochs": "Hyperband: epochs of the longest trials (replaces --epochs).",
+    "hyperband_factor": "Hyperband: reduction factor between successive-halving rounds.",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class TuneSettings:
+  """What to search and how. Field names are the flag names of `python -m tfvae.tune`.
+
+  Raises:
+    tfvae.config.ConfigError: naming the flag, for a value that cannot run.
+  """
+  tuner: str = "random"
+  max_trials: int = 10
+  objective: str = "nll"
+  beta_min: float = 0.1
+  beta_max: float = 10.0
+  latent_dims: tuple[int, ...] = (2, 8, 32)
+  learning_rate_min: float = 0.0
+  learning_rate_max: float = 0.0
+  tune_seed: int = 0
+  hyperband_max_epochs: int = 9
+  hyperband_factor: int = 3
+
+  def __post_init__(self):
+    error = config_lib.ConfigError
+    if self.tuner not in TUNERS:
+      raise error(f"--tuner={self.tuner!r} is not one of {', '.join(TUNERS)}.")
+    if self.objective not in OBJECTIVES:
+      raise error(f"--objective={self.objective!r} is not one of {', '.join(OBJECTIVES)}.")
+    for name in ("max_trials", "hyperband_max_epochs"):
+      if getattr(self, name) < 1:
+        raise error(f"--{name}={getattr(self, name)} must be a positive integer.")
+    if self.hyperband_factor < 2:
+      raise error(f"--hyperband_factor={self.hyperband_factor} must be >= 2.")
+    if self.tune_seed < 0:
+      raise error(f"--tune_seed={self.tune_seed} must be >= 0.")
+    if not self.beta_min > 0:
+      raise error(f"--beta_min={self.beta_min} must be > 0 (beta is searched on a log scale).")
+    if self.beta_min > self.beta_max:
+      raise error(f"--beta_min={self.beta_min} is larger than --beta_max={self.beta_max}.")
+    if not self.latent_dims:
+      raise error("--latent_dims is empty: give at least one latent size.")
+    if any(d < 1 for d in self.latent_dims) or len(set(self.latent_dims)) < len(
+        self.latent_dims):
+      raise error(f"--latent_dims={','.join(map(str, self.latent_dims))} must be distinct "
+                  "positive integers.")
+    low, high = self.learning_rate_min, self.learning_rate_max
+    if (low, high) != (0, 0):
+      if not 0 < low <= high:
+        raise error(f"--learning_rate_min={low} and --learning_rate_max={high}: give both, "
+                    "with 0 < min <= max (or both 0 to keep --learning_rate fixed).")
+
+  @property
+  def searches_learning_rate(self):
+    return self.learning_rate_max > 0
+
+  def to_dict(self):
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_dict(cls, values):
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def search_space(settings):
+  """The keras-tuner search space, declared up front (Hyperband runs 0 trials otherwise).
+
+  Returns:
+    keras_tuner.HyperParameters with "beta" (log-uniform), "latent_dim" (a choice) and, if
+    searched, "learning_rate" (log-uniform). A range whose ends are equal is a fixed value.
+  """
+  space = kt.HyperParameters()
+  ranges = [("beta", settings.beta_min, settings.beta_max)]
+  if settings.searches_learning_rate:
+    ranges.append(("learning_rate", settings.learning_rate_min, settings.learning_rate_max))
+  for name, low, high in ranges:
+    if low == high:
+      space.Fixed(name, low)
+    else:
+      space.Float(name, low, high, sampling="log")
+  space.Choice("latent_dim", list(settings.latent_dims))
+  return space
+
+
+def trial_config(base_config, values):
+  """The Config of one trial: `base_config` with the trial's hyperparameters replaced.
+
+  Args:
+    base_config: Config of the fixed flags.
+    values: dict of the trial's hyperparameter values (keras-tuner's `hyperparameters.values`):
+      beta, latent_dim, optionally learning_rate, and Hyperband's "tuner/epochs".
+
+  Returns:
+    Config. With "tuner/epochs" the budget is that many epochs (train_steps = 0).
+  """
+  changes = {"beta": float(values["beta"]), "latent_dim": int(values["latent_dim"])}
+  if "learning_rate" in values:
+    changes["learning_rate"] = float(values["learning_rate"])
+  if "tuner/epochs" in values:
+    changes.update(epochs=int(values["tuner/epochs"]), train_steps=0)
+  return config_lib.Config.from_dict({**base_config.to_dict(), **changes})
+
+
+def trial_name(trial_id):
+  """keras-tuner's trial id ("3", "03", ...; its width follows max_trials) as 'trial_003'."""
+  return f"trial_{int(trial_id):03d}"
+
+
+def _copy_tree_atomically(source, target):
+  if os.path.exists(target + ".tmp"):
+    shutil.rmtree(target + ".tmp")
+  shutil.copytree(source, target + ".tmp")
+  os.replace(target + ".tmp", target)
+
+
+class _Tuner(kt.engine.base_tuner.BaseTuner):
+  """keras-tuner worker that runs each trial with the project's trainer (no model.fit)."""
+
+  def __init__(self, oracle, base_config, settings, workdir):
+    self.base_config, self.settings, self.workdir = base_config, settings, workdir
+    super().__init__(oracle, directory=workdir, project_name=KERAS_TUNER_DIR, overwrite=False)
+
+  def run_trial(self, trial, *args, **kwargs):
+    """Trains the trial in WORKDIR/trial_NNN (resuming there) and returns its metrics."""
+    del args, kwargs
+    values = trial.hyperparameters.values
+    config = trial_config(self.base_config, values)
+    name = trial_name(trial.trial_id)
+    trial_dir = os.path.join(self.workdir, name)
+    parent = values.get("tuner/trial_id")
+    if parent is not None and tf.train.latest_checkpoint(os.path.join(trial_dir, "ckpt")) is None:
+      # Hyperband promoted `parent`: continue its training instead of starting over.
+      parent_dir = os.path.join(self.workdir, trial_name(parent))
+      if tf.train.latest_checkpoint(os.path.join(parent_dir, "ckpt")) is None:
+        raise FileNotFoundError(f"Hyperband continues {parent_dir}, which has no checkpoint.")
+      for entry in ("tensorboard", "ckpt"):  # ckpt last: its presence means "copied"
+        _copy_tree_atomically(os.path.join(parent_dir, entry), os.path.join(trial_dir, entry))
+    logging.info("%s: beta %.4g  latent_dim %d  learning_rate %.3g%s", name, config.beta,
+                 config.latent_dim, config.learning_rate,
+                 f"  epochs {config.epochs}, continuing {trial_name(parent)}"
+                 if parent is not None else "")
+    began = time.perf_counter()
+    results = run.train_and_evaluate(config, trial_dir)
+    validation = results["validation"]
+    metrics = {"nll": validation.get("nll", math.nan), "elbo": validation["elbo"],
+               "active_units": validation["active_units"], "step": results["step"],
+               "wall_time_s": round(time.perf_counter() - began, 1)}
+    metrics = {k: float(v) for k, v in metrics.items()}
+    _write_trial_hparams(self.workdir, name, config, values, metrics)
+    logging.info("%s: validation %s %.3f (nll %.3f, elbo %.3f, %d active units, %.0f s)", name,
+                 self.settings.objective, metrics[self.settings.objective], metrics["nll"],
+                 metrics["elbo"], metrics["active_units"], metrics["wall_time_s"])
+    return metrics
+
+  def _try_run_and_update_trial(self, trial, *args, **kwargs):
+    # keras-tuner's own version turns EVERY exception into a failed trial and goes on with the
+    # next one, which would swallow a SIGTERM (run.Interrupted), bad input or a missing dataset.
+    # Here only a trial that cannot train (non-finite updates) fails; the rest propagates, and
+    # keras-tuner's saved state keeps the trial as ongoing, so a re-run resumes it.
+    try:
+      self._run_and_update_trial(trial, *args, **kwargs)
+      trial.status = kt.engine.trial.TrialStatus.COMPLETED
+    except run.TrainingError as e:
+      logging.warning("%s failed: %s", trial_name(trial.trial_id), e)
+      trial.status = kt.engine.trial.TrialStatus.FAILED
+      trial.message = str(e)
+
+  def on_trial_end(self, trial):
+    super().on_trial_end(trial)
+    write_trials_csv(self.workdir, trial_rows(self.oracle, self.base_config))
+
+
+def _make_oracle(settings):
+  objective = kt.Objective(settings.objective, OBJECTIVES[settings.objective])
+  # keras-tuner replaces a seed of 0 by a random one; tune_seed + 1 keeps 0 a valid seed.
+  common = dict(objective=objective, hyperparameters=search_space(settings),
+                seed=settings.tune_seed + 1)
+  if settings.tuner == "random":
+    return kt.oracles.RandomSearchOracle(max_trials=settings.max_trials, **common)
+  if settings.tuner == "bayesian":
+    return kt.oracles.BayesianOptimizationOracle(max_trials=settings.max_trials, **common)
+  oracle = kt.oracles.HyperbandOracle(max_epochs=settings.hyperband_max_epochs,
+                                      factor=settings.hyperband_factor, **common)
+  oracle.max_trials = settings.max_trials  # Oracle.create_trial stops there (not in its state)
+  return oracle
+
+
+def trial_rows(oracle, base_config):
+  """One dict per trial, in trial order: name, status, hyperparameters and metrics."""
+  rows = []
+  for trial_id in sorted(oracle.trials, key=int):
+    trial = oracle.trials[trial_id]
+    values = trial.hyperparameters.values
+    parent = values.get("tuner/trial_id")
+    row = {"trial": trial_name(trial_id), "status": trial.status,
+           "beta": values.get("beta"), "latent_dim": values.get("latent_dim"),
+           "learning_rate": values.get("learning_rate", base_config.learning_rate),
+           "parent": trial_name(parent) if parent is not None else "",
+           "objective": None}
+    for name in METRICS:
+      value = trial.metrics.get_last_value(name) if trial.metrics.exists(name) else None
+      row[name] = int(value) if name in ("step", "active_units") and value is not None else value
+    if trial.metrics.exists(oracle.objective.name):
+      row["objective"] = trial.metrics.get_last_value(oracle.objective.name)
+    rows.append(row)
+  return rows
+
+
+CSV_COLUMNS = ("trial", "status", "beta", "latent_dim", "learning_rate", "parent", "step",
+               "objective", "elbo", "nll", "active_units", "wall_time_s")
+
+
+def write_trials_csv(workdir, rows):
+  """Writes WORKDIR/trials.csv (atomically), one row per trial, columns CSV_COLUMNS."""
+  path = os.path.join(workdir, TRIALS_CSV)
+  with open(path + ".tmp", "w", newline="") as f:
+    writer = csv.DictWriter(f, CSV_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+      writer.writerow({k: "" if v is None else v for k, v in row.items()})
+  os.replace(path + ".tmp", path)
+
+
+def format_table(rows, objective):
+  """Markdown table of the trials, best `objective` first (failed/unfinished trials last)."""
+  done = [r for r in rows if r["objective"] is not None]
+  done.sort(key=lambda r: r["objective"], reverse=OBJECTIVES[objective] == "max")
+  lines = ["| trial | beta | latent_dim | learning_rate | steps | validation nll | "
+           "validation elbo | active units | wall time (s) |", "|---" * 9 + "|"]
+  for r in done:
+    parent = f" (from {r['parent']})" if r["parent"] else ""
+    lines.append(f"| {r['trial']}{parent} | {r['beta']:.3g} | {r['latent_dim']} | "
+                 f"{r['learning_rate']:.3g} | {int(r['step'])} | {r['nll']:.2f} | "
+                 f"{r['elbo']:.2f} | {int(r['active_units'])} | {r['wall_time_s']:.0f} |")
+  for r in rows:
+    if r["objective"] is None:
+      lines.append(f"| {r['trial']} | {r['beta']:.3g} | {r['latent_dim']} | "
+                   f"{r['learning_rate']:.3g} | {r['status'].lower()} | | | | |")
+  return "\n".join(lines)
+
+
+def _write_hparams_config(workdir, settings):
+  hparams = [hp_api.HParam("beta", hp_api.RealInterval(settings.beta_min, settings.beta_max)),
+             hp_api.HParam("latent_dim", hp_api.Discrete(list(settings.latent_dims))),
+             hp_api.HParam("learning_rate")]
+  if settings.tuner == "hyperband":
+    hparams.append(hp_api.HParam("epochs"))
+  with tf.summary.create_file_writer(os.path.join(workdir, "tensorboard")).as_default():
+    hp_api.hparams_config(hparams=hparams, metrics=[hp_api.Metric(m) for m in METRICS])
+
+
+def _write_trial_hparams(workdir, name, config, values, metrics):
+  hparams = {"beta": config.beta, "latent_dim": config.latent_dim,
+             "learning_rate": config.learning_rate}
+  if "tuner/epochs" in values:
+    hparams["epochs"] = config.epochs
+  writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard", name))
+  with writer.as_default():
+    hp_api.hparams(hparams, trial_id=name)
+    for key, value in metrics.items():
+      tf.summary.scalar(key, value, step=int(metrics["step"]))
+  writer.close()
+
+
+def _check_search(base_config, settings):
+  """Errors that can be known before training: each naming its flag (ConfigError)."""
+  if settings.objective == "nll" and base_config.eval_importance_samples < 1:
+    raise config_lib.ConfigError("--objective=nll needs --eval_importance_samples >= 1 (the K "
+                                 "of the validation bound).")
+  for latent_dim in settings.latent_dims:  # every trial config must be valid
+    trial_config(base_config, {"beta": settings.beta_min, "latent_dim": latent_dim})
+
+
+def _check_or_write_tune_json(workdir, base_config, settings):
+  """Refuses a workdir holding another search; writes tune.json for a new one."""
+  path = os.path.join(workdir, TUNE_FILENAME)
+  saved_dict = {"tune": settings.to_dict(), "base_config": base_config.to_dict()}
+  if os.path.exists(path):
+    with open(path) as f:
+      saved = json.load(f)
+    old_settings = TuneSettings.from_dict(saved["tune"])
+    old_base = config_lib.Config.from_dict(saved["base_config"])
+    searched = {"beta", "latent_dim"} | ({"learning_rate"} if settings.searches_learning_rate
+                                         else set())
+    diffs = [(n, getattr(old_settings, n), getattr(settings, n))
+             for n in TuneSettings.__dataclass_fields__ if n != "max_trials"
+             and getattr(old_settings, n) != getattr(settings, n)]
+    diffs += [(n, getattr(old_base, n), getattr(base_config, n))
+              for n in config_lib.Config.__dataclass_fields__
+              if n not in BASE_RESUMABLE_CHANGES | searched
+              and getattr(old_base, n) != getattr(base_config, n)]
+    if diffs:
+      raise config_lib.ConfigError(
+          "The workdir holds a search with other settings (" + "; ".join(
+              f"--{n}: {old!r} in the workdir, {new!r} now" for n, old, new in diffs) +
+          "). Use a new --workdir, or the same flags (any --max_trials) to continue it.")
+  os.makedirs(workdir, exist_ok=True)
+  with open(path + ".tmp", "w") as f:
+    json.dump(saved_dict, f, indent=2, sort_keys=True)
+  os.replace(path + ".tmp", path)
+
+
+def _link_best(workdir, name):
+  link = os.path.join(workdir, "best")
+  if os.path.lexists(link + ".tmp"):
+    os.remove(link + ".tmp")
+  os.symlink(name, link + ".tmp")
+  os.replace(link + ".tmp", link)  # atomic: `best` is always a complete trial
+
+
+def search(base_config, settings, workdir):
+  """Runs (or continues) a hyperparameter search in `workdir`.
+
+  Args:
+    base_config: Config of the fixed flags; beta, latent_dim (and learning_rate when searched)
+      are replaced per trial, and with hyperband epochs/train_steps too.
+    settings: TuneSettings.
+    workdir: str, the search folder (layout in the module docstring).
+
+  Returns:
+    dict: "trials", one dict per trial (see trial_rows; metrics in nats per example, wall time
+    in seconds), and "best", the row of the best completed trial (None if none completed).
+
+  Raises:
+    tfvae.config.ConfigError: for settings that cannot run, or a workdir holding another
+      search; before anything is written.
+    tfvae.data.DataError: if the dataset cannot be had; before anything is written.
+    tfvae.run.Interrupted: after SIGTERM/SIGINT, once the running trial wrote a checkpoint;
+      the same call resumes it.
+    tfvae.run.TrainingError: when keras-tuner stops the search after 3 trials in a row failed
+      (non-finite updates; a single failed trial is recorded as FAILED and the search goes on).
+  """
+  _check_search(base_config, settings)
+  data_lib.load(base_config)  # fail fast (DataError) before writing
+  trainer_lib.make_strategy(base_config)  # batch split over the replicas (ConfigError)
+  _check_or_write_tune_json(workdir, base_config, settings)
+  tuner = _Tuner(_make_oracle(settings), base_config, settings, workdir)
+  _write_hparams_config(workdir, settings)
+  if tuner.oracle.trials:
+    logging.info("Continuing the search in %s: %d trials so far", workdir,
+                 len(tuner.oracle.trials))
+  try:
+    tuner.search(verbose=0)
+  except RuntimeError as e:
+    if "consecutive failures" not in str(e):
+      raise
+    write_trials_csv(workdir, trial_rows(tuner.oracle, base_config))
+    raise run.TrainingError(
+        f"keras-tuner stopped the search: {str(e).splitlines()[0]} (trials that could not "
+        f"train for non-finite updates; see {os.path.join(workdir, TRIALS_CSV)}). The last "
+        "trial's message: " + (str(e).splitlines()[1] if "\n" in str(e) else "")) from None
+  rows = trial_rows(tuner.oracle, base_config)
+  write_trials_csv(workdir, rows)
+  best = [r for r in rows if r["status"] == kt.engine.trial.TrialStatus.COMPLETED]
+  best = sorted(best, key=lambda r: r["objective"],
+                reverse=OBJECTIVES[settings.objective] == "max")[:1]
+  if best:
+    _link_best(workdir, best[0]["trial"])
+  return {"trials": rows, "best": best[0] if best else None}
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry point.
+
+
+class _TfvaeInfoOnly:
+  """Drops the INFO lines of TF's own modules (saver, signature renames); keeps tfvae's."""
+
+  def filter(self, record):
+    return record.levelno >= logging.WARNING or "tfvae" in record.pathname
+
+
+def define_flags():
+  """Defines --workdir, the tune flags (TuneSettings) and the Config flags. Call once."""
+  flags.DEFINE_string("workdir", "/tmp/tfvae/tune", "Folder of the search (one subfolder per "
+                      "trial).")
+  for field in dataclasses.fields(TuneSettings):
+    define = {int: flags.DEFINE_integer, float: flags.DEFINE_float,
+              str: flags.DEFINE_string}.get(field.type)
+    if define:
+      define(field.name, field.default, HELP[field.name])
+    else:  # tuple[int, ...]
+      flags.DEFINE_list(field.name, [str(v) for v in field.default], HELP[field.name])
+  config_lib.define_flags()
+
+
+def settings_from_flags(flag_values):
+  """TuneSettings from parsed flags. Raises ConfigError naming the flag."""
+  values = {f.name: flag_values[f.name].value for f in dataclasses.fields(TuneSettings)}
+  try:
+    values["latent_dims"] = tuple(int(v) for v in values["latent_dims"])
+  except ValueError:
+    raise config_lib.ConfigError(f"--latent_dims={','.join(values['latent_dims'])} must be "
+                                 "comma-separated integers.") from None
+  return TuneSettings(**values)
+
+
+def _exit(error, code):
+  """One sentence on stderr and a non-zero exit; the traceback only with --verbosity >= 1."""
+  if logging.get_verbosity() >= 1:
+    logging.exception("")
+  print(f"tfvae.tune: {error}", file=sys.stderr)
+  sys.exit(code)
+
+
+def main(argv):
+  logging.get_absl_handler().python_handler.addFilter(_TfvaeInfoOnly())
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  fv = flags.FLAGS
+  try:
+    settings = settings_from_flags(fv)
+    config = config_lib.from_flags(fv)
+  except config_lib.ConfigError as e:
+    _exit(e, 2)
+  trainer_lib.split_cpu(config.num_cpu_devices)  # before any TF op
+  began = time.perf_counter()
+  try:
+    result = search(config, settings, fv.workdir)
+  except (config_lib.ConfigError, data_lib.DataError) as e:
+    _exit(e, 2)
+  except run.TrainingError as e:
+    _exit(e, 1)
+  except run.Interrupted as e:
+    _exit(e, 128 + e.signum)
+  print(format_table(result["trials"], settings.objective))
+  best = result["best"]
+  logging.info("Search done in %.0f s: %d trials in %s. Best: %s (validation %s %.3f), exported "
+               "to %s. TensorBoard (HParams): tensorboard --logdir %s", time.perf_counter() -
+               began, len(result["trials"]), os.path.join(fv.workdir, TRIALS_CSV),
+               best["trial"] if best else None, settings.objective,
+               best["objective"] if best else math.nan, os.path.join(fv.workdir, "best", "export"),
+               os.path.join(fv.workdir, "tensorboard"))
+
+
+if __name__ == "__main__":
+  define_flags()
+  app.run(main)
