@@ -192,6 +192,7 @@ def test_sigterm_mid_trial_stops_the_search_and_a_rerun_resumes_the_trial(tmp_pa
 @pytest.mark.parametrize("flag, message", [
     ("--beta_min=0", "--beta_min=0.0 must be > 0"),
     ("--objective=loss", "--objective='loss' is not one of nll, elbo"),
+    ("--model=ae", "--model=ae: the search is over beta and latent size"),
 ])
 def test_bad_input_exits_with_a_message_naming_the_flag(tmp_path, flag, message):
   proc = run_module("tfvae.tune", *TINY, flag, f"--workdir={tmp_path}", check=False)

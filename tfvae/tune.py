@@ -340,6 +340,10 @@ def _write_trial_hparams(workdir, name, config, values, metrics):
 
 def _check_search(base_config, settings):
   """Errors that can be known before training: each naming its flag (ConfigError)."""
+  if base_config.model != "vae":
+    raise config_lib.ConfigError(f"--model={base_config.model}: the search is over beta and "
+                                 "latent size and ranks by a bound on log p(x), so it needs "
+                                 "--model=vae.")
   if settings.objective == "nll" and base_config.eval_importance_samples < 1:
     raise config_lib.ConfigError("--objective=nll needs --eval_importance_samples >= 1 (the K "
                                  "of the validation bound).")
