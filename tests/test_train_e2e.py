@@ -164,3 +164,11 @@ def test_real_fashion_mnist_end_to_end(fashion_mnist_dir, tmp_path):
   results = json.load(open(tmp_path / "eval.json"))
   assert -330 < results["test"]["elbo"] < -230  # a few hundred steps: far from converged
   assert os.path.exists(tmp_path / "export" / "saved_model.pb")
+
+
+def test_a_deterministic_autoencoder_from_the_command_line(tmp_path):
+  proc = run_module("tfvae.train", "--flagfile=configs/quickstart.cfg", "--model=ae",
+                    "--train_steps=40", "--eval_every=40", f"--workdir={tmp_path}")
+  assert "Done: test distortion" in proc.stderr and "elbo" not in proc.stderr
+  test = json.load(open(os.path.join(tmp_path, "eval.json")))["test"]
+  assert "elbo" not in test and test["squared_error"] > 0

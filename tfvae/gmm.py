@@ -9,7 +9,6 @@ WORKDIR/gmm.json and WORKDIR/samples.png.
 
 import json
 import os
-import sys
 import time
 
 from absl import app
@@ -118,18 +117,16 @@ def main(argv):
   import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
   from tfvae import config as config_lib  # pylint: disable=import-outside-toplevel
 
-  from tfvae import data as data_lib  # pylint: disable=import-outside-toplevel
+  from tfvae import cli  # pylint: disable=import-outside-toplevel
 
+  cli.quiet_tf_info_logs()
   workdir = FLAGS.workdir
-  try:
+  with cli.user_errors("tfvae.gmm"):
     config = config_lib.Config(dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
                                validation_fraction=FLAGS.validation_fraction)
     gmm, metrics, image_shape = fit_and_evaluate(
         config, FLAGS.num_components, FLAGS.covariance_type, FLAGS.reg_covar, FLAGS.max_iter,
         FLAGS.max_train_examples, FLAGS.seed)
-  except (config_lib.ConfigError, data_lib.DataError) as e:
-    print(f"tfvae.gmm: {e}", file=sys.stderr)
-    sys.exit(2)
   os.makedirs(workdir, exist_ok=True)
   with open(os.path.join(workdir, "gmm.json.tmp"), "w") as f:
     json.dump(metrics, f, indent=2)

@@ -77,8 +77,8 @@ def _delete_run(workdir):
         os.remove(path)
 
 
-def _describe(metrics, config):
-  """One line of the headline metrics (those the model has)."""
+def describe(metrics, config):
+  """One line of the headline metrics a model has (from Evaluator metrics), for logs."""
   names = [("elbo", "elbo"), ("iwae_bound", f"iwae_bound(K={config.eval_importance_samples})"),
            ("rate", "rate"), ("distortion", "distortion"), ("squared_error", "squared_error"),
            ("active_units", "active units")]
@@ -183,7 +183,7 @@ def train_and_evaluate(config, workdir, overwrite=False):
         writers["eval"].flush()
         writers["train"].flush()
         logging.info("step %d  epoch %.2f  validation %s  (%.0f examples/s)", step,
-                     step / per_epoch, _describe(metrics, config), examples_per_second)
+                     step / per_epoch, describe(metrics, config), examples_per_second)
       if step % config.checkpoint_every == 0 or step == total:
         trainer.save()
 
@@ -193,6 +193,6 @@ def train_and_evaluate(config, workdir, overwrite=False):
   with open(os.path.join(workdir, "eval.json.tmp"), "w") as f:
     json.dump(results, f, indent=2)
   os.replace(os.path.join(workdir, "eval.json.tmp"), os.path.join(workdir, "eval.json"))
-  logging.info("step %d  test %s", step, _describe(results["test"], config))
+  logging.info("step %d  test %s", step, describe(results["test"], config))
   export_lib.export(trainer.model, os.path.join(workdir, "export"))
   return results

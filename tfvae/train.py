@@ -6,12 +6,12 @@ and test splits, and exports a SavedModel to WORKDIR/export. A flagfile may incl
 """
 
 import os
-import sys
 
 from absl import app
 from absl import flags
 from absl import logging
 
+from tfvae import cli
 from tfvae import config as config_lib
 
 flags.DEFINE_string("workdir", "/tmp/tfvae", "Folder for everything this run writes.")
@@ -21,43 +21,20 @@ config_lib.define_flags()
 FLAGS = flags.FLAGS
 
 
-class _TfvaeInfoOnly:
-  """Drops the INFO lines of TF's own modules (saver, signature renames); keeps tfvae's."""
-
-  def filter(self, record):
-    return record.levelno >= logging.WARNING or "tfvae" in record.pathname
-
-
-def _exit(error, code):
-  """One sentence on stderr and a non-zero exit; the traceback only with --verbosity >= 1."""
-  if logging.get_verbosity() >= 1:
-    logging.exception("")
-  print(f"tfvae.train: {error}", file=sys.stderr)
-  sys.exit(code)
-
-
 def main(argv):
-  logging.get_absl_handler().python_handler.addFilter(_TfvaeInfoOnly())
+  cli.quiet_tf_info_logs()
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  try:
+  with cli.user_errors("tfvae.train"):
     config = config_lib.from_flags(FLAGS)
-  except config_lib.ConfigError as e:
-    _exit(e, 2)
-  from tfvae import data  # pylint: disable=import-outside-toplevel
   from tfvae import run  # pylint: disable=import-outside-toplevel
   from tfvae import trainer  # pylint: disable=import-outside-toplevel
   trainer.split_cpu(config.num_cpu_devices)  # before any TF op
-  try:
+  with cli.user_errors("tfvae.train"):
     results = run.train_and_evaluate(config, FLAGS.workdir, FLAGS.overwrite)
-  except (config_lib.ConfigError, data.DataError) as e:
-    _exit(e, 2)
-  except run.TrainingError as e:
-    _exit(e, 1)
-  except run.Interrupted as e:
-    _exit(e, 128 + e.signum)
-  logging.info("Done: test elbo %.3f nats. Outputs in %s (tensorboard --logdir %s)",
-               results["test"]["elbo"], FLAGS.workdir, os.path.join(FLAGS.workdir, "tensorboard"))
+  logging.info("Done: test %s. Outputs in %s (tensorboard --logdir %s)",
+               run.describe(results["test"], config), FLAGS.workdir,
+               os.path.join(FLAGS.workdir, "tensorboard"))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ import json
 import math
 import os
 import shutil
-import sys
 import time
 
 from absl import app
@@ -39,6 +38,7 @@ import keras_tuner as kt
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp_api
 
+from tfvae import cli
 from tfvae import config as config_lib
 from tfvae import data as data_lib
 from tfvae import run
@@ -443,13 +443,6 @@ def search(base_config, settings, workdir):
 # Entry point.
 
 
-class _TfvaeInfoOnly:
-  """Drops the INFO lines of TF's own modules (saver, signature renames); keeps tfvae's."""
-
-  def filter(self, record):
-    return record.levelno >= logging.WARNING or "tfvae" in record.pathname
-
-
 def define_flags():
   """Defines --workdir, the tune flags (TuneSettings) and the Config flags. Call once."""
   flags.DEFINE_string("workdir", "/tmp/tfvae/tune", "Folder of the search (one subfolder per "
@@ -475,34 +468,18 @@ def settings_from_flags(flag_values):
   return TuneSettings(**values)
 
 
-def _exit(error, code):
-  """One sentence on stderr and a non-zero exit; the traceback only with --verbosity >= 1."""
-  if logging.get_verbosity() >= 1:
-    logging.exception("")
-  print(f"tfvae.tune: {error}", file=sys.stderr)
-  sys.exit(code)
-
-
 def main(argv):
-  logging.get_absl_handler().python_handler.addFilter(_TfvaeInfoOnly())
+  cli.quiet_tf_info_logs()
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   fv = flags.FLAGS
-  try:
+  with cli.user_errors("tfvae.tune"):
     settings = settings_from_flags(fv)
     config = config_lib.from_flags(fv)
-  except config_lib.ConfigError as e:
-    _exit(e, 2)
   trainer_lib.split_cpu(config.num_cpu_devices)  # before any TF op
   began = time.perf_counter()
-  try:
+  with cli.user_errors("tfvae.tune"):
     result = search(config, settings, fv.workdir)
-  except (config_lib.ConfigError, data_lib.DataError) as e:
-    _exit(e, 2)
-  except run.TrainingError as e:
-    _exit(e, 1)
-  except run.Interrupted as e:
-    _exit(e, 128 + e.signum)
   print(format_table(result["trials"], settings.objective))
   best = result["best"]
   logging.info("Search done in %.0f s: %d trials in %s. Best: %s (validation %s %.3f), exported "
