@@ -3,13 +3,18 @@
 import json
 import os
 
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from conftest import run_module
 from tfvae import config as config_lib
 from tfvae import data as data_lib
+from tfvae import models
+from tfvae import run
 from tfvae import ssl
+from tfvae import summaries
 
 
 @pytest.fixture(scope="module")
@@ -92,3 +97,65 @@ def test_logistic_regression_accuracy_on_separable_data():
   x = np.concatenate([rng.normal(-3, 1, [50, 2]), rng.normal(3, 1, [50, 2])])
   y = np.repeat([0, 1], 50)
   assert ssl.logistic_regression_accuracy(x, y, x, y) > 0.95
+
+
+SEED = tf.constant([7, 8], tf.int32)
+STEP = tf.constant(0, tf.int64)
+
+
+def _build(**kwargs):
+  keras.utils.set_random_seed(0)
+  values = dict(hidden_sizes=(16,), latent_dim=3, image_shape=(8, 8, 1), num_classes=10)
+  values.update(kwargs)
+  return models.build(config_lib.Config(**values))
+
+
+def _batch(n=6):
+  x = tf.cast(tf.random.stateless_uniform([n, 8, 8, 1], [1, 2]) < 0.5, tf.float32)
+  return {"image": x, "label": tf.constant([3, -1, 0, -1, 9, 2][:n], tf.int64)}
+
+
+def test_pc_vae_loss_is_the_vae_loss_plus_lambda_times_the_labeled_cross_entropy():
+  model, batch = _build(model="pc_vae", prediction_weight=2.5), _batch()
+  terms = model.losses(batch, SEED, STEP)
+  vae_terms = models.vae.VAE.losses(model, batch, SEED, STEP)
+  ce = terms["classification_loss"].numpy()
+  assert ce[1] == 0 and ce[3] == 0 and (ce[[0, 2, 4, 5]] > 0).all()
+  np.testing.assert_allclose(terms["loss"], vae_terms["loss"] + 2.5 * ce, rtol=1e-6)
+  evaluation = model.losses(batch, SEED, STEP, training=False)
+  predicted = np.argmax(model.classify(batch["image"]).logits.numpy(), -1)
+  labels = batch["label"].numpy()
+  np.testing.assert_array_equal(evaluation["accuracy"], (predicted == labels) & (labels >= 0))
+  # The classifier gets gradients from the labeled rows only.
+  unlabeled = {"image": batch["image"], "label": tf.fill([6], tf.constant(-1, tf.int64))}
+  with tf.GradientTape() as tape:
+    loss = tf.reduce_sum(model.losses(unlabeled, SEED, STEP)["loss"])
+  grads = tape.gradient(loss, model.classifier.trainable_variables)
+  assert all(g is None or not np.any(g) for g in grads)
+
+
+SSL_MODELS = ["pc_vae"]
+
+
+@pytest.mark.parametrize("model", SSL_MODELS)
+def test_ssl_model_trains_with_50_labels_on_two_replicas_exports_and_classifies(tmp_path, model):
+  config = config_lib.Config(model=model, hidden_sizes=(32,), latent_dim=4, train_steps=6,
+                             steps_per_loop=3, eval_every=3, batch_size=32, num_labels="50",
+                             labeled_batch_size=8, eval_importance_samples=2,
+                             strategy="mirrored")
+  workdir = str(tmp_path)
+  results = run.train_and_evaluate(config, workdir)
+  assert results["step"] == 6 and 0 <= results["test"]["accuracy"] <= 1
+  assert np.isfinite(results["test"]["loss"])
+  from tfvae import trainer  # pylint: disable=import-outside-toplevel
+  _, restored, step = trainer.restore_model(workdir)
+  assert step == 6
+  loaded = tf.saved_model.load(os.path.join(workdir, "export"))
+  assert "classify" in loaded.signatures
+  x = tf.constant(np.asarray(ssl.split_arrays(data_lib.load(config), "test")[0][:5]))
+  out = loaded.signatures["classify"](x=x)
+  np.testing.assert_allclose(np.sum(out["probabilities"], -1), 1.0, rtol=1e-5)
+  np.testing.assert_allclose(out["probabilities"], restored.classify(x).probs_parameter(),
+                             rtol=1e-5, atol=1e-6)
+  evals = summaries.read_scalars(os.path.join(workdir, "tensorboard", "eval"), ["accuracy"])
+  assert list(evals["accuracy"][0]) == [3, 6]

@@ -154,6 +154,7 @@ class Config:
   # gray levels of the stored pixels (256; 17 for digits), the unit of bits_per_dim.
   image_shape: tuple[int, ...] = ()
   pixel_levels: int = 256
+  num_classes: int = 0  # resolved from the data: K, labels are 0..K-1 (0: unknown)
 
   def __post_init__(self):
     if self.num_labels != "all" and not (self.num_labels.isdigit() and int(self.num_labels) > 0):
@@ -271,10 +272,10 @@ RESUMABLE_CHANGES = frozenset({"epochs", "train_steps", "eval_every", "checkpoin
                                "eval_importance_samples", "clip_grad_norm",
                                "max_consecutive_skips", "inject_nan_at_steps",
                                "steps_per_loop", "eval_batch_size", "strategy", "num_cpu_devices",
-                               "jit_compile", "data_dir", "pixel_levels"})
+                               "jit_compile", "data_dir", "pixel_levels", "num_classes"})
 
 # Fields resolved from the data (written to config.json), not flags.
-RESOLVED = ("image_shape", "pixel_levels")
+RESOLVED = ("image_shape", "pixel_levels", "num_classes")
 
 
 def check_resumable(saved, new):

@@ -95,6 +95,8 @@ class Evaluator:
     mean = q_z.mean()
     reconstruction = self.model.decoder(mean).mean()
     sums = {k: tf.reduce_sum(v) for k, v in terms.items()}
+    if "accuracy" in terms:  # a classifier: accuracy is over the examples with a label
+      sums["num_labeled"] = tf.reduce_sum(tf.cast(batch["label"] >= 0, tf.float32))
     sums.update(count=tf.cast(tf.shape(x)[0], tf.float32),
                 squared_error=tf.reduce_sum(tf.square(x - reconstruction)),
                 posterior_mean=tf.reduce_sum(mean, 0),
@@ -120,7 +122,8 @@ class Evaluator:
       all models); active_units (int: dimensions whose code mean varies by more than 0.01 over
       the data). For generative models also rate_per_dimension (list of D floats) and, with
       K > 0, iwae_bound and nll = -iwae_bound (nats), and for a continuous likelihood
-      bits_per_dim (see `bits_per_dim`, from nll or else -elbo). num_examples (int).
+      bits_per_dim (see `bits_per_dim`, from nll or else -elbo). Models with a classifier:
+      accuracy in [0, 1] over the examples with a label (label >= 0). num_examples (int).
     """
     totals = {}
     for batch in self.strategy.experimental_distribute_dataset(dataset):
@@ -129,7 +132,10 @@ class Evaluator:
     count = totals.pop("count")
     mean, mean_sq = totals.pop("posterior_mean") / count, totals.pop("posterior_mean_sq") / count
     per_dim = totals.pop("rate_per_dimension", None)
+    num_labeled = totals.pop("num_labeled", None)
     out = {k: float(v / count) for k, v in totals.items()}
+    if num_labeled is not None:
+      out["accuracy"] = float(totals["accuracy"] / num_labeled) if num_labeled else float("nan")
     out["active_units"] = int(np.sum(mean_sq - mean**2 > ACTIVE_UNIT_THRESHOLD))
     if per_dim is not None:
       out["rate_per_dimension"] = [float(v) for v in per_dim / count]

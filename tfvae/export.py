@@ -16,8 +16,10 @@ latent_dim, all float32 unless noted):
   serving_default                 =  reconstruct
   elbo(x [N, H, W, C])            -> elbo, rate, distortion [N], nats (num_samples from the
                                      config, a fixed seed: deterministic)
+  classify(x [N, H, W, C])        -> probabilities [N, K] (sum to 1), label int64 [N] (argmax)
 sample and elbo exist only for generative models (a prior p(z)); deterministic autoencoders
-(ae, sparse_ae, denoising_ae, contractive_ae) export encode, decode, reconstruct.
+(ae, sparse_ae, denoising_ae, contractive_ae) export encode, decode, reconstruct; classify
+exists only for models with a classifier (pc_vae, m2).
 """
 
 import os
@@ -100,12 +102,22 @@ class _Exported(tf.Module):
     self.encode, self.decode, self.reconstruct = encode, decode, reconstruct
     if generative:
       self.sample, self.elbo = sample, elbo
+    if hasattr(model, "classify"):
+
+      @tf.function(input_signature=[x_spec])
+      def classify(x):
+        probs = model.classify(_checked(x, "x", "classify", config.image_shape)).probs_parameter()
+        return {"probabilities": probs, "label": tf.argmax(probs, axis=-1)}
+
+      self.classify = classify
 
   def signatures(self):
     out = {"serving_default": self.reconstruct, "encode": self.encode, "decode": self.decode,
            "reconstruct": self.reconstruct}
     if hasattr(self, "sample"):
       out.update(sample=self.sample, elbo=self.elbo)
+    if hasattr(self, "classify"):
+      out["classify"] = self.classify
     return out
 
 

@@ -129,3 +129,23 @@ class Decoder(keras.Model):
     scale = tf.nn.softplus(self.raw_scale) + MIN_LIKELIHOOD_SCALE
     family = tfd.Laplace if self.likelihood == "laplace" else tfd.Normal
     return tfd.Independent(family(loc=out, scale=scale), 3)
+
+
+class Classifier(keras.Model):
+  """inputs [B, ...] -> q(y|inputs) = Categorical(logits [B, num_classes]).
+
+  For images (input_shape [H, W, C]) the body is the encoder's (MLP or conv) body; for a code
+  (input_shape [D]) an MLP with the given hidden sizes. The logits are float32.
+  """
+
+  def __init__(self, input_shape, num_classes, architecture="mlp", hidden_sizes=(256, 128),
+               conv_filters=(32, 64), **kwargs):
+    super().__init__(**kwargs)
+    self.num_classes = num_classes
+    body = (_conv_body(conv_filters) if architecture == "conv" and len(input_shape) == 3
+            else _mlp_body(hidden_sizes))
+    self.body = keras.Sequential([keras.Input(tuple(input_shape))] + body, name="body")
+    self.head = keras.layers.Dense(num_classes, dtype="float32", name="logits")
+
+  def call(self, inputs, training=False):
+    return tfd.Categorical(logits=self.head(self.body(inputs, training=training)))
