@@ -12,6 +12,7 @@ from conftest import run_module
 from tfvae import config as config_lib
 from tfvae import data as data_lib
 from tfvae import models
+from tfvae import objectives
 from tfvae import run
 from tfvae import ssl
 from tfvae import summaries
@@ -134,7 +135,7 @@ def test_pc_vae_loss_is_the_vae_loss_plus_lambda_times_the_labeled_cross_entropy
   assert all(g is None or not np.any(g) for g in grads)
 
 
-SSL_MODELS = ["pc_vae"]
+SSL_MODELS = ["pc_vae", "m2"]
 
 
 @pytest.mark.parametrize("model", SSL_MODELS)
@@ -159,3 +160,79 @@ def test_ssl_model_trains_with_50_labels_on_two_replicas_exports_and_classifies(
                              rtol=1e-5, atol=1e-6)
   evals = summaries.read_scalars(os.path.join(workdir, "tensorboard", "eval"), ["accuracy"])
   assert list(evals["accuracy"][0]) == [3, 6]
+
+
+def test_m2_unlabeled_loss_is_the_expected_labeled_loss_minus_the_entropy():
+  model, batch = _build(model="m2", num_labels="50", classifier_weight=0.7), _batch()
+  unlabeled = {"image": batch["image"], "label": tf.fill([6], tf.constant(-1, tf.int64))}
+  with tf.GradientTape() as tape:
+    terms = model.losses(unlabeled, SEED, STEP)
+    total = tf.reduce_sum(terms["loss"])
+  q_y = model.classify(batch["image"])
+  probs = q_y.probs_parameter().numpy()
+  per_class = np.stack([model.losses({"image": batch["image"],
+                                      "label": tf.fill([6], tf.constant(k, tf.int64))},
+                                     SEED, STEP)["labeled_loss"].numpy() for k in range(10)], 1)
+  entropy = -np.sum(probs * np.log(probs), -1)
+  np.testing.assert_allclose(terms["loss"], np.sum(probs * per_class, -1) - entropy, rtol=1e-5)
+  np.testing.assert_allclose(terms["unlabeled_loss"], terms["loss"], rtol=1e-6)
+  np.testing.assert_allclose(terms["elbo"], -(terms["distortion"] + terms["rate"]), rtol=1e-5)
+  grads = tape.gradient(total, model.classifier.trainable_variables)
+  assert all(g is not None and np.any(g.numpy()) for g in grads)
+  # Labeled rows: -ELBO(x, y) + alpha * (-log q(y|x)), with ELBO(x, y) by hand for one row.
+  mixed = model.losses(batch, SEED, STEP)
+  labels = batch["label"].numpy()
+  for b in range(6):
+    if labels[b] >= 0:
+      expected = per_class[b, labels[b]] - 0.7 * np.log(probs[b, labels[b]])
+      np.testing.assert_allclose(mixed["loss"][b], expected, rtol=1e-5)
+    else:
+      np.testing.assert_allclose(mixed["loss"][b], terms["loss"][b], rtol=1e-5)
+  # ELBO(x, y) = log p(x|y,z) + log p(y) - KL, with z ~ q(z|x,y) from class y's noise.
+  y = tf.one_hot([labels[0]], 10)
+  q_z = model.encoder(batch["image"][:1], y)
+  eps = objectives.replica_normal_noise(1, 6, 3, tf.random.experimental.stateless_fold_in(
+      SEED, int(labels[0])))[:, :1]
+  z = q_z.bijector.forward(eps)[0]
+  log_px = model.decode(z, y).log_prob(batch["image"][:1])
+  kl = objectives.rate(q_z, model.prior())
+  np.testing.assert_allclose(per_class[0, labels[0]], -(log_px + np.log(0.1) - kl)[0], rtol=1e-5)
+
+
+def test_m2_default_alpha_is_a_tenth_of_the_number_of_labels():
+  assert _build(model="m2", num_labels="50").alpha == pytest.approx(5.0)
+  assert _build(model="m2", num_labels="50", classifier_weight=2.0).alpha == 2.0
+
+
+def test_m2_conditional_samples_and_style_transfer_have_the_right_shapes():
+  model = _build(model="m2")
+  mean, p_x = model.sample_images(4, SEED, label=3)
+  assert mean.shape == (4, 8, 8, 1) and p_x.batch_shape == (4,)
+  assert model.style_transfer(_batch()["image"]).shape == (6, 10, 8, 8, 1)
+
+
+def test_m2_export_samples_a_chosen_class_and_transfers_style(tmp_path):
+  config = config_lib.Config(model="m2", hidden_sizes=(16,), latent_dim=3, image_shape=(8, 8, 1),
+                             num_classes=10, num_labels="50")
+  keras.utils.set_random_seed(0)
+  model = models.build(config)
+  from tfvae import export as export_lib  # pylint: disable=import-outside-toplevel
+  export_lib.export(model, str(tmp_path / "export"))
+  loaded = tf.saved_model.load(str(tmp_path / "export"))
+  assert set(loaded.signatures) == {"serving_default", "classify", "encode", "decode", "sample",
+                                    "style_transfer", "reconstruct", "elbo"}
+  out = loaded.signatures["sample"](n=tf.constant(5), seed=tf.constant([1, 2]),
+                                    label=tf.constant(7))
+  assert out["mean"].shape == (5, 8, 8, 1) and (out["label"].numpy() == 7).all()
+  expected, _ = model.sample_images(5, tf.unstack(tf.random.experimental.stateless_split(
+      tf.constant([1, 2]), 2))[0], label=7)
+  np.testing.assert_allclose(out["mean"], expected, rtol=1e-5, atol=1e-6)
+  drawn = loaded.signatures["sample"](n=tf.constant(50), seed=tf.constant([1, 2]),
+                                      label=tf.constant(-1))["label"].numpy()
+  assert len(set(drawn.tolist())) > 3
+  x = _batch()["image"]
+  np.testing.assert_allclose(loaded.signatures["style_transfer"](x=x)["images"],
+                             model.style_transfer(x), rtol=1e-5, atol=1e-6)
+  y = tf.constant([0, 1, 2, 3, 4, 5], tf.int64)
+  np.testing.assert_allclose(loaded.signatures["encode"](x=x, y=y)["loc"],
+                             model.encoder(x, tf.one_hot(y, 10)).mean(), rtol=1e-5, atol=1e-6)

@@ -155,6 +155,7 @@ class Config:
   image_shape: tuple[int, ...] = ()
   pixel_levels: int = 256
   num_classes: int = 0  # resolved from the data: K, labels are 0..K-1 (0: unknown)
+  labeled_examples: int = 0  # resolved: labeled train examples (N of --num_labels, or all)
 
   def __post_init__(self):
     if self.num_labels != "all" and not (self.num_labels.isdigit() and int(self.num_labels) > 0):
@@ -272,10 +273,11 @@ RESUMABLE_CHANGES = frozenset({"epochs", "train_steps", "eval_every", "checkpoin
                                "eval_importance_samples", "clip_grad_norm",
                                "max_consecutive_skips", "inject_nan_at_steps",
                                "steps_per_loop", "eval_batch_size", "strategy", "num_cpu_devices",
-                               "jit_compile", "data_dir", "pixel_levels", "num_classes"})
+                               "jit_compile", "data_dir", "pixel_levels", "num_classes",
+                               "labeled_examples"})
 
 # Fields resolved from the data (written to config.json), not flags.
-RESOLVED = ("image_shape", "pixel_levels", "num_classes")
+RESOLVED = ("image_shape", "pixel_levels", "num_classes", "labeled_examples")
 
 
 def check_resumable(saved, new):

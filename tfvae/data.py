@@ -180,6 +180,8 @@ def balanced_subset(labels, num_labels, num_classes, seed):
       than num_labels / K examples.
   """
   labels = np.asarray(labels)
+  if num_classes < 1:
+    raise DataError(f"--num_labels={num_labels}: the dataset has no labels.")
   if num_labels % num_classes:
     raise DataError(f"--num_labels={num_labels} is not a multiple of the {num_classes} classes "
                     "(the labeled subset is balanced).")

@@ -149,3 +149,35 @@ class Classifier(keras.Model):
 
   def call(self, inputs, training=False):
     return tfd.Categorical(logits=self.head(self.body(inputs, training=training)))
+
+
+class ConditionalEncoder(keras.Model):
+  """(x [B, H, W, C], y one-hot [B, K]) -> q(z|x, y) = MultivariateNormalDiag, batch [B],
+  event [latent_dim] (M2's encoder). The image body (MLP or conv, as `Encoder`) runs once per
+  image (`features`); `posterior` joins its features with y through one hidden layer."""
+
+  def __init__(self, image_shape, latent_dim, num_classes, architecture="mlp",
+               hidden_sizes=(256, 128), conv_filters=(32, 64), **kwargs):
+    super().__init__(**kwargs)
+    self.image_shape = tuple(image_shape)
+    self.latent_dim = latent_dim
+    self.num_classes = num_classes
+    body = _mlp_body(hidden_sizes) if architecture == "mlp" else _conv_body(conv_filters)
+    self.body = keras.Sequential([keras.Input(self.image_shape)] + body, name="body")
+    self.joint = keras.layers.Dense(hidden_sizes[-1], activation="relu", name="joint")
+    self.head = keras.layers.Dense(2 * latent_dim, dtype="float32", name="posterior_params")
+
+  def features(self, x, training=False):
+    """x [B, H, W, C] -> float [B, F]."""
+    return self.body(x, training=training)
+
+  def posterior(self, features, y_onehot, training=False):
+    """features [..., F], y_onehot [..., K] -> q(z|x, y) with batch shape [...]."""
+    hidden = self.joint(tf.concat([features, tf.cast(y_onehot, features.dtype)], -1),
+                        training=training)
+    loc, raw_scale = tf.split(self.head(hidden), 2, axis=-1)
+    return tfd.MultivariateNormalDiag(
+        loc=loc, scale_diag=tf.nn.softplus(raw_scale) + MIN_POSTERIOR_SCALE)
+
+  def call(self, x, y_onehot, training=False):
+    return self.posterior(self.features(x, training=training), y_onehot, training=training)

@@ -110,6 +110,8 @@ def train_and_evaluate(config, workdir, overwrite=False):
   config = config_lib.Config.from_dict({**config.to_dict(), "image_shape": data.image_shape,
                                         "pixel_levels": data.max_value + 1,
                                         "num_classes": data.num_classes})
+  config = config_lib.Config.from_dict({
+      **config.to_dict(), "labeled_examples": len(data_lib.labeled_indices(data, config))})
   mismatch = config_lib.likelihood_mismatch(config)
   if mismatch:
     logging.warning("%s", mismatch)

@@ -8,6 +8,7 @@ and, when not training, a per-example "accuracy" term (1 for a correct predictio
 one or an unknown label); the Evaluator divides it by the number of labeled examples."""
 
 from tfvae.models import ae
+from tfvae.models import m2
 from tfvae.models import pc_vae
 from tfvae.models import vae
 
@@ -18,6 +19,7 @@ MODELS = {
     "denoising_ae": ae.DenoisingAE,
     "contractive_ae": ae.ContractiveAE,
     "pc_vae": pc_vae.PCVAE,
+    "m2": m2.M2,
 }
 
 
