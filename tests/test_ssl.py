@@ -236,3 +236,28 @@ def test_m2_export_samples_a_chosen_class_and_transfers_style(tmp_path):
   y = tf.constant([0, 1, 2, 3, 4, 5], tf.int64)
   np.testing.assert_allclose(loaded.signatures["encode"](x=x, y=y)["loc"],
                              model.encoder(x, tf.one_hot(y, 10)).mean(), rtol=1e-5, atol=1e-6)
+
+
+def test_ssl_table_tool_prints_every_row(tmp_path):
+  proc = run_module_script("tools/ssl_table.py", "--dataset=digits", "--num_labels=50",
+                           "--label_seeds=1", "--nowith_all", "--train_steps=6",
+                           "--nn_epochs=1", "--hidden_sizes=16", "--latent_dim=2",
+                           "--batch_size=32", "--labeled_batch_size=8",
+                           f"--workdir={tmp_path}", f"--output={tmp_path / 'table.md'}")
+  table = (tmp_path / "table.md").read_text()
+  rows = [line for line in table.splitlines() if line.startswith("| ") and "±" in line]
+  assert "| 50 labels |" in table and len(rows) == 6
+  assert "M2: classifier" in proc.stdout
+  cell = json.loads((tmp_path / "labels_50" / "seed0.json").read_text())
+  assert all(0 <= cell[k] <= 1 for k in ("raw_lr", "raw_nn", "m1", "pc_vae_lr", "pc_vae", "m2"))
+
+
+def run_module_script(script, *args):
+  """Runs `python SCRIPT args...` from the repository root; raises on a non-zero exit."""
+  import subprocess  # pylint: disable=import-outside-toplevel
+  import sys  # pylint: disable=import-outside-toplevel
+  from conftest import ROOT  # pylint: disable=import-outside-toplevel
+  proc = subprocess.run([sys.executable, script, *args], cwd=ROOT, capture_output=True,
+                        text=True, timeout=1200)
+  assert proc.returncode == 0, proc.stderr[-5000:]
+  return proc

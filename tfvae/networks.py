@@ -38,6 +38,11 @@ def _mlp_body(hidden_sizes):
                                      for h in hidden_sizes]
 
 
+def image_body(architecture, hidden_sizes, conv_filters):
+  """The encoder's body as a list of Keras layers: x [B, H, W, C] -> features [B, F]."""
+  return _mlp_body(hidden_sizes) if architecture == "mlp" else _conv_body(conv_filters)
+
+
 class Encoder(keras.Model):
   """x [B, H, W, C] -> q(z|x), batch [B], event [latent_dim].
 

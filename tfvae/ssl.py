@@ -90,3 +90,35 @@ def m1_accuracy(model, data, config, num_labels=None, label_seed=None, split="te
                                           embed(model, test_x), test_y)
   return {"accuracy": accuracy, "num_labels": int(len(chosen)), "label_seed": config.label_seed,
           "split": split, "num_examples": int(len(test_y))}
+
+
+def supervised_network_accuracy(train_images, train_labels, test_images, test_labels, config,
+                                epochs=200, batch_size=32, seed=0):
+  """A network with the encoder's architecture (its body + a softmax layer) trained on the labeled
+  images only, with Adam and cross-entropy (Keras `fit`); returns its test accuracy.
+
+  Args:
+    train_images: float32 [N, H, W, C]; train_labels: int [N].
+    test_images: float32 [M, H, W, C]; test_labels: int [M].
+    config: Config; uses architecture, hidden_sizes, conv_filters, learning_rate, num_classes
+      (else 1 + the largest label).
+    epochs: passes over the N labeled images.
+    batch_size: examples per step.
+    seed: weight initialization and shuffling.
+
+  Returns:
+    float accuracy in [0, 1].
+  """
+  import keras  # pylint: disable=import-outside-toplevel
+  from tfvae import networks  # pylint: disable=import-outside-toplevel
+  keras.utils.set_random_seed(seed)
+  num_classes = config.num_classes or int(max(np.max(train_labels), np.max(test_labels))) + 1
+  net = keras.Sequential([keras.Input(train_images.shape[1:])]
+                         + networks.image_body(config.architecture, config.hidden_sizes,
+                                               config.conv_filters)
+                         + [keras.layers.Dense(num_classes)])
+  net.compile(keras.optimizers.Adam(config.learning_rate),
+              keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+  net.fit(train_images, np.asarray(train_labels), batch_size=batch_size, epochs=epochs, verbose=0)
+  predicted = np.argmax(net.predict(test_images, batch_size=1000, verbose=0), -1)
+  return float(np.mean(predicted == np.asarray(test_labels)))
