@@ -139,11 +139,11 @@ SSL_MODELS = ["pc_vae", "m2"]
 
 
 @pytest.mark.parametrize("model", SSL_MODELS)
-def test_ssl_model_trains_with_50_labels_on_two_replicas_exports_and_classifies(tmp_path, model):
+def test_ssl_model_trains_with_50_labels_exports_and_classifies(tmp_path, model):
   config = config_lib.Config(model=model, hidden_sizes=(32,), latent_dim=4, train_steps=6,
                              steps_per_loop=3, eval_every=3, batch_size=32, num_labels="50",
                              labeled_batch_size=8, eval_importance_samples=2,
-                             strategy="mirrored")
+                             strategy="one_device")
   workdir = str(tmp_path)
   results = run.train_and_evaluate(config, workdir)
   assert results["step"] == 6 and 0 <= results["test"]["accuracy"] <= 1
@@ -261,3 +261,30 @@ def run_module_script(script, *args):
                         text=True, timeout=1200)
   assert proc.returncode == 0, proc.stderr[-5000:]
   return proc
+
+
+@pytest.mark.parametrize("model_name", ["m2", "pc_vae"])
+def test_per_example_losses_do_not_depend_on_the_number_of_replicas(model_name):
+  strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+  with strategy.scope():
+    model = _build(model=model_name, num_labels="50")
+  batch = _batch()
+  dataset = tf.data.Dataset.from_tensors(batch)
+  distributed = next(iter(strategy.experimental_distribute_dataset(dataset)))
+  per_replica = strategy.run(lambda b: model.losses(b, SEED, STEP)["loss"], args=(distributed,))
+  two = np.concatenate([t.numpy() for t in strategy.experimental_local_results(per_replica)])
+  one = model.losses(batch, SEED, STEP)["loss"].numpy()
+  np.testing.assert_allclose(two, one, rtol=1e-5)
+
+
+def test_m2_trains_on_two_replicas_from_the_command_line(tmp_path):
+  # A fresh process: two MirroredStrategy trainings in one process can reuse collective keys.
+  workdir = str(tmp_path)
+  run_module("tfvae.train", "--model=m2", "--num_labels=50", "--labeled_batch_size=8",
+             "--batch_size=32", "--hidden_sizes=16", "--latent_dim=2", "--train_steps=4",
+             "--steps_per_loop=2", "--eval_every=2", "--num_cpu_devices=2",
+             "--strategy=mirrored", f"--workdir={workdir}")
+  with open(os.path.join(workdir, "eval.json")) as f:
+    results = json.load(f)
+  assert results["step"] == 4 and 0 <= results["test"]["accuracy"] <= 1
+  assert np.isfinite(results["test"]["elbo"])
