@@ -29,7 +29,7 @@ def test_train_step_changes_every_weight_and_evaluation_changes_none(digits):
   before = _values(trainer.model.variables)
   metrics = trainer.evaluate(data_lib.eval_dataset(data, "validation", 100))
   assert {"loss", "elbo", "rate", "distortion", "iwae_bound", "nll", "active_units",
-          "rate_per_dimension", "num_examples"} == set(metrics)
+          "squared_error", "rate_per_dimension", "num_examples"} == set(metrics)
   np.testing.assert_allclose(metrics["elbo"], -(metrics["rate"] + metrics["distortion"]),
                              rtol=1e-5)
   for a, b in zip(before, _values(trainer.model.variables)):
