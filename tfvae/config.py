@@ -16,12 +16,15 @@ CONFIG_FILENAME = "config.json"
 class ConfigError(ValueError):
   """A configuration that cannot run (as given, or in that workdir); the message names the flag."""
 
+# Semi-supervised models: trained on labeled + unlabeled batches (see data.train_dataset).
+SEMI_SUPERVISED = ("m2", "pc_vae")
+
 # Flags whose value is one of a fixed set. absl rejects anything else with a message naming the flag.
 CHOICES = {
     "binarization": ("none", "static", "dynamic", "dequantize"),
     "architecture": ("mlp", "conv"),
     "likelihood": ("bernoulli", "normal", "normal_per_pixel", "laplace", "continuous_bernoulli"),
-    "model": ("vae", "ae", "sparse_ae", "denoising_ae", "contractive_ae"),
+    "model": ("vae", "ae", "sparse_ae", "denoising_ae", "contractive_ae", "m2", "pc_vae"),
     "beta_schedule": ("constant", "linear", "cyclical"),
     "corruption": ("masking", "gaussian"),
     "strategy": ("mirrored", "one_device"),
@@ -47,7 +50,20 @@ HELP = {
                   "scale (the L1 loss); continuous_bernoulli (a density on [0,1], Loaiza-Ganem "
                   "& Cunningham 2019). Deterministic AEs use it as their reconstruction loss.",
     "model": "Model family: vae (beta > 1: beta-VAE); ae, sparse_ae, denoising_ae, "
-             "contractive_ae (deterministic autoencoders).",
+             "contractive_ae (deterministic autoencoders); m2 (Kingma et al. 2014) and pc_vae "
+             "(Hope et al. 2020), semi-supervised with --num_labels.",
+    "num_labels": "Semi-supervised: 'all' (every train label is known) or N, the number of "
+                  "labeled train examples, N/num_classes per class, chosen by --label_seed; the "
+                  "rest of the train split is unlabeled. m2 and pc_vae train on it; M1 "
+                  "(tfvae.evaluate --m1_labels) chooses its subset the same way.",
+    "label_seed": "Seed of the balanced labeled subset (independent of --seed).",
+    "labeled_batch_size": "m2/pc_vae with --num_labels=N: rows of each global batch of "
+                          "--batch_size drawn from the N labeled examples (repeated); the other "
+                          "rows are unlabeled train images.",
+    "classifier_weight": "m2: alpha, the weight of -log q(y|x) per labeled example; 0 means the "
+                         "paper's alpha = 0.1 * N (N labeled train examples).",
+    "prediction_weight": "pc_vae: lambda, the weight of the classifier's cross-entropy per "
+                         "labeled example (Hope et al. 2020).",
     "beta": "Weight of the rate (KL) term in the loss; beta=1 is the ELBO. With a schedule, the "
             "value reached at the end of the warm-up.",
     "beta_schedule": "constant: beta throughout; linear: 0 -> beta over --warmup_steps, then beta "
@@ -129,12 +145,28 @@ class Config:
   clip_grad_norm: float = 0.0
   max_consecutive_skips: int = 100
   inject_nan_at_steps: tuple[int, ...] = ()
+  num_labels: str = "all"
+  label_seed: int = 0
+  labeled_batch_size: int = 32
+  classifier_weight: float = 0.0
+  prediction_weight: float = 10.0
   # Resolved from the data at train time (not flags): [H, W, C] of one image, and the number of
   # gray levels of the stored pixels (256; 17 for digits), the unit of bits_per_dim.
   image_shape: tuple[int, ...] = ()
   pixel_levels: int = 256
+  num_classes: int = 0  # resolved from the data: K, labels are 0..K-1 (0: unknown)
+  labeled_examples: int = 0  # resolved: labeled train examples (N of --num_labels, or all)
 
   def __post_init__(self):
+    if self.num_labels != "all" and not (self.num_labels.isdigit() and int(self.num_labels) > 0):
+      raise ConfigError(f"--num_labels={self.num_labels!r} must be 'all' or a positive integer.")
+    if self.model in SEMI_SUPERVISED and self.num_labels != "all" and not (
+        0 < self.labeled_batch_size < self.batch_size):
+      raise ConfigError(f"--labeled_batch_size={self.labeled_batch_size} must be in [1, "
+                        f"--batch_size={self.batch_size}) for --model={self.model}.")
+    for name in ("classifier_weight", "prediction_weight"):
+      if getattr(self, name) < 0:
+        raise ConfigError(f"--{name}={getattr(self, name)} must be >= 0.")
     for name, choices in CHOICES.items():
       if getattr(self, name) not in choices:
         raise ConfigError(f"--{name}={getattr(self, name)!r} is not one of {', '.join(choices)}.")
@@ -169,6 +201,11 @@ class Config:
       sizes = getattr(self, name)
       if not sizes or any(s < 1 for s in sizes):
         raise ConfigError(f"--{name}={','.join(map(str, sizes))} must be positive integers.")
+
+  @property
+  def labels_known(self):
+    """The number of labeled train examples (int), or None for --num_labels=all."""
+    return None if self.num_labels == "all" else int(self.num_labels)
 
   def to_dict(self):
     return dataclasses.asdict(self)
@@ -236,10 +273,11 @@ RESUMABLE_CHANGES = frozenset({"epochs", "train_steps", "eval_every", "checkpoin
                                "eval_importance_samples", "clip_grad_norm",
                                "max_consecutive_skips", "inject_nan_at_steps",
                                "steps_per_loop", "eval_batch_size", "strategy", "num_cpu_devices",
-                               "jit_compile", "data_dir", "pixel_levels"})
+                               "jit_compile", "data_dir", "pixel_levels", "num_classes",
+                               "labeled_examples"})
 
 # Fields resolved from the data (written to config.json), not flags.
-RESOLVED = ("image_shape", "pixel_levels")
+RESOLVED = ("image_shape", "pixel_levels", "num_classes", "labeled_examples")
 
 
 def check_resumable(saved, new):

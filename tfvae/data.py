@@ -13,6 +13,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from tfvae import config as config_lib
 from tfvae import fashion_mnist_local
 
 # Fixed seeds for binarizing once, independent of --seed, so numbers compare across runs.
@@ -46,6 +47,11 @@ class Data:
   @property
   def image_shape(self):
     return tuple(int(d) for d in self.train.images.shape[1:])
+
+  @property
+  def num_classes(self):
+    """Number of classes K (labels are 0..K-1): len(class_names), else 1 + the largest label."""
+    return len(self.class_names) or int(max(self.train.labels.max(), self.test.labels.max())) + 1
 
 
 def load(config):
@@ -157,6 +163,62 @@ def _to_numpy(tfds, dataset):
           if key in ("image", "label")}
 
 
+def balanced_subset(labels, num_labels, num_classes, seed):
+  """Indices of a class-balanced labeled subset: num_labels / num_classes examples per class.
+
+  Args:
+    labels: int [N] array of class labels in 0..num_classes-1 (-1: unknown, never chosen).
+    num_labels: int, a positive multiple of num_classes.
+    num_classes: int K.
+    seed: int; the same seed gives the same subset.
+
+  Returns:
+    int64 [num_labels] indices into `labels`, sorted.
+
+  Raises:
+    DataError: naming --num_labels, if num_labels is not a multiple of K or a class has fewer
+      than num_labels / K examples.
+  """
+  labels = np.asarray(labels)
+  if num_classes < 1:
+    raise DataError(f"--num_labels={num_labels}: the dataset has no labels.")
+  if num_labels % num_classes:
+    raise DataError(f"--num_labels={num_labels} is not a multiple of the {num_classes} classes "
+                    "(the labeled subset is balanced).")
+  per_class = num_labels // num_classes
+  rng = np.random.default_rng(seed)
+  chosen = []
+  for k in range(num_classes):
+    members = np.flatnonzero(labels == k)
+    if len(members) < per_class:
+      raise DataError(f"--num_labels={num_labels} needs {per_class} examples of class {k}; "
+                      f"the train split has {len(members)}.")
+    chosen.append(rng.choice(members, per_class, replace=False))
+  return np.sort(np.concatenate(chosen)).astype(np.int64)
+
+
+def labeled_indices(data, config):
+  """Indices into data.train of the labeled examples of `config` (--num_labels, --label_seed).
+
+  Returns:
+    int64 [N] indices: the balanced subset of `balanced_subset`, or with --num_labels=all every
+    train example with a label.
+  """
+  if config.labels_known is None:
+    return np.flatnonzero(data.train.labels >= 0).astype(np.int64)
+  return balanced_subset(data.train.labels, config.labels_known, data.num_classes,
+                         config.label_seed)
+
+
+def fixed_train(data, config):
+  """`data` with the train split binarized once with a fixed seed when binarization is dynamic,
+  as validation and test are (for features computed on train images, e.g. M1)."""
+  if config.binarization != "dynamic":
+    return data
+  return dataclasses.replace(data, train=_binarize_once(data.train, data.max_value,
+                                                        _FIXED_BINARIZATION_SEED["train"]))
+
+
 def steps_per_epoch(data, batch_size):
   """Number of full global batches in one pass over the train split."""
   return max(1, len(data.train) // batch_size)
@@ -168,6 +230,13 @@ def train_dataset(data, config, start_step=0):
   Each epoch is a fresh permutation of the train split (drop remainder), so a run resumed at
   `start_step` sees exactly the batches an uninterrupted run would have seen. With dynamic
   binarization or dequantization, the noise is drawn from a seed folded from the step.
+
+  Semi-supervised models (config.SEMI_SUPERVISED) with --num_labels=N: the first
+  `labeled_batch_size` rows of every global batch are labeled examples, drawn without
+  replacement within the step from the N labeled ones (`labeled_indices`; the labeled set is
+  small, so it repeats) with a seed folded from the step; the other rows are the epoch's
+  permutation of the whole train split with label -1 (unknown). With --num_labels=all every row
+  keeps its label. Other models always get the plain batches (labels as stored).
 
   Args:
     data: Data from `load`.
@@ -183,6 +252,16 @@ def train_dataset(data, config, start_step=0):
   if num < batch:
     raise DataError(f"--batch_size={batch} is larger than the {num} train examples of "
                     f"--dataset={config.dataset}.")
+  mixed = config.model in config_lib.SEMI_SUPERVISED and config.labels_known is not None
+  num_labeled_rows = config.labeled_batch_size if mixed else 0
+  if mixed:
+    chosen = labeled_indices(data, config)
+    if config.labeled_batch_size > len(chosen):
+      raise DataError(f"--labeled_batch_size={config.labeled_batch_size} is larger than "
+                      f"--num_labels={len(chosen)}.")
+    chosen = tf.constant(chosen)
+    batch -= num_labeled_rows  # unlabeled rows per step
+    per_epoch = max(1, num // batch)
   images = tf.constant(data.train.images)
   labels = tf.constant(data.train.labels)
   seed = tf.constant([config.seed, 0], tf.int32)
@@ -194,6 +273,14 @@ def train_dataset(data, config, start_step=0):
                                                          [per_epoch, batch]))
 
   def make_batch(step, indices):
+    batch_labels = tf.gather(labels, indices)
+    if mixed:
+      labeled_seed = tf.random.experimental.stateless_fold_in(seed + 2, tf.cast(step, tf.int32))
+      rows = tf.argsort(tf.random.stateless_uniform([len(chosen)], seed=labeled_seed))
+      labeled = tf.gather(chosen, rows[:num_labeled_rows])
+      batch_labels = tf.concat([tf.gather(labels, labeled),
+                                tf.fill([batch], tf.constant(-1, tf.int64))], 0)
+      indices = tf.concat([tf.cast(labeled, indices.dtype), indices], 0)
     x = tf.cast(tf.gather(images, indices), tf.float32)
     step_seed = tf.random.experimental.stateless_fold_in(seed + 1, tf.cast(step, tf.int32))
     if data.dequantize:
@@ -205,7 +292,7 @@ def train_dataset(data, config, start_step=0):
     if config.inject_nan_at_steps:  # fault injection for tests
       poisoned = tf.reduce_any(tf.equal(step, list(config.inject_nan_at_steps)))
       x = tf.where(poisoned, float("nan"), x)
-    return {"image": x, "label": tf.gather(labels, indices)}
+    return {"image": x, "label": batch_labels}
 
   start_epoch, offset = divmod(start_step, per_epoch)
   order = (tf.data.Dataset.range(start_epoch, np.iinfo(np.int64).max)

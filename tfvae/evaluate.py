@@ -4,6 +4,10 @@ Rebuilds the model from WORKDIR/config.json and its latest checkpoint, evaluates
 the run's distribution strategy, merges the result into WORKDIR/eval.json (one entry per split;
 other splits are kept) and writes it to TensorBoard (WORKDIR/tensorboard/eval, tags prefixed
 with the split and K). The standard report is --split=test --num_importance_samples=5000.
+
+`--m1_labels=N` instead evaluates M1 (Kingma et al. 2014; tfvae/ssl.py): logistic regression on
+the posterior means of N labeled train examples (balanced, chosen by `--label_seed`), scored on
+`--split`; the result is merged into eval.json under "m1".
 """
 
 import json
@@ -28,6 +32,48 @@ def define_flags():
   flags.DEFINE_integer("batch_size", 100, "Examples per evaluation batch (global).", lower_bound=1)
   flags.DEFINE_integer("num_examples", 0, "Evaluate only the first N examples (0: all).",
                        lower_bound=0)
+  flags.DEFINE_integer("m1_labels", 0, "If > 0: evaluate M1 instead, logistic regression on the "
+                       "posterior means of this many labeled train examples (balanced across "
+                       "classes).", lower_bound=0)
+  flags.DEFINE_integer("label_seed", 0, "With --m1_labels: seed of the labeled subset.")
+
+
+def _merge_eval_json(workdir, key, metrics):
+  path = os.path.join(workdir, "eval.json")
+  results = {}
+  if os.path.exists(path):
+    with open(path) as f:
+      results = json.load(f)
+  results[key] = metrics
+  with open(path + ".tmp", "w") as f:
+    json.dump(results, f, indent=2)
+  os.replace(path + ".tmp", path)
+
+
+def m1_workdir(workdir, num_labels, label_seed=0, split="test"):
+  """M1 accuracy of a trained run (see tfvae.ssl.m1_accuracy); merged into eval.json as "m1".
+
+  Args:
+    workdir: a tfvae run folder whose model has an encoder.
+    num_labels: int N > 0, labeled train examples (a multiple of the number of classes).
+    label_seed: int, seed of the balanced subset.
+    split: split scored.
+
+  Returns:
+    dict: accuracy in [0, 1], num_labels, label_seed, split, num_examples, step.
+
+  Raises:
+    FileNotFoundError: if the workdir has no config.json or no checkpoint.
+    tfvae.data.DataError: if N does not fit the data.
+  """
+  from tfvae import data as data_lib  # pylint: disable=import-outside-toplevel
+  from tfvae import ssl  # pylint: disable=import-outside-toplevel
+  from tfvae import trainer  # pylint: disable=import-outside-toplevel
+  config, model, step = trainer.restore_model(workdir)
+  metrics = ssl.m1_accuracy(model, data_lib.load(config), config, num_labels, label_seed, split)
+  metrics["step"] = step
+  _merge_eval_json(workdir, "m1", metrics)
+  return metrics
 
 
 def evaluate_workdir(workdir, split, num_importance_samples, chunk_size=500, batch_size=100,
@@ -61,15 +107,7 @@ def evaluate_workdir(workdir, split, num_importance_samples, chunk_size=500, bat
   metrics.update(dataset=config.dataset, split=split, binarization=config.binarization,
                  num_importance_samples=num_importance_samples, step=step,
                  wall_time_s=round(time.perf_counter() - began, 2))
-  path = os.path.join(workdir, "eval.json")
-  results = {}
-  if os.path.exists(path):
-    with open(path) as f:
-      results = json.load(f)
-  results[split] = metrics
-  with open(path + ".tmp", "w") as f:
-    json.dump(results, f, indent=2)
-  os.replace(path + ".tmp", path)
+  _merge_eval_json(workdir, split, metrics)
   writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard", "eval"))
   summaries.write_scalars(writer, step, {
       f"{split}_K{num_importance_samples}/{k}": metrics[k]
@@ -81,6 +119,12 @@ def evaluate_workdir(workdir, split, num_importance_samples, chunk_size=500, bat
 
 def main(argv):
   del argv
+  if FLAGS.m1_labels:
+    metrics = m1_workdir(FLAGS.workdir, FLAGS.m1_labels, FLAGS.label_seed, FLAGS.split)
+    logging.info("M1 on %s: accuracy %.4f with %d labels (label_seed %d)", metrics["split"],
+                 metrics["accuracy"], metrics["num_labels"], metrics["label_seed"])
+    print(json.dumps(metrics, indent=2))
+    return
   metrics = evaluate_workdir(FLAGS.workdir, FLAGS.split, FLAGS.num_importance_samples,
                              FLAGS.chunk_size, FLAGS.batch_size, FLAGS.num_examples)
   labels = {"iwae_bound": f"iwae_bound(K={metrics['num_importance_samples']})"}

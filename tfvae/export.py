@@ -16,8 +16,17 @@ latent_dim, all float32 unless noted):
   serving_default                 =  reconstruct
   elbo(x [N, H, W, C])            -> elbo, rate, distortion [N], nats (num_samples from the
                                      config, a fixed seed: deterministic)
+  classify(x [N, H, W, C])        -> probabilities [N, K] (sum to 1), label int64 [N] (argmax)
 sample and elbo exist only for generative models (a prior p(z)); deterministic autoencoders
-(ae, sparse_ae, denoising_ae, contractive_ae) export encode, decode, reconstruct.
+(ae, sparse_ae, denoising_ae, contractive_ae) export encode, decode, reconstruct; classify
+exists only for models with a classifier (pc_vae, m2).
+
+M2 (y is a class index int64 [N], K classes) exports instead: classify; encode(x, y) -> loc,
+scale; decode(z, y) -> mean and the likelihood's parameters; sample(n, seed, label int32 [])
+-> mean, sample, label int64 [n] (label < 0: y ~ p(y), else that class: conditional
+generation); style_transfer(x) -> images [N, K, H, W, C] (z of each image decoded with every
+class); reconstruct (at the predicted class); elbo(x) -> elbo (the bound -U(x) on log p(x)),
+rate, distortion.
 """
 
 import os
@@ -100,13 +109,97 @@ class _Exported(tf.Module):
     self.encode, self.decode, self.reconstruct = encode, decode, reconstruct
     if generative:
       self.sample, self.elbo = sample, elbo
+    if hasattr(model, "classify"):
+
+      @tf.function(input_signature=[x_spec])
+      def classify(x):
+        probs = model.classify(_checked(x, "x", "classify", config.image_shape)).probs_parameter()
+        return {"probabilities": probs, "label": tf.argmax(probs, axis=-1)}
+
+      self.classify = classify
 
   def signatures(self):
     out = {"serving_default": self.reconstruct, "encode": self.encode, "decode": self.decode,
            "reconstruct": self.reconstruct}
     if hasattr(self, "sample"):
       out.update(sample=self.sample, elbo=self.elbo)
+    if hasattr(self, "classify"):
+      out["classify"] = self.classify
     return out
+
+
+class _ExportedM2(tf.Module):
+  """M2's signatures (see the module docstring); tracks the variables only."""
+
+  def __init__(self, model):
+    super().__init__(name="tfvae_m2")
+    self.model_variables = list(model.variables)
+    config, k = model.config, model.num_classes
+    x_spec = tf.TensorSpec([None, *config.image_shape], tf.float32, name="x")
+    y_spec = tf.TensorSpec([None], tf.int64, name="y")
+
+    def likelihood_params(p_x):
+      base = p_x.distribution
+      if config.likelihood in ("bernoulli", "continuous_bernoulli"):
+        return {"mean": p_x.mean(), "logits": base.logits}
+      return {"mean": p_x.mean(), "loc": base.loc,
+              "scale": tf.broadcast_to(base.scale, tf.shape(base.loc))}
+
+    @tf.function(input_signature=[x_spec])
+    def classify(x):
+      probs = model.classify(_checked(x, "x", "classify", config.image_shape)).probs_parameter()
+      return {"probabilities": probs, "label": tf.argmax(probs, axis=-1)}
+
+    @tf.function(input_signature=[x_spec, y_spec])
+    def encode(x, y):
+      q_z = model.encoder(_checked(x, "x", "encode", config.image_shape), tf.one_hot(y, k))
+      return {"loc": q_z.mean(), "scale": q_z.stddev()}
+
+    @tf.function(input_signature=[tf.TensorSpec([None, config.latent_dim], tf.float32, name="z"),
+                                  y_spec])
+    def decode(z, y):
+      return likelihood_params(model.decode(_checked(z, "z", "decode", [config.latent_dim]),
+                                            tf.one_hot(y, k)))
+
+    @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="n"),
+                                  tf.TensorSpec([2], tf.int32, name="seed"),
+                                  tf.TensorSpec([], tf.int32, name="label")])
+    def sample(n, seed, label):
+      model_seed, x_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+      z_seed, y_seed = tf.unstack(tf.random.experimental.stateless_split(model_seed, 2))
+      drawn = tf.argmax(model.label_prior().sample(n, seed=y_seed), -1)  # y ~ p(y)
+      y = tf.where(label < 0, drawn, tf.cast(label, tf.int64))
+      p_x = model.decode(model.prior().sample(n, seed=z_seed), tf.one_hot(y, k))
+      return {"mean": p_x.mean(), "sample": tf.cast(p_x.sample(seed=x_seed), tf.float32),
+              "label": y}
+
+    @tf.function(input_signature=[x_spec])
+    def style_transfer(x):
+      return {"images": model.style_transfer(_checked(x, "x", "style_transfer",
+                                                       config.image_shape))}
+
+    @tf.function(input_signature=[x_spec])
+    def reconstruct(x):
+      return {"reconstruction": model.reconstruct(_checked(x, "x", "reconstruct",
+                                                           config.image_shape))}
+
+    @tf.function(input_signature=[x_spec])
+    def elbo(x):
+      x = _checked(x, "x", "elbo", config.image_shape)
+      batch = {"image": x, "label": -tf.ones([tf.shape(x)[0]], tf.int64)}
+      terms = model.losses(batch, tf.constant(_ELBO_SEED, tf.int32), tf.constant(0, tf.int64),
+                           training=False)
+      return {n: terms[n] for n in ("elbo", "rate", "distortion")}
+
+    self.fns = dict(serving_default=reconstruct, classify=classify, encode=encode,
+                    decode=decode, sample=sample, style_transfer=style_transfer,
+                    reconstruct=reconstruct, elbo=elbo)
+    for name, fn in self.fns.items():
+      if name != "serving_default":
+        setattr(self, name, fn)
+
+  def signatures(self):
+    return dict(self.fns)
 
 
 def export(model, path):
@@ -124,7 +217,7 @@ def export(model, path):
   Returns:
     The folder the link now points to.
   """
-  module = _Exported(model)
+  module = _ExportedM2(model) if hasattr(model, "style_transfer") else _Exported(model)
   path = os.path.abspath(path)
   parent, name = os.path.split(path)
   target = f"{path}.{time.time_ns()}"

@@ -38,6 +38,11 @@ def _mlp_body(hidden_sizes):
                                      for h in hidden_sizes]
 
 
+def image_body(architecture, hidden_sizes, conv_filters):
+  """The encoder's body as a list of Keras layers: x [B, H, W, C] -> features [B, F]."""
+  return _mlp_body(hidden_sizes) if architecture == "mlp" else _conv_body(conv_filters)
+
+
 class Encoder(keras.Model):
   """x [B, H, W, C] -> q(z|x), batch [B], event [latent_dim].
 
@@ -129,3 +134,55 @@ class Decoder(keras.Model):
     scale = tf.nn.softplus(self.raw_scale) + MIN_LIKELIHOOD_SCALE
     family = tfd.Laplace if self.likelihood == "laplace" else tfd.Normal
     return tfd.Independent(family(loc=out, scale=scale), 3)
+
+
+class Classifier(keras.Model):
+  """inputs [B, ...] -> q(y|inputs) = Categorical(logits [B, num_classes]).
+
+  For images (input_shape [H, W, C]) the body is the encoder's (MLP or conv) body; for a code
+  (input_shape [D]) an MLP with the given hidden sizes. The logits are float32.
+  """
+
+  def __init__(self, input_shape, num_classes, architecture="mlp", hidden_sizes=(256, 128),
+               conv_filters=(32, 64), **kwargs):
+    super().__init__(**kwargs)
+    self.num_classes = num_classes
+    body = (_conv_body(conv_filters) if architecture == "conv" and len(input_shape) == 3
+            else _mlp_body(hidden_sizes))
+    self.body = keras.Sequential([keras.Input(tuple(input_shape))] + body, name="body")
+    self.head = keras.layers.Dense(num_classes, dtype="float32", name="logits")
+
+  def call(self, inputs, training=False):
+    return tfd.Categorical(logits=self.head(self.body(inputs, training=training)))
+
+
+class ConditionalEncoder(keras.Model):
+  """(x [B, H, W, C], y one-hot [B, K]) -> q(z|x, y) = MultivariateNormalDiag, batch [B],
+  event [latent_dim] (M2's encoder). The image body (MLP or conv, as `Encoder`) runs once per
+  image (`features`); `posterior` joins its features with y through one hidden layer."""
+
+  def __init__(self, image_shape, latent_dim, num_classes, architecture="mlp",
+               hidden_sizes=(256, 128), conv_filters=(32, 64), **kwargs):
+    super().__init__(**kwargs)
+    self.image_shape = tuple(image_shape)
+    self.latent_dim = latent_dim
+    self.num_classes = num_classes
+    body = _mlp_body(hidden_sizes) if architecture == "mlp" else _conv_body(conv_filters)
+    self.body = keras.Sequential([keras.Input(self.image_shape)] + body, name="body")
+    self.joint = keras.layers.Dense(hidden_sizes[-1], activation="relu", name="joint")
+    self.head = keras.layers.Dense(2 * latent_dim, dtype="float32", name="posterior_params")
+
+  def features(self, x, training=False):
+    """x [B, H, W, C] -> float [B, F]."""
+    return self.body(x, training=training)
+
+  def posterior(self, features, y_onehot, training=False):
+    """features [..., F], y_onehot [..., K] -> q(z|x, y) with batch shape [...]."""
+    hidden = self.joint(tf.concat([features, tf.cast(y_onehot, features.dtype)], -1),
+                        training=training)
+    loc, raw_scale = tf.split(self.head(hidden), 2, axis=-1)
+    return tfd.MultivariateNormalDiag(
+        loc=loc, scale_diag=tf.nn.softplus(raw_scale) + MIN_POSTERIOR_SCALE)
+
+  def call(self, x, y_onehot, training=False):
+    return self.posterior(self.features(x, training=training), y_onehot, training=training)

@@ -81,7 +81,7 @@ def describe(metrics, config):
   """One line of the headline metrics a model has (from Evaluator metrics), for logs."""
   names = [("elbo", "elbo"), ("iwae_bound", f"iwae_bound(K={config.eval_importance_samples})"),
            ("rate", "rate"), ("distortion", "distortion"), ("squared_error", "squared_error"),
-           ("active_units", "active units")]
+           ("active_units", "active units"), ("accuracy", "accuracy")]
   return "  ".join(f"{label} {metrics[k]:.3f}" if isinstance(metrics[k], float) else
                    f"{label} {metrics[k]}" for k, label in names if k in metrics)
 
@@ -108,7 +108,10 @@ def train_and_evaluate(config, workdir, overwrite=False):
   """
   data = data_lib.load(config)
   config = config_lib.Config.from_dict({**config.to_dict(), "image_shape": data.image_shape,
-                                        "pixel_levels": data.max_value + 1})
+                                        "pixel_levels": data.max_value + 1,
+                                        "num_classes": data.num_classes})
+  config = config_lib.Config.from_dict({
+      **config.to_dict(), "labeled_examples": len(data_lib.labeled_indices(data, config))})
   mismatch = config_lib.likelihood_mismatch(config)
   if mismatch:
     logging.warning("%s", mismatch)

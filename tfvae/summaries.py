@@ -20,13 +20,18 @@ def image_grid(images, columns):
 
 def reconstruction_grid(model, images):
   """Inputs [N, H, W, C] beside the decoder mean at the posterior mean: a [1, N*H, 2*W, C] grid."""
-  recon = model.decoder(model.encoder(images).mean()).mean()
+  if hasattr(model, "reconstruct"):  # M2: decoded at the predicted class
+    recon = model.reconstruct(images)
+  else:
+    recon = model.decoder(model.encoder(images).mean()).mean()
   pairs = np.stack([np.asarray(images), np.asarray(recon)], axis=1)  # [N, 2, H, W, C]
   return image_grid(pairs.reshape(-1, *pairs.shape[2:]), columns=2)
 
 
 def sample_grid(model, num, seed, columns=8):
   """Decoder means of `num` prior samples drawn with stateless `seed`, as one grid image."""
+  if hasattr(model, "sample_images"):  # M2: y ~ p(y) too
+    return image_grid(model.sample_images(num, seed)[0], columns)
   z = model.prior().sample(num, seed=seed)
   return image_grid(model.decoder(z).mean(), columns)
 

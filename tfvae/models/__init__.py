@@ -1,9 +1,15 @@
 """Model families. Each has the same interface: built from a Config, exposes `encoder`,
 `decoder`, `prior()` (None for deterministic autoencoders), `trainable_variables`, and
 `losses(batch, seed, step, training)` returning a dict of per-example Tensors [B] that includes
-"loss" (the quantity minimized) and "distortion" (-log p(x|z), nats)."""
+"loss" (the quantity minimized) and "distortion" (-log p(x|z), nats).
+
+Models with a classifier (pc_vae, m2) also expose `classify(x) -> tfd.Categorical` (batch [B])
+and, when not training, a per-example "accuracy" term (1 for a correct prediction, 0 for a wrong
+one or an unknown label); the Evaluator divides it by the number of labeled examples."""
 
 from tfvae.models import ae
+from tfvae.models import m2
+from tfvae.models import pc_vae
 from tfvae.models import vae
 
 MODELS = {
@@ -12,6 +18,8 @@ MODELS = {
     "sparse_ae": ae.SparseAE,
     "denoising_ae": ae.DenoisingAE,
     "contractive_ae": ae.ContractiveAE,
+    "pc_vae": pc_vae.PCVAE,
+    "m2": m2.M2,
 }
 
 

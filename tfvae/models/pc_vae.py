@@ -1,0 +1,89 @@
+"""The prediction-constrained VAE (PC-VAE): a VAE with a classifier on its latent code.
+
+loss = -ELBO(x) (every example, with the VAE's beta, schedules and free bits)
+       + lambda * (-log p(y | z)), z ~ q(z|x) (labeled examples only; --prediction_weight).
+Labels are not inputs to the encoder or the decoder, so the classifier constrains what the code
+must keep. This is the paper's prediction-constrained objective in its Lagrangian (penalty) form;
+the paper's additional consistency constraint on generated data is not implemented.
+
+Reference:
+  Hope, Abdrakhmanova, Chen, Hughes & Sudderth, "Learning consistent deep generative models from
+  sparse data via prediction constraints", 2020.
+"""
+
+import tensorflow as tf
+
+from tfvae import networks
+from tfvae import objectives
+from tfvae.models import vae
+
+
+def labeled_mask(labels):
+  """float32 [B]: 1 where the label is known (label >= 0), else 0."""
+  return tf.cast(labels >= 0, tf.float32)
+
+
+def classification_terms(classifier_dist, labels):
+  """Per-example cross-entropy and accuracy on the labeled rows.
+
+  Args:
+    classifier_dist: Categorical with batch shape [B].
+    labels: int64 [B], -1 where unknown.
+
+  Returns:
+    (cross_entropy [B] nats, 0 where unknown; correct [B] float32 in {0, 1}, 0 where unknown).
+  """
+  mask = labeled_mask(labels)
+  known = tf.cast(tf.maximum(labels, 0), tf.int32)
+  cross_entropy = -classifier_dist.log_prob(known) * mask
+  predicted = tf.cast(tf.argmax(classifier_dist.logits_parameter(), axis=-1), tf.int32)
+  correct = tf.cast(tf.equal(predicted, known), tf.float32) * mask
+  return cross_entropy, correct
+
+
+class PCVAE(vae.VAE):
+  """VAE + Categorical classifier p(y|z) on the code; see the module docstring.
+
+  Args:
+    config: as VAE, plus num_classes (resolved from the data), prediction_weight and
+      hidden_sizes (the classifier is an MLP on z with the encoder's last hidden width).
+  """
+
+  def __init__(self, config):
+    super().__init__(config)
+    if config.num_classes < 2:
+      raise ValueError(f"--model=pc_vae needs labels (num_classes={config.num_classes}).")
+    self.classifier = networks.Classifier((config.latent_dim,), config.num_classes,
+                                          hidden_sizes=config.hidden_sizes[-1:],
+                                          name="classifier")
+    self.classifier(tf.zeros([1, config.latent_dim]))
+
+  @property
+  def trainable_variables(self):
+    return super().trainable_variables + list(self.classifier.trainable_variables)
+
+  @property
+  def variables(self):
+    return super().variables + list(self.classifier.variables)
+
+  def classify(self, x):
+    """p(y | z = E_q[z|x]): Categorical, batch [B], over num_classes classes."""
+    return self.classifier(self.encoder(x).mean())
+
+  def losses(self, batch, seed, step, training=True):
+    """Per-example terms: the VAE's, plus classification_loss (-log p(y|z), 0 where the label
+    is unknown) and, when not training, accuracy (1 if argmax p(y|E_q z) is the label, 0 where
+    wrong or unknown). z is a posterior sample in training, the posterior mean otherwise.
+    loss = VAE loss + prediction_weight * classification_loss, in nats."""
+    terms = super().losses(batch, seed, step, training)
+    if training:
+      q_z = self.encoder(batch["image"], training=True)
+      z = objectives.sample_latents(q_z, 1, tf.random.experimental.stateless_fold_in(seed, 1))[0]
+      cross_entropy, _ = classification_terms(self.classifier(z, training=True), batch["label"])
+    else:
+      cross_entropy, correct = classification_terms(self.classify(batch["image"]),
+                                                    batch["label"])
+      terms["accuracy"] = correct
+    terms["classification_loss"] = cross_entropy
+    terms["loss"] = terms["loss"] + self.config.prediction_weight * cross_entropy
+    return terms
