@@ -127,12 +127,15 @@ def main(argv):
     return
   metrics = evaluate_workdir(FLAGS.workdir, FLAGS.split, FLAGS.num_importance_samples,
                              FLAGS.chunk_size, FLAGS.batch_size, FLAGS.num_examples)
-  labels = {"iwae_bound": f"iwae_bound(K={metrics['num_importance_samples']})"}
-  headline = "  ".join(f"{labels.get(k, k)} {metrics[k]:.3f}" for k in (
-      "elbo", "iwae_bound", "nll", "rate", "distortion", "squared_error") if k in metrics)
-  logging.info("%s %s (%d examples, step %d): %s  active units %d  [%.1f s]",
-               metrics["dataset"], metrics["split"], metrics["num_examples"], metrics["step"],
-               headline, metrics["active_units"], metrics["wall_time_s"])
+  labels = {"iwae_bound": f"iwae_bound(K={metrics['num_importance_samples']})",
+            "active_units": "active units"}
+  headline = "  ".join(f"{labels.get(k, k)} {metrics[k]:.3f}" if isinstance(metrics[k], float)
+                       else f"{labels.get(k, k)} {metrics[k]}" for k in (
+      "elbo", "iwae_bound", "nll", "rate", "distortion", "squared_error", "active_units",
+      "accuracy") if k in metrics)
+  logging.info("%s %s (%d examples, step %d): %s  [%.1f s]", metrics["dataset"],
+               metrics["split"], metrics["num_examples"], metrics["step"], headline,
+               metrics["wall_time_s"])
   print(json.dumps({k: v for k, v in metrics.items() if k != "rate_per_dimension"}, indent=2))
 
 
