@@ -191,7 +191,8 @@ def test_sigterm_mid_trial_stops_the_search_and_a_rerun_resumes_the_trial(tmp_pa
 
 @pytest.mark.parametrize("flag, message", [
     ("--beta_min=0", "--beta_min=0.0 must be > 0"),
-    ("--objective=loss", "--objective='loss' is not one of nll, elbo"),
+    ("--objective=loss", "--objective='loss' is not one of nll, elbo, m1_accuracy"),
+    ("--objective=m1_accuracy", "--objective=m1_accuracy needs --num_labels=N"),
     ("--model=ae", "--model=ae: the search is over beta and latent size"),
 ])
 def test_bad_input_exits_with_a_message_naming_the_flag(tmp_path, flag, message):
@@ -206,7 +207,7 @@ def test_bad_input_exits_with_a_message_naming_the_flag(tmp_path, flag, message)
     ({"latent_dims": ()}, "--latent_dims is empty"),
     ({"latent_dims": (4, 0)}, "--latent_dims=4,0 must be distinct positive integers"),
     ({"tuner": "grid"}, "--tuner='grid' is not one of random, hyperband, bayesian"),
-    ({"objective": "m1_accuracy"}, "--objective='m1_accuracy' is not one of nll, elbo"),
+    ({"objective": "accuracy"}, "--objective='accuracy' is not one of nll, elbo, m1_accuracy"),
     ({"learning_rate_min": 1e-4}, "--learning_rate_min=0.0001 and --learning_rate_max=0.0"),
     ({"max_trials": 0}, "--max_trials=0 must be a positive integer"),
     ({"hyperband_factor": 1}, "--hyperband_factor=1 must be >= 2"),
@@ -255,3 +256,17 @@ def test_trials_that_cannot_train_are_failed_and_three_in_a_row_stop_the_search(
   assert "keras-tuner stopped the search: Number of consecutive failures" in proc.stderr
   assert "--max_consecutive_skips=1" in proc.stderr  # the trial's own message
   assert [r["status"] for r in _rows(tmp_path)] == ["FAILED"] * 3
+
+
+def test_m1_accuracy_objective_equals_what_tfvae_evaluate_reports(tmp_path):
+  workdir = str(tmp_path)
+  run_module("tfvae.tune", *TINY, "--max_trials=2", "--objective=m1_accuracy",
+             "--num_labels=50", "--label_seed=1", f"--workdir={workdir}")
+  rows = _rows(workdir)
+  assert len(rows) == 2 and all(0 < float(r["m1_accuracy"]) <= 1 for r in rows)
+  assert all(r["objective"] == r["m1_accuracy"] for r in rows)
+  best = max(rows, key=lambda r: float(r["objective"]))
+  assert os.path.realpath(os.path.join(workdir, "best")) == os.path.join(workdir, best["trial"])
+  proc = run_module("tfvae.evaluate", f"--workdir={os.path.join(workdir, best['trial'])}",
+                    "--m1_labels=50", "--label_seed=1", "--split=validation")
+  assert json.loads(proc.stdout)["accuracy"] == pytest.approx(float(best["objective"]), abs=1e-9)

@@ -45,14 +45,16 @@ from tfvae import run
 from tfvae import trainer as trainer_lib
 
 TUNERS = ("random", "hyperband", "bayesian")
-# --objective -> keras-tuner direction. Both are metrics of the validation evaluation
-# (evaluation.Evaluator), at beta = 1 whatever beta the trial trained with.
-OBJECTIVES = {"nll": "min", "elbo": "max"}
+# --objective -> keras-tuner direction. nll and elbo are metrics of the validation evaluation
+# (evaluation.Evaluator), at beta = 1 whatever beta the trial trained with; m1_accuracy is M1's
+# validation accuracy (tfvae.ssl.m1_accuracy: logistic regression on the posterior means of the
+# --num_labels labeled train examples chosen by --label_seed).
+OBJECTIVES = {"nll": "min", "elbo": "max", "m1_accuracy": "max"}
 TUNE_FILENAME = "tune.json"
 KERAS_TUNER_DIR = "keras_tuner"
 TRIALS_CSV = "trials.csv"
 # Metrics reported per trial (besides the hyperparameters); also the HParams metrics.
-METRICS = ("nll", "elbo", "active_units", "step", "wall_time_s")
+METRICS = ("nll", "elbo", "m1_accuracy", "active_units", "step", "wall_time_s")
 # Config fields that may differ when a search is continued (they do not change what a trial
 # computes); the searched fields are replaced per trial anyway.
 BASE_RESUMABLE_CHANGES = frozenset({"data_dir", "strategy", "num_cpu_devices", "steps_per_loop",
@@ -63,7 +65,9 @@ HELP = {
     "max_trials": "Number of trials (for hyperband, a cap on top of its brackets). Raise it to "
                   "extend a finished search.",
     "objective": "Trial ranking: nll (validation -log p(x) by the importance-weighted bound at "
-                 "K = --eval_importance_samples, minimized) or elbo (validation ELBO at beta = 1, "
+                 "K = --eval_importance_samples, minimized), elbo (validation ELBO at beta = 1, "
+                 "maximized) or m1_accuracy (validation accuracy of logistic regression on the "
+                 "posterior means of --num_labels labeled train examples, Kingma et al. 2014 M1; "
                  "maximized).",
     "beta_min": "Smallest beta; beta is sampled log-uniformly in [--beta_min, --beta_max].",
     "beta_max": "Largest beta.",
@@ -221,6 +225,8 @@ class _Tuner(kt.engine.base_tuner.BaseTuner):
     metrics = {"nll": validation.get("nll", math.nan), "elbo": validation["elbo"],
                "active_units": validation["active_units"], "step": results["step"],
                "wall_time_s": round(time.perf_counter() - began, 1)}
+    if self.settings.objective == "m1_accuracy":
+      metrics["m1_accuracy"] = _m1_validation_accuracy(trial_dir)
     metrics = {k: float(v) for k, v in metrics.items()}
     _write_trial_hparams(self.workdir, name, config, values, metrics)
     logging.info("%s: validation %s %.3f (nll %.3f, elbo %.3f, %d active units, %.0f s)", name,
@@ -283,7 +289,7 @@ def trial_rows(oracle, base_config):
 
 
 CSV_COLUMNS = ("trial", "status", "beta", "latent_dim", "learning_rate", "parent", "step",
-               "objective", "elbo", "nll", "active_units", "wall_time_s")
+               "objective", "elbo", "nll", "m1_accuracy", "active_units", "wall_time_s")
 
 
 def write_trials_csv(workdir, rows):
@@ -338,12 +344,23 @@ def _write_trial_hparams(workdir, name, config, values, metrics):
   writer.close()
 
 
+def _m1_validation_accuracy(trial_dir):
+  """M1 accuracy on the validation split of a trained trial (its config's labels)."""
+  from tfvae import ssl  # pylint: disable=import-outside-toplevel
+  config, model, _ = trainer_lib.restore_model(trial_dir)
+  return ssl.m1_accuracy(model, data_lib.load(config), config, split="validation")["accuracy"]
+
+
 def _check_search(base_config, settings):
   """Errors that can be known before training: each naming its flag (ConfigError)."""
   if base_config.model != "vae":
     raise config_lib.ConfigError(f"--model={base_config.model}: the search is over beta and "
                                  "latent size and ranks by a bound on log p(x), so it needs "
                                  "--model=vae.")
+  if settings.objective == "m1_accuracy" and not base_config.num_labels.isdigit():
+    raise config_lib.ConfigError("--objective=m1_accuracy needs --num_labels=N (the labeled "
+                                 "train examples of M1), not "
+                                 f"--num_labels={base_config.num_labels}.")
   if settings.objective == "nll" and base_config.eval_importance_samples < 1:
     raise config_lib.ConfigError("--objective=nll needs --eval_importance_samples >= 1 (the K "
                                  "of the validation bound).")
