@@ -86,6 +86,7 @@ def fit_and_evaluate(config, num_components=10, covariance_type="full", reg_cova
       "fit_seconds": round(fit_seconds, 1), "num_train_examples": len(train),
       "num_test_examples": len(test), "pixel_levels": levels, "dataset": config.dataset,
       "num_components": num_components, "covariance_type": covariance_type,
+      "reg_covar": reg_covar,
   }
   return gmm, metrics, data.image_shape
 
