@@ -288,3 +288,25 @@ def test_m2_trains_on_two_replicas_from_the_command_line(tmp_path):
     results = json.load(f)
   assert results["step"] == 4 and 0 <= results["test"]["accuracy"] <= 1
   assert np.isfinite(results["test"]["elbo"])
+
+
+@pytest.mark.parametrize("name", ["mnist_m2.cfg", "mnist_pc_vae.cfg", "cifar10_m2.cfg"])
+def test_online_ssl_configs_train_on_mocked_tfds_data(name, tmp_path, monkeypatch):
+  """The MNIST/CIFAR-10 configs (TFDS, online users) run end to end on tfds mock data."""
+  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+  from absl import flags  # pylint: disable=import-outside-toplevel
+  monkeypatch.chdir(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  fv = flags.FlagValues()
+  flags.DEFINE_string("workdir", "", "", flag_values=fv)
+  config_lib.define_flags(fv)
+  fv(["prog", f"--flagfile=configs/{name}"])
+  config = config_lib.from_flags(fv)
+  small = dict(data_dir=str(tmp_path / "tfds"), num_labels="20", train_steps=2,
+               steps_per_loop=1, eval_every=2, batch_size=32, labeled_batch_size=8,
+               eval_batch_size=50, eval_importance_samples=0, strategy="one_device",
+               validation_fraction=0.25)
+  config = config_lib.Config.from_dict({**config.to_dict(), **small})
+  with tfds.testing.mock_data(num_examples=200):
+    results = run.train_and_evaluate(config, str(tmp_path / "run"))
+  assert results["step"] == 2 and 0 <= results["test"]["accuracy"] <= 1
+  assert os.path.exists(tmp_path / "run" / "export" / "saved_model.pb")
