@@ -18,6 +18,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 from conftest import ROOT, run_module
 from tfvae import config as config_lib
 from tfvae import tune
+from tfvae import tune_report
 
 TINY = ["--flagfile=configs/tune_digits.cfg", "--hidden_sizes=32", "--latent_dims=2,4",
         "--train_steps=30", "--steps_per_loop=10", "--eval_every=30", "--checkpoint_every=10",
@@ -105,7 +106,7 @@ def test_hparams_dashboard_lists_every_trial(random_search):
         elif value.tag == "nll":
           scalars[run_name] = float(tf.make_ndarray(value.tensor))
   assert {h.name for h in experiment.hparam_infos} == {"beta", "latent_dim", "learning_rate"}
-  assert {m.name.tag for m in experiment.metric_infos} == set(tune.METRICS)
+  assert {m.name.tag for m in experiment.metric_infos} == set(tune_report.METRICS)
   for row in _rows(workdir):
     info = sessions[row["trial"]]
     assert info.hparams["beta"].number_value == pytest.approx(float(row["beta"]))

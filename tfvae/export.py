@@ -57,6 +57,15 @@ def _checked(tensor, name, signature, event_shape):
     return tf.identity(tensor)
 
 
+def _likelihood_params(likelihood, p_x):
+  """The decode signature's outputs: mean and the likelihood's parameters, each [N, H, W, C]."""
+  base = p_x.distribution
+  if likelihood in ("bernoulli", "continuous_bernoulli"):
+    return {"mean": p_x.mean(), "logits": base.logits}
+  return {"mean": p_x.mean(), "loc": base.loc,
+          "scale": tf.broadcast_to(base.scale, tf.shape(base.loc))}
+
+
 class _Exported(tf.Module):
   """Tracks the variables only; the models are reached through closures (see STACK.md)."""
 
@@ -66,13 +75,6 @@ class _Exported(tf.Module):
     config = model.config
     x_spec = tf.TensorSpec([None, *config.image_shape], tf.float32, name="x")
     enc, dec = model.encoder, model.decoder
-
-    def likelihood_params(p_x):
-      base = p_x.distribution
-      if config.likelihood in ("bernoulli", "continuous_bernoulli"):
-        return {"mean": p_x.mean(), "logits": base.logits}
-      return {"mean": p_x.mean(), "loc": base.loc,
-              "scale": tf.broadcast_to(base.scale, tf.shape(base.loc))}
 
     generative = model.prior() is not None
 
@@ -85,7 +87,8 @@ class _Exported(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None, config.latent_dim], tf.float32, name="z")])
     def decode(z):
-      return likelihood_params(dec(_checked(z, "z", "decode", [config.latent_dim])))
+      return _likelihood_params(config.likelihood,
+                                dec(_checked(z, "z", "decode", [config.latent_dim])))
 
     @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="n"),
                                   tf.TensorSpec([2], tf.int32, name="seed")])
@@ -138,13 +141,6 @@ class _ExportedM2(tf.Module):
     x_spec = tf.TensorSpec([None, *config.image_shape], tf.float32, name="x")
     y_spec = tf.TensorSpec([None], tf.int64, name="y")
 
-    def likelihood_params(p_x):
-      base = p_x.distribution
-      if config.likelihood in ("bernoulli", "continuous_bernoulli"):
-        return {"mean": p_x.mean(), "logits": base.logits}
-      return {"mean": p_x.mean(), "loc": base.loc,
-              "scale": tf.broadcast_to(base.scale, tf.shape(base.loc))}
-
     @tf.function(input_signature=[x_spec])
     def classify(x):
       probs = model.classify(_checked(x, "x", "classify", config.image_shape)).probs_parameter()
@@ -158,8 +154,8 @@ class _ExportedM2(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None, config.latent_dim], tf.float32, name="z"),
                                   y_spec])
     def decode(z, y):
-      return likelihood_params(model.decode(_checked(z, "z", "decode", [config.latent_dim]),
-                                            tf.one_hot(y, k)))
+      z = _checked(z, "z", "decode", [config.latent_dim])
+      return _likelihood_params(config.likelihood, model.decode(z, tf.one_hot(y, k)))
 
     @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="n"),
                                   tf.TensorSpec([2], tf.int32, name="seed"),

@@ -23,8 +23,6 @@ trials. Hyperband promotes a trial by copying its checkpoint (and event files) i
 trial's folder, so training continues from the step where the promoted trial stopped.
 """
 
-import csv
-import dataclasses
 import json
 import math
 import os
@@ -36,111 +34,26 @@ from absl import flags
 from absl import logging
 import keras_tuner as kt
 import tensorflow as tf
-from tensorboard.plugins.hparams import api as hp_api
 
 from tfvae import cli
 from tfvae import config as config_lib
 from tfvae import data as data_lib
 from tfvae import run
 from tfvae import trainer as trainer_lib
+from tfvae import tune_report
+from tfvae.tune_report import TRIALS_CSV
+from tfvae.tune_report import trial_name
+from tfvae.tune_settings import OBJECTIVES
+from tfvae.tune_settings import TuneSettings
+from tfvae.tune_settings import define_flags
+from tfvae.tune_settings import settings_from_flags
 
-TUNERS = ("random", "hyperband", "bayesian")
-# --objective -> keras-tuner direction. nll and elbo are metrics of the validation evaluation
-# (evaluation.Evaluator), at beta = 1 whatever beta the trial trained with; m1_accuracy is M1's
-# validation accuracy (tfvae.ssl.m1_accuracy: logistic regression on the posterior means of the
-# --num_labels labeled train examples chosen by --label_seed).
-OBJECTIVES = {"nll": "min", "elbo": "max", "m1_accuracy": "max"}
 TUNE_FILENAME = "tune.json"
 KERAS_TUNER_DIR = "keras_tuner"
-TRIALS_CSV = "trials.csv"
-# Metrics reported per trial (besides the hyperparameters); also the HParams metrics.
-METRICS = ("nll", "elbo", "m1_accuracy", "active_units", "step", "wall_time_s")
 # Config fields that may differ when a search is continued (they do not change what a trial
 # computes); the searched fields are replaced per trial anyway.
 BASE_RESUMABLE_CHANGES = frozenset({"data_dir", "strategy", "num_cpu_devices", "steps_per_loop",
                                     "checkpoint_every", "max_consecutive_skips"})
-
-HELP = {
-    "tuner": "Search algorithm: random, hyperband or bayesian.",
-    "max_trials": "Number of trials (for hyperband, a cap on top of its brackets). Raise it to "
-                  "extend a finished search.",
-    "objective": "Trial ranking: nll (validation -log p(x) by the importance-weighted bound at "
-                 "K = --eval_importance_samples, minimized), elbo (validation ELBO at beta = 1, "
-                 "maximized) or m1_accuracy (validation accuracy of logistic regression on the "
-                 "posterior means of --num_labels labeled train examples, Kingma et al. 2014 M1; "
-                 "maximized).",
-    "beta_min": "Smallest beta; beta is sampled log-uniformly in [--beta_min, --beta_max].",
-    "beta_max": "Largest beta.",
-    "latent_dims": "Comma-separated choices of --latent_dim.",
-    "learning_rate_min": "With --learning_rate_max, search the learning rate log-uniformly in "
-                         "this range; 0 (both): use --learning_rate for all trials.",
-    "learning_rate_max": "Largest learning rate searched (see --learning_rate_min).",
-    "tune_seed": "Seed of the search algorithm (which hyperparameters are tried). Training uses "
-                 "--seed, the same for every trial.",
-    "hyperband_max_epochs": "Hyperband: epochs of the longest trials (replaces --epochs).",
-    "hyperband_factor": "Hyperband: reduction factor between successive-halving rounds.",
-}
-
-
-@dataclasses.dataclass(frozen=True)
-class TuneSettings:
-  """What to search and how. Field names are the flag names of `python -m tfvae.tune`.
-
-  Raises:
-    tfvae.config.ConfigError: naming the flag, for a value that cannot run.
-  """
-  tuner: str = "random"
-  max_trials: int = 10
-  objective: str = "nll"
-  beta_min: float = 0.1
-  beta_max: float = 10.0
-  latent_dims: tuple[int, ...] = (2, 8, 32)
-  learning_rate_min: float = 0.0
-  learning_rate_max: float = 0.0
-  tune_seed: int = 0
-  hyperband_max_epochs: int = 9
-  hyperband_factor: int = 3
-
-  def __post_init__(self):
-    error = config_lib.ConfigError
-    if self.tuner not in TUNERS:
-      raise error(f"--tuner={self.tuner!r} is not one of {', '.join(TUNERS)}.")
-    if self.objective not in OBJECTIVES:
-      raise error(f"--objective={self.objective!r} is not one of {', '.join(OBJECTIVES)}.")
-    for name in ("max_trials", "hyperband_max_epochs"):
-      if getattr(self, name) < 1:
-        raise error(f"--{name}={getattr(self, name)} must be a positive integer.")
-    if self.hyperband_factor < 2:
-      raise error(f"--hyperband_factor={self.hyperband_factor} must be >= 2.")
-    if self.tune_seed < 0:
-      raise error(f"--tune_seed={self.tune_seed} must be >= 0.")
-    if not self.beta_min > 0:
-      raise error(f"--beta_min={self.beta_min} must be > 0 (beta is searched on a log scale).")
-    if self.beta_min > self.beta_max:
-      raise error(f"--beta_min={self.beta_min} is larger than --beta_max={self.beta_max}.")
-    if not self.latent_dims:
-      raise error("--latent_dims is empty: give at least one latent size.")
-    if any(d < 1 for d in self.latent_dims) or len(set(self.latent_dims)) < len(
-        self.latent_dims):
-      raise error(f"--latent_dims={','.join(map(str, self.latent_dims))} must be distinct "
-                  "positive integers.")
-    low, high = self.learning_rate_min, self.learning_rate_max
-    if (low, high) != (0, 0):
-      if not 0 < low <= high:
-        raise error(f"--learning_rate_min={low} and --learning_rate_max={high}: give both, "
-                    "with 0 < min <= max (or both 0 to keep --learning_rate fixed).")
-
-  @property
-  def searches_learning_rate(self):
-    return self.learning_rate_max > 0
-
-  def to_dict(self):
-    return dataclasses.asdict(self)
-
-  @classmethod
-  def from_dict(cls, values):
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
-
 
 def search_space(settings):
   """The keras-tuner search space, declared up front (Hyperband runs 0 trials otherwise).
@@ -179,11 +92,6 @@ def trial_config(base_config, values):
   if "tuner/epochs" in values:
     changes.update(epochs=int(values["tuner/epochs"]), train_steps=0)
   return config_lib.Config.from_dict({**base_config.to_dict(), **changes})
-
-
-def trial_name(trial_id):
-  """keras-tuner's trial id ("3", "03", ...; its width follows max_trials) as 'trial_003'."""
-  return f"trial_{int(trial_id):03d}"
 
 
 def _copy_tree_atomically(source, target):
@@ -228,7 +136,7 @@ class _Tuner(kt.engine.base_tuner.BaseTuner):
     if self.settings.objective == "m1_accuracy":
       metrics["m1_accuracy"] = _m1_validation_accuracy(trial_dir)
     metrics = {k: float(v) for k, v in metrics.items()}
-    _write_trial_hparams(self.workdir, name, config, values, metrics)
+    tune_report.write_trial_hparams(self.workdir, name, config, values, metrics)
     logging.info("%s: validation %s %.3f (nll %.3f, elbo %.3f, %d active units, %.0f s)", name,
                  self.settings.objective, metrics[self.settings.objective], metrics["nll"],
                  metrics["elbo"], metrics["active_units"], metrics["wall_time_s"])
@@ -249,7 +157,7 @@ class _Tuner(kt.engine.base_tuner.BaseTuner):
 
   def on_trial_end(self, trial):
     super().on_trial_end(trial)
-    write_trials_csv(self.workdir, trial_rows(self.oracle, self.base_config))
+    tune_report.write_trials_csv(self.workdir, tune_report.trial_rows(self.oracle, self.base_config))
 
 
 def _make_oracle(settings):
@@ -265,83 +173,6 @@ def _make_oracle(settings):
                                       factor=settings.hyperband_factor, **common)
   oracle.max_trials = settings.max_trials  # Oracle.create_trial stops there (not in its state)
   return oracle
-
-
-def trial_rows(oracle, base_config):
-  """One dict per trial, in trial order: name, status, hyperparameters and metrics."""
-  rows = []
-  for trial_id in sorted(oracle.trials, key=int):
-    trial = oracle.trials[trial_id]
-    values = trial.hyperparameters.values
-    parent = values.get("tuner/trial_id")
-    row = {"trial": trial_name(trial_id), "status": trial.status,
-           "beta": values.get("beta"), "latent_dim": values.get("latent_dim"),
-           "learning_rate": values.get("learning_rate", base_config.learning_rate),
-           "parent": trial_name(parent) if parent is not None else "",
-           "objective": None}
-    for name in METRICS:
-      value = trial.metrics.get_last_value(name) if trial.metrics.exists(name) else None
-      row[name] = int(value) if name in ("step", "active_units") and value is not None else value
-    if trial.metrics.exists(oracle.objective.name):
-      row["objective"] = trial.metrics.get_last_value(oracle.objective.name)
-    rows.append(row)
-  return rows
-
-
-CSV_COLUMNS = ("trial", "status", "beta", "latent_dim", "learning_rate", "parent", "step",
-               "objective", "elbo", "nll", "m1_accuracy", "active_units", "wall_time_s")
-
-
-def write_trials_csv(workdir, rows):
-  """Writes WORKDIR/trials.csv (atomically), one row per trial, columns CSV_COLUMNS."""
-  path = os.path.join(workdir, TRIALS_CSV)
-  with open(path + ".tmp", "w", newline="") as f:
-    writer = csv.DictWriter(f, CSV_COLUMNS, extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-      writer.writerow({k: "" if v is None else v for k, v in row.items()})
-  os.replace(path + ".tmp", path)
-
-
-def format_table(rows, objective):
-  """Markdown table of the trials, best `objective` first (failed/unfinished trials last)."""
-  done = [r for r in rows if r["objective"] is not None]
-  done.sort(key=lambda r: r["objective"], reverse=OBJECTIVES[objective] == "max")
-  lines = ["| trial | beta | latent_dim | learning_rate | steps | validation nll | "
-           "validation elbo | active units | wall time (s) |", "|---" * 9 + "|"]
-  for r in done:
-    parent = f" (from {r['parent']})" if r["parent"] else ""
-    lines.append(f"| {r['trial']}{parent} | {r['beta']:.3g} | {r['latent_dim']} | "
-                 f"{r['learning_rate']:.3g} | {int(r['step'])} | {r['nll']:.2f} | "
-                 f"{r['elbo']:.2f} | {int(r['active_units'])} | {r['wall_time_s']:.0f} |")
-  for r in rows:
-    if r["objective"] is None:
-      lines.append(f"| {r['trial']} | {r['beta']:.3g} | {r['latent_dim']} | "
-                   f"{r['learning_rate']:.3g} | {r['status'].lower()} | | | | |")
-  return "\n".join(lines)
-
-
-def _write_hparams_config(workdir, settings):
-  hparams = [hp_api.HParam("beta", hp_api.RealInterval(settings.beta_min, settings.beta_max)),
-             hp_api.HParam("latent_dim", hp_api.Discrete(list(settings.latent_dims))),
-             hp_api.HParam("learning_rate")]
-  if settings.tuner == "hyperband":
-    hparams.append(hp_api.HParam("epochs"))
-  with tf.summary.create_file_writer(os.path.join(workdir, "tensorboard")).as_default():
-    hp_api.hparams_config(hparams=hparams, metrics=[hp_api.Metric(m) for m in METRICS])
-
-
-def _write_trial_hparams(workdir, name, config, values, metrics):
-  hparams = {"beta": config.beta, "latent_dim": config.latent_dim,
-             "learning_rate": config.learning_rate}
-  if "tuner/epochs" in values:
-    hparams["epochs"] = config.epochs
-  writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard", name))
-  with writer.as_default():
-    hp_api.hparams(hparams, trial_id=name)
-    for key, value in metrics.items():
-      tf.summary.scalar(key, value, step=int(metrics["step"]))
-  writer.close()
 
 
 def _m1_validation_accuracy(trial_dir):
@@ -432,7 +263,7 @@ def search(base_config, settings, workdir):
   trainer_lib.make_strategy(base_config)  # batch split over the replicas (ConfigError)
   _check_or_write_tune_json(workdir, base_config, settings)
   tuner = _Tuner(_make_oracle(settings), base_config, settings, workdir)
-  _write_hparams_config(workdir, settings)
+  tune_report.write_hparams_config(workdir, settings)
   if tuner.oracle.trials:
     logging.info("Continuing the search in %s: %d trials so far", workdir,
                  len(tuner.oracle.trials))
@@ -441,13 +272,13 @@ def search(base_config, settings, workdir):
   except RuntimeError as e:
     if "consecutive failures" not in str(e):
       raise
-    write_trials_csv(workdir, trial_rows(tuner.oracle, base_config))
+    tune_report.write_trials_csv(workdir, tune_report.trial_rows(tuner.oracle, base_config))
     raise run.TrainingError(
         f"keras-tuner stopped the search: {str(e).splitlines()[0]} (trials that could not "
         f"train for non-finite updates; see {os.path.join(workdir, TRIALS_CSV)}). The last "
         "trial's message: " + (str(e).splitlines()[1] if "\n" in str(e) else "")) from None
-  rows = trial_rows(tuner.oracle, base_config)
-  write_trials_csv(workdir, rows)
+  rows = tune_report.trial_rows(tuner.oracle, base_config)
+  tune_report.write_trials_csv(workdir, rows)
   best = [r for r in rows if r["status"] == kt.engine.trial.TrialStatus.COMPLETED]
   best = sorted(best, key=lambda r: r["objective"],
                 reverse=OBJECTIVES[settings.objective] == "max")[:1]
@@ -458,31 +289,6 @@ def search(base_config, settings, workdir):
 
 # ---------------------------------------------------------------------------------------------
 # Entry point.
-
-
-def define_flags():
-  """Defines --workdir, the tune flags (TuneSettings) and the Config flags. Call once."""
-  flags.DEFINE_string("workdir", "/tmp/tfvae/tune", "Folder of the search (one subfolder per "
-                      "trial).")
-  for field in dataclasses.fields(TuneSettings):
-    define = {int: flags.DEFINE_integer, float: flags.DEFINE_float,
-              str: flags.DEFINE_string}.get(field.type)
-    if define:
-      define(field.name, field.default, HELP[field.name])
-    else:  # tuple[int, ...]
-      flags.DEFINE_list(field.name, [str(v) for v in field.default], HELP[field.name])
-  config_lib.define_flags()
-
-
-def settings_from_flags(flag_values):
-  """TuneSettings from parsed flags. Raises ConfigError naming the flag."""
-  values = {f.name: flag_values[f.name].value for f in dataclasses.fields(TuneSettings)}
-  try:
-    values["latent_dims"] = tuple(int(v) for v in values["latent_dims"])
-  except ValueError:
-    raise config_lib.ConfigError(f"--latent_dims={','.join(values['latent_dims'])} must be "
-                                 "comma-separated integers.") from None
-  return TuneSettings(**values)
 
 
 def main(argv):
@@ -497,7 +303,8 @@ def main(argv):
   began = time.perf_counter()
   with cli.user_errors("tfvae.tune"):
     result = search(config, settings, fv.workdir)
-  print(format_table(result["trials"], settings.objective))
+  print(tune_report.format_table(result["trials"], settings.objective,
+                                   OBJECTIVES[settings.objective] == "max"))
   best = result["best"]
   logging.info("Search done in %.0f s: %d trials in %s. Best: %s (validation %s %.3f), exported "
                "to %s. TensorBoard (HParams): tensorboard --logdir %s", time.perf_counter() -

@@ -18,11 +18,11 @@ References:
 
 import tensorflow as tf
 
-from tfvae import networks
 from tfvae import objectives
+from tfvae.models import base
 
 
-class AE(tf.Module):
+class AE(base.EncoderDecoder):
   """x -> code h = f(x) [B, latent_dim] -> p(x | g(h)); loss = distortion + penalty.
 
   Args:
@@ -33,27 +33,7 @@ class AE(tf.Module):
   """
 
   def __init__(self, config):
-    super().__init__(name=config.model)
-    if len(config.image_shape) != 3:
-      raise ValueError(f"config.image_shape must be [H, W, C], got {config.image_shape}.")
-    self.config = config
-    sizes = dict(architecture=config.architecture, hidden_sizes=config.hidden_sizes,
-                 conv_filters=config.conv_filters)
-    self.encoder = networks.Encoder(config.image_shape, config.latent_dim, **sizes,
-                                    stochastic=False, name="encoder")
-    self.decoder = networks.Decoder(config.image_shape, config.latent_dim, **sizes,
-                                    likelihood=config.likelihood, name="decoder")
-    self.encoder(tf.zeros([1, *config.image_shape]))
-    self.decoder(tf.zeros([1, config.latent_dim]))
-
-  @property
-  def trainable_variables(self):
-    """Encoder then decoder variables, in a fixed order (optimizer slots are stored by position)."""
-    return list(self.encoder.trainable_variables) + list(self.decoder.trainable_variables)
-
-  @property
-  def variables(self):
-    return list(self.encoder.variables) + list(self.decoder.variables)
+    super().__init__(config, stochastic=False, name=config.model)
 
   def prior(self):
     """None: a deterministic autoencoder has no density over codes."""

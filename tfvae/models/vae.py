@@ -1,13 +1,12 @@
 """The variational autoencoder (Kingma & Welling 2014) with a beta-weighted rate (Higgins 2017),
 beta schedules (Bowman et al. 2016; Fu et al. 2019) and free bits (Kingma et al. 2016)."""
 
-import tensorflow as tf
-
 from tfvae import networks
 from tfvae import objectives
+from tfvae.models import base
 
 
-class VAE(tf.Module):
+class VAE(base.EncoderDecoder):
   """Encoder q(z|x), decoder p(x|z) and prior p(z) = N(0, I), with the shared model interface.
 
   Args:
@@ -20,27 +19,7 @@ class VAE(tf.Module):
   """
 
   def __init__(self, config):
-    super().__init__(name="vae")
-    if len(config.image_shape) != 3:
-      raise ValueError(f"config.image_shape must be [H, W, C], got {config.image_shape}.")
-    self.config = config
-    sizes = dict(architecture=config.architecture, hidden_sizes=config.hidden_sizes,
-                 conv_filters=config.conv_filters)
-    self.encoder = networks.Encoder(config.image_shape, config.latent_dim, **sizes,
-                                    name="encoder")
-    self.decoder = networks.Decoder(config.image_shape, config.latent_dim, **sizes,
-                                    likelihood=config.likelihood, name="decoder")
-    self.encoder(tf.zeros([1, *config.image_shape]))
-    self.decoder(tf.zeros([1, config.latent_dim]))
-
-  @property
-  def trainable_variables(self):
-    """Encoder then decoder variables, in a fixed order (optimizer slots are stored by position)."""
-    return list(self.encoder.trainable_variables) + list(self.decoder.trainable_variables)
-
-  @property
-  def variables(self):
-    return list(self.encoder.variables) + list(self.decoder.variables)
+    super().__init__(config, stochastic=True, name="vae")
 
   def prior(self):
     return networks.prior(self.config.latent_dim)

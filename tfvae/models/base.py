@@ -1,0 +1,46 @@
+"""What every encoder/decoder model shares: building both networks from a Config, and their
+variables in a fixed order."""
+
+import tensorflow as tf
+
+from tfvae import networks
+
+
+class EncoderDecoder(tf.Module):
+  """An encoder x [B, H, W, C] -> distribution over codes and a decoder codes -> p(x|z).
+
+  Args:
+    config: tfvae.config.Config; uses image_shape, latent_dim, architecture, hidden_sizes,
+      conv_filters and likelihood.
+    stochastic: True for q(z|x) = MultivariateNormalDiag, False for a point mass at the code.
+    name: the module's name.
+
+  Raises:
+    ValueError: if config.image_shape is not [H, W, C].
+
+  The networks are built (weights created) in the constructor, so a checkpoint can be restored
+  into a fresh instance straight away.
+  """
+
+  def __init__(self, config, stochastic, name):
+    super().__init__(name=name)
+    if len(config.image_shape) != 3:
+      raise ValueError(f"config.image_shape must be [H, W, C], got {config.image_shape}.")
+    self.config = config
+    sizes = dict(architecture=config.architecture, hidden_sizes=config.hidden_sizes,
+                 conv_filters=config.conv_filters)
+    self.encoder = networks.Encoder(config.image_shape, config.latent_dim, **sizes,
+                                    stochastic=stochastic, name="encoder")
+    self.decoder = networks.Decoder(config.image_shape, config.latent_dim, **sizes,
+                                    likelihood=config.likelihood, name="decoder")
+    self.encoder(tf.zeros([1, *config.image_shape]))
+    self.decoder(tf.zeros([1, config.latent_dim]))
+
+  @property
+  def trainable_variables(self):
+    """Encoder then decoder variables, in a fixed order (optimizer slots are stored by position)."""
+    return list(self.encoder.trainable_variables) + list(self.decoder.trainable_variables)
+
+  @property
+  def variables(self):
+    return list(self.encoder.variables) + list(self.decoder.variables)

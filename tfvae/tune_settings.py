@@ -1,0 +1,122 @@
+"""The search's settings: the TuneSettings dataclass (tune-only flags), its absl flags, and the
+objectives a search can rank by. tfvae.tune runs the search; training flags stay in tfvae.config.
+"""
+
+import dataclasses
+
+from absl import flags
+
+from tfvae import config as config_lib
+
+TUNERS = ("random", "hyperband", "bayesian")
+# --objective -> keras-tuner direction. nll and elbo are metrics of the validation evaluation
+# (evaluation.Evaluator), at beta = 1 whatever beta the trial trained with; m1_accuracy is M1's
+# validation accuracy (tfvae.ssl.m1_accuracy: logistic regression on the posterior means of the
+# --num_labels labeled train examples chosen by --label_seed).
+OBJECTIVES = {"nll": "min", "elbo": "max", "m1_accuracy": "max"}
+
+HELP = {
+    "tuner": "Search algorithm: random, hyperband or bayesian.",
+    "max_trials": "Number of trials (for hyperband, a cap on top of its brackets). Raise it to "
+                  "extend a finished search.",
+    "objective": "Trial ranking: nll (validation -log p(x) by the importance-weighted bound at "
+                 "K = --eval_importance_samples, minimized), elbo (validation ELBO at beta = 1, "
+                 "maximized) or m1_accuracy (validation accuracy of logistic regression on the "
+                 "posterior means of --num_labels labeled train examples, Kingma et al. 2014 M1; "
+                 "maximized).",
+    "beta_min": "Smallest beta; beta is sampled log-uniformly in [--beta_min, --beta_max].",
+    "beta_max": "Largest beta.",
+    "latent_dims": "Comma-separated choices of --latent_dim.",
+    "learning_rate_min": "With --learning_rate_max, search the learning rate log-uniformly in "
+                         "this range; 0 (both): use --learning_rate for all trials.",
+    "learning_rate_max": "Largest learning rate searched (see --learning_rate_min).",
+    "tune_seed": "Seed of the search algorithm (which hyperparameters are tried). Training uses "
+                 "--seed, the same for every trial.",
+    "hyperband_max_epochs": "Hyperband: epochs of the longest trials (replaces --epochs).",
+    "hyperband_factor": "Hyperband: reduction factor between successive-halving rounds.",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class TuneSettings:
+  """What to search and how. Field names are the flag names of `python -m tfvae.tune`.
+
+  Raises:
+    tfvae.config.ConfigError: naming the flag, for a value that cannot run.
+  """
+  tuner: str = "random"
+  max_trials: int = 10
+  objective: str = "nll"
+  beta_min: float = 0.1
+  beta_max: float = 10.0
+  latent_dims: tuple[int, ...] = (2, 8, 32)
+  learning_rate_min: float = 0.0
+  learning_rate_max: float = 0.0
+  tune_seed: int = 0
+  hyperband_max_epochs: int = 9
+  hyperband_factor: int = 3
+
+  def __post_init__(self):
+    error = config_lib.ConfigError
+    if self.tuner not in TUNERS:
+      raise error(f"--tuner={self.tuner!r} is not one of {', '.join(TUNERS)}.")
+    if self.objective not in OBJECTIVES:
+      raise error(f"--objective={self.objective!r} is not one of {', '.join(OBJECTIVES)}.")
+    for name in ("max_trials", "hyperband_max_epochs"):
+      if getattr(self, name) < 1:
+        raise error(f"--{name}={getattr(self, name)} must be a positive integer.")
+    if self.hyperband_factor < 2:
+      raise error(f"--hyperband_factor={self.hyperband_factor} must be >= 2.")
+    if self.tune_seed < 0:
+      raise error(f"--tune_seed={self.tune_seed} must be >= 0.")
+    if not self.beta_min > 0:
+      raise error(f"--beta_min={self.beta_min} must be > 0 (beta is searched on a log scale).")
+    if self.beta_min > self.beta_max:
+      raise error(f"--beta_min={self.beta_min} is larger than --beta_max={self.beta_max}.")
+    if not self.latent_dims:
+      raise error("--latent_dims is empty: give at least one latent size.")
+    if any(d < 1 for d in self.latent_dims) or len(set(self.latent_dims)) < len(
+        self.latent_dims):
+      raise error(f"--latent_dims={','.join(map(str, self.latent_dims))} must be distinct "
+                  "positive integers.")
+    low, high = self.learning_rate_min, self.learning_rate_max
+    if (low, high) != (0, 0):
+      if not 0 < low <= high:
+        raise error(f"--learning_rate_min={low} and --learning_rate_max={high}: give both, "
+                    "with 0 < min <= max (or both 0 to keep --learning_rate fixed).")
+
+  @property
+  def searches_learning_rate(self):
+    return self.learning_rate_max > 0
+
+  def to_dict(self):
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_dict(cls, values):
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def define_flags():
+  """Defines --workdir, the tune flags (TuneSettings) and the Config flags. Call once."""
+  flags.DEFINE_string("workdir", "/tmp/tfvae/tune", "Folder of the search (one subfolder per "
+                      "trial).")
+  for field in dataclasses.fields(TuneSettings):
+    define = {int: flags.DEFINE_integer, float: flags.DEFINE_float,
+              str: flags.DEFINE_string}.get(field.type)
+    if define:
+      define(field.name, field.default, HELP[field.name])
+    else:  # tuple[int, ...]
+      flags.DEFINE_list(field.name, [str(v) for v in field.default], HELP[field.name])
+  config_lib.define_flags()
+
+
+def settings_from_flags(flag_values):
+  """TuneSettings from parsed flags. Raises ConfigError naming the flag."""
+  values = {f.name: flag_values[f.name].value for f in dataclasses.fields(TuneSettings)}
+  try:
+    values["latent_dims"] = tuple(int(v) for v in values["latent_dims"])
+  except ValueError:
+    raise config_lib.ConfigError(f"--latent_dims={','.join(values['latent_dims'])} must be "
+                                 "comma-separated integers.") from None
+  return TuneSettings(**values)
