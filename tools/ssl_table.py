@@ -40,6 +40,12 @@ flags.DEFINE_integer("labeled_batch_size", 32, "Labeled rows per batch (PC-VAE, 
 flags.DEFINE_float("prediction_weight", 10.0, "PC-VAE's lambda.")
 flags.DEFINE_float("classifier_weight", 0.0, "M2's alpha (0: 0.1 * N).")
 flags.DEFINE_integer("nn_epochs", 200, "Epochs of the supervised network over the labeled set.")
+flags.DEFINE_integer("nn_max_steps", 5000,
+                     "At most this many steps (batch 32) of the supervised network: caps the "
+                     "epochs when the labeled set is large (--num_labels=all).", lower_bound=1)
+flags.DEFINE_integer("all_label_seeds", 0,
+                     "Seeds (weights) of the --num_labels=all ceiling; 0: --label_seeds.",
+                     lower_bound=0)
 flags.DEFINE_string("output", "", "Also write the markdown table to this file.")
 FLAGS = flags.FLAGS
 
@@ -78,6 +84,12 @@ def _train(config, workdir):
   return model, results["test"]
 
 
+def _nn_epochs(num_labeled, batch_size=32):
+  """--nn_epochs, capped so the supervised network takes at most --nn_max_steps steps."""
+  steps_per_epoch = -(-num_labeled // batch_size)
+  return max(1, min(FLAGS.nn_epochs, FLAGS.nn_max_steps // steps_per_epoch))
+
+
 def _cell(num_labels, seed):
   """Test accuracies of every method for one (num_labels, seed), cached in a json file."""
   from tfvae import data as data_lib  # pylint: disable=import-outside-toplevel
@@ -98,7 +110,8 @@ def _cell(num_labels, seed):
   out = {"raw_lr": ssl.logistic_regression_accuracy(train_x[chosen], train_y[chosen], test_x,
                                                     test_y),
          "raw_nn": ssl.supervised_network_accuracy(train_x[chosen], train_y[chosen], test_x,
-                                                   test_y, config, FLAGS.nn_epochs, seed=seed)}
+                                                   test_y, config, _nn_epochs(len(chosen)),
+                                                   seed=seed)}
   vae, _ = _train(dataclasses.replace(config, model="vae"), os.path.join(root, f"vae_seed{seed}"))
   out["m1"] = ssl.m1_accuracy(vae, data, config)["accuracy"]
   pc_vae, test = _train(dataclasses.replace(config, model="pc_vae"),
@@ -119,7 +132,9 @@ def _cell(num_labels, seed):
 def _mean_std(values):
   import numpy as np  # pylint: disable=import-outside-toplevel
   values = 100 * np.asarray(values)
-  return f"{values.mean():.1f} ± {values.std(ddof=1) if len(values) > 1 else 0.0:.1f}"
+  if len(values) == 1:
+    return f"{values[0]:.1f} (1 seed)"
+  return f"{values.mean():.1f} ± {values.std(ddof=1):.1f}"
 
 
 def table(cells):
@@ -141,7 +156,10 @@ def main(argv):
   cells = {}
   for num_labels in settings:
     cells[num_labels] = []
-    for seed in range(FLAGS.label_seeds):
+    seeds = FLAGS.label_seeds
+    if num_labels == "all" and FLAGS.all_label_seeds:
+      seeds = FLAGS.all_label_seeds
+    for seed in range(seeds):
       cells[num_labels].append(_cell(num_labels, seed))
       print(f"num_labels={num_labels} seed={seed}: {json.dumps(cells[num_labels][-1])}",
             flush=True)
