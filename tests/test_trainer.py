@@ -110,3 +110,72 @@ def test_xla_step_matches_the_plain_step(digits):
   np.testing.assert_allclose(m1["loss"], m2["loss"], rtol=0.01)
   for a, b in zip(plain.model.variables, xla.model.variables):
     np.testing.assert_allclose(a.numpy(), b.numpy(), atol=2e-3)  # one Adam step moves <= lr
+
+
+def _trajectory(config, data, strategy, chunks=(3, 7, 10, 5)):
+  """Mean train loss of every chunk of steps, and the final weights."""
+  trainer = trainer_lib.Trainer(config, strategy)
+  source = trainer.train_iterator(data)
+  losses = [trainer.train(source, n)["loss"] for n in chunks]
+  return losses, _values(trainer.model.variables)
+
+
+@pytest.mark.parametrize("overrides", [
+    {},  # dynamic binarization
+    {"binarization": "dequantize", "likelihood": "normal"},
+    {"model": "m2", "num_labels": "50", "labeled_batch_size": 16},
+], ids=["vae", "dequantized", "m2_50_labels"])
+def test_data_on_device_and_steps_per_loop_give_the_same_trajectory(digits, overrides):
+  config, data = digits
+  config = config_lib.Config.from_dict({**config.to_dict(), "num_classes": 10, **overrides})
+  data = data_lib.load(config)
+  # 25 steps cross an epoch boundary (998 // 64 = 15 steps per epoch; 14 with labeled rows).
+  plain = _trajectory(config, data, tf.distribute.OneDeviceStrategy("/cpu:0"))
+  for change in ({"data_on_device": True}, {"steps_per_loop": 1},
+                 {"data_on_device": True, "steps_per_loop": 4}):
+    other = _trajectory(config_lib.Config.from_dict({**config.to_dict(), **change}), data,
+                        tf.distribute.OneDeviceStrategy("/cpu:0"))
+    np.testing.assert_allclose(other[0], plain[0], rtol=1e-6, err_msg=str(change))
+    for a, b in zip(plain[1], other[1]):
+      np.testing.assert_allclose(a, b, atol=1e-6, err_msg=str(change))
+
+
+def test_data_on_device_with_two_replicas_takes_the_one_replica_steps(digits):
+  config, data = digits
+  config = config_lib.Config.from_dict({**config.to_dict(), "data_on_device": True})
+  one = _trajectory(config, data, tf.distribute.OneDeviceStrategy("/cpu:0"), chunks=(20,))
+  two = _trajectory(config, data, tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]),
+                    chunks=(20,))
+  np.testing.assert_allclose(two[0], one[0], rtol=1e-5)
+  for a, b in zip(one[1], two[1]):
+    np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_mixed_bfloat16_computes_in_bfloat16_and_keeps_float32_weights(digits):
+  config, data = digits
+  config = config_lib.Config.from_dict({**config.to_dict(), "dtype_policy": "mixed_bfloat16"})
+  try:
+    trainer = trainer_lib.Trainer(config, tf.distribute.OneDeviceStrategy("/cpu:0"))
+    hidden = trainer.model.encoder.body.layers[-1]
+    assert hidden.compute_dtype == "bfloat16"
+    assert all(v.dtype == tf.float32 for v in trainer.model.variables)
+    q_z = trainer.model.encoder(tf.constant(data.test.images[:4] / 16, tf.float32))
+    assert q_z.dtype == tf.float32
+    before = _values(trainer.model.variables)
+    metrics = trainer.train(trainer.train_iterator(data), 5)
+    assert np.isfinite(metrics["loss"]) and metrics["skipped"] == 0
+    assert all(not np.array_equal(a, b) for a, b in zip(before, _values(trainer.model.variables)))
+    float32 = trainer_lib.Trainer(config_lib.Config.from_dict({**config.to_dict(),
+                                                              "dtype_policy": "float32"}),
+                                  tf.distribute.OneDeviceStrategy("/cpu:0"))
+    assert float32.model.encoder.body.layers[-1].compute_dtype == "float32"
+    for a, b in zip(float32.model.variables, trainer.model.variables):
+      a.assign(b)  # the same weights: bfloat16 compute changes the ELBO by well under 1%
+    x = tf.constant(data.test.images[:200] / 16 > 0.5, tf.float32)
+    elbo = lambda t: float(tf.reduce_mean(t.model.losses({"image": x}, tf.constant([1, 2]),
+                                                          tf.constant(0, tf.int64),
+                                                          training=False)["elbo"]))
+    np.testing.assert_allclose(elbo(trainer), elbo(float32), rtol=0.01)
+  finally:
+    import keras  # pylint: disable=import-outside-toplevel
+    keras.config.set_dtype_policy("float32")

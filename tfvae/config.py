@@ -28,6 +28,7 @@ CHOICES = {
     "beta_schedule": ("constant", "linear", "cyclical"),
     "corruption": ("masking", "gaussian"),
     "strategy": ("mirrored", "one_device"),
+    "dtype_policy": ("float32", "mixed_bfloat16"),
 }
 
 HELP = {
@@ -98,6 +99,12 @@ HELP = {
     "num_cpu_devices": "Split the CPU into this many logical devices (replicas for mirrored on a "
                        "machine without GPUs).",
     "jit_compile": "XLA-compile the loss and gradient computation (not the optimizer update).",
+    "data_on_device": "Keep the uint8 train split on the device (every replica's) and build each "
+                      "batch inside the compiled train step (shuffle, gather, binarize) instead of "
+                      "a tf.data pipeline on the host; same batches either way.",
+    "dtype_policy": "Keras dtype policy of the networks: float32, or mixed_bfloat16 (bfloat16 "
+                    "compute, float32 weights and distribution parameters; fast on GPUs/TPUs "
+                    "and CPUs with bfloat16 units, slow on other CPUs: see tools/benchmark.py).",
     "clip_grad_norm": "Clip the global norm of the (all-reduced) gradient to this; 0: no clipping.",
     "max_consecutive_skips": "Stop with an error after this many updates in a row were skipped "
                              "for a non-finite loss or gradient.",
@@ -142,6 +149,8 @@ class Config:
   strategy: str = "mirrored"
   num_cpu_devices: int = 1
   jit_compile: bool = False
+  dtype_policy: str = "float32"
+  data_on_device: bool = False
   clip_grad_norm: float = 0.0
   max_consecutive_skips: int = 100
   inject_nan_at_steps: tuple[int, ...] = ()
@@ -273,7 +282,7 @@ RESUMABLE_CHANGES = frozenset({"epochs", "train_steps", "eval_every", "checkpoin
                                "eval_importance_samples", "clip_grad_norm",
                                "max_consecutive_skips", "inject_nan_at_steps",
                                "steps_per_loop", "eval_batch_size", "strategy", "num_cpu_devices",
-                               "jit_compile", "data_dir", "pixel_levels", "num_classes",
+                               "jit_compile", "dtype_policy", "data_on_device", "data_dir", "pixel_levels", "num_classes",
                                "labeled_examples"})
 
 # Fields resolved from the data (written to config.json), not flags.

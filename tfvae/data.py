@@ -224,12 +224,13 @@ def steps_per_epoch(data, batch_size):
   return max(1, len(data.train) // batch_size)
 
 
-def train_dataset(data, config, start_step=0):
-  """Infinite dataset of global train batches, a pure function of (config.seed, step).
+class TrainBatches:
+  """The global train batch of every step, a pure function of (config.seed, step).
 
-  Each epoch is a fresh permutation of the train split (drop remainder), so a run resumed at
-  `start_step` sees exactly the batches an uninterrupted run would have seen. With dynamic
-  binarization or dequantization, the noise is drawn from a seed folded from the step.
+  Each epoch is a fresh permutation of the train split (drop remainder), so a run resumed at any
+  step sees exactly the batches an uninterrupted run would have seen. With dynamic binarization
+  or dequantization, the noise is drawn for the whole global batch from a seed folded from the
+  step.
 
   Semi-supervised models (config.SEMI_SUPERVISED) with --num_labels=N: the first
   `labeled_batch_size` rows of every global batch are labeled examples, drawn without
@@ -238,68 +239,124 @@ def train_dataset(data, config, start_step=0):
   permutation of the whole train split with label -1 (unknown). With --num_labels=all every row
   keeps its label. Other models always get the plain batches (labels as stored).
 
+  Two consumers build identical batches from it: `train_dataset` (a tf.data pipeline on the
+  host) and the trainer's on-device path (--data_on_device), which keeps the uint8 images on the
+  device and calls `epoch_order` once per epoch and `rows` inside the compiled train step.
+
   Args:
     data: Data from `load`.
-    config: Config; uses seed, batch_size and binarization.
+    config: Config; uses seed, batch_size, binarization, model, num_labels, label_seed,
+      labeled_batch_size, inject_nan_at_steps.
+
+  Raises:
+    DataError: if the batch is larger than the train split or --labeled_batch_size than the
+      labeled set.
+  """
+
+  def __init__(self, data, config):
+    self.batch_size = config.batch_size
+    self.num_examples = len(data.train)
+    if self.num_examples < self.batch_size:
+      raise DataError(f"--batch_size={self.batch_size} is larger than the {self.num_examples} "
+                      f"train examples of --dataset={config.dataset}.")
+    self.mixed = config.model in config_lib.SEMI_SUPERVISED and config.labels_known is not None
+    self.num_labeled_rows = config.labeled_batch_size if self.mixed else 0
+    self.chosen = None
+    if self.mixed:
+      chosen = labeled_indices(data, config)
+      if config.labeled_batch_size > len(chosen):
+        raise DataError(f"--labeled_batch_size={config.labeled_batch_size} is larger than "
+                        f"--num_labels={len(chosen)}.")
+      self.chosen = chosen
+    self.unlabeled_rows = self.batch_size - self.num_labeled_rows  # permutation rows per step
+    self.steps_per_epoch = max(1, self.num_examples // self.unlabeled_rows)
+    self.images = data.train.images  # uint8 [N, H, W, C], on the host
+    self.labels = data.train.labels
+    self.max_value = data.max_value
+    self.dequantize = data.dequantize
+    self.binarize = config.binarization == "dynamic"
+    self.inject_nan_at_steps = tuple(config.inject_nan_at_steps)
+    self.seed = tf.constant([config.seed, 0], tf.int32)
+
+  def epoch_order(self, epoch):
+    """int32 [steps_per_epoch, unlabeled_rows]: the train indices of every step of `epoch`."""
+    epoch_seed = tf.random.experimental.stateless_fold_in(self.seed, tf.cast(epoch, tf.int32))
+    order = tf.argsort(tf.random.stateless_uniform([self.num_examples], seed=epoch_seed))
+    return tf.reshape(order[:self.steps_per_epoch * self.unlabeled_rows],
+                      [self.steps_per_epoch, self.unlabeled_rows])
+
+  def row_indices(self, step, order_row):
+    """(int indices [B] into the train split, label-known mask or None) of the step's batch."""
+    if not self.mixed:
+      return order_row, None
+    labeled_seed = tf.random.experimental.stateless_fold_in(self.seed + 2, tf.cast(step, tf.int32))
+    chosen = tf.constant(self.chosen)
+    rows = tf.argsort(tf.random.stateless_uniform([len(self.chosen)], seed=labeled_seed))
+    labeled = tf.cast(tf.gather(chosen, rows[:self.num_labeled_rows]), order_row.dtype)
+    return tf.concat([labeled, order_row], 0), True
+
+  def rows(self, step, order_row, images, labels, begin=0, size=None):
+    """Rows [begin, begin + size) of the global batch of `step`.
+
+    Args:
+      step: int64 scalar, the global step.
+      order_row: int [unlabeled_rows], this step's row of `epoch_order`.
+      images: uint8 [N, H, W, C] Tensor of the train split (on whichever device).
+      labels: int64 [N] Tensor.
+      begin, size: the slice of the global batch to build (a replica's rows); size None means
+        all rows. The noise is drawn for the global batch, so any slicing gives the same rows.
+
+    Returns:
+      {"image": float32 [size, H, W, C], "label": int64 [size]}.
+    """
+    indices, mixed = self.row_indices(step, order_row)
+    batch_labels = tf.gather(labels, indices)
+    if mixed:
+      batch_labels = tf.concat([batch_labels[:self.num_labeled_rows],
+                                tf.fill([self.unlabeled_rows], tf.constant(-1, tf.int64))], 0)
+    size = self.batch_size if size is None else size
+    x = tf.cast(tf.gather(images, indices[begin:begin + size]), tf.float32)
+    step_seed = tf.random.experimental.stateless_fold_in(self.seed + 1, tf.cast(step, tf.int32))
+    if self.dequantize or self.binarize:
+      noise = tf.random.stateless_uniform([self.batch_size, *self.images.shape[1:]],
+                                          seed=step_seed)[begin:begin + size]
+    if self.dequantize:
+      x = (x + noise) / (self.max_value + 1)
+    else:
+      x = x / self.max_value
+    if self.binarize:
+      x = tf.cast(noise < x, tf.float32)
+    if self.inject_nan_at_steps:  # fault injection for tests
+      poisoned = tf.reduce_any(tf.equal(step, list(self.inject_nan_at_steps)))
+      x = tf.where(poisoned, float("nan"), x)
+    return {"image": x, "label": batch_labels[begin:begin + size]}
+
+
+def train_dataset(data, config, start_step=0):
+  """Infinite tf.data dataset of the global train batches of `TrainBatches`, from `start_step`.
+
+  Args:
+    data: Data from `load`.
+    config: Config (see `TrainBatches`).
     start_step: int, the global step of the first batch.
 
   Returns:
     tf.data.Dataset of batches {"image": float32 [B, H, W, C], "label": int64 [B]}.
+
+  Raises:
+    DataError: as `TrainBatches`.
   """
-  batch = config.batch_size
-  per_epoch = steps_per_epoch(data, batch)
-  num = len(data.train)
-  if num < batch:
-    raise DataError(f"--batch_size={batch} is larger than the {num} train examples of "
-                    f"--dataset={config.dataset}.")
-  mixed = config.model in config_lib.SEMI_SUPERVISED and config.labels_known is not None
-  num_labeled_rows = config.labeled_batch_size if mixed else 0
-  if mixed:
-    chosen = labeled_indices(data, config)
-    if config.labeled_batch_size > len(chosen):
-      raise DataError(f"--labeled_batch_size={config.labeled_batch_size} is larger than "
-                      f"--num_labels={len(chosen)}.")
-    chosen = tf.constant(chosen)
-    batch -= num_labeled_rows  # unlabeled rows per step
-    per_epoch = max(1, num // batch)
-  images = tf.constant(data.train.images)
-  labels = tf.constant(data.train.labels)
-  seed = tf.constant([config.seed, 0], tf.int32)
-
-  def epoch_batches(epoch):
-    epoch_seed = tf.random.experimental.stateless_fold_in(seed, tf.cast(epoch, tf.int32))
-    order = tf.argsort(tf.random.stateless_uniform([num], seed=epoch_seed))
-    return tf.data.Dataset.from_tensor_slices(tf.reshape(order[:per_epoch * batch],
-                                                         [per_epoch, batch]))
-
-  def make_batch(step, indices):
-    batch_labels = tf.gather(labels, indices)
-    if mixed:
-      labeled_seed = tf.random.experimental.stateless_fold_in(seed + 2, tf.cast(step, tf.int32))
-      rows = tf.argsort(tf.random.stateless_uniform([len(chosen)], seed=labeled_seed))
-      labeled = tf.gather(chosen, rows[:num_labeled_rows])
-      batch_labels = tf.concat([tf.gather(labels, labeled),
-                                tf.fill([batch], tf.constant(-1, tf.int64))], 0)
-      indices = tf.concat([tf.cast(labeled, indices.dtype), indices], 0)
-    x = tf.cast(tf.gather(images, indices), tf.float32)
-    step_seed = tf.random.experimental.stateless_fold_in(seed + 1, tf.cast(step, tf.int32))
-    if data.dequantize:
-      x = (x + tf.random.stateless_uniform(tf.shape(x), seed=step_seed)) / (data.max_value + 1)
-    else:
-      x = x / data.max_value
-    if config.binarization == "dynamic":
-      x = tf.cast(tf.random.stateless_uniform(tf.shape(x), seed=step_seed) < x, tf.float32)
-    if config.inject_nan_at_steps:  # fault injection for tests
-      poisoned = tf.reduce_any(tf.equal(step, list(config.inject_nan_at_steps)))
-      x = tf.where(poisoned, float("nan"), x)
-    return {"image": x, "label": batch_labels}
-
+  batches = TrainBatches(data, config)
+  images, labels = tf.constant(batches.images), tf.constant(batches.labels)
+  per_epoch = batches.steps_per_epoch
   start_epoch, offset = divmod(start_step, per_epoch)
   order = (tf.data.Dataset.range(start_epoch, np.iinfo(np.int64).max)
-           .flat_map(epoch_batches).skip(offset))
+           .flat_map(lambda epoch: tf.data.Dataset.from_tensor_slices(batches.epoch_order(epoch)))
+           .skip(offset))
   steps = tf.data.Dataset.range(start_step, np.iinfo(np.int64).max)
   return (tf.data.Dataset.zip(steps, order)
-          .map(make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+          .map(lambda step, row: batches.rows(step, row, images, labels),
+               num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
           .prefetch(tf.data.AUTOTUNE))
 
 

@@ -138,8 +138,7 @@ def train_and_evaluate(config, workdir, overwrite=False):
   validation = data_lib.eval_dataset(data, "validation", config.eval_batch_size)
   summary_images = tf.constant(data.validation.images[:_NUM_SUMMARY_IMAGES] / data.max_value,
                                tf.float32)
-  iterator = iter(strategy.experimental_distribute_dataset(
-      data_lib.train_dataset(data, config, start_step=start)))
+  iterator = trainer.train_iterator(data, start)
   progress = keras.utils.Progbar(total, verbose=1 if sys.stderr.isatty() else 0,
                                  unit_name="step")
   step, validation_metrics = start, None

@@ -11,6 +11,7 @@ import keras
 import tensorflow as tf
 
 from tfvae import config as config_lib
+from tfvae import data as data_lib
 from tfvae import evaluation
 from tfvae import models
 
@@ -71,6 +72,19 @@ class Trainer:
     self._grads = tf.function(self._grads_fn, jit_compile=True) if config.jit_compile else (
         self._grads_fn)
 
+  def train_iterator(self, data, start_step=0):
+    """The source of train batches for `train`, starting at global step `start_step`.
+
+    With --data_on_device, a `DeviceData` (the uint8 train images copied once to every replica's
+    device; each step's rows gathered and binarized inside the compiled step); otherwise the
+    distributed iterator over the tf.data pipeline `data_lib.train_dataset`. Both give the same
+    batches (`data_lib.TrainBatches`), so the same training trajectory.
+    """
+    if self.config.data_on_device:
+      return DeviceData(data, self.config, self.strategy)
+    return iter(self.strategy.experimental_distribute_dataset(
+        data_lib.train_dataset(data, self.config, start_step=start_step)))
+
   def restore(self):
     """Restores the latest checkpoint, if any. Returns the step reached."""
     if self.manager and self.manager.latest_checkpoint:
@@ -119,28 +133,57 @@ class Trainer:
     sums["skipped"] = skipped / context.num_replicas_in_sync  # summed over replicas below
     return sums
 
-  def _one_step(self, iterator):
+  def _device_step_fn(self, source, order_row, images, labels, seed, step):
+    """Replica fn of --data_on_device: builds this replica's rows of the global batch."""
+    context = tf.distribute.get_replica_context()
+    rows = self.config.batch_size // context.num_replicas_in_sync
+    begin = tf.cast(context.replica_id_in_sync_group, tf.int32) * rows
+    batch = source.batches.rows(step, order_row, images, labels, begin, rows)
+    return self._train_step_fn(batch, seed, step)
+
+  def _one_step(self, source, order):
     step = self.step.read_value()
     seed = tf.random.experimental.stateless_fold_in(self._seed, tf.cast(step, tf.int32))
-    per_replica = self.strategy.run(self._train_step_fn, args=(next(iterator), seed, step))
+    if order is None:
+      per_replica = self.strategy.run(self._train_step_fn, args=(next(source), seed, step))
+    else:
+      row = tf.gather(order, step % source.batches.steps_per_epoch)
+      per_replica = self.strategy.run(
+          self._device_step_fn, args=(source, row, source.images, source.labels, seed, step))
     self.step.assign_add(1)
     return {k: self.strategy.reduce("SUM", v, axis=None) for k, v in per_replica.items()}
 
-  def _train_loop_fn(self, iterator, num_steps):
-    sums = self._one_step(iterator)
+  def _train_loop_fn(self, source, order, num_steps):
+    sums = self._one_step(source, order)
     for _ in tf.range(num_steps - 1):
-      sums = {k: v + w for (k, v), w in zip(sums.items(), self._one_step(iterator).values())}
+      sums = {k: v + w for (k, v), w in zip(sums.items(), self._one_step(source, order).values())}
     return sums
 
+  def _segments(self, source, num_steps):
+    """(order, steps) calls of the compiled loop: one per epoch crossed with on-device data."""
+    if not isinstance(source, DeviceData):
+      return [(None, num_steps)]
+    out, step = [], int(self.step.numpy())
+    per_epoch = source.batches.steps_per_epoch
+    while num_steps > 0:
+      steps = min(num_steps, per_epoch - step % per_epoch)
+      out.append((source.epoch_order(step // per_epoch), steps))
+      step, num_steps = step + steps, num_steps - steps
+    return out
+
   def train(self, iterator, num_steps):
-    """Runs `num_steps` train steps (one tf.function call) from a distributed iterator.
+    """Runs `num_steps` train steps (one tf.function call per epoch crossed) from the source of
+    `train_iterator` (a distributed iterator, or DeviceData).
 
     Returns:
       dict of Python floats: the mean per-example loss, elbo, rate, distortion over the steps
       whose update was applied (NaN if none was), and "skipped": the number of updates skipped
       for a non-finite loss or gradient.
     """
-    sums = self._train_loop(iterator, tf.constant(num_steps, tf.int64))
+    sums = None
+    for order, steps in self._segments(iterator, num_steps):
+      part = self._train_loop(iterator, order, tf.constant(steps, tf.int64))
+      sums = part if sums is None else {k: v + part[k] for k, v in sums.items()}
     skipped = int(round(float(sums.pop("skipped"))))
     applied = (num_steps - skipped) * self.config.batch_size
     out = {k: float(v) / applied if applied else float("nan") for k, v in sums.items()}
@@ -150,6 +193,37 @@ class Trainer:
   def evaluate(self, dataset):
     """Metrics of `evaluation.Evaluator` (nats per example) over a finite dataset."""
     return self.evaluator(dataset)
+
+
+class DeviceData:
+  """The train split kept on the device(s) for --data_on_device.
+
+  The uint8 images and labels are copied once to every replica's device; `epoch_order` (a
+  permutation, computed once per epoch and cached) is passed to the compiled loop, and each
+  replica gathers and binarizes its rows of the global batch inside the step
+  (`data_lib.TrainBatches.rows`), with the same noise as the tf.data path.
+
+  Args:
+    data: data_lib.Data.
+    config: Config.
+    strategy: the tf.distribute.Strategy of the trainer.
+  """
+
+  def __init__(self, data, config, strategy):
+    self.batches = data_lib.TrainBatches(data, config)
+    images, labels = self.batches.images, self.batches.labels
+    self.images = strategy.experimental_distribute_values_from_function(
+        lambda _: tf.constant(images))
+    self.labels = strategy.experimental_distribute_values_from_function(
+        lambda _: tf.constant(labels))
+    self._orders = {}
+
+  def epoch_order(self, epoch):
+    """int32 [steps_per_epoch, rows]: the permutation of `epoch` (cached: last two epochs)."""
+    if epoch not in self._orders:
+      self._orders = {e: o for e, o in self._orders.items() if e == epoch - 1}
+      self._orders[epoch] = self.batches.epoch_order(epoch)
+    return self._orders[epoch]
 
 
 def restore_model(workdir, strategy=None):

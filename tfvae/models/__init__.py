@@ -24,7 +24,10 @@ MODELS = {
 
 
 def build(config):
-  """Builds the model named by `config.model` (image_shape must be resolved)."""
+  """Builds the model named by `config.model` (image_shape must be resolved), with the Keras
+  dtype policy `config.dtype_policy` (made global: Keras reads it when layers are created)."""
+  import keras  # pylint: disable=import-outside-toplevel
+  keras.config.set_dtype_policy(config.dtype_policy)
   return MODELS[config.model](config)
 
 
