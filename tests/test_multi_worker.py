@@ -130,6 +130,12 @@ def test_two_workers_train_the_weights_of_one_process_and_only_the_chief_writes(
   assert os.path.islink(multi / "export") and os.path.exists(multi / "export" / "saved_model.pb")
   assert not os.listdir(tmp_path / "multi_tmp")
 
+  # Later commands run in one process on the run (no TF_CONFIG needed).
+  assert "TF_CONFIG" not in os.environ
+  proc = run_module("tfvae.evaluate", f"--workdir={multi}", "--split=test",
+                    "--num_importance_samples=5")
+  assert "digits test (359 examples, step 20)" in proc.stderr
+
 
 def test_a_killed_run_resumes_from_the_chiefs_checkpoint(tmp_path):
   workdir = str(tmp_path / "run")
@@ -154,9 +160,10 @@ def test_a_killed_run_resumes_from_the_chiefs_checkpoint(tmp_path):
   stderr = _stderr(tmp_path, "resume")
   for index in (0, 1):
     assert _worker_lines(stderr, index, f"steps {killed_at} -> 1000")
-  stopped = {int(re.search(r"Stopped by SIGTERM at step (\d+)", line).group(1))
-             for index in (0, 1) for line in _worker_lines(stderr, index, "Stopped by SIGTERM")}
-  assert len(stopped) == 1 and killed_at < _latest_step(workdir) == stopped.pop() < 1000
+  stopped = [int(re.search(r"Stopped by SIGTERM at step (\d+)", line).group(1))
+             for index in (0, 1) for line in _worker_lines(stderr, index, "Stopped by SIGTERM")]
+  assert len(stopped) == 2 and stopped[0] == stopped[1]  # both workers, the same step
+  assert killed_at < _latest_step(workdir) == stopped[0] < 1000
   assert "Traceback" not in stderr
 
   # 3. And again: it finishes, with every worker on the chief's weights.
