@@ -195,6 +195,7 @@ def test_sigterm_mid_trial_stops_the_search_and_a_rerun_resumes_the_trial(tmp_pa
     ("--objective=loss", "--objective='loss' is not one of nll, elbo, m1_accuracy"),
     ("--objective=m1_accuracy", "--objective=m1_accuracy needs --num_labels=N"),
     ("--model=ae", "--model=ae: the search is over beta and latent size"),
+    ("--strategy=multi_worker", "--strategy=multi_worker: tfvae.tune runs its trials in one"),
 ])
 def test_bad_input_exits_with_a_message_naming_the_flag(tmp_path, flag, message):
   proc = run_module("tfvae.tune", *TINY, flag, f"--workdir={tmp_path}", check=False)

@@ -27,7 +27,7 @@ CHOICES = {
     "model": ("vae", "ae", "sparse_ae", "denoising_ae", "contractive_ae", "m2", "pc_vae"),
     "beta_schedule": ("constant", "linear", "cyclical"),
     "corruption": ("masking", "gaussian"),
-    "strategy": ("mirrored", "one_device"),
+    "strategy": ("mirrored", "one_device", "multi_worker"),
     "dtype_policy": ("float32", "mixed_bfloat16"),
 }
 
@@ -95,7 +95,12 @@ HELP = {
     "checkpoint_every": "Write a checkpoint every this many steps (and always at the end).",
     "seed": "The one seed: weights, data order, binarization and sampling noise.",
     "strategy": "mirrored: tf.distribute.MirroredStrategy over all GPUs, else all logical CPUs; "
-                "one_device: a single device.",
+                "one_device: a single device; multi_worker: "
+                "tf.distribute.MultiWorkerMirroredStrategy over the cluster described by the "
+                "TF_CONFIG environment variable (every worker runs the same command; each has "
+                "one replica per GPU, else one CPU replica; --batch_size is the global batch over "
+                "all of them; only the chief writes to --workdir, which must be on a shared "
+                "filesystem). tools/launch_local_workers.py runs workers on this machine.",
     "num_cpu_devices": "Split the CPU into this many logical devices (replicas for mirrored on a "
                        "machine without GPUs).",
     "jit_compile": "XLA-compile the loss and gradient computation (not the optimizer update).",

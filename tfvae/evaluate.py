@@ -95,6 +95,8 @@ def evaluate_workdir(workdir, split, num_importance_samples, chunk_size=500, bat
   from tfvae import trainer  # pylint: disable=import-outside-toplevel
 
   config = config_lib.load(workdir)
+  if config.strategy == "multi_worker":  # evaluated in this one process
+    config = config_lib.Config.from_dict({**config.to_dict(), "strategy": "mirrored"})
   trainer.split_cpu(config.num_cpu_devices)
   strategy = trainer.make_strategy(config)
   config, model, step = trainer.restore_model(workdir, strategy)

@@ -13,6 +13,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from tfvae import distribute
 from tfvae import objectives
 
 ACTIVE_UNIT_THRESHOLD = 0.01
@@ -130,7 +131,7 @@ class Evaluator:
       accuracy in [0, 1] over the examples with a label (label >= 0). num_examples (int).
     """
     totals = {}
-    for batch in self.strategy.experimental_distribute_dataset(dataset):
+    for batch in distribute.distribute_dataset(self.strategy, dataset):
       for k, v in self._step(batch).items():
         totals[k] = totals.get(k, 0.0) + np.asarray(v, np.float64)
     count = totals.pop("count")

@@ -1,7 +1,8 @@
 """One training run in a workdir: resume, the train/evaluate/checkpoint loop, signals, export.
 
 Workdir layout: config.json, ckpt/, tensorboard/{train,eval}/, export (a link to export.<time>),
-eval.json, figures/.
+eval.json, figures/. In a multi-worker run every worker runs this same function; only the chief
+writes to the workdir (see tfvae/distribute.py).
 """
 
 import contextlib
@@ -19,6 +20,7 @@ import tensorflow as tf
 
 from tfvae import config as config_lib
 from tfvae import data as data_lib
+from tfvae import distribute
 from tfvae import evaluation
 from tfvae import export as export_lib
 from tfvae import summaries
@@ -86,7 +88,20 @@ def describe(metrics, config):
                    f"{label} {metrics[k]}" for k, label in names if k in metrics)
 
 
-def train_and_evaluate(config, workdir, overwrite=False):
+def _prepare_workdir(config, workdir, overwrite):
+  """Refuses (or with overwrite deletes) a run with another config; writes config.json."""
+  if os.path.exists(os.path.join(workdir, config_lib.CONFIG_FILENAME)):
+    try:
+      config_lib.check_resumable(config_lib.load(workdir), config)
+    except config_lib.ConfigError:
+      if not overwrite:
+        raise
+      logging.warning("--overwrite: deleting the run in %s", workdir)
+      _delete_run(workdir)
+  config_lib.save(config, workdir)
+
+
+def train_and_evaluate(config, workdir, overwrite=False, strategy=None):
   """Trains `config` in `workdir`, resuming from its latest checkpoint, then evaluates and exports.
 
   Returns:
@@ -98,6 +113,11 @@ def train_and_evaluate(config, workdir, overwrite=False):
     workdir: the run folder.
     overwrite: if the workdir holds a run with a different config, delete it (RUN_OUTPUTS)
       instead of refusing.
+    strategy: the tf.distribute.Strategy to train under; default `trainer.make_strategy(config)`.
+      Pass it when it must exist before any TF op (--strategy=multi_worker: the entry point
+      creates it first). Under MultiWorkerMirroredStrategy every worker calls this function;
+      the chief alone writes to the workdir (config.json, ckpt/, tensorboard/, eval.json,
+      export), and all workers stop together after SIGTERM/SIGINT to any of them.
 
   Raises:
     tfvae.config.ConfigError: if workdir holds a run with a different config (and not
@@ -106,6 +126,8 @@ def train_and_evaluate(config, workdir, overwrite=False):
     TrainingError: after --max_consecutive_skips non-finite updates in a row.
     Interrupted: after SIGTERM/SIGINT, once a checkpoint is written.
   """
+  strategy = strategy or trainer_lib.make_strategy(config)  # checks the batch split first
+  chief = distribute.is_chief(strategy)
   data = data_lib.load(config)
   config = config_lib.Config.from_dict({**config.to_dict(), "image_shape": data.image_shape,
                                         "pixel_levels": data.max_value + 1,
@@ -115,16 +137,17 @@ def train_and_evaluate(config, workdir, overwrite=False):
   mismatch = config_lib.likelihood_mismatch(config)
   if mismatch:
     logging.warning("%s", mismatch)
-  strategy = trainer_lib.make_strategy(config)  # checks the batch split before writing
-  if os.path.exists(os.path.join(workdir, config_lib.CONFIG_FILENAME)):
+  refused = None
+  if chief:
     try:
-      config_lib.check_resumable(config_lib.load(workdir), config)
-    except config_lib.ConfigError:
-      if not overwrite:
-        raise
-      logging.warning("--overwrite: deleting the run in %s", workdir)
-      _delete_run(workdir)
-  config_lib.save(config, workdir)
+      _prepare_workdir(config, workdir, overwrite)
+    except config_lib.ConfigError as e:
+      refused = e
+  # The other workers learn that the chief refused (and stop) instead of waiting for it; once
+  # this returns, the chief has replaced any run --overwrite deletes, so all restore the same.
+  if distribute.any_worker(strategy, [refused is not None])[0]:
+    raise refused or config_lib.ConfigError(
+        f"The chief refused to train in --workdir={workdir} (its log says why).")
 
   trainer = trainer_lib.Trainer(config, strategy, workdir)
   start = trainer.restore()
@@ -144,7 +167,7 @@ def train_and_evaluate(config, workdir, overwrite=False):
   step, validation_metrics = start, None
   with _StopSignals() as stop, contextlib.ExitStack() as cleanup:
     writers = {name: tf.summary.create_file_writer(os.path.join(workdir, "tensorboard", name))
-               for name in ("train", "eval")}
+               if chief else tf.summary.create_noop_writer() for name in ("train", "eval")}
     for writer in writers.values():
       cleanup.callback(writer.close)  # also when the loop raises: no buffered event is lost
     while step < total:
@@ -173,15 +196,19 @@ def train_and_evaluate(config, workdir, overwrite=False):
           "examples_per_second": examples_per_second,
           "skipped_updates": int(trainer.skipped_updates.numpy())})
       progress.update(step, [("loss", metrics["loss"])])
-      if stop.received:
+      # Every worker stops at the same step (a collective when there are several).
+      sigterm, sigint = distribute.any_worker(
+          strategy, [stop.received == signal.SIGTERM, stop.received == signal.SIGINT])
+      if sigterm or sigint:
         trainer.save()
         writers["train"].flush()
-        raise Interrupted(stop.received, step, workdir)
+        raise Interrupted(signal.SIGTERM if sigterm else signal.SIGINT, step, workdir)
       if step % eval_every == 0 or step == total:
         metrics = validation_metrics = trainer.evaluate(validation)
         summaries.write_scalars(writers["eval"], step, metrics)
-        summaries.write_images(writers["eval"], step, trainer.model, summary_images,
-                               tf.constant(evaluation.EVAL_SEED, tf.int32))
+        if chief:
+          summaries.write_images(writers["eval"], step, trainer.model, summary_images,
+                                 tf.constant(evaluation.EVAL_SEED, tf.int32))
         writers["eval"].flush()
         writers["train"].flush()
         logging.info("step %d  epoch %.2f  validation %s  (%.0f examples/s)", step,
@@ -192,9 +219,11 @@ def train_and_evaluate(config, workdir, overwrite=False):
   results = {"step": step,
              "validation": validation_metrics or trainer.evaluate(validation),
              "test": trainer.evaluate(data_lib.eval_dataset(data, "test", config.eval_batch_size))}
-  with open(os.path.join(workdir, "eval.json.tmp"), "w") as f:
-    json.dump(results, f, indent=2)
-  os.replace(os.path.join(workdir, "eval.json.tmp"), os.path.join(workdir, "eval.json"))
+  if chief:
+    with open(os.path.join(workdir, "eval.json.tmp"), "w") as f:
+      json.dump(results, f, indent=2)
+    os.replace(os.path.join(workdir, "eval.json.tmp"), os.path.join(workdir, "eval.json"))
   logging.info("step %d  test %s", step, describe(results["test"], config))
-  export_lib.export(trainer.model, os.path.join(workdir, "export"))
+  with distribute.write_dir(strategy, workdir) as export_dir:  # every worker saves
+    export_lib.export(trainer.model, os.path.join(export_dir, "export"))
   return results

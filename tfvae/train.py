@@ -3,6 +3,10 @@
 Trains (resuming from WORKDIR's latest checkpoint if there is one), evaluates on the validation
 and test splits, and exports a SavedModel to WORKDIR/export. A flagfile may include another
 (`--flagfile=configs/base.cfg`); flags given later on the command line override it.
+
+With --strategy=multi_worker every worker runs this same command with its own TF_CONFIG
+(`python tools/launch_local_workers.py --num_workers=2 -- python -m tfvae.train ...` on one
+machine); only the chief writes to --workdir.
 """
 
 import os
@@ -29,9 +33,11 @@ def main(argv):
     config = config_lib.from_flags(FLAGS)
   from tfvae import run  # pylint: disable=import-outside-toplevel
   from tfvae import trainer  # pylint: disable=import-outside-toplevel
-  trainer.split_cpu(config.num_cpu_devices)  # before any TF op
   with cli.user_errors("tfvae.train"):
-    results = run.train_and_evaluate(config, FLAGS.workdir, FLAGS.overwrite)
+    if config.strategy != "multi_worker":
+      trainer.split_cpu(config.num_cpu_devices)  # before any TF op
+    strategy = trainer.make_strategy(config)  # before any TF op (data loading runs some)
+    results = run.train_and_evaluate(config, FLAGS.workdir, FLAGS.overwrite, strategy)
   logging.info("Done: test %s. Outputs in %s (tensorboard --logdir %s)",
                run.describe(results["test"], config), FLAGS.workdir,
                os.path.join(FLAGS.workdir, "tensorboard"))

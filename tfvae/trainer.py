@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from tfvae import config as config_lib
 from tfvae import data as data_lib
+from tfvae import distribute
 from tfvae import evaluation
 from tfvae import models
 
@@ -25,7 +26,17 @@ def split_cpu(num_devices):
 
 
 def make_strategy(config):
-  """MirroredStrategy over all GPUs (else all logical CPUs), or OneDeviceStrategy."""
+  """The strategy of --strategy: MirroredStrategy over all GPUs (else all logical CPUs),
+  OneDeviceStrategy, or MultiWorkerMirroredStrategy over the cluster of TF_CONFIG.
+
+  With --strategy=multi_worker, call it before any other TF op runs in the process.
+
+  Raises:
+    tfvae.config.ConfigError: if the batch does not split over the replicas, or TF_CONFIG is
+      missing or invalid (multi_worker).
+  """
+  if config.strategy == "multi_worker":
+    return distribute.multi_worker_strategy(config)
   gpus = tf.config.list_logical_devices("GPU")
   devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
   if config.strategy == "one_device":
@@ -42,7 +53,8 @@ class Trainer:
   Args:
     config: a Config with image_shape resolved.
     strategy: a tf.distribute.Strategy.
-    workdir: str or None; checkpoints go to WORKDIR/ckpt when given.
+    workdir: str or None; checkpoints go to WORKDIR/ckpt when given. Every worker of a
+      multi-worker run restores from there (a shared filesystem); only the chief saves there.
   """
 
   def __init__(self, config, strategy, workdir=None):
@@ -62,10 +74,10 @@ class Trainer:
       self.skipped_updates = tf.Variable(0, name="skipped_updates", **counter)
     self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
                                           step=self.step)
+    self._ckpt_dir = os.path.join(workdir, "ckpt") if workdir else None
     self.manager = None
-    if workdir:
-      self.manager = tf.train.CheckpointManager(self.checkpoint, os.path.join(workdir, "ckpt"),
-                                                max_to_keep=3)
+    if workdir and distribute.is_chief(strategy):
+      self.manager = tf.train.CheckpointManager(self.checkpoint, self._ckpt_dir, max_to_keep=3)
     self._seed = tf.constant([config.seed, 1], tf.int32)
     self._train_loop = tf.function(self._train_loop_fn)
     self.evaluator = evaluation.Evaluator(self.model, strategy, config.eval_importance_samples)
@@ -82,18 +94,28 @@ class Trainer:
     """
     if self.config.data_on_device:
       return DeviceData(data, self.config, self.strategy)
-    return iter(self.strategy.experimental_distribute_dataset(
-        data_lib.train_dataset(data, self.config, start_step=start_step)))
+    return iter(distribute.distribute_dataset(
+        self.strategy, data_lib.train_dataset(data, self.config, start_step=start_step)))
 
   def restore(self):
-    """Restores the latest checkpoint, if any. Returns the step reached."""
-    if self.manager and self.manager.latest_checkpoint:
-      self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+    """Restores the latest checkpoint of WORKDIR/ckpt, if any. Returns the step reached."""
+    latest = self._ckpt_dir and tf.train.latest_checkpoint(self._ckpt_dir)
+    if latest:
+      self.checkpoint.restore(latest).assert_existing_objects_matched()
     return int(self.step.numpy())
 
   def save(self):
+    """Writes a checkpoint at the current step to WORKDIR/ckpt (the chief).
+
+    Every worker of a multi-worker run must call it at the same point: the others save the
+    same way into a temporary folder that is deleted at once (a save may run collectives).
+    """
     if self.manager:
       self.manager.save(checkpoint_number=self.step)
+    elif self._ckpt_dir:
+      with distribute.write_dir(self.strategy, None) as scratch:
+        tf.train.CheckpointManager(self.checkpoint, scratch, max_to_keep=1).save(
+            checkpoint_number=self.step)
 
   def _grads_fn(self, batch, seed, step):
     variables = self.model.trainable_variables

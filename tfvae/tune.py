@@ -188,6 +188,9 @@ def _check_search(base_config, settings):
     raise config_lib.ConfigError(f"--model={base_config.model}: the search is over beta and "
                                  "latent size and ranks by a bound on log p(x), so it needs "
                                  "--model=vae.")
+  if base_config.strategy == "multi_worker":
+    raise config_lib.ConfigError("--strategy=multi_worker: tfvae.tune runs its trials in one "
+                                 "process; use mirrored or one_device.")
   if settings.objective == "m1_accuracy" and not base_config.num_labels.isdigit():
     raise config_lib.ConfigError("--objective=m1_accuracy needs --num_labels=N (the labeled "
                                  "train examples of M1), not "
