@@ -99,7 +99,9 @@ def _validation_elbo(workdir):
 def test_two_workers_train_the_weights_of_one_process_and_only_the_chief_writes(tmp_path):
   steps = ["--train_steps=20", "--checkpoint_every=10", "--eval_every=10", "--seed=3"]
   multi, single = tmp_path / "multi", tmp_path / "single"
-  launcher = _launch(tmp_path, "multi", *steps, f"--workdir={multi}")
+  # The workers build their batches on the device (--data_on_device), the single process with
+  # tf.data: both give the same global batches (the resume test covers DATA-sharded tf.data).
+  launcher = _launch(tmp_path, "multi", *steps, f"--workdir={multi}", "--data_on_device")
   assert launcher.wait(TIMEOUT_S) == 0, _stderr(tmp_path, "multi")[-5000:]
   run_module("tfvae.train", "--strategy=one_device", *TINY, *steps, f"--workdir={single}")
   stderr = _stderr(tmp_path, "multi")
