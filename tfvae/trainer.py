@@ -14,6 +14,7 @@ from tfvae import config as config_lib
 from tfvae import data as data_lib
 from tfvae import distribute
 from tfvae import evaluation
+from tfvae import fused_adam
 from tfvae import models
 
 
@@ -63,8 +64,8 @@ class Trainer:
     keras.utils.set_random_seed(config.seed)  # weight initialization
     with strategy.scope():
       self.model = models.build(config)
-      self.optimizer = keras.optimizers.Adam(config.learning_rate,
-                                             global_clipnorm=config.clip_grad_norm or None)
+      self.optimizer = fused_adam.FusedAdam(config.learning_rate,
+                                            global_clipnorm=config.clip_grad_norm or None)
       self.optimizer.build(self.model.trainable_variables)
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
       # Updates skipped for a non-finite loss or gradient: in a row, and in this process.

@@ -6,7 +6,8 @@ Every row runs in a fresh process (so the logical-CPU split, the dtype policy an
 memory belong to that row alone), first tfvae's `Trainer` (the code `python -m tfvae.train`
 runs), then the reference in tools/keras_reference_vae.py with the same architecture,
 objective, batch size, XLA setting, dtype policy and replicas. Reported per row:
-  - examples/s: median over --repeats timed chunks of --steps train steps, after warm-up;
+  - examples/s: median over --repeats timed chunks of --steps train steps (at batch 128; as
+    many examples per chunk at other batch sizes), after warm-up;
   - step time (ms): global batch / examples/s;
   - time to first step (s): from the start of the row's process (imports, data, model build,
     tracing/compilation) to the end of the first train step;
@@ -181,8 +182,7 @@ def _keras_row(row, steps, repeats, epochs):
   with strategy.scope():
     vae = keras_reference_vae.build(data.image_shape, ARCH["latent_dim"], row["architecture"],
                                     ARCH["hidden_sizes"], ARCH["conv_filters"])
-    if row["jit_compile"] is False:
-      vae.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=False)
+    vae.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=row["jit_compile"])
   vae.fit(x[:batch], batch_size=batch, epochs=1, verbose=0)
   first_step_s = time.perf_counter() - _STARTED
   timer = _EpochTimes()
@@ -265,8 +265,9 @@ def main(argv):
     if FLAGS.only and row["name"] not in FLAGS.only:
       continue
     result = {"row": row}
+    row_steps = max(10, steps * 128 // row["batch_size"])  # about the same examples per chunk
     for runner in ("tfvae", "keras"):
-      result[runner] = _spawn(runner, row, steps, repeats)
+      result[runner] = _spawn(runner, row, row_steps, repeats)
     print(json.dumps(result), flush=True)
     results.append(result)
   text = table(results, machine)
