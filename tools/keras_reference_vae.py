@@ -25,8 +25,9 @@ def _encoder(image_shape, latent_dim, architecture, hidden_sizes, conv_filters):
     for filters in conv_filters:
       h = keras.layers.Conv2D(filters, 3, strides=2, padding="same", activation="relu")(h)
     h = keras.layers.Flatten()(h)
-  z_mean = keras.layers.Dense(latent_dim)(h)
-  z_log_var = keras.layers.Dense(latent_dim)(h)
+  # Outputs in float32 (the Keras mixed-precision guide's advice; a no-op in float32).
+  z_mean = keras.layers.Dense(latent_dim, dtype="float32")(h)
+  z_log_var = keras.layers.Dense(latent_dim, dtype="float32")(h)
   return keras.Model(inputs, [z_mean, z_log_var], name="encoder")
 
 
@@ -37,7 +38,8 @@ def _decoder(image_shape, latent_dim, architecture, hidden_sizes, conv_filters):
   if architecture == "mlp":
     for size in reversed(hidden_sizes):
       h = keras.layers.Dense(size, activation="relu")(h)
-    logits = keras.layers.Reshape(image_shape)(keras.layers.Dense(height * width * channels)(h))
+    logits = keras.layers.Reshape(image_shape)(
+        keras.layers.Dense(height * width * channels, dtype="float32")(h))
   else:
     factor = 2 ** len(conv_filters)
     h0, w0 = -(-height // factor), -(-width // factor)
@@ -50,7 +52,7 @@ def _decoder(image_shape, latent_dim, architecture, hidden_sizes, conv_filters):
     if crop_h or crop_w:
       h = keras.layers.Cropping2D(((crop_h // 2, crop_h - crop_h // 2),
                                    (crop_w // 2, crop_w - crop_w // 2)))(h)
-    logits = keras.layers.Conv2D(channels, 3, padding="same")(h)
+    logits = keras.layers.Conv2D(channels, 3, padding="same", dtype="float32")(h)
   return keras.Model(inputs, logits, name="decoder")
 
 
