@@ -38,7 +38,7 @@ def _decoder(image_shape, latent_dim, architecture, hidden_sizes, conv_filters):
   if architecture == "mlp":
     for size in reversed(hidden_sizes):
       h = keras.layers.Dense(size, activation="relu")(h)
-    logits = keras.layers.Reshape(image_shape)(
+    logits = keras.layers.Reshape(image_shape, dtype="float32")(
         keras.layers.Dense(height * width * channels, dtype="float32")(h))
   else:
     factor = 2 ** len(conv_filters)
@@ -71,6 +71,12 @@ class VAE(keras.Model):
   @property
   def metrics(self):
     return [self.loss_tracker, self.rate_tracker, self.distortion_tracker]
+
+  def call(self, x):
+    """Reconstruction logits at the posterior mean (Keras builds the model through it under a
+    tf.distribute strategy)."""
+    z_mean, _ = self.encoder(x)
+    return self.decoder(z_mean)
 
   def _terms(self, x):
     z_mean, z_log_var = self.encoder(x)
