@@ -245,7 +245,7 @@ def test_ssl_table_tool_prints_every_row(tmp_path):
                            "--batch_size=32", "--labeled_batch_size=8",
                            f"--workdir={tmp_path}", f"--output={tmp_path / 'table.md'}")
   table = (tmp_path / "table.md").read_text()
-  rows = [line for line in table.splitlines() if line.startswith("| ") and "±" in line]
+  rows = [line for line in table.splitlines() if line.startswith("| ") and "(1 seed)" in line]
   assert "| 50 labels |" in table and len(rows) == 6
   assert "M2: classifier" in proc.stdout
   cell = json.loads((tmp_path / "labels_50" / "seed0.json").read_text())
