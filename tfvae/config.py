@@ -103,7 +103,10 @@ HELP = {
                 "filesystem). tools/launch_local_workers.py runs workers on this machine.",
     "num_cpu_devices": "Split the CPU into this many logical devices (replicas for mirrored on a "
                        "machine without GPUs).",
-    "jit_compile": "XLA-compile the loss and gradient computation (not the optimizer update); on by default (faster on a 2-core CPU, see tools/benchmark.py); XLA draws the same-seeded noise in another order than TF does.",
+    "jit_compile": "XLA-compile the loss and gradient computation (not the optimizer update). "
+                   "On by default: 13% faster for the MLP VAE on a 2-core CPU, but slower for "
+                   "the conv VAE there, so the conv configs turn it off (README, Speed). XLA "
+                   "draws the same-seeded noise in another order than TF does.",
     "data_on_device": "Keep the uint8 train split on the device (every replica's) and build each "
                       "batch inside the compiled train step (shuffle, gather, binarize) instead of "
                       "a tf.data pipeline on the host; same batches either way.",

@@ -1,8 +1,6 @@
-"""Datasets as in-memory uint8 arrays, and the tf.data pipelines that feed training and evaluation.
+"""Datasets as in-memory uint8 splits, and the batches that feed training and evaluation.
 
-Sources: scikit-learn's bundled 8x8 digits (`digits`, no download), and any TFDS image dataset by
-name (`fashion_mnist` is prepared offline from Debian's files when it cannot be downloaded).
-Images stay uint8 in memory; pipelines scale them to [0, 1] float32 and binarize as configured.
+The raw datasets are read by tfvae/sources.py (digits, TFDS). Images stay uint8 in memory; pipelines scale them to [0, 1] float32 and binarize as configured.
 
 A batch is a dict {"image": float32 [B, H, W, C] in [0, 1], "label": int64 [B]} (label -1 when
 the dataset has none).
@@ -14,15 +12,14 @@ import numpy as np
 import tensorflow as tf
 
 from tfvae import config as config_lib
-from tfvae import fashion_mnist_local
+from tfvae import sources
 
 # Fixed seeds for binarizing once, independent of --seed, so numbers compare across runs.
 _FIXED_BINARIZATION_SEED = {"train": 1, "validation": 2, "test": 3}
 _DIGITS_TEST_FRACTION = 0.2
 
 
-class DataError(ValueError):
-  """A dataset cannot be had or read; the message says which flag to set or what to install."""
+DataError = sources.DataError  # defined with the readers that raise it first
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,9 +64,10 @@ def load(config):
       train/test split.
   """
   if config.dataset == "digits":
-    train, test, max_value, names = _load_digits()
+    (train, test), max_value, names = sources.digits(_DIGITS_TEST_FRACTION)
   else:
-    train, test, max_value, names = _load_tfds(config.dataset, config.data_dir)
+    (train, test), max_value, names = sources.tfds_dataset(config.dataset, config.data_dir)
+  train, test = Split(*train), Split(*test)
   num_validation = int(round(len(train) * config.validation_fraction))
   if not 0 < num_validation < len(train):
     raise DataError(f"--validation_fraction={config.validation_fraction} leaves no train or "
@@ -91,76 +89,6 @@ def _binarize_once(split, max_value, seed):
   probs = split.images.astype(np.float32) / max_value
   on = rng.random(probs.shape, dtype=np.float32) < probs
   return Split((on * max_value).astype(np.uint8), split.labels)
-
-
-def _load_digits():
-  from sklearn import datasets  # pylint: disable=import-outside-toplevel
-  digits = datasets.load_digits()
-  images = digits.images.astype(np.uint8)[..., None]  # [1797, 8, 8, 1], 16 gray levels
-  labels = digits.target.astype(np.int64)
-  order = np.random.default_rng(0).permutation(len(images))
-  num_test = int(round(len(images) * _DIGITS_TEST_FRACTION))
-  test, train = order[:num_test], order[num_test:]
-  return (Split(images[train], labels[train]), Split(images[test], labels[test]), 16,
-          tuple(str(i) for i in range(10)))
-
-
-def _load_tfds(name, data_dir):
-  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
-  data_dir = data_dir or None
-  try:
-    builder = tfds.builder(name, data_dir=data_dir)
-  except tfds.core.registered.DatasetNotFoundError:
-    raise DataError(f"--dataset={name} is neither 'digits' nor a TFDS dataset name "
-                    "(see https://www.tensorflow.org/datasets/catalog).") from None
-  if (name == "fashion_mnist" and not builder.is_prepared()
-      and fashion_mnist_local.available()):
-    try:
-      fashion_mnist_local.prepare(data_dir)
-    except ValueError as e:  # a missing or corrupt source file, named in the message
-      raise DataError(f"--dataset=fashion_mnist: {e}") from None
-  try:
-    loaded = [_to_numpy(tfds, tfds.load(name, split=split, data_dir=data_dir))
-              for split in ("train", "test")]
-  except Exception as e:  # pylint: disable=broad-except
-    hint = (" Offline, install Debian's copy: apt-get install dataset-fashion-mnist."
-            if name == "fashion_mnist" else "")
-    raise DataError(
-        f"--dataset={name} could not be loaded or downloaded into --data_dir="
-        f"{data_dir or '~/tensorflow_datasets'} ({type(e).__name__}: "
-        f"{str(e).splitlines()[0] if str(e) else ''}). Connect to the internet once, or set "
-        f"--data_dir to a folder where TFDS has prepared it.{hint}") from None
-  splits = []
-  for split in loaded:
-    if "image" not in split:
-      raise DataError(f"--dataset={name} has no 'image' feature (features: "
-                      f"{sorted(builder.info.features)}).")
-    images = split["image"]
-    if images.dtype != np.uint8 or images.ndim != 4:
-      raise DataError(f"--dataset={name}: images are {images.dtype} {images.shape}; "
-                      "expected uint8 [N, H, W, C].")
-    labels = split.get("label", np.full(len(images), -1)).astype(np.int64)
-    splits.append(Split(images, labels))
-  label = builder.info.features["label"] if "label" in builder.info.features else None
-  names = tuple(label.names) if hasattr(label, "names") else ()
-  return splits[0], splits[1], 255, names
-
-
-def _to_numpy(tfds, dataset):
-  """All of a TFDS split as a dict of numpy arrays ("image", "label").
-
-  With a known cardinality it is one batch (what tfds.load(batch_size=-1) does). Iterating
-  instead was measured to halve the speed of the training that follows in the same process
-  (18,000 -> 8,000 examples/s, fashion_mnist MLP), so iteration is only the fallback for an
-  unknown cardinality (tfds.testing.mock_data, where batch_size=-1 aborts the process).
-  """
-  num = int(dataset.cardinality())
-  if num > 0:
-    batches = [tfds.as_numpy(dataset.batch(num).get_single_element())]
-  else:
-    batches = list(tfds.as_numpy(dataset.batch(4096)))
-  return {key: np.concatenate([b[key] for b in batches]) for key in batches[0]
-          if key in ("image", "label")}
 
 
 def balanced_subset(labels, num_labels, num_classes, seed):

@@ -10,8 +10,8 @@ ships for it, which computes the same formula (Kingma & Ba 2015, Algorithm 1 wit
   lr_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t)
   m <- beta1 m + (1 - beta1) g;  v <- beta2 v + (1 - beta2) g^2;  w <- w - lr_t m / (sqrt(v) + eps)
 
-Measured in tools/benchmark.py (README): it removes about a fifth of the step time of the MLP
-VAE on a 2-core CPU. With amsgrad it falls back to Keras's update.
+Measured on a 2-core CPU: a train step of a bare 784-512-256-784 MLP (batch 128) went from
+6.6 to 5.2 ms with it (README "Speed"). With amsgrad it falls back to Keras's update.
 """
 
 import keras

@@ -141,28 +141,6 @@ def _tfvae_row(row, steps, repeats, epochs):
   return out
 
 
-class _EpochTimes:
-  """A Keras callback keeping the wall time of every epoch (no per-batch hook, so it adds no
-  host sync to the timed loop)."""
-
-  def __new__(cls):
-    import keras  # pylint: disable=import-outside-toplevel
-
-    class Callback(keras.callbacks.Callback):
-
-      def __init__(self):
-        super().__init__()
-        self.times = []
-
-      def on_epoch_begin(self, epoch, logs=None):
-        self.began = time.perf_counter()
-
-      def on_epoch_end(self, epoch, logs=None):
-        self.times.append(time.perf_counter() - self.began)
-
-    return Callback()
-
-
 def _keras_row(row, steps, repeats, epochs):
   """Times the reference: tools/keras_reference_vae.py with model.fit."""
   import keras  # pylint: disable=import-outside-toplevel
@@ -187,7 +165,21 @@ def _keras_row(row, steps, repeats, epochs):
     vae.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=row["jit_compile"])
   vae.fit(x[:batch], batch_size=batch, epochs=1, verbose=0)
   first_step_s = time.perf_counter() - _STARTED
-  timer = _EpochTimes()
+
+  class EpochTimes(keras.callbacks.Callback):
+    """Wall time of every epoch (no per-batch hook, so no host sync in the timed loop)."""
+
+    def __init__(self):
+      super().__init__()
+      self.times, self.began = [], None
+
+    def on_epoch_begin(self, epoch, logs=None):
+      self.began = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+      self.times.append(time.perf_counter() - self.began)
+
+  timer = EpochTimes()
   x_timed = np.resize(x, (steps * batch, *x.shape[1:]))  # `steps` full batches per epoch
   vae.fit(x_timed, batch_size=batch, epochs=repeats + 1, shuffle=True, verbose=0,
           callbacks=[timer])
