@@ -243,13 +243,19 @@ def test_ssl_table_tool_prints_every_row(tmp_path):
                            "--label_seeds=1", "--nowith_all", "--train_steps=6",
                            "--nn_epochs=1", "--hidden_sizes=16", "--latent_dim=2",
                            "--batch_size=32", "--labeled_batch_size=8",
+                           "--binarization=none", "--likelihood=continuous_bernoulli",
                            f"--workdir={tmp_path}", f"--output={tmp_path / 'table.md'}")
   table = (tmp_path / "table.md").read_text()
+  assert "binarization none, continuous_bernoulli likelihood" in table
   rows = [line for line in table.splitlines() if line.startswith("| ") and "(1 seed)" in line]
   assert "| 50 labels |" in table and len(rows) == 6
   assert "M2: classifier" in proc.stdout
   cell = json.loads((tmp_path / "labels_50" / "seed0.json").read_text())
   assert all(0 <= cell[k] <= 1 for k in ("raw_lr", "raw_nn", "m1", "pc_vae_lr", "pc_vae", "m2"))
+  for model_name in ("vae", "pc_vae", "m2"):  # the data flags reach every trained model
+    saved = json.loads(
+        (tmp_path / "labels_50" / f"{model_name}_seed0" / "config.json").read_text())
+    assert (saved["binarization"], saved["likelihood"]) == ("none", "continuous_bernoulli")
 
 
 def run_module_script(script, *args):

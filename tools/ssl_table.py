@@ -29,6 +29,11 @@ flags.DEFINE_string("data_dir", "", "As tfvae.train's --data_dir.")
 flags.DEFINE_string("num_labels", "100", "Labeled train examples N (balanced).")
 flags.DEFINE_integer("label_seeds", 3, "Number of seeds (labeled subsets).", lower_bound=1)
 flags.DEFINE_bool("with_all", True, "Also run every method with --num_labels=all.")
+flags.DEFINE_enum("binarization", "dynamic", ["dynamic", "static", "none"],
+                  "As tfvae.train's --binarization, for every method (pixels included).")
+flags.DEFINE_enum("likelihood", "bernoulli", ["bernoulli", "continuous_bernoulli"],
+                  "As tfvae.train's --likelihood (VAE, PC-VAE, M2). With --binarization=none, "
+                  "bernoulli is the cross-entropy on gray levels (not a log-likelihood).")
 flags.DEFINE_enum("architecture", "mlp", ["mlp", "conv"], "Networks of every method.")
 flags.DEFINE_list("hidden_sizes", ["300", "300"], "MLP widths.")
 flags.DEFINE_list("conv_filters", ["32", "64"], "Conv filters.")
@@ -60,7 +65,8 @@ METHODS = (("raw_lr", "logistic regression on pixels"),
 def _base_config(num_labels, seed):
   from tfvae import config as config_lib  # pylint: disable=import-outside-toplevel
   return config_lib.Config(
-      dataset=FLAGS.dataset, data_dir=FLAGS.data_dir, architecture=FLAGS.architecture,
+      dataset=FLAGS.dataset, data_dir=FLAGS.data_dir, binarization=FLAGS.binarization,
+      likelihood=FLAGS.likelihood, architecture=FLAGS.architecture,
       hidden_sizes=tuple(int(h) for h in FLAGS.hidden_sizes),
       conv_filters=tuple(int(f) for f in FLAGS.conv_filters), latent_dim=FLAGS.latent_dim,
       batch_size=FLAGS.batch_size, labeled_batch_size=FLAGS.labeled_batch_size,
@@ -168,7 +174,8 @@ def main(argv):
            f"{'-'.join(FLAGS.hidden_sizes if FLAGS.architecture == 'mlp' else FLAGS.conv_filters)}"
            f", latent_dim {FLAGS.latent_dim}, "
            + (f"{FLAGS.train_steps} steps" if FLAGS.train_steps else f"{FLAGS.epochs} epochs")
-           + f" at batch {FLAGS.batch_size}.", "", table(cells)]
+           + f" at batch {FLAGS.batch_size}; binarization {FLAGS.binarization}, "
+           f"{FLAGS.likelihood} likelihood.", "", table(cells)]
   text = "\n".join(lines)
   print(text)
   if FLAGS.output:
