@@ -11,6 +11,7 @@ import tensorflow as tf
 from conftest import run_module
 from tfvae import config as config_lib
 from tfvae import data as data_lib
+from tfvae import evaluation
 from tfvae import models
 from tfvae import objectives
 from tfvae import run
@@ -197,6 +198,27 @@ def test_m2_unlabeled_loss_is_the_expected_labeled_loss_minus_the_entropy():
   log_px = model.decode(z, y).log_prob(batch["image"][:1])
   kl = objectives.rate(q_z, model.prior())
   np.testing.assert_allclose(per_class[0, labels[0]], -(log_px + np.log(0.1) - kl)[0], rtol=1e-5)
+
+
+def test_m2_generative_accuracy_is_that_of_argmax_y_elbo_over_the_labeled_rows():
+  model, batch = _build(model="m2", num_labels="50"), _batch()
+  seed = tf.constant(evaluation.EVAL_SEED, tf.int32)
+  negative_elbo = np.stack([model.losses({"image": batch["image"],
+                                          "label": tf.fill([6], tf.constant(k, tf.int64))},
+                                         seed, STEP, training=False)["labeled_loss"].numpy()
+                            for k in range(10)], 1)  # [B, K], -ELBO(x, k) at the eval noise
+  predicted = np.argmin(negative_elbo, 1)
+  # Rows 0 and 2 labeled with the generative prediction, 4 and 5 with another class, 1 and 3
+  # unlabeled: generative_accuracy = 2 / 4 (the unlabeled rows do not count).
+  labels = np.array([predicted[0], -1, predicted[2], -1, (predicted[4] + 1) % 10,
+                     (predicted[5] + 3) % 10])
+  dataset = tf.data.Dataset.from_tensors({"image": batch["image"],
+                                          "label": tf.constant(labels, tf.int64)})
+  metrics = evaluation.Evaluator(model, tf.distribute.get_strategy())(dataset)
+  assert metrics["generative_accuracy"] == pytest.approx(0.5)
+  classified = np.argmax(model.classify(batch["image"]).logits_parameter().numpy(), -1)
+  labeled = labels >= 0
+  assert metrics["accuracy"] == pytest.approx(np.mean(classified[labeled] == labels[labeled]))
 
 
 def test_m2_default_alpha_is_a_tenth_of_the_number_of_labels():

@@ -128,7 +128,8 @@ class Evaluator:
       the data). For generative models also rate_per_dimension (list of D floats) and, with
       K > 0, iwae_bound and nll = -iwae_bound (nats), and for a continuous likelihood
       bits_per_dim (see `bits_per_dim`, from nll or else -elbo). Models with a classifier:
-      accuracy in [0, 1] over the examples with a label (label >= 0). num_examples (int).
+      accuracy in [0, 1] over the examples with a label (label >= 0); M2 also
+      generative_accuracy (argmax_y ELBO(x, y), likewise). num_examples (int).
     """
     totals = {}
     for batch in distribute.distribute_dataset(self.strategy, dataset):
@@ -140,8 +141,9 @@ class Evaluator:
     per_dim = totals.pop("rate_per_dimension", None)
     num_labeled = totals.pop("num_labeled", None)
     out = {k: float(v / count) for k, v in totals.items()}
-    if num_labeled is not None:
-      out["accuracy"] = float(totals["accuracy"] / num_labeled) if num_labeled else float("nan")
+    if num_labeled is not None:  # accuracy, generative_accuracy: over the labeled examples
+      for k in [k for k in out if k.endswith("accuracy")]:
+        out[k] = float(totals[k] / num_labeled) if num_labeled else float("nan")
     if getattr(self.model, "latent_diagnostics", True):
       out["active_units"] = int(np.sum(mean_sq - mean**2 > ACTIVE_UNIT_THRESHOLD))
     if per_dim is not None:

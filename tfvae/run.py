@@ -83,7 +83,8 @@ def describe(metrics, config):
   """One line of the headline metrics a model has (from Evaluator metrics), for logs."""
   names = [("elbo", "elbo"), ("iwae_bound", f"iwae_bound(K={config.eval_importance_samples})"),
            ("rate", "rate"), ("distortion", "distortion"), ("squared_error", "squared_error"),
-           ("active_units", "active units"), ("accuracy", "accuracy")]
+           ("active_units", "active units"), ("accuracy", "accuracy"),
+           ("generative_accuracy", "generative accuracy")]
   return "  ".join(f"{label} {metrics[k]:.3f}" if isinstance(metrics[k], float) else
                    f"{label} {metrics[k]}" for k, label in names if k in metrics)
 

@@ -132,7 +132,10 @@ class M2(tf.Module):
       classification_loss (-log q(y|x), 0 where unlabeled); elbo = -U(x), the bound on
       log p(x), = -(distortion + rate) with distortion = E_q(y|x)[-E log p(x|y,z)] and
       rate = E_q(y|x)[KL(q(z|x,y) || p(z))] + KL(q(y|x) || p(y)); when not training,
-      accuracy (1 for a correct argmax q(y|x), 0 for a wrong one or an unknown label).
+      accuracy (1 for a correct argmax q(y|x), 0 for a wrong one or an unknown label) and
+      generative_accuracy (the same for argmax_y ELBO(x, y) with this step's noise: the
+      generative model's own classifier under the uniform p(y); U(x) is minimized over q(y|x)
+      by q(y|x) proportional to exp ELBO(x, y), so this is what the unlabeled rows teach).
     """
     del step
     x, labels = batch["image"], batch["label"]
@@ -156,6 +159,8 @@ class M2(tf.Module):
         "rate": tf.reduce_sum(probs * per_class["rate"], 0) + label_kl}
     if not training:
       terms["accuracy"] = correct
+      generative = tf.argmax(per_class["elbo"], axis=0, output_type=tf.int32)
+      terms["generative_accuracy"] = tf.cast(tf.equal(generative, known), tf.float32) * mask
     return terms
 
   def reconstruct(self, x):
