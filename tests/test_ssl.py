@@ -270,10 +270,11 @@ def test_ssl_table_tool_prints_every_row(tmp_path):
   table = (tmp_path / "table.md").read_text()
   assert "binarization none, continuous_bernoulli likelihood" in table
   rows = [line for line in table.splitlines() if line.startswith("| ") and "(1 seed)" in line]
-  assert "| 50 labels |" in table and len(rows) == 6
+  assert "| 50 labels |" in table and len(rows) == 7
   assert "M2: classifier" in proc.stdout
   cell = json.loads((tmp_path / "labels_50" / "seed0.json").read_text())
-  assert all(0 <= cell[k] <= 1 for k in ("raw_lr", "raw_nn", "m1", "pc_vae_lr", "pc_vae", "m2"))
+  assert all(0 <= cell[k] <= 1
+             for k in ("raw_lr", "raw_nn", "m1", "pc_vae_lr", "pc_vae", "m2", "m2_generative"))
   for model_name in ("vae", "pc_vae", "m2"):  # the data flags reach every trained model
     saved = json.loads(
         (tmp_path / "labels_50" / f"{model_name}_seed0" / "config.json").read_text())

@@ -10,7 +10,7 @@ For each seed s = 0 .. label_seeds-1 (label subset --label_seed=s and weights/da
   2. a network with the encoder's architecture trained on the labeled pixels only;
   3. M1: logistic regression on the posterior means of a VAE trained on all train images;
   4. PC-VAE: logistic regression on its posterior means, and its own classifier;
-  5. M2's classifier q(y|x).
+  5. M2's classifier q(y|x), and its generative model's classifier argmax_y ELBO(x, y).
 Prints (and with --output writes) a markdown table of test accuracy, mean +- std over the seeds.
 Each trained model lives in WORKDIR/LABELS/MODEL_seedS; re-running reads back finished cells
 (WORKDIR/LABELS/seedS.json) and resumes unfinished runs from their checkpoints.
@@ -59,7 +59,8 @@ METHODS = (("raw_lr", "logistic regression on pixels"),
            ("m1", "M1: logistic regression on VAE posterior means"),
            ("pc_vae_lr", "PC-VAE: logistic regression on posterior means"),
            ("pc_vae", "PC-VAE: its classifier"),
-           ("m2", "M2: classifier q(y|x)"))
+           ("m2", "M2: classifier q(y|x)"),
+           ("m2_generative", "M2: its generative model, argmax_y ELBO(x, y)"))
 
 
 def _base_config(num_labels, seed):
@@ -126,6 +127,7 @@ def _cell(num_labels, seed):
   out["pc_vae"] = test["accuracy"]
   _, test = _train(dataclasses.replace(config, model="m2"), os.path.join(root, f"m2_seed{seed}"))
   out["m2"] = test["accuracy"]
+  out["m2_generative"] = test["generative_accuracy"]
   out["num_labels"] = len(chosen)
   out["wall_s"] = round(time.perf_counter() - began)
   os.makedirs(root, exist_ok=True)
@@ -137,6 +139,8 @@ def _cell(num_labels, seed):
 
 def _mean_std(values):
   import numpy as np  # pylint: disable=import-outside-toplevel
+  if any(v is None for v in values):
+    return "–"  # a cell cached before this row existed
   values = 100 * np.asarray(values)
   if len(values) == 1:
     return f"{values[0]:.1f} (1 seed)"
@@ -151,7 +155,7 @@ def table(cells):
       for s in settings) + " |"
   lines = [header, "|---|" + "---|" * len(settings)]
   for key, label in METHODS:
-    lines.append(f"| {label} | " + " | ".join(_mean_std([c[key] for c in cells[s]])
+    lines.append(f"| {label} | " + " | ".join(_mean_std([c.get(key) for c in cells[s]])
                                              for s in settings) + " |")
   return "\n".join(lines)
 
