@@ -279,6 +279,21 @@ def test_ssl_table_tool_prints_every_row(tmp_path):
     saved = json.loads(
         (tmp_path / "labels_50" / f"{model_name}_seed0" / "config.json").read_text())
     assert (saved["binarization"], saved["likelihood"]) == ("none", "continuous_bernoulli")
+  m2_eval = json.loads((tmp_path / "labels_50" / "m2_seed0" / "eval.json").read_text())
+  assert cell["m2"] == m2_eval["test"]["accuracy"]
+  assert cell["m2_generative"] == m2_eval["test"]["generative_accuracy"]
+  # The cached cell is not reused for other data flags: a clear error, nothing overwritten.
+  import subprocess  # pylint: disable=import-outside-toplevel
+  import sys  # pylint: disable=import-outside-toplevel
+  from conftest import ROOT  # pylint: disable=import-outside-toplevel
+  before = (tmp_path / "labels_50" / "seed0.json").read_text()
+  again = subprocess.run([sys.executable, "tools/ssl_table.py", "--dataset=digits",
+                          "--num_labels=50", "--label_seeds=1", "--nowith_all",
+                          f"--workdir={tmp_path}"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=600)
+  assert again.returncode != 0
+  assert "--binarization=none, not --binarization=dynamic" in again.stderr + again.stdout
+  assert (tmp_path / "labels_50" / "seed0.json").read_text() == before
 
 
 def run_module_script(script, *args):

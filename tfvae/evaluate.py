@@ -134,7 +134,7 @@ def main(argv):
   headline = "  ".join(f"{labels.get(k, k)} {metrics[k]:.3f}" if isinstance(metrics[k], float)
                        else f"{labels.get(k, k)} {metrics[k]}" for k in (
       "elbo", "iwae_bound", "nll", "rate", "distortion", "squared_error", "active_units",
-      "accuracy") if k in metrics)
+      "accuracy", "generative_accuracy") if k in metrics)
   logging.info("%s %s (%d examples, step %d): %s  [%.1f s]", metrics["dataset"],
                metrics["split"], metrics["num_examples"], metrics["step"], headline,
                metrics["wall_time_s"])

@@ -93,7 +93,7 @@ class Evaluator:
     x = batch["image"]
     terms = self.model.losses(batch, seed, tf.constant(0, tf.int64), training=False)
     sums = {k: tf.reduce_sum(v) for k, v in terms.items()}
-    if "accuracy" in terms:  # a classifier: accuracy is over the examples with a label
+    if any(k.endswith("accuracy") for k in terms):  # classifiers: over the labeled examples
       sums["num_labeled"] = tf.reduce_sum(tf.cast(batch["label"] >= 0, tf.float32))
     if not getattr(self.model, "latent_diagnostics", True):  # M2: q(z|x, y) needs y
       sums.update(count=tf.cast(tf.shape(x)[0], tf.float32),

@@ -1,4 +1,4 @@
-"""The semi-supervised experiment: test accuracy of five methods with N labels and with all labels.
+"""The semi-supervised experiment: test accuracy of every method with N labels and with all labels.
 
   python tools/ssl_table.py --dataset=fashion_mnist --num_labels=100 --label_seeds=3 \\
       --epochs=50 --workdir=/tmp/tfvae/ssl_fashion_mnist [--output=ssl.md]
@@ -13,7 +13,8 @@ For each seed s = 0 .. label_seeds-1 (label subset --label_seed=s and weights/da
   5. M2's classifier q(y|x), and its generative model's classifier argmax_y ELBO(x, y).
 Prints (and with --output writes) a markdown table of test accuracy, mean +- std over the seeds.
 Each trained model lives in WORKDIR/LABELS/MODEL_seedS; re-running reads back finished cells
-(WORKDIR/LABELS/seedS.json) and resumes unfinished runs from their checkpoints.
+(WORKDIR/LABELS/seedS.json; refused, naming the flag, if --binarization or --likelihood differ)
+and resumes unfinished runs from their checkpoints.
 """
 
 import json
@@ -53,6 +54,9 @@ flags.DEFINE_integer("all_label_seeds", 0,
                      lower_bound=0)
 flags.DEFINE_string("output", "", "Also write the markdown table to this file.")
 FLAGS = flags.FLAGS
+
+# Flags that change every number of a cell: a cached cell is reused only if they match.
+DATA_FLAGS = ("binarization", "likelihood")
 
 METHODS = (("raw_lr", "logistic regression on pixels"),
            ("raw_nn", "network (encoder architecture) on labeled pixels"),
@@ -106,7 +110,13 @@ def _cell(num_labels, seed):
   done = os.path.join(root, f"seed{seed}.json")
   if os.path.exists(done):
     with open(done) as f:
-      return json.load(f)
+      cell = json.load(f)
+    for name in DATA_FLAGS:  # cells cached before these were recorded used the defaults
+      cached = cell.get(name, FLAGS[name].default)
+      if cached != FLAGS[name].value:
+        raise app.UsageError(f"{done} was computed with --{name}={cached}, not "
+                             f"--{name}={FLAGS[name].value}: use another --workdir.")
+    return cell
   config = _base_config(num_labels, seed)
   data = data_lib.load(config)
   config = dataclasses.replace(config, num_classes=data.num_classes)
@@ -129,6 +139,7 @@ def _cell(num_labels, seed):
   out["m2"] = test["accuracy"]
   out["m2_generative"] = test["generative_accuracy"]
   out["num_labels"] = len(chosen)
+  out.update({name: FLAGS[name].value for name in DATA_FLAGS})
   out["wall_s"] = round(time.perf_counter() - began)
   os.makedirs(root, exist_ok=True)
   with open(done + ".tmp", "w") as f:

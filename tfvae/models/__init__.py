@@ -5,7 +5,8 @@
 
 Models with a classifier (pc_vae, m2) also expose `classify(x) -> tfd.Categorical` (batch [B])
 and, when not training, a per-example "accuracy" term (1 for a correct prediction, 0 for a wrong
-one or an unknown label); the Evaluator divides it by the number of labeled examples."""
+one or an unknown label; m2 also "generative_accuracy", of argmax_y ELBO(x, y)); the Evaluator
+divides every term named *accuracy by the number of labeled examples."""
 
 from tfvae.models import ae
 from tfvae.models import m2

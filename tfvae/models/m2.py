@@ -133,9 +133,10 @@ class M2(tf.Module):
       log p(x), = -(distortion + rate) with distortion = E_q(y|x)[-E log p(x|y,z)] and
       rate = E_q(y|x)[KL(q(z|x,y) || p(z))] + KL(q(y|x) || p(y)); when not training,
       accuracy (1 for a correct argmax q(y|x), 0 for a wrong one or an unknown label) and
-      generative_accuracy (the same for argmax_y ELBO(x, y) with this step's noise: the
-      generative model's own classifier under the uniform p(y); U(x) is minimized over q(y|x)
-      by q(y|x) proportional to exp ELBO(x, y), so this is what the unlabeled rows teach).
+      generative_accuracy (the same for argmax_y ELBO(x, y), the bound with num_samples draws
+      of this step's noise, used as a classifier under the uniform p(y): not argmax p(y|x),
+      but U(x) is minimized over q(y|x) by q(y|x) proportional to exp ELBO(x, y), so this is
+      what the unlabeled rows teach).
     """
     del step
     x, labels = batch["image"], batch["label"]
