@@ -282,6 +282,7 @@ def test_ssl_table_tool_prints_every_row(tmp_path):
   m2_eval = json.loads((tmp_path / "labels_50" / "m2_seed0" / "eval.json").read_text())
   assert cell["m2"] == m2_eval["test"]["accuracy"]
   assert cell["m2_generative"] == m2_eval["test"]["generative_accuracy"]
+  assert cell["flags"]["binarization"] == "none" and cell["flags"]["latent_dim"] == 2
   # The cached cell is not reused for other data flags: a clear error, nothing overwritten.
   import subprocess  # pylint: disable=import-outside-toplevel
   import sys  # pylint: disable=import-outside-toplevel

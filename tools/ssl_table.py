@@ -13,8 +13,8 @@ For each seed s = 0 .. label_seeds-1 (label subset --label_seed=s and weights/da
   5. M2's classifier q(y|x), and its generative model's classifier argmax_y ELBO(x, y).
 Prints (and with --output writes) a markdown table of test accuracy, mean +- std over the seeds.
 Each trained model lives in WORKDIR/LABELS/MODEL_seedS; re-running reads back finished cells
-(WORKDIR/LABELS/seedS.json; refused, naming the flag, if --binarization or --likelihood differ)
-and resumes unfinished runs from their checkpoints.
+(WORKDIR/LABELS/seedS.json; refused, naming the flag, if one of CELL_FLAGS differs from the
+values recorded in it) and resumes unfinished runs from their checkpoints.
 """
 
 import json
@@ -55,8 +55,13 @@ flags.DEFINE_integer("all_label_seeds", 0,
 flags.DEFINE_string("output", "", "Also write the markdown table to this file.")
 FLAGS = flags.FLAGS
 
-# Flags that change every number of a cell: a cached cell is reused only if they match.
-DATA_FLAGS = ("binarization", "likelihood")
+# Flags that define a cell's numbers, recorded in it: a cached cell is reused only if they match.
+CELL_FLAGS = ("dataset", "binarization", "likelihood", "architecture", "hidden_sizes",
+              "conv_filters", "latent_dim", "epochs", "train_steps", "batch_size",
+              "labeled_batch_size", "prediction_weight", "classifier_weight", "nn_epochs",
+              "nn_max_steps")
+# What cells cached before the flags were recorded were computed with (the only choices then).
+_UNRECORDED = {"binarization": "dynamic", "likelihood": "bernoulli"}
 
 METHODS = (("raw_lr", "logistic regression on pixels"),
            ("raw_nn", "network (encoder architecture) on labeled pixels"),
@@ -111,10 +116,10 @@ def _cell(num_labels, seed):
   if os.path.exists(done):
     with open(done) as f:
       cell = json.load(f)
-    for name in DATA_FLAGS:  # cells cached before these were recorded used the defaults
-      cached = cell.get(name, FLAGS[name].default)
-      if cached != FLAGS[name].value:
-        raise app.UsageError(f"{done} was computed with --{name}={cached}, not "
+    recorded = cell.get("flags", _UNRECORDED)
+    for name, value in recorded.items():
+      if value != FLAGS[name].value:
+        raise app.UsageError(f"{done} was computed with --{name}={value}, not "
                              f"--{name}={FLAGS[name].value}: use another --workdir.")
     return cell
   config = _base_config(num_labels, seed)
@@ -139,7 +144,7 @@ def _cell(num_labels, seed):
   out["m2"] = test["accuracy"]
   out["m2_generative"] = test["generative_accuracy"]
   out["num_labels"] = len(chosen)
-  out.update({name: FLAGS[name].value for name in DATA_FLAGS})
+  out["flags"] = {name: FLAGS[name].value for name in CELL_FLAGS}
   out["wall_s"] = round(time.perf_counter() - began)
   os.makedirs(root, exist_ok=True)
   with open(done + ".tmp", "w") as f:
