@@ -99,11 +99,16 @@ def _validation_elbo(workdir):
 def test_two_workers_train_the_weights_of_one_process_and_only_the_chief_writes(tmp_path):
   steps = ["--train_steps=20", "--checkpoint_every=10", "--eval_every=10", "--seed=3"]
   multi, single = tmp_path / "multi", tmp_path / "single"
-  # The workers build their batches on the device (--data_on_device), the single process with
-  # tf.data: both give the same global batches (the resume test covers DATA-sharded tf.data).
-  launcher = _launch(tmp_path, "multi", *steps, f"--workdir={multi}", "--data_on_device")
+  # The workers read their batches from the tf.data pipeline, DATA-sharded (each takes its
+  # half of every global batch); the single process builds them on the device
+  # (--data_on_device, the default): both give the same global batches. The resume test below
+  # runs the workers on the on-device path.
+  launcher = _launch(tmp_path, "multi", *steps, f"--workdir={multi}", "--nodata_on_device")
   assert launcher.wait(TIMEOUT_S) == 0, _stderr(tmp_path, "multi")[-5000:]
-  run_module("tfvae.train", "--strategy=one_device", *TINY, *steps, f"--workdir={single}")
+  run_module("tfvae.train", "--strategy=one_device", *TINY, *steps, f"--workdir={single}",
+             "--data_on_device")
+  assert not config_lib.load(str(multi)).data_on_device
+  assert config_lib.load(str(single)).data_on_device
   stderr = _stderr(tmp_path, "multi")
   for index in (0, 1):
     assert _worker_lines(stderr, index, "2 replicas, steps 0 -> 20")

@@ -54,6 +54,18 @@ def test_num_labels_errors_name_the_flag(digits):
   assert config_lib.Config(num_labels="all").labels_known is None
 
 
+def test_an_epoch_is_one_pass_of_the_unlabeled_rows_for_every_consumer(digits, tmp_path):
+  config = config_lib.Config(model="pc_vae", num_labels="50", labeled_batch_size=16,
+                             batch_size=64, hidden_sizes=(16,), latent_dim=2, epochs=1,
+                             eval_importance_samples=0, strategy="one_device")
+  per_epoch = len(digits.train) // (64 - 16)  # 1198 // 48 = 24, not 1198 // 64 = 18
+  assert data_lib.steps_per_epoch(digits, config) == per_epoch == 24
+  assert data_lib.TrainBatches(digits, config).steps_per_epoch == per_epoch
+  plain = config_lib.Config(batch_size=64)
+  assert data_lib.steps_per_epoch(digits, plain) == 1198 // 64
+  assert run.train_and_evaluate(config, str(tmp_path))["step"] == per_epoch  # --epochs=1
+
+
 def test_mixed_batches_are_labeled_rows_then_unlabeled_rows_and_resume_identically(digits):
   config = config_lib.Config(model="pc_vae", num_labels="50", labeled_batch_size=8,
                              batch_size=32)

@@ -97,8 +97,10 @@ def test_mirrored_strategy_rejects_a_batch_that_does_not_split():
 
 def test_xla_step_matches_the_plain_step(digits):
   config, data = digits
-  plain = trainer_lib.Trainer(config, tf.distribute.OneDeviceStrategy("/cpu:0"))
-  xla = trainer_lib.Trainer(config.__class__.from_dict({**config.to_dict(), "jit_compile": True}),
+  plain = trainer_lib.Trainer(config_lib.Config.from_dict({**config.to_dict(),
+                                                          "jit_compile": False}),
+                              tf.distribute.OneDeviceStrategy("/cpu:0"))
+  xla = trainer_lib.Trainer(config_lib.Config.from_dict({**config.to_dict(), "jit_compile": True}),
                             tf.distribute.OneDeviceStrategy("/cpu:0"))
   for a, b in zip(plain.model.variables, xla.model.variables):
     b.assign(a.numpy())
@@ -108,6 +110,7 @@ def test_xla_step_matches_the_plain_step(digits):
   # shapes in another order, so the sampled distortion sees other (equally valid) noise.
   np.testing.assert_allclose(m1["rate"], m2["rate"], rtol=1e-5)
   np.testing.assert_allclose(m1["loss"], m2["loss"], rtol=0.01)
+  assert m1["distortion"] != m2["distortion"]  # two paths ran: XLA's noise differs
   for a, b in zip(plain.model.variables, xla.model.variables):
     np.testing.assert_allclose(a.numpy(), b.numpy(), atol=2e-3)  # one Adam step moves <= lr
 
@@ -116,8 +119,15 @@ def _trajectory(config, data, strategy, chunks=(3, 7, 10, 5)):
   """Mean train loss of every chunk of steps, and the final weights."""
   trainer = trainer_lib.Trainer(config, strategy)
   source = trainer.train_iterator(data)
+  assert isinstance(source, trainer_lib.DeviceData) == config.data_on_device
   losses = [trainer.train(source, n)["loss"] for n in chunks]
   return losses, _values(trainer.model.variables)
+
+
+def _chunk_means(step_losses, chunks):
+  """Per-chunk means of per-step losses (chunks add up to len(step_losses))."""
+  ends = np.cumsum(chunks)
+  return [float(np.mean(step_losses[e - n:e])) for n, e in zip(chunks, ends)]
 
 
 @pytest.mark.parametrize("overrides", [
@@ -125,19 +135,36 @@ def _trajectory(config, data, strategy, chunks=(3, 7, 10, 5)):
     {"binarization": "dequantize", "likelihood": "normal"},
     {"model": "m2", "num_labels": "50", "labeled_batch_size": 16},
 ], ids=["vae", "dequantized", "m2_50_labels"])
-def test_data_on_device_and_steps_per_loop_give_the_same_trajectory(digits, overrides):
+def test_data_on_device_and_the_tf_data_pipeline_give_the_same_trajectory(digits, overrides):
   config, data = digits
   config = config_lib.Config.from_dict({**config.to_dict(), "num_classes": 10, **overrides})
   data = data_lib.load(config)
   # 25 steps cross an epoch boundary (998 // 64 = 15 steps per epoch; 14 with labeled rows).
-  plain = _trajectory(config, data, tf.distribute.OneDeviceStrategy("/cpu:0"))
-  for change in ({"data_on_device": True}, {"steps_per_loop": 1},
-                 {"data_on_device": True, "steps_per_loop": 4}):
-    other = _trajectory(config_lib.Config.from_dict({**config.to_dict(), **change}), data,
-                        tf.distribute.OneDeviceStrategy("/cpu:0"))
-    np.testing.assert_allclose(other[0], plain[0], rtol=1e-6, err_msg=str(change))
-    for a, b in zip(plain[1], other[1]):
-      np.testing.assert_allclose(a, b, atol=1e-6, err_msg=str(change))
+  pipeline = _trajectory(config_lib.Config.from_dict({**config.to_dict(),
+                                                     "data_on_device": False}), data,
+                         tf.distribute.OneDeviceStrategy("/cpu:0"))
+  device = _trajectory(config_lib.Config.from_dict({**config.to_dict(), "data_on_device": True}),
+                       data, tf.distribute.OneDeviceStrategy("/cpu:0"))
+  np.testing.assert_allclose(device[0], pipeline[0], rtol=1e-6)
+  for a, b in zip(pipeline[1], device[1]):
+    np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.parametrize("data_on_device", [True, False])
+def test_the_steps_per_call_do_not_change_the_trajectory(digits, data_on_device):
+  """--steps_per_loop sets how many steps one `Trainer.train` call runs (run.py): 25 calls of
+  one step, 4 uneven calls and one call of 25 steps train the same weights."""
+  config, data = digits
+  config = config_lib.Config.from_dict({**config.to_dict(), "data_on_device": data_on_device})
+  strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+  one_call = _trajectory(config, data, strategy, chunks=(25,))
+  single_steps = _trajectory(config, data, strategy, chunks=(1,) * 25)
+  uneven = _trajectory(config, data, strategy, chunks=(3, 7, 10, 5))
+  np.testing.assert_allclose(_chunk_means(single_steps[0], (3, 7, 10, 5)), uneven[0], rtol=1e-5)
+  np.testing.assert_allclose(np.mean(single_steps[0]), one_call[0][0], rtol=1e-5)
+  for a, b, c in zip(one_call[1], single_steps[1], uneven[1]):
+    np.testing.assert_allclose(a, b, atol=1e-6)
+    np.testing.assert_allclose(a, c, atol=1e-6)
 
 
 def test_data_on_device_with_two_replicas_takes_the_one_replica_steps(digits):

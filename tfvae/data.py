@@ -147,9 +147,25 @@ def fixed_train(data, config):
                                                         _FIXED_BINARIZATION_SEED["train"]))
 
 
-def steps_per_epoch(data, batch_size):
-  """Number of full global batches in one pass over the train split."""
-  return max(1, len(data.train) // batch_size)
+def steps_per_epoch(data, config):
+  """Steps of one epoch: one pass of the epoch's permutation over the train split.
+
+  Each step takes `config.batch_size` rows of the permutation, except for the semi-supervised
+  models with --num_labels=N, whose first --labeled_batch_size rows are drawn from the labeled
+  set instead (`TrainBatches`): their epoch is len(train) // (batch_size - labeled_batch_size)
+  steps. The one definition of an epoch: --epochs, --eval_every=0 and the logged epoch use it.
+
+  Args:
+    data: Data from `load`.
+    config: Config; uses batch_size, model, num_labels and labeled_batch_size.
+
+  Returns:
+    int >= 1.
+  """
+  rows = config.batch_size
+  if config.model in config_lib.SEMI_SUPERVISED and config.labels_known is not None:
+    rows -= config.labeled_batch_size
+  return max(1, len(data.train) // rows)
 
 
 class TrainBatches:
@@ -197,7 +213,7 @@ class TrainBatches:
                         f"--num_labels={len(chosen)}.")
       self.chosen = chosen
     self.unlabeled_rows = self.batch_size - self.num_labeled_rows  # permutation rows per step
-    self.steps_per_epoch = max(1, self.num_examples // self.unlabeled_rows)
+    self.steps_per_epoch = steps_per_epoch(data, config)
     self.images = data.train.images  # uint8 [N, H, W, C], on the host
     self.labels = data.train.labels
     self.max_value = data.max_value

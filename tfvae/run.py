@@ -152,7 +152,7 @@ def train_and_evaluate(config, workdir, overwrite=False, strategy=None):
 
   trainer = trainer_lib.Trainer(config, strategy, workdir)
   start = trainer.restore()
-  per_epoch = data_lib.steps_per_epoch(data, config.batch_size)
+  per_epoch = data_lib.steps_per_epoch(data, config)
   total = config.train_steps or config.epochs * per_epoch
   eval_every = config.eval_every or per_epoch
   logging.info("%s: %d train / %d validation / %d test images %s, %d replicas, steps %d -> %d",

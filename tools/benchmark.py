@@ -129,7 +129,7 @@ def _tfvae_row(row, steps, repeats, epochs):
   out = {"examples_per_s": steps * config.batch_size / statistics.median(times[1:]),
          "first_step_s": first_step_s, "steps_per_loop": chunk}
   if epochs:
-    total = epochs * data_lib.steps_per_epoch(data, config.batch_size)
+    total = epochs * data_lib.steps_per_epoch(data, config)
     done = int(trainer.step.numpy())
     while done < total:
       num = min(chunk, total - done)
@@ -191,7 +191,7 @@ def _keras_row(row, steps, repeats, epochs):
       vae = keras_reference_vae.build(data.image_shape, ARCH["latent_dim"],
                                       row["architecture"], ARCH["hidden_sizes"],
                                       ARCH["conv_filters"])
-    vae.fit(x[:data_lib.steps_per_epoch(data, batch) * batch], batch_size=batch, epochs=epochs,
+    vae.fit(x[:len(data.train) // batch * batch], batch_size=batch, epochs=epochs,
             shuffle=True, verbose=0)
     test_x = data.test.images.astype(np.float32) / data.max_value  # binarized once, as tfvae's
     out["test_elbo"] = -float(vae.evaluate(test_x, batch_size=1000, verbose=0,

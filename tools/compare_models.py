@@ -102,8 +102,9 @@ def main(argv):
               likelihood="bernoulli", binarization="dynamic", batch_size=FLAGS.batch_size,
               epochs=FLAGS.epochs, steps_per_loop=100, eval_importance_samples=0,
               checkpoint_every=2000)
-  data = data_lib.load(config_lib.Config.from_dict(base))
-  per_epoch = data_lib.steps_per_epoch(data, FLAGS.batch_size)
+  base_config = config_lib.Config.from_dict(base)
+  data = data_lib.load(base_config)
+  per_epoch = data_lib.steps_per_epoch(data, base_config)
   base["eval_every"] = per_epoch * FLAGS.epochs  # validation once, at the end
   rows = dict(ROWS)
   rows["vae_warmup"] = (rows["vae_warmup"][0],

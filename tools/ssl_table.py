@@ -92,7 +92,7 @@ def _train(config, workdir):
   from tfvae import data as data_lib  # pylint: disable=import-outside-toplevel
   from tfvae import run  # pylint: disable=import-outside-toplevel
   from tfvae import trainer  # pylint: disable=import-outside-toplevel
-  per_epoch = data_lib.steps_per_epoch(data_lib.load(config), config.batch_size)
+  per_epoch = data_lib.steps_per_epoch(data_lib.load(config), config)
   total = config.train_steps or config.epochs * per_epoch
   config = dataclasses.replace(config, eval_every=total)  # validation once, at the end
   results = run.train_and_evaluate(config, workdir)
