@@ -313,26 +313,28 @@ def eval_dataset(data, split, batch_size):
     batch_size: global batch size; the last batch may be smaller.
 
   Returns:
-    tf.data.Dataset of batches {"image": float32 [b, H, W, C], "label": int64 [b]}. With
-    dequantization, example i of the split always gets the same noise (seeded by split and i),
-    whatever the batch size.
+    tf.data.Dataset of batches {"image": float32 [b, H, W, C], "label": int64 [b], "index":
+    int64 [b]} where index is the example's position in the split. Models draw an evaluation
+    example's noise from its index (objectives.example_normal_noise), and with dequantization
+    example i of the split always gets the same noise (seeded by split and i), so evaluation
+    gives the same numbers whatever the batch size and the number of replicas.
   """
   part = getattr(data, split)
-  dataset = tf.data.Dataset.from_tensor_slices({"image": part.images, "label": part.labels})
+  dataset = tf.data.Dataset.from_tensor_slices({"image": part.images, "label": part.labels,
+                                                "index": np.arange(len(part), dtype=np.int64)})
   if data.dequantize:
     seed = tf.constant([_FIXED_BINARIZATION_SEED[split], 7], tf.int32)
 
-    def dequantize(index, example):
+    def scale(example):
       noise = tf.random.stateless_uniform(
           tf.shape(example["image"]),
-          seed=tf.random.experimental.stateless_fold_in(seed, tf.cast(index, tf.int32)))
-      return {"image": (tf.cast(example["image"], tf.float32) + noise) / (data.max_value + 1),
-              "label": example["label"]}
-
-    dataset = dataset.enumerate().map(dequantize, num_parallel_calls=tf.data.AUTOTUNE,
-                                      deterministic=True)
+          seed=tf.random.experimental.stateless_fold_in(seed, tf.cast(example["index"], tf.int32)))
+      return {**example,
+              "image": (tf.cast(example["image"], tf.float32) + noise) / (data.max_value + 1)}
   else:
-    dataset = dataset.map(lambda b: {"image": tf.cast(b["image"], tf.float32) / data.max_value,
-                                     "label": b["label"]})
-  return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
+    def scale(example):
+      return {**example, "image": tf.cast(example["image"], tf.float32) / data.max_value}
+
+  dataset = dataset.map(scale, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)

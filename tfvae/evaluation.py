@@ -20,7 +20,7 @@ ACTIVE_UNIT_THRESHOLD = 0.01
 EVAL_SEED = (1234, 5678)  # the same noise at every evaluation, so numbers are comparable
 
 
-def iwae_bound(model, x, num_importance_samples, chunk_size, seed):
+def iwae_bound(model, x, num_importance_samples, chunk_size, seed, q_z=None, index=None):
   """log (1/K) sum_k p(x, z_k) / q(z_k|x), z_k ~ q(z|x), in chunks (Burda et al. 2016, eq. 8).
 
   Memory grows with chunk_size, not K: each chunk's log-weights are folded into a running
@@ -34,6 +34,9 @@ def iwae_bound(model, x, num_importance_samples, chunk_size, seed):
     chunk_size: Python int, importance samples per chunk (rounded up to a multiple of
       objectives.NOISE_BLOCK).
     seed: int32 Tensor [2].
+    q_z: optional q(z|x) of x, if the caller has it (saves an encoder pass).
+    index: optional int [B], the examples' indices in their split: each example's noise then
+      depends on (seed, index, k) only, not on the batch (objectives.example_normal_noise).
 
   Returns:
     float32 Tensor [B], nats.
@@ -41,13 +44,13 @@ def iwae_bound(model, x, num_importance_samples, chunk_size, seed):
   num_blocks = math.ceil(num_importance_samples / objectives.NOISE_BLOCK)
   blocks_per_chunk = min(num_blocks, max(1, chunk_size // objectives.NOISE_BLOCK))
   chunk = blocks_per_chunk * objectives.NOISE_BLOCK
-  q_z, p_z = model.encoder(x), model.prior()
+  q_z, p_z = q_z if q_z is not None else model.encoder(x), model.prior()
   running = tf.fill([tf.shape(x)[0]], -np.inf)
   for c in tf.range(math.ceil(num_blocks / blocks_per_chunk)):
     log_w = objectives.importance_log_weights(x, q_z, model.decoder, p_z, c * blocks_per_chunk,
-                                              blocks_per_chunk, seed)
-    index = tf.range(chunk) + c * chunk
-    log_w = tf.where((index < num_importance_samples)[:, None], log_w, -np.inf)
+                                              blocks_per_chunk, seed, index)
+    sample = tf.range(chunk) + c * chunk
+    log_w = tf.where((sample < num_importance_samples)[:, None], log_w, -np.inf)
     running = tf.reduce_logsumexp(tf.stack([running, tf.reduce_logsumexp(log_w, 0)]), 0)
   return running - math.log(num_importance_samples)
 
@@ -91,15 +94,18 @@ class Evaluator:
   def _replica_sums(self, batch):
     seed = tf.constant(EVAL_SEED, tf.int32)
     x = batch["image"]
-    terms = self.model.losses(batch, seed, tf.constant(0, tf.int64), training=False)
+    # One encoder pass: the posterior the losses used also gives the latent diagnostics and
+    # the importance samples; batch["index"] makes every example's noise batch-independent.
+    terms, q_z = self.model.losses_and_posterior(batch, seed, tf.constant(0, tf.int64),
+                                                 training=False)
     sums = {k: tf.reduce_sum(v) for k, v in terms.items()}
     if any(k.endswith("accuracy") for k in terms):  # classifiers: over the labeled examples
       sums["num_labeled"] = tf.reduce_sum(tf.cast(batch["label"] >= 0, tf.float32))
-    if not getattr(self.model, "latent_diagnostics", True):  # M2: q(z|x, y) needs y
+    if q_z is None:  # M2: q(z|x, y) needs y
       sums.update(count=tf.cast(tf.shape(x)[0], tf.float32),
                   squared_error=tf.reduce_sum(tf.square(x - self.model.reconstruct(x))))
       return sums
-    q_z, p_z = self.model.encoder(x), self.model.prior()
+    p_z = self.model.prior()
     mean = q_z.mean()
     reconstruction = self.model.decoder(mean).mean()
     sums.update(count=tf.cast(tf.shape(x)[0], tf.float32),
@@ -110,7 +116,8 @@ class Evaluator:
       sums["rate_per_dimension"] = tf.reduce_sum(objectives.rate_per_dimension(q_z, p_z), 0)
       if self.num_importance_samples:
         sums["iwae_bound"] = tf.reduce_sum(iwae_bound(
-            self.model, x, self.num_importance_samples, self.chunk_size, seed))
+            self.model, x, self.num_importance_samples, self.chunk_size, seed, q_z=q_z,
+            index=batch.get("index")))
     return sums
 
   def _step_fn(self, batch):
@@ -135,6 +142,7 @@ class Evaluator:
     for batch in distribute.distribute_dataset(self.strategy, dataset):
       for k, v in self._step(batch).items():
         totals[k] = totals.get(k, 0.0) + np.asarray(v, np.float64)
+    totals_keys = set(totals)
     count = totals.pop("count")
     mean, mean_sq = totals.pop("posterior_mean", 0.0) / count, totals.pop(
         "posterior_mean_sq", 0.0) / count
@@ -144,7 +152,7 @@ class Evaluator:
     if num_labeled is not None:  # accuracy, generative_accuracy: over the labeled examples
       for k in [k for k in out if k.endswith("accuracy")]:
         out[k] = float(totals[k] / num_labeled) if num_labeled else float("nan")
-    if getattr(self.model, "latent_diagnostics", True):
+    if "posterior_mean" in totals_keys:
       out["active_units"] = int(np.sum(mean_sq - mean**2 > ACTIVE_UNIT_THRESHOLD))
     if per_dim is not None:
       out["rate_per_dimension"] = [float(v) for v in per_dim / count]

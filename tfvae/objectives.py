@@ -30,23 +30,58 @@ def rate(q_z, p_z):
   return tfd.kl_divergence(q_z, p_z)
 
 
-def replica_normal_noise(num_samples, batch_size, latent_dim, seed):
+def example_normal_noise(seeds, index, shape):
+  """Standard normal noise drawn per example: an example's noise depends on its index only.
+
+  Slice [j, b] is drawn from the stateless seed `stateless_fold_in(seeds[j], index[b])`, so an
+  example gets the same noise whatever batch it is in (its size, its other rows, the replica
+  that holds it). Evaluation uses it (batches carry an "index"), so numbers do not depend on
+  --eval_batch_size or the replica count. It costs one small op per example and seed (a
+  `tf.map_fn`), which is why training draws its noise for the global batch at once instead.
+
+  Args:
+    seeds: list of J int32 Tensors [2] (J static).
+    index: int Tensor [b], the examples' indices in their split.
+    shape: list of ints (or int32 scalars), the shape of one draw.
+
+  Returns:
+    float32 Tensor [J, b, *shape].
+  """
+  # stateless_fold_in(seed, i) == [hash(seed), i]: hash each seed once, pair it with every index.
+  keys = tf.stack([tf.random.experimental.stateless_fold_in(s, 0)[0] for s in seeds])
+  index = tf.cast(index, tf.int32)
+
+  def one_example(i):
+    return tf.stack([tf.random.stateless_normal(shape, tf.stack([keys[j], i]), alg="philox")
+                     for j in range(len(seeds))])
+
+  noise = tf.map_fn(one_example, index, fn_output_signature=tf.float32, parallel_iterations=32)
+  return tf.transpose(noise, [1, 0, *range(2, 2 + len(shape))])  # [J, b, *shape]
+
+
+def replica_normal_noise(num_samples, batch_size, latent_dim, seed, index=None):
   """Standard normal noise [L, b, D] for this replica's slice of the global batch.
 
-  The noise is drawn for the whole global batch (b * num_replicas_in_sync rows) from `seed`
-  and this replica takes its own rows, so every replica draws different noise and the result
-  for a given global batch does not depend on how many replicas share it (exactly so when every
-  replica holds b examples). Outside a distribution strategy it is plain stateless noise.
+  Without `index`, the noise is drawn for the whole global batch (b * num_replicas_in_sync
+  rows) from `seed` and this replica takes its own rows, so every replica draws different noise
+  and the result for a given global batch does not depend on how many replicas share it
+  (exactly so when every replica holds b examples). Outside a distribution strategy it is plain
+  stateless noise. With `index` (evaluation), each example's noise is drawn from `seed` and its
+  index (`example_normal_noise`), independent of the batch and the replicas.
 
   Args:
     num_samples: int L.
     batch_size: int32 scalar b, this replica's batch size.
     latent_dim: int D.
     seed: int32 Tensor [2], a stateless seed.
+    index: optional int Tensor [b], the examples' indices in their split.
 
   Returns:
     float32 Tensor [L, b, D].
   """
+  if index is not None:
+    return tf.transpose(example_normal_noise([seed], index, [num_samples, latent_dim])[0],
+                        [1, 0, 2])
   context = tf.distribute.get_replica_context()
   num_replicas = context.num_replicas_in_sync if context else 1
   replica = tf.cast(context.replica_id_in_sync_group if context else 0, tf.int32)
@@ -55,7 +90,7 @@ def replica_normal_noise(num_samples, batch_size, latent_dim, seed):
   return noise[:, replica * batch_size:(replica + 1) * batch_size]
 
 
-def sample_latents(q_z, num_samples, seed):
+def sample_latents(q_z, num_samples, seed, index=None):
   """Reparameterized samples z = loc + scale * eps from q(z|x), eps as `replica_normal_noise`.
 
   Args:
@@ -63,16 +98,17 @@ def sample_latents(q_z, num_samples, seed):
       with batch shape [B] and event shape [D].
     num_samples: int L.
     seed: int32 Tensor [2].
+    index: optional int Tensor [B]: per-example noise (see `replica_normal_noise`).
 
   Returns:
     float32 Tensor [L, B, D], differentiable with respect to q_z's parameters.
   """
   loc = q_z.loc
-  eps = replica_normal_noise(num_samples, tf.shape(loc)[0], loc.shape[-1], seed)
+  eps = replica_normal_noise(num_samples, tf.shape(loc)[0], loc.shape[-1], seed, index)
   return q_z.bijector.forward(eps)
 
 
-def elbo_terms(x, q_z, decoder, p_z, num_samples, seed, beta=1.0):
+def elbo_terms(x, q_z, decoder, p_z, num_samples, seed, beta=1.0, index=None):
   """The beta-weighted negative ELBO and its parts, per example (Kingma & Welling 2014, eq. 10).
 
   distortion = -(1/L) sum_l log p(x|z_l), z_l ~ q(z|x) reparameterized;
@@ -86,11 +122,16 @@ def elbo_terms(x, q_z, decoder, p_z, num_samples, seed, beta=1.0):
     num_samples: int L >= 1.
     seed: int32 Tensor [2], stateless seed for the reparameterization noise.
     beta: float or scalar Tensor, weight of the rate in `loss`.
+    index: optional int Tensor [B]: per-example noise (see `replica_normal_noise`).
 
   Returns:
     dict of float32 Tensors [B], nats: loss, elbo, rate, distortion.
   """
-  z = sample_latents(q_z, num_samples, seed)
+  return elbo_terms_at(x, sample_latents(q_z, num_samples, seed, index), q_z, decoder, p_z, beta)
+
+
+def elbo_terms_at(x, z, q_z, decoder, p_z, beta=1.0):
+  """`elbo_terms` at given posterior samples z [L, B, D] (e.g. shared with a classifier)."""
   distortion = -tf.reduce_mean(decoder(z).log_prob(x), axis=0)
   kl = rate(q_z, p_z)
   return {"loss": distortion + beta * kl, "elbo": -(distortion + kl), "rate": kl,
@@ -102,12 +143,16 @@ def elbo_terms(x, q_z, decoder, p_z, num_samples, seed, beta=1.0):
 NOISE_BLOCK = 10
 
 
-def importance_log_weights(x, q_z, decoder, p_z, first_block, num_blocks, seed):
+def importance_log_weights(x, q_z, decoder, p_z, first_block, num_blocks, seed, index=None):
   """Importance log-weights log p(x|z_k) + log p(z_k) - log q(z_k|x) for a range of samples.
 
   Samples k = first_block * NOISE_BLOCK ... (first_block + num_blocks) * NOISE_BLOCK - 1; block j
   draws its noise with `replica_normal_noise` from the seed folded with j, so the weights of
-  sample k do not depend on how the samples are chunked.
+  sample k do not depend on how the samples are chunked. With `index` (evaluation), example b's
+  noise is instead the rows of one stream per example, drawn from `stateless_fold_in(seed,
+  index[b])` with shape [last sample + 1, D] and sliced: sample k is row k whatever the chunk
+  and the batch (stateless Philox fills rows in order, so a longer draw extends a shorter one;
+  tested), at one op per example and chunk.
 
   Args:
     x: float32 [B, ...event].
@@ -117,15 +162,21 @@ def importance_log_weights(x, q_z, decoder, p_z, first_block, num_blocks, seed):
     first_block: int32 scalar (Python int or Tensor), index of the first noise block.
     num_blocks: Python int, number of blocks (static: it sets the chunk's memory).
     seed: int32 Tensor [2].
+    index: optional int Tensor [B]: per-example noise (see `example_normal_noise`).
 
   Returns:
     float32 Tensor [num_blocks * NOISE_BLOCK, B], nats.
   """
   loc = q_z.loc
-  eps = tf.concat([replica_normal_noise(
-      NOISE_BLOCK, tf.shape(loc)[0], loc.shape[-1],
-      tf.random.experimental.stateless_fold_in(seed, first_block + j)) for j in range(num_blocks)],
-                  axis=0)
+  if index is None:
+    eps = tf.concat([replica_normal_noise(
+        NOISE_BLOCK, tf.shape(loc)[0], loc.shape[-1],
+        tf.random.experimental.stateless_fold_in(seed, first_block + j))
+                     for j in range(num_blocks)], axis=0)
+  else:
+    end = (first_block + num_blocks) * NOISE_BLOCK
+    eps = example_normal_noise([seed], index, [end, loc.shape[-1]])[0]  # [B, end, D]
+    eps = tf.transpose(eps[:, end - num_blocks * NOISE_BLOCK:], [1, 0, 2])
   z = q_z.bijector.forward(eps)
   return decoder(z).log_prob(x) + p_z.log_prob(z) - q_z.log_prob(z)
 

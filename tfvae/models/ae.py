@@ -48,8 +48,8 @@ class AE(base.EncoderDecoder):
     """(code [B, D], regularizer [B] in nats-equivalent units, its name or None)."""
     return encode(x_in), tf.zeros([tf.shape(x_in)[0]]), None
 
-  def losses(self, batch, seed, step, training=True):
-    """Per-example loss terms of one batch.
+  def losses_and_posterior(self, batch, seed, step, training=True):
+    """Per-example loss terms of one batch, and the code distribution they used.
 
     Args:
       batch: dict with "image": float32 [B, H, W, C] in [0, 1].
@@ -58,19 +58,26 @@ class AE(base.EncoderDecoder):
       training: bool; False evaluates on the clean input (no corruption).
 
     Returns:
-      dict of float32 Tensors [B]: loss (minimized) and distortion = -log p(x | g(f(x))) in nats,
-      plus the family's penalty term (sparsity_penalty, contractive_penalty) when it has one.
+      (terms, q): terms is a dict of float32 Tensors [B]: loss (minimized) and distortion =
+      -log p(x | g(f(x))) in nats, plus the family's penalty term (sparsity_penalty,
+      contractive_penalty) when it has one; q is the encoder's point mass at the code of the
+      encoder's input (batch [B], event [latent_dim]).
     """
     del step
     x = batch["image"]
     x_in = self._corrupt(x, seed) if training else x
-    code, penalty, name = self._penalty(
-        x_in, lambda inputs: self.encoder(inputs, training=training).mean())
+    posterior = []
+
+    def encode(inputs):
+      posterior.append(self.encoder(inputs, training=training))
+      return posterior[-1].mean()
+
+    code, penalty, name = self._penalty(x_in, encode)
     distortion = -self.decoder(code, training=training).log_prob(x)
     terms = {"loss": distortion + penalty, "distortion": distortion}
     if name:
       terms[name] = penalty
-    return terms
+    return terms, posterior[-1]
 
 
 class SparseAE(AE):

@@ -36,6 +36,16 @@ class EncoderDecoder(tf.Module):
     self.encoder(tf.zeros([1, *config.image_shape]))
     self.decoder(tf.zeros([1, config.latent_dim]))
 
+  def losses(self, batch, seed, step, training=True):
+    """The per-example loss terms of `losses_and_posterior` (dict of float32 [B], nats)."""
+    return self.losses_and_posterior(batch, seed, step, training)[0]
+
+  def losses_and_posterior(self, batch, seed, step, training=True):
+    """(terms, posterior): per-example loss terms (dict of float32 [B], nats; "loss" is
+    minimized) and the distribution over codes the encoder gave for batch["image"] (batch [B],
+    event [latent_dim]), computed with one encoder pass. Implemented by each family."""
+    raise NotImplementedError
+
   @property
   def trainable_variables(self):
     """Encoder then decoder variables, in a fixed order (optimizer slots are stored by position)."""

@@ -39,11 +39,10 @@ class M2(tf.Module):
       hidden_sizes, conv_filters, likelihood, num_samples, classifier_weight and
       labeled_examples (resolved from the data; else num_labels) for the default alpha.
 
-  `latent_diagnostics = False`: the Evaluator does not compute active units, per-dimension KL
-  or the IWAE bound (they would need y); `elbo` in the losses is the bound -U(x) on log p(x).
+  `losses_and_posterior` gives no posterior (q(z|x, y) needs y), so the Evaluator computes no
+  active units, per-dimension KL or IWAE bound; `elbo` in the losses is the bound -U(x) on
+  log p(x).
   """
-
-  latent_diagnostics = False
 
   def __init__(self, config):
     super().__init__(name="m2")
@@ -94,13 +93,15 @@ class M2(tf.Module):
     """p(x|y, z): z [..., D], y_onehot [..., K] -> batch [...], event [H, W, C]."""
     return self.decoder(tf.concat([z, y_onehot], -1), training=training)
 
-  def elbo_per_class(self, x, seed, training=False):
+  def elbo_per_class(self, x, seed, training=False, index=None):
     """ELBO(x, y) and its parts for every class y, per example (eq. 6).
 
     Args:
       x: float32 [B, H, W, C].
       seed: int32 Tensor [2]; class k's noise comes from the seed folded with k.
       training: bool, passed to the networks.
+      index: optional int [B], the examples' indices in their split: per-example noise
+        (objectives.example_normal_noise), independent of the batch.
 
     Returns:
       dict of float32 [K, B], nats: elbo (includes log p(y)), distortion (-E log p(x|y,z)),
@@ -112,9 +113,13 @@ class M2(tf.Module):
     features = self.encoder.features(x, training=training)  # [B, F]
     q_z = self.encoder.posterior(tf.broadcast_to(features[None], [k, batch, features.shape[-1]]),
                                  onehot, training=training)  # batch [K, B]
-    eps = tf.stack([objectives.replica_normal_noise(
-        self.config.num_samples, batch, d, tf.random.experimental.stateless_fold_in(seed, c))
-                    for c in range(k)], axis=1)  # [L, K, B, D]
+    seeds = [tf.random.experimental.stateless_fold_in(seed, c) for c in range(k)]
+    if index is None:
+      eps = tf.stack([objectives.replica_normal_noise(self.config.num_samples, batch, d, s)
+                      for s in seeds], axis=1)  # [L, K, B, D]
+    else:
+      eps = tf.transpose(objectives.example_normal_noise(
+          seeds, index, [self.config.num_samples, d]), [2, 0, 1, 3])  # [L, K, B, D]
     z = q_z.bijector.forward(eps)
     p_x = self.decode(z, tf.broadcast_to(onehot[None], [self.config.num_samples, k, batch, k]),
                       training=training)
@@ -140,7 +145,7 @@ class M2(tf.Module):
     """
     del step
     x, labels = batch["image"], batch["label"]
-    per_class = self.elbo_per_class(x, seed, training)
+    per_class = self.elbo_per_class(x, seed, training, batch.get("index"))
     q_y = self.classify(x, training=training)
     probs = tf.transpose(q_y.probs_parameter())  # [K, B]
     entropy = q_y.entropy()
@@ -163,6 +168,10 @@ class M2(tf.Module):
       generative = tf.argmax(per_class["elbo"], axis=0, output_type=tf.int32)
       terms["generative_accuracy"] = tf.cast(tf.equal(generative, known), tf.float32) * mask
     return terms
+
+  def losses_and_posterior(self, batch, seed, step, training=True):
+    """(`losses`, None): M2's posterior q(z|x, y) needs a class, so there is no one q(z|x)."""
+    return self.losses(batch, seed, step, training), None
 
   def reconstruct(self, x):
     """Decoder mean at y = argmax q(y|x) and z = E q(z|x, y): float32 [B, H, W, C]."""

@@ -14,7 +14,6 @@ Reference:
 import tensorflow as tf
 
 from tfvae import networks
-from tfvae import objectives
 from tfvae.models import vae
 
 
@@ -70,20 +69,19 @@ class PCVAE(vae.VAE):
     """p(y | z = E_q[z|x]): Categorical, batch [B], over num_classes classes."""
     return self.classifier(self.encoder(x).mean())
 
-  def losses(self, batch, seed, step, training=True):
+  def losses_and_posterior(self, batch, seed, step, training=True):
     """Per-example terms: the VAE's, plus classification_loss (-log p(y|z), 0 where the label
     is unknown) and, when not training, accuracy (1 if argmax p(y|E_q z) is the label, 0 where
-    wrong or unknown). z is a posterior sample in training, the posterior mean otherwise.
-    loss = VAE loss + prediction_weight * classification_loss, in nats."""
-    terms = super().losses(batch, seed, step, training)
+    wrong or unknown). In training z is the first posterior sample the distortion used (one
+    encoder pass, one noise draw); otherwise the posterior mean. loss = VAE loss +
+    prediction_weight * classification_loss, in nats. Returns (terms, q_z) as the VAE."""
+    terms, q_z, z = self.elbo_and_samples(batch, seed, step, training)
     if training:
-      q_z = self.encoder(batch["image"], training=True)
-      z = objectives.sample_latents(q_z, 1, tf.random.experimental.stateless_fold_in(seed, 1))[0]
-      cross_entropy, _ = classification_terms(self.classifier(z, training=True), batch["label"])
+      cross_entropy, _ = classification_terms(self.classifier(z[0], training=True),
+                                              batch["label"])
     else:
-      cross_entropy, correct = classification_terms(self.classify(batch["image"]),
-                                                    batch["label"])
+      cross_entropy, correct = classification_terms(self.classifier(q_z.mean()), batch["label"])
       terms["accuracy"] = correct
     terms["classification_loss"] = cross_entropy
     terms["loss"] = terms["loss"] + self.config.prediction_weight * cross_entropy
-    return terms
+    return terms, q_z

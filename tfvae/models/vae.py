@@ -29,26 +29,35 @@ class VAE(base.EncoderDecoder):
     c = self.config
     return objectives.scheduled_beta(step, c.beta, c.beta_schedule, c.warmup_steps, c.num_cycles)
 
-  def losses(self, batch, seed, step, training=True):
-    """Per-example loss terms of one batch.
+  def losses_and_posterior(self, batch, seed, step, training=True):
+    """Per-example loss terms of one batch, and the posterior q(z|x) they were computed from.
 
     Args:
-      batch: dict with "image": float32 [B, H, W, C] in [0, 1].
+      batch: dict with "image": float32 [B, H, W, C] in [0, 1], and optionally "index": int
+        [B], the examples' indices in their split (evaluation batches carry it: each example's
+        noise then depends on its index, not on the batch; objectives.replica_normal_noise).
       seed: int32 Tensor [2], stateless seed for this step (folded per replica inside).
       step: int64 scalar Tensor, the global step (for beta schedules).
       training: bool; False uses beta = 1 and no free bits, so that `loss` is the negative ELBO.
 
     Returns:
-      dict of float32 Tensors [B], nats: loss (minimized), elbo, rate, distortion (rate and
-      elbo are the true KL and ELBO whatever the schedule and free bits).
+      (terms, q_z): terms is a dict of float32 Tensors [B], nats: loss (minimized), elbo, rate,
+      distortion (rate and elbo are the true KL and ELBO whatever the schedule and free bits);
+      q_z is q(z|x), batch [B], event [latent_dim] (the encoder runs once per batch).
     """
+    terms, q_z, _ = self.elbo_and_samples(batch, seed, step, training)
+    return terms, q_z
+
+  def elbo_and_samples(self, batch, seed, step, training=True):
+    """As `losses_and_posterior`, plus the posterior samples z [num_samples, B, D] the
+    distortion used (a variant reuses them instead of encoding and sampling again)."""
     x = batch["image"]
     q_z, p_z = self.encoder(x, training=training), self.prior()
-    terms = objectives.elbo_terms(x, q_z, lambda z: self.decoder(z, training=training), p_z,
-                                  self.config.num_samples, seed)
+    z = objectives.sample_latents(q_z, self.config.num_samples, seed, batch.get("index"))
+    terms = objectives.elbo_terms_at(x, z, q_z, lambda z: self.decoder(z, training=training), p_z)
     if training:
       rate = terms["rate"]
       if self.config.free_bits > 0:
         rate = objectives.rate_with_free_bits(q_z, p_z, self.config.free_bits)
       terms["loss"] = terms["distortion"] + self.beta(step) * rate
-    return terms
+    return terms, q_z, z
