@@ -24,6 +24,7 @@ setup(
         "scikit-learn",
         "scipy",
         "matplotlib",
+        "tqdm",  # progress bars (TFDS depends on it too)
     ],
     extras_require={"test": ["pytest>=8"]},
 )

@@ -102,7 +102,13 @@ cases = [("reconstruct", "x", np.zeros([2, 28, 28, 1], np.float32)),
          ("encode", "x", np.zeros([8, 8, 1], np.float32)),
          ("elbo", "x", np.zeros([2, 8, 8, 3], np.float32)),
          ("decode", "z", np.zeros([2, 5], np.float32)),
-         ("reconstruct", "x", np.zeros([2, 8, 8, 1], np.int32))]
+         ("reconstruct", "x", np.zeros([2, 8, 8, 1], np.int32)),
+         ("encode", "x", np.full([2, 8, 8, 1], 255, np.float32)),
+         ("classify" if "classify" in m.signatures else "elbo", "x",
+          np.full([1, 8, 8, 1], np.nan, np.float32)),
+         ("reconstruct", "x", np.zeros([2, 8, 8, 1], np.float64)),
+         ("encode", "x", np.zeros([0, 8, 8, 1], np.float32)),
+         ("encode", "x", np.ones([1, 8, 8, 1], np.float32))]
 errors = []
 for signature, arg, value in cases:
   try:
@@ -117,7 +123,7 @@ print(json.dumps(errors))
 def test_saved_model_in_a_fresh_process_rejects_wrong_inputs_naming_the_signature(tmp_path):
   config = config_lib.Config(hidden_sizes=(8,), latent_dim=2, image_shape=(8, 8, 1))
   trainer = trainer_lib.Trainer(config, tf.distribute.OneDeviceStrategy("/cpu:0"))
-  export_lib.export(trainer.model, str(tmp_path / "export"))
+  export_lib.export(trainer.model, str(tmp_path / "export"), step=0)
   proc = subprocess.run([sys.executable, "-c", _WRONG_INPUTS, str(tmp_path / "export")],
                         capture_output=True, text=True, check=True)
   errors = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -125,6 +131,18 @@ def test_saved_model_in_a_fresh_process_rejects_wrong_inputs_naming_the_signatur
               "signature encode expects x float32 [N, 8, 8, 1]; got shape] [8 8 1]",
               "signature elbo expects x float32 [N, 8, 8, 1]; got shape] [2 8 8 3]",
               "signature decode expects z float32 [N, 2]; got shape] [2 5]",
-              "was expected to be a float tensor but is a int32 tensor"]
+              "was expected to be a float tensor but is a int32 tensor",
+              "signature encode expects x in [0, 1] (pixel values divided by their maximum, "
+              "e.g. uint8 / 255; 0 or 1 if the model was trained on binarized pixels: see "
+              "assets.extra/tfvae.json); got values from] [255] [to] [255]",
+              "signature elbo expects x in [0, 1]",
+              "was expected to be a float tensor but is a double tensor"]
+  assert len(errors) == len(expected) + 2
   for error, text in zip(errors, expected):
     assert error is not None and text in error, (text, error)
+  assert errors[-2:] == [None, None]  # an empty batch and the ends of [0, 1] are accepted
+  with open(tmp_path / "export" / "assets.extra" / "tfvae.json") as f:
+    info = json.load(f)
+  assert info["step"] == 0 and info["input"]["range"] == [0.0, 1.0]
+  assert info["input"]["binarized"] and info["input"]["scaling"] == "pixel / 255"
+  assert "encode" in info["signatures"] and info["model"] == "vae"

@@ -33,7 +33,7 @@ def test_manifold_decodes_a_grid_over_prior_quantiles_or_principal_directions(la
   means = np.random.default_rng(0).normal(size=[50, latent_dim]).astype(np.float32)
   fig = figures.manifold(m, means, "T", size=5)
   image = fig.axes[0].get_images()[0].get_array()
-  assert image.shape == (5 * 8, 5 * 8)
+  assert image.shape == (5 * 9 - 1, 5 * 9 - 1)  # 8x8 tiles, 1 pixel apart
   expected = "prior quantiles" if latent_dim == 2 else "principal direction"
   assert expected in fig.axes[0].get_xlabel() and "T" in fig._suptitle.get_text()
 
@@ -67,7 +67,7 @@ def test_autoencoder_manifold_spans_its_codes_and_traversals_use_their_spread():
   codes = rng.normal(loc=[10.0, -4.0], scale=[3.0, 0.5], size=[200, 2]).astype(np.float32)
   fig = figures.manifold(ae, codes, "T", size=5)
   grid_ax, codes_ax = fig.axes
-  assert grid_ax.get_images()[0].get_array().shape == (5 * 8, 5 * 8)
+  assert grid_ax.get_images()[0].get_array().shape == (5 * 9 - 1, 5 * 9 - 1)
   assert "percentile of the codes" in grid_ax.get_xlabel()
   low, high = np.percentile(codes[:, 0], [1, 99])
   np.testing.assert_allclose(codes_ax.get_xlim(), (low, high), rtol=1e-6)
@@ -78,3 +78,34 @@ def test_autoencoder_manifold_spans_its_codes_and_traversals_use_their_spread():
   rows = [t.get_text() for t in fig.axes[0].get_yticklabels()]
   assert rows == [f"z0 (var {codes.var(0)[0]:.2f})", f"z1 (var {codes.var(0)[1]:.2f})"]
   assert "std of the codes" in fig.axes[0].get_xlabel()
+
+
+def test_image_grid_separates_tiles_with_padding():
+  from tfvae import summaries  # pylint: disable=import-outside-toplevel
+  images = np.ones([5, 3, 2, 1], np.float32)  # white tiles
+  grid = summaries.image_grid(images, columns=3)[0, ..., 0]
+  assert grid.shape == (2 * 4 - 1, 3 * 3 - 1)
+  np.testing.assert_array_equal(grid[3, :], summaries.PAD_VALUE)  # the row between the rows
+  np.testing.assert_array_equal(grid[:3, 2], summaries.PAD_VALUE)  # between columns 0 and 1
+  np.testing.assert_array_equal(grid[:3, :2], 1.0)  # tile (0, 0)
+  np.testing.assert_array_equal(grid[4:, 6:], 0.0)  # the blank sixth cell
+  assert summaries.image_grid(images, columns=3, pad=0).shape == (1, 6, 6, 1)
+
+
+def test_samples_figure_draws_the_pixels_from_their_own_seed_as_the_export_does(model):
+  seed = tf.constant([4, 2])
+  fig = figures.samples(model, 20, seed, "T")
+  from tfvae import summaries  # pylint: disable=import-outside-toplevel
+  drawn = model.sample(20, seed)
+  mean_panel, pixel_panel = [ax.get_images()[0].get_array() for ax in fig.axes]
+  np.testing.assert_allclose(mean_panel, summaries.image_grid(drawn["mean"], 10)[0, ..., 0])
+  np.testing.assert_allclose(pixel_panel, summaries.image_grid(drawn["sample"], 10)[0, ..., 0])
+  # z and the pixels come from the two halves of the split seed, not both from `seed`.
+  z_seed, x_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+  p_x = model.decoder(model.prior().sample(20, seed=z_seed))
+  np.testing.assert_array_equal(drawn["sample"], p_x.sample(seed=x_seed))
+  assert not np.array_equal(drawn["sample"], model.decoder(model.prior().sample(
+      20, seed=seed)).sample(seed=seed))
+  from tfvae import export as export_lib  # pylint: disable=import-outside-toplevel
+  exported = export_lib._Exported(model).sample(tf.constant(20), seed)  # pylint: disable=protected-access
+  np.testing.assert_array_equal(exported["sample"], drawn["sample"])

@@ -111,7 +111,8 @@ def test_two_workers_train_the_weights_of_one_process_and_only_the_chief_writes(
   assert config_lib.load(str(single)).data_on_device
   stderr = _stderr(tmp_path, "multi")
   for index in (0, 1):
-    assert _worker_lines(stderr, index, "2 replicas, steps 0 -> 20")
+    assert _worker_lines(stderr, index, "2 replicas")
+    assert _worker_lines(stderr, index, "Training from step 0 to 20")
 
   # Worker i trained on the i-th half of every global batch, with the noise of those rows.
   _, model_multi, step_multi = trainer_lib.restore_model(str(multi))
@@ -166,7 +167,7 @@ def test_a_killed_run_resumes_from_the_chiefs_checkpoint(tmp_path):
   assert launcher.wait(TIMEOUT_S) == 128 + signal.SIGTERM
   stderr = _stderr(tmp_path, "resume")
   for index in (0, 1):
-    assert _worker_lines(stderr, index, f"steps {killed_at} -> 1000")
+    assert _worker_lines(stderr, index, f"at step {killed_at} of 1000")
   stopped = [int(re.search(r"Stopped by SIGTERM at step (\d+)", line).group(1))
              for index in (0, 1) for line in _worker_lines(stderr, index, "Stopped by SIGTERM")]
   assert len(stopped) == 2 and stopped[0] == stopped[1]  # both workers, the same step
@@ -179,7 +180,7 @@ def test_a_killed_run_resumes_from_the_chiefs_checkpoint(tmp_path):
   assert launcher.wait(TIMEOUT_S) == 0, _stderr(tmp_path, "finish")[-5000:]
   stderr = _stderr(tmp_path, "finish")
   for index in (0, 1):
-    assert _worker_lines(stderr, index, f"steps {stopped_at} -> 1000")
+    assert _worker_lines(stderr, index, f"at step {stopped_at} of 1000")
   results = json.load(open(os.path.join(workdir, "eval.json")))
   assert results["step"] == _latest_step(workdir) == 1000
   assert results["validation"]["elbo"] == pytest.approx(_validation_elbo(workdir), rel=1e-5)

@@ -62,7 +62,7 @@ def test_kill_9_then_rerun_resumes_from_the_last_complete_checkpoint(tmp_path, d
   saved = _checkpoint_step(workdir)
   assert saved is not None and saved % 100 == 0
   rerun = run_module("tfvae.train", *QUICK, *args)
-  assert f"steps {saved} -> 2500" in rerun.stderr
+  assert f"at step {saved} of 2500" in rerun.stderr
   assert json.load(open(tmp_path / "eval.json"))["step"] == 2500
   assert _checkpoint_step(workdir) == 2500
   assert "reconstruct" in tf.saved_model.load(str(tmp_path / "export")).signatures
@@ -77,7 +77,7 @@ def test_a_half_written_checkpoint_is_never_picked_up(tmp_path):
   (tmp_path / "ckpt" / "ckpt-150.data-00000-of-00001").write_bytes(b"truncated")
   rerun = run_module("tfvae.train", *QUICK, "--train_steps=200", "--checkpoint_every=50",
                      f"--workdir={workdir}")
-  assert "steps 100 -> 200" in rerun.stderr
+  assert "at step 100 of 200" in rerun.stderr
   assert _checkpoint_step(workdir) == 200
 
 
@@ -167,6 +167,6 @@ def test_overwrite_replaces_a_run_with_another_config(tmp_path):
   run_module("tfvae.train", *QUICK, "--train_steps=25", f"--workdir={tmp_path}")
   proc = run_module("tfvae.train", *QUICK, "--train_steps=25", "--latent_dim=3", "--overwrite",
                     f"--workdir={tmp_path}")
-  assert "steps 0 -> 25" in proc.stderr
+  assert "Training from step 0 to 25" in proc.stderr
   assert json.load(open(tmp_path / "config.json"))["latent_dim"] == 3
   assert len(os.listdir(tmp_path / "tensorboard" / "train")) == 1  # old events are gone

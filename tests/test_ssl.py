@@ -103,7 +103,7 @@ def test_m1_library_and_entry_point(tmp_path):
   assert metrics["num_labels"] == 50 and metrics["label_seed"] == 1
   assert 0.4 < metrics["accuracy"] <= 1.0  # chance is 0.1
   with open(os.path.join(workdir, "eval.json")) as f:
-    assert json.load(f)["m1"]["accuracy"] == metrics["accuracy"]
+    assert json.load(f)["m1_test_50labels_seed1"]["accuracy"] == metrics["accuracy"]
 
 
 def test_logistic_regression_accuracy_on_separable_data():
@@ -173,6 +173,16 @@ def test_ssl_model_trains_with_50_labels_exports_and_classifies(tmp_path, model)
                              rtol=1e-5, atol=1e-6)
   evals = summaries.read_scalars(os.path.join(workdir, "tensorboard", "eval"), ["accuracy"])
   assert list(evals["accuracy"][0]) == [3, 6]
+  # Figures: every one for PC-VAE; M2 (no q(z|x)) skips the latent ones instead of failing.
+  proc = run_module("tfvae.visualize", f"--workdir={workdir}", check=False)
+  assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+  drawn = set(n[:-4] for n in os.listdir(os.path.join(workdir, "figures")))
+  if model == "m2":
+    assert drawn == {"reconstructions", "samples", "curves"}
+    assert ("--what=interpolation,traversals,manifold,latent_pca,histograms: model m2 has no "
+            "q(z|x)") in proc.stderr
+  else:
+    assert len(drawn) == 8
 
 
 def test_m2_unlabeled_loss_is_the_expected_labeled_loss_minus_the_entropy():

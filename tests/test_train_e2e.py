@@ -41,7 +41,8 @@ def test_quickstart_writes_config_events_eval_and_export(quickstart_run):
   assert "validation elbo" in proc.stderr and "test elbo" in proc.stderr
   assert json.load(open(os.path.join(workdir, "config.json")))["image_shape"] == [8, 8, 1]
   results = json.load(open(os.path.join(workdir, "eval.json")))
-  assert results["step"] == 120 and -60 < results["test"]["elbo"] < 0
+  assert results["step"] == 120 and -60 < results["test_K10"]["elbo"] < 0
+  assert results["test_K10"]["step"] == 120 and results["validation_K10"]["split"] == "validation"
   train = _scalars(os.path.join(workdir, "tensorboard", "train"))
   for tag in ("loss", "elbo", "rate", "distortion", "beta", "learning_rate",
               "examples_per_second"):
@@ -78,8 +79,9 @@ def test_evaluate_cli_adds_the_importance_weighted_bound_to_eval_json(quickstart
                     "--num_importance_samples=200", "--chunk_size=50")
   assert "iwae_bound(K=200)" in proc.stderr
   results = json.load(open(os.path.join(workdir, "eval.json")))
-  test = results["test"]
-  assert "validation" in results  # the other splits written by training are kept
+  test = results["test_K200"]
+  # The K = 10 entries of training are kept beside it, under their own keys.
+  assert results["test_K10"]["num_importance_samples"] == 10 and "validation_K10" in results
   assert test["num_importance_samples"] == 200 and test["num_examples"] == 359
   assert test["step"] == 120 and test["split"] == "test" and test["binarization"] == "dynamic"
   assert test["elbo"] < test["iwae_bound"] == -test["nll"] < 0
@@ -118,13 +120,28 @@ def test_visualize_rejects_an_unknown_figure_and_writes_nothing(quickstart_run):
 
 def test_rerunning_resumes_from_the_checkpoint_and_refuses_another_model(tmp_path):
   workdir = str(tmp_path)
-  run_module("tfvae.train", *QUICK, "--train_steps=60", f"--workdir={workdir}")
+  proc = run_module("tfvae.train", *QUICK, "--train_steps=60", f"--workdir={workdir}")
+  assert "Training from step 0 to 60" in proc.stderr
+  # Numbers other commands added to eval.json survive the extension of the training.
+  run_module("tfvae.evaluate", f"--workdir={workdir}", "--num_importance_samples=20")
+  run_module("tfvae.evaluate", f"--workdir={workdir}", "--m1_labels=50")
   proc = run_module("tfvae.train", *QUICK, f"--workdir={workdir}")
-  assert "steps 60 -> 120" in proc.stderr
+  assert f"Resuming from {os.path.join(workdir, 'ckpt')} at step 60 of 120" in proc.stderr
+  results = json.load(open(os.path.join(workdir, "eval.json")))
+  assert results["step"] == 120 and results["test_K10"]["step"] == 120
+  assert results["test_K20"]["step"] == 60 and results["test_K20"]["num_importance_samples"] == 20
+  assert results["m1_test_50labels_seed0"]["step"] == 60
+  assert results["final"] == {"validation": "validation_K10", "test": "test_K10"}
   steps = [s for s, _ in _scalars(os.path.join(workdir, "tensorboard", "train"))["loss"]]
   assert steps == [20, 40, 60, 80, 100, 120]  # nothing trained twice
+  # A finished run is not evaluated or exported again.
+  before = open(os.path.join(workdir, "eval.json")).read(), os.readlink(
+      os.path.join(workdir, "export"))
   proc = run_module("tfvae.train", *QUICK, f"--workdir={workdir}")
-  assert "steps 120 -> 120" in proc.stderr
+  assert f"Nothing left to train: {workdir} holds a finished run at step 120" in proc.stderr
+  assert "raise --train_steps or --epochs to train on" in proc.stderr
+  assert before == (open(os.path.join(workdir, "eval.json")).read(),
+                    os.readlink(os.path.join(workdir, "export")))
   bad = run_module("tfvae.train", *QUICK, "--latent_dim=3", f"--workdir={workdir}", check=False)
   assert bad.returncode != 0 and "--latent_dim: 8 in the workdir, 3 now" in bad.stderr
   assert "Traceback" not in bad.stderr
@@ -162,7 +179,7 @@ def test_real_fashion_mnist_end_to_end(fashion_mnist_dir, tmp_path):
   assert [s for s, _ in evals] == [100, 200, 300]
   assert evals[-1][1] > evals[0][1]
   results = json.load(open(tmp_path / "eval.json"))
-  assert -330 < results["test"]["elbo"] < -230  # a few hundred steps: far from converged
+  assert -330 < results["test_K10"]["elbo"] < -230  # a few hundred steps: far from converged
   assert os.path.exists(tmp_path / "export" / "saved_model.pb")
 
 

@@ -160,7 +160,7 @@ def test_hyperband_promotes_a_trial_and_continues_its_checkpoint(tmp_path):
   parent = next(r for r in rows if r["trial"] == child["parent"])
   assert child["step"] == "12" and (child["beta"], child["latent_dim"]) == (
       parent["beta"], parent["latent_dim"])
-  assert "steps 4 -> 12" in proc.stderr  # continued, not retrained from step 0
+  assert "at step 4 of 12" in proc.stderr  # continued, not retrained from step 0
   # The child's curves: the parent's steps, then its own, each step once.
   assert _train_steps(os.path.join(workdir, child["trial"])) == [2, 4, 6, 8, 10, 12]
   assert _train_steps(os.path.join(workdir, parent["trial"])) == [2, 4]
@@ -185,7 +185,7 @@ def test_sigterm_mid_trial_stops_the_search_and_a_rerun_resumes_the_trial(tmp_pa
   saved = int(tf.train.latest_checkpoint(ckpt).rsplit("-", 1)[1])
   assert 0 < saved < 4000
   rerun = run_module("tfvae.tune", *args)
-  assert _started(rerun.stderr) == ["000"] and f"steps {saved} -> 4000" in rerun.stderr
+  assert _started(rerun.stderr) == ["000"] and f"at step {saved} of 4000" in rerun.stderr
   assert [(r["trial"], r["status"], r["step"]) for r in _rows(workdir)] == [
       ("trial_000", "COMPLETED", "4000")]
 

@@ -1,22 +1,28 @@
 """Entry point: `python -m tfvae.evaluate --workdir=DIR [--split=test] [--num_importance_samples=K]`.
 
 Rebuilds the model from WORKDIR/config.json and its latest checkpoint, evaluates one split under
-the run's distribution strategy, merges the result into WORKDIR/eval.json (one entry per split;
-other splits are kept) and writes it to TensorBoard (WORKDIR/tensorboard/eval, tags prefixed
+the run's distribution strategy, merges the result into WORKDIR/eval.json under a key that names
+the split and K, e.g. "test_K5000" (other entries are kept; tfvae/workdir.py) and writes it to TensorBoard (WORKDIR/tensorboard/eval, tags prefixed
 with the split and K). The standard report is --split=test --num_importance_samples=5000.
 
 `--m1_labels=N` instead evaluates M1 (Kingma et al. 2014; tfvae/ssl.py): logistic regression on
 the posterior means of N labeled train examples (balanced, chosen by `--label_seed`), scored on
-`--split`; the result is merged into eval.json under "m1".
+`--split`; the result is merged into eval.json under "m1_SPLIT_<N>labels_seed<S>".
 """
 
 import json
 import os
 import time
 
-from absl import app
-from absl import flags
-from absl import logging
+from tfvae import cli
+
+if __name__ == "__main__":
+  cli.quiet_start()  # before TensorFlow is imported
+
+from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-position
+from absl import logging  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from tfvae import workdir as workdir_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 FLAGS = flags.FLAGS
 
@@ -29,7 +35,9 @@ def define_flags():
                        lower_bound=1)
   flags.DEFINE_integer("chunk_size", 500, "Importance samples evaluated at once (bounds memory).",
                        lower_bound=1)
-  flags.DEFINE_integer("batch_size", 100, "Examples per evaluation batch (global).", lower_bound=1)
+  flags.DEFINE_integer("batch_size", 100, "Examples per evaluation batch (global). Results do "
+                       "not depend on it (each example's noise is seeded by its index); memory "
+                       "grows with batch_size x chunk_size.", lower_bound=1)
   flags.DEFINE_integer("num_examples", 0, "Evaluate only the first N examples (0: all).",
                        lower_bound=0)
   flags.DEFINE_integer("m1_labels", 0, "If > 0: evaluate M1 instead, logistic regression on the "
@@ -38,20 +46,9 @@ def define_flags():
   flags.DEFINE_integer("label_seed", 0, "With --m1_labels: seed of the labeled subset.")
 
 
-def _merge_eval_json(workdir, key, metrics):
-  path = os.path.join(workdir, "eval.json")
-  results = {}
-  if os.path.exists(path):
-    with open(path) as f:
-      results = json.load(f)
-  results[key] = metrics
-  with open(path + ".tmp", "w") as f:
-    json.dump(results, f, indent=2)
-  os.replace(path + ".tmp", path)
-
-
 def m1_workdir(workdir, num_labels, label_seed=0, split="test"):
-  """M1 accuracy of a trained run (see tfvae.ssl.m1_accuracy); merged into eval.json as "m1".
+  """M1 accuracy of a trained run (see tfvae.ssl.m1_accuracy), merged into eval.json under
+  "m1_SPLIT_<N>labels_seed<S>" (tfvae/workdir.py).
 
   Args:
     workdir: a tfvae run folder whose model has an encoder.
@@ -72,7 +69,7 @@ def m1_workdir(workdir, num_labels, label_seed=0, split="test"):
   config, model, step = trainer.restore_model(workdir)
   metrics = ssl.m1_accuracy(model, data_lib.load(config), config, num_labels, label_seed, split)
   metrics["step"] = step
-  _merge_eval_json(workdir, "m1", metrics)
+  workdir_lib.merge_eval_json(workdir, {workdir_lib.m1_key(split, num_labels, label_seed): metrics})
   return metrics
 
 
@@ -109,7 +106,7 @@ def evaluate_workdir(workdir, split, num_importance_samples, chunk_size=500, bat
   metrics.update(dataset=config.dataset, split=split, binarization=config.binarization,
                  num_importance_samples=num_importance_samples, step=step,
                  wall_time_s=round(time.perf_counter() - began, 2))
-  _merge_eval_json(workdir, split, metrics)
+  workdir_lib.merge_eval_json(workdir, {workdir_lib.eval_key(split, metrics): metrics})
   writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard", "eval"))
   summaries.write_scalars(writer, step, {
       f"{split}_K{num_importance_samples}/{k}": metrics[k]
@@ -144,4 +141,4 @@ def main(argv):
 if __name__ == "__main__":
   define_flags()
   flags.mark_flag_as_required("workdir")
-  app.run(main)
+  cli.run("tfvae.evaluate", main)

@@ -17,6 +17,13 @@ latent_dim, all float32 unless noted):
   elbo(x [N, H, W, C])            -> elbo, rate, distortion [N], nats (num_samples from the
                                      config, a fixed seed: deterministic)
   classify(x [N, H, W, C])        -> probabilities [N, K] (sum to 1), label int64 [N] (argmax)
+Input contract: x is float32 in [0, 1], the stored pixels divided by their maximum (uint8 / 255;
+digits / 16); for a model trained with --binarization=static/dynamic, 0/1 pixels give the
+log-likelihoods the run reports (gray levels are accepted). Values outside [0, 1] (raw 0..255
+pixels, NaN) are rejected with an InvalidArgumentError that says so; other dtypes (float64) are
+rejected by the signature itself: cast with np.float32 first. The export's
+assets.extra/tfvae.json records the contract, the step and the signatures.
+
 sample and elbo exist only for generative models (a prior p(z)); deterministic autoencoders
 (ae, sparse_ae, denoising_ae, contractive_ae) export encode, decode, reconstruct; classify
 exists only for models with a classifier (pc_vae, m2).
@@ -29,31 +36,46 @@ class); reconstruct (at the predicted class); elbo(x) -> elbo (the bound -U(x) o
 rate, distortion.
 """
 
+import json
 import os
 import shutil
 import time
 
-from absl import app
-from absl import flags
-import tensorflow as tf
+from tfvae import cli
+
+if __name__ == "__main__":
+  cli.quiet_start()  # before TensorFlow is imported
+
+from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-position
+import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from tfvae import objectives
+from tfvae import workdir as workdir_lib
 
 _ELBO_SEED = (0, 0)
 
 
-def _checked(tensor, name, signature, event_shape):
-  """`tensor` once its shape is [N, *event_shape]; otherwise an InvalidArgumentError whose message
-  names the signature and the expected shape."""
+def _checked(tensor, name, signature, event_shape, unit_range=False):
+  """`tensor` once its shape is [N, *event_shape] (and, with unit_range, its values in [0, 1]);
+  otherwise an InvalidArgumentError whose message names the signature and what it expects."""
   shape = tf.shape(tensor)
   padded = tf.concat([shape, tf.zeros([len(event_shape) + 1], tf.int32)], 0)
   ok = tf.logical_and(tf.equal(tf.size(shape), len(event_shape) + 1),
                       tf.reduce_all(tf.equal(padded[1:len(event_shape) + 1], event_shape)))
   expected = ", ".join(["N"] + [str(d) for d in event_shape])
-  assertion = tf.debugging.Assert(
+  checks = [tf.debugging.Assert(
       ok, [f"signature {signature} expects {name} float32 [{expected}]; got shape", shape],
-      summarize=8)
-  with tf.control_dependencies([assertion]):
+      summarize=8)]
+  if unit_range:
+    low, high = tf.reduce_min(tensor), tf.reduce_max(tensor)
+    in_range = tf.logical_or(tf.equal(tf.size(tensor), 0),
+                             tf.logical_and(low >= 0.0, high <= 1.0))  # False for NaN too
+    checks.append(tf.debugging.Assert(
+        in_range, [f"signature {signature} expects {name} in [0, 1] (pixel values divided by "
+                   "their maximum, e.g. uint8 / 255; 0 or 1 if the model was trained on "
+                   "binarized pixels: see assets.extra/tfvae.json); got values from", low,
+                   "to", high]))
+  with tf.control_dependencies(checks):
     return tf.identity(tensor)
 
 
@@ -80,7 +102,7 @@ class _Exported(tf.Module):
 
     @tf.function(input_signature=[x_spec])
     def encode(x):
-      q_z = enc(_checked(x, "x", "encode", config.image_shape))
+      q_z = enc(_checked(x, "x", "encode", config.image_shape, True))
       if not generative:
         return {"code": q_z.mean()}
       return {"loc": q_z.mean(), "scale": q_z.stddev()}
@@ -93,18 +115,16 @@ class _Exported(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="n"),
                                   tf.TensorSpec([2], tf.int32, name="seed")])
     def sample(n, seed):
-      z_seed, x_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-      p_x = dec(model.prior().sample(n, seed=z_seed))
-      return {"mean": p_x.mean(), "sample": tf.cast(p_x.sample(seed=x_seed), tf.float32)}
+      return model.sample(n, seed)
 
     @tf.function(input_signature=[x_spec])
     def reconstruct(x):
-      x = _checked(x, "x", "reconstruct", config.image_shape)
-      return {"reconstruction": dec(enc(x).mean()).mean()}
+      x = _checked(x, "x", "reconstruct", config.image_shape, True)
+      return {"reconstruction": model.reconstruct(x)}
 
     @tf.function(input_signature=[x_spec])
     def elbo(x):
-      x = _checked(x, "x", "elbo", config.image_shape)
+      x = _checked(x, "x", "elbo", config.image_shape, True)
       terms = objectives.elbo_terms(x, enc(x), dec, model.prior(), config.num_samples,
                                     tf.constant(_ELBO_SEED, tf.int32))
       return {k: terms[k] for k in ("elbo", "rate", "distortion")}
@@ -116,7 +136,7 @@ class _Exported(tf.Module):
 
       @tf.function(input_signature=[x_spec])
       def classify(x):
-        probs = model.classify(_checked(x, "x", "classify", config.image_shape)).probs_parameter()
+        probs = model.classify(_checked(x, "x", "classify", config.image_shape, True)).probs_parameter()
         return {"probabilities": probs, "label": tf.argmax(probs, axis=-1)}
 
       self.classify = classify
@@ -143,12 +163,12 @@ class _ExportedM2(tf.Module):
 
     @tf.function(input_signature=[x_spec])
     def classify(x):
-      probs = model.classify(_checked(x, "x", "classify", config.image_shape)).probs_parameter()
+      probs = model.classify(_checked(x, "x", "classify", config.image_shape, True)).probs_parameter()
       return {"probabilities": probs, "label": tf.argmax(probs, axis=-1)}
 
     @tf.function(input_signature=[x_spec, y_spec])
     def encode(x, y):
-      q_z = model.encoder(_checked(x, "x", "encode", config.image_shape), tf.one_hot(y, k))
+      q_z = model.encoder(_checked(x, "x", "encode", config.image_shape, True), tf.one_hot(y, k))
       return {"loc": q_z.mean(), "scale": q_z.stddev()}
 
     @tf.function(input_signature=[tf.TensorSpec([None, config.latent_dim], tf.float32, name="z"),
@@ -172,16 +192,16 @@ class _ExportedM2(tf.Module):
     @tf.function(input_signature=[x_spec])
     def style_transfer(x):
       return {"images": model.style_transfer(_checked(x, "x", "style_transfer",
-                                                       config.image_shape))}
+                                                       config.image_shape, True))}
 
     @tf.function(input_signature=[x_spec])
     def reconstruct(x):
       return {"reconstruction": model.reconstruct(_checked(x, "x", "reconstruct",
-                                                           config.image_shape))}
+                                                           config.image_shape, True))}
 
     @tf.function(input_signature=[x_spec])
     def elbo(x):
-      x = _checked(x, "x", "elbo", config.image_shape)
+      x = _checked(x, "x", "elbo", config.image_shape, True)
       batch = {"image": x, "label": -tf.ones([tf.shape(x)[0]], tf.int64)}
       terms = model.losses(batch, tf.constant(_ELBO_SEED, tf.int32), tf.constant(0, tf.int64),
                            training=False)
@@ -198,7 +218,22 @@ class _ExportedM2(tf.Module):
     return dict(self.fns)
 
 
-def export(model, path):
+def input_contract(config):
+  """What the signatures expect of x, as written to the export's assets.extra/tfvae.json."""
+  binarized = config.binarization in ("static", "dynamic")
+  levels = config.pixel_levels
+  if config.binarization == "dequantize":
+    scaling = f"(pixel + u) / {levels}, u ~ U[0, 1) (uniform dequantization)"
+  else:
+    scaling = f"pixel / {levels - 1}"
+  return {"dtype": "float32", "shape": ["N", *config.image_shape], "range": [0.0, 1.0],
+          "scaling": scaling, "binarized": binarized,
+          "note": ("trained on binarized pixels: pass 0/1 values (e.g. x > 0.5, or Bernoulli "
+                   "samples of x) for log-likelihoods comparable to the run's; gray levels are "
+                   "accepted") if binarized else "gray levels"}
+
+
+def export(model, path, step=None):
   """Writes `model` as a SavedModel and makes `path` point at it atomically.
 
   Each export is written to its own folder PATH.<time_ns> beside `path`; `path` is a symbolic
@@ -206,9 +241,14 @@ def export(model, path):
   previous folder is removed. A reader (or a kill -9 at any moment) sees either the previous
   complete export or the new one. Copy it with `cp -rL` to follow the link.
 
+  The folder also holds assets.extra/tfvae.json (the TF Serving place for extra files): the
+  step, the model family and likelihood, the signatures and the input contract
+  (`input_contract`).
+
   Args:
     model: a tfvae model (tfvae.models) with `config`, `encoder`, `decoder`, `prior()`.
     path: str, the export path (WORKDIR/export by convention).
+    step: int or None, the training step of the weights (recorded in tfvae.json).
 
   Returns:
     The folder the link now points to.
@@ -217,7 +257,16 @@ def export(model, path):
   path = os.path.abspath(path)
   parent, name = os.path.split(path)
   target = f"{path}.{time.time_ns()}"
-  tf.saved_model.save(module, target, signatures=module.signatures())
+  signatures = module.signatures()
+  tf.saved_model.save(module, target, signatures=signatures)
+  info = {"step": step, "model": model.config.model, "likelihood": model.config.likelihood,
+          "latent_dim": model.config.latent_dim, "signatures": sorted(signatures),
+          "input": input_contract(model.config)}
+  os.makedirs(os.path.dirname(os.path.join(target, workdir_lib.EXPORT_INFO)), exist_ok=True)
+  with open(os.path.join(target, workdir_lib.EXPORT_INFO), "w") as f:
+    json.dump(info, f, indent=2)
+    f.flush()
+    os.fsync(f.fileno())
   previous = os.path.realpath(path) if os.path.islink(path) else None
   if os.path.isdir(path) and not os.path.islink(path):  # a plain folder: move it out of the way
     previous = f"{path}.{time.time_ns()}.old"
@@ -240,11 +289,11 @@ def main(argv):
   from tfvae import trainer  # pylint: disable=import-outside-toplevel
   _, model, step = trainer.restore_model(flags.FLAGS.workdir)
   path = os.path.join(flags.FLAGS.workdir, "export")
-  export(model, path)
+  export(model, path, step=step)
   print(f"Exported the step-{step} model to {path}")
 
 
 if __name__ == "__main__":
   flags.DEFINE_string("workdir", None, "A tfvae run folder (holds config.json and ckpt/).")
   flags.mark_flag_as_required("workdir")
-  app.run(main)
+  cli.run("tfvae.export", main)

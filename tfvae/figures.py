@@ -32,8 +32,9 @@ def _show_grid(ax, images, columns, label=None):
 
 
 def reconstructions(model, images, title, columns=10):
-  """Inputs (odd rows) above their reconstructions (decoder mean at the posterior mean)."""
-  recon = _decode_mean(model, model.encoder(images).mean())
+  """Inputs (odd rows) above their reconstructions (`model.reconstruct`: the decoder mean at
+  the posterior mean; M2's at the predicted class)."""
+  recon = np.asarray(model.reconstruct(images))
   n = len(images) // columns * columns
   rows = []
   for start in range(0, n, columns):
@@ -45,12 +46,12 @@ def reconstructions(model, images, title, columns=10):
 
 
 def samples(model, num, seed, title, columns=10):
-  """Decoded prior samples: the decoder mean, and (Bernoulli) a sample of pixels."""
-  z = np.asarray(model.prior().sample(num, seed=seed))
-  p_x = model.decoder(z)
-  panels = [("mean of p(x|z)", np.asarray(p_x.mean()))]
+  """Draws of `model.sample(num, seed)` (the exported `sample` signature's): the decoder mean,
+  and (Bernoulli) the sampled pixels, drawn with their own half of the split seed."""
+  drawn = model.sample(num, seed)
+  panels = [("mean of p(x|z)", np.asarray(drawn["mean"]))]
   if model.config.likelihood == "bernoulli":
-    panels.append(("sampled pixels x ~ p(x|z)", np.asarray(p_x.sample(seed=seed), np.float32)))
+    panels.append(("sampled pixels x ~ p(x|z)", np.asarray(drawn["sample"])))
   fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 6.5), squeeze=False)
   for ax, (name, images) in zip(axes[0], panels):
     _show_grid(ax, images, columns)
@@ -105,10 +106,10 @@ def traversals(model, x, rate_per_dimension, title, num_dims=8, values=np.linspa
     rows.append(_decode_mean(model, codes))
   fig, ax = plt.subplots(figsize=(len(values) * 0.9 + 1.5, len(dims) * 0.9 + 1))
   _show_grid(ax, np.concatenate(rows), len(values))
-  h = x.shape[0]
-  ax.set_yticks(np.arange(len(dims)) * h + h / 2)
+  h, w = x.shape[0] + summaries.GRID_PADDING, x.shape[1] + summaries.GRID_PADDING
+  ax.set_yticks(np.arange(len(dims)) * h + x.shape[0] / 2)
   ax.set_yticklabels([f"z{d} ({score_label.format(rate_per_dimension[d])})" for d in dims])
-  ax.set_xticks(np.arange(len(values)) * x.shape[1] + x.shape[1] / 2)
+  ax.set_xticks(np.arange(len(values)) * w + x.shape[1] / 2)
   ax.set_xticklabels([f"{v:+.1f}" for v in values])
   unit = "prior std" if scale is None or np.all(scale == 1) else "std of the codes"
   ax.set_xlabel(f"value of the varied dimension, in {unit} (others at the posterior mean)")
@@ -143,9 +144,10 @@ def manifold(model, means, title, size=15):
   _show_grid(ax, _decode_mean(model, codes), size)
   h, w = model.config.image_shape[:2]
   ticks = np.arange(0, size, 2)
-  ax.set_xticks(ticks * w + w / 2)
+  pad = summaries.GRID_PADDING
+  ax.set_xticks(ticks * (w + pad) + w / 2)
   ax.set_xticklabels([f"{v:.1f}" for v in q[ticks]])
-  ax.set_yticks(ticks * h + h / 2)
+  ax.set_yticks(ticks * (h + pad) + h / 2)
   ax.set_yticklabels([f"{v:.1f}" for v in q[::-1][ticks]])
   ax.set_xlabel(axes_label[0])
   ax.set_ylabel(axes_label[1])
@@ -161,9 +163,10 @@ def _code_range_manifold(model, means, title, size):
   _show_grid(ax, _decode_mean(model, np.stack([a.ravel(), b.ravel()], axis=1)), size)
   h, w = model.config.image_shape[:2]
   ticks = np.arange(0, size, 2)
-  ax.set_xticks(ticks * w + w / 2)
+  pad = summaries.GRID_PADDING
+  ax.set_xticks(ticks * (w + pad) + w / 2)
   ax.set_xticklabels([f"{t:.1f}" for t in u[ticks]])
-  ax.set_yticks(ticks * h + h / 2)
+  ax.set_yticks(ticks * (h + pad) + h / 2)
   ax.set_yticklabels([f"{t:.1f}" for t in v[ticks]])
   ax.set_xlabel("h0 (1st-99th percentile of the codes)")
   ax.set_ylabel("h1")

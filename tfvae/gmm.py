@@ -11,9 +11,13 @@ import json
 import os
 import time
 
-from absl import app
-from absl import flags
-from absl import logging
+from tfvae import cli
+
+if __name__ == "__main__":
+  cli.quiet_start()  # before TensorFlow is imported
+
+from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-position
+from absl import logging  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 FLAGS = flags.FLAGS
 
@@ -118,16 +122,12 @@ def main(argv):
   import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
   from tfvae import config as config_lib  # pylint: disable=import-outside-toplevel
 
-  from tfvae import cli  # pylint: disable=import-outside-toplevel
-
-  cli.quiet_tf_info_logs()
   workdir = FLAGS.workdir
-  with cli.user_errors("tfvae.gmm"):
-    config = config_lib.Config(dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
-                               validation_fraction=FLAGS.validation_fraction)
-    gmm, metrics, image_shape = fit_and_evaluate(
-        config, FLAGS.num_components, FLAGS.covariance_type, FLAGS.reg_covar, FLAGS.max_iter,
-        FLAGS.max_train_examples, FLAGS.seed)
+  config = config_lib.Config(dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
+                             validation_fraction=FLAGS.validation_fraction)
+  gmm, metrics, image_shape = fit_and_evaluate(
+      config, FLAGS.num_components, FLAGS.covariance_type, FLAGS.reg_covar, FLAGS.max_iter,
+      FLAGS.max_train_examples, FLAGS.seed)
   os.makedirs(workdir, exist_ok=True)
   with open(os.path.join(workdir, "gmm.json.tmp"), "w") as f:
     json.dump(metrics, f, indent=2)
@@ -147,4 +147,4 @@ def main(argv):
 if __name__ == "__main__":
   define_flags()
   flags.mark_flag_as_required("workdir")
-  app.run(main)
+  cli.run("tfvae.gmm", main)

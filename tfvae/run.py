@@ -6,16 +6,13 @@ writes to the workdir (see tfvae/distribute.py).
 """
 
 import contextlib
-import json
 import os
 import shutil
 import signal
-import sys
 import threading
 import time
 
 from absl import logging
-import keras
 import tensorflow as tf
 
 from tfvae import config as config_lib
@@ -23,8 +20,10 @@ from tfvae import data as data_lib
 from tfvae import distribute
 from tfvae import evaluation
 from tfvae import export as export_lib
+from tfvae import progress as progress_lib
 from tfvae import summaries
 from tfvae import trainer as trainer_lib
+from tfvae import workdir as workdir_lib
 
 _NUM_SUMMARY_IMAGES = 8
 
@@ -106,8 +105,10 @@ def train_and_evaluate(config, workdir, overwrite=False, strategy=None):
   """Trains `config` in `workdir`, resuming from its latest checkpoint, then evaluates and exports.
 
   Returns:
-    dict with the final "validation" and "test" metrics (nats per example) and "step"; the
-    same is written to WORKDIR/eval.json.
+    dict with the final "validation" and "test" metrics (nats per example; each with its
+    split, step and, with an iwae_bound, num_importance_samples) and "step"; they are merged
+    into WORKDIR/eval.json under keys that name split and K (tfvae/workdir.py), keeping the
+    entries other commands wrote.
 
   Args:
     config: the Config to train.
@@ -155,22 +156,37 @@ def train_and_evaluate(config, workdir, overwrite=False, strategy=None):
   per_epoch = data_lib.steps_per_epoch(data, config)
   total = config.train_steps or config.epochs * per_epoch
   eval_every = config.eval_every or per_epoch
-  logging.info("%s: %d train / %d validation / %d test images %s, %d replicas, steps %d -> %d",
+  logging.info("%s: %d train / %d validation / %d test images %s, %d replicas",
                config.dataset, len(data.train), len(data.validation), len(data.test),
-               data.image_shape, strategy.num_replicas_in_sync, start, total)
+               data.image_shape, strategy.num_replicas_in_sync)
+  ckpt_dir = os.path.join(workdir, "ckpt")
+  if start >= total:
+    finished = workdir_lib.finished_results(workdir, start)
+    if finished:
+      logging.info("Nothing left to train: %s holds a finished run at step %d (this command asks "
+                   "for %d steps; raise --train_steps or --epochs to train on). Its results are "
+                   "in %s, its SavedModel in %s.", workdir, start, total,
+                   os.path.join(workdir, workdir_lib.EVAL_FILENAME),
+                   os.path.join(workdir, "export"))
+      return finished
+    logging.info("The checkpoint in %s is at step %d of %d: evaluating and exporting it.",
+                 ckpt_dir, start, total)
+  elif start:
+    logging.info("Resuming from %s at step %d of %d", ckpt_dir, start, total)
+  else:
+    logging.info("Training from step 0 to %d", total)
 
   validation = data_lib.eval_dataset(data, "validation", config.eval_batch_size)
   summary_images = tf.constant(data.validation.images[:_NUM_SUMMARY_IMAGES] / data.max_value,
                                tf.float32)
   iterator = trainer.train_iterator(data, start)
-  progress = keras.utils.Progbar(total, verbose=1 if sys.stderr.isatty() else 0,
-                                 unit_name="step")
   step, validation_metrics = start, None
   with _StopSignals() as stop, contextlib.ExitStack() as cleanup:
     writers = {name: tf.summary.create_file_writer(os.path.join(workdir, "tensorboard", name))
                if chief else tf.summary.create_noop_writer() for name in ("train", "eval")}
     for writer in writers.values():
       cleanup.callback(writer.close)  # also when the loop raises: no buffered event is lost
+    progress = cleanup.enter_context(progress_lib.Progress(total, start, config.batch_size))
     while step < total:
       boundary = min(total, step + config.steps_per_loop, (step // eval_every + 1) * eval_every,
                      (step // config.checkpoint_every + 1) * config.checkpoint_every)
@@ -196,7 +212,7 @@ def train_and_evaluate(config, workdir, overwrite=False, strategy=None):
           **metrics, "learning_rate": config.learning_rate,
           "examples_per_second": examples_per_second,
           "skipped_updates": int(trainer.skipped_updates.numpy())})
-      progress.update(step, [("loss", metrics["loss"])])
+      progress.update(step, metrics["loss"])
       # Every worker stops at the same step (a collective when there are several).
       sigterm, sigint = distribute.any_worker(
           strategy, [stop.received == signal.SIGTERM, stop.received == signal.SIGINT])
@@ -220,11 +236,16 @@ def train_and_evaluate(config, workdir, overwrite=False, strategy=None):
   results = {"step": step,
              "validation": validation_metrics or trainer.evaluate(validation),
              "test": trainer.evaluate(data_lib.eval_dataset(data, "test", config.eval_batch_size))}
+  entries = {"step": step, "final": {}}
+  for split in ("validation", "test"):
+    metrics = results[split] = dict(results[split], split=split, step=step)
+    if "iwae_bound" in metrics:
+      metrics["num_importance_samples"] = config.eval_importance_samples
+    entries["final"][split] = workdir_lib.eval_key(split, metrics)
+    entries[entries["final"][split]] = metrics
   if chief:
-    with open(os.path.join(workdir, "eval.json.tmp"), "w") as f:
-      json.dump(results, f, indent=2)
-    os.replace(os.path.join(workdir, "eval.json.tmp"), os.path.join(workdir, "eval.json"))
+    workdir_lib.merge_eval_json(workdir, entries)
   logging.info("step %d  test %s", step, describe(results["test"], config))
   with distribute.write_dir(strategy, workdir) as export_dir:  # every worker saves
-    export_lib.export(trainer.model, os.path.join(export_dir, "export"))
+    export_lib.export(trainer.model, os.path.join(export_dir, "export"), step=step)
   return results

@@ -1,9 +1,17 @@
 """Reading raw datasets into numpy arrays: scikit-learn's bundled 8x8 digits (no download) and
 any TFDS image dataset by name (fashion_mnist prepared offline from Debian's files when needed)."""
 
+import difflib
+import os
+import socket
+
 import numpy as np
 
 from tfvae import fashion_mnist_local
+
+# Where TFDS downloads prepared datasets and most source files from; probed before a download.
+DOWNLOAD_HOST = ("storage.googleapis.com", 443)
+_PROBE_TIMEOUT_S = 3.0
 
 
 class DataError(ValueError):
@@ -47,15 +55,21 @@ def tfds_dataset(name, data_dir):
   data_dir = data_dir or None
   try:
     builder = tfds.builder(name, data_dir=data_dir)
-  except tfds.core.registered.DatasetNotFoundError:
-    raise DataError(f"--dataset={name} is neither 'digits' nor a TFDS dataset name "
-                    "(see https://www.tensorflow.org/datasets/catalog).") from None
+  except (tfds.core.registered.DatasetNotFoundError, ValueError):  # unknown, or not a name
+    raise DataError(_unknown_dataset_message(tfds, name)) from None
   if (name == "fashion_mnist" and not builder.is_prepared()
       and fashion_mnist_local.available()):
     try:
       fashion_mnist_local.prepare(data_dir)
     except ValueError as e:  # a missing or corrupt source file, named in the message
       raise DataError(f"--dataset=fashion_mnist: {e}") from None
+  if _would_download(builder) and not can_reach_download_host():
+    hint = (" Offline, install Debian's copy: apt-get install dataset-fashion-mnist."
+            if name == "fashion_mnist" else "")
+    raise DataError(
+        f"--dataset={name} is not prepared in --data_dir={data_dir or '~/tensorflow_datasets'} "
+        f"and TFDS's download host {DOWNLOAD_HOST[0]} cannot be reached (offline?). Connect to "
+        f"the internet once, or set --data_dir to a folder where TFDS has prepared it.{hint}")
   try:
     loaded = [_to_numpy(tfds, tfds.load(name, split=split, data_dir=data_dir))
               for split in ("train", "test")]
@@ -81,6 +95,43 @@ def tfds_dataset(name, data_dir):
   label = builder.info.features["label"] if "label" in builder.info.features else None
   names = tuple(label.names) if hasattr(label, "names") else ()
   return (splits[0], splits[1]), 255, names
+
+
+def _would_download(builder):
+  """True if loading `builder` downloads: not prepared, and TFDS's own download_and_prepare
+  (tfds.testing.mock_data replaces it with one that downloads nothing)."""
+  prepare = type(builder).download_and_prepare
+  return not builder.is_prepared() and prepare.__module__.startswith("tensorflow_datasets.core")
+
+
+def can_reach_download_host(timeout=_PROBE_TIMEOUT_S):
+  """True if a TCP connection to DOWNLOAD_HOST opens within `timeout` seconds.
+
+  Offline, TFDS's downloader retries for minutes before it fails; this probe answers in
+  seconds (at once where the name does not resolve).
+  """
+  try:
+    socket.create_connection(DOWNLOAD_HOST, timeout=timeout).close()
+    return True
+  except OSError:
+    return False
+
+
+def _unknown_dataset_message(tfds, name):
+  """One line for a --dataset that TFDS does not know, with the closest names it does."""
+  if os.sep in name or os.path.exists(name):
+    return (f"--dataset={name} looks like a path: tfvae reads 'digits' or a TFDS dataset name "
+            "(see https://www.tensorflow.org/datasets/catalog); reading your own folders and "
+            "files is planned.")
+  try:
+    known = tfds.list_builders(with_community_datasets=False)
+  except Exception:  # pylint: disable=broad-except
+    known = []
+  close = difflib.get_close_matches(name.lower().replace("-", "_"), ["digits", *known], n=3,
+                                    cutoff=0.8)
+  suggestion = f" Did you mean {' or '.join(close)}?" if close else ""
+  return (f"--dataset={name} is neither 'digits' nor a TFDS dataset name (see "
+          f"https://www.tensorflow.org/datasets/catalog).{suggestion}")
 
 
 def _to_numpy(tfds, dataset):

@@ -4,36 +4,37 @@ import numpy as np
 import tensorflow as tf
 
 
-def image_grid(images, columns):
-  """Tiles images [N, H, W, C] into one [1, rows*H, columns*W, C] image (blank cells pad).
+GRID_PADDING = 1  # pixels of PAD_VALUE between the tiles of a grid
+PAD_VALUE = 0.5
 
-  Values are clipped to [0, 1].
+
+def image_grid(images, columns, pad=GRID_PADDING, pad_value=PAD_VALUE):
+  """Tiles images [N, H, W, C] into one image [1, rows*(H+pad)-pad, columns*(W+pad)-pad, C].
+
+  Tiles are separated by `pad` pixels of `pad_value` (mid-gray: visible between black and
+  white digits), so neighbouring images never merge into stripes; blank cells pad the last
+  row. Values are clipped to [0, 1]. Tile (r, c) starts at row r*(H+pad), column c*(W+pad).
   """
   images = np.clip(np.asarray(images, np.float32), 0.0, 1.0)
   n, h, w, c = images.shape
   rows = -(-n // columns)
-  padded = np.zeros([rows * columns, h, w, c], np.float32)
-  padded[:n] = images
-  grid = padded.reshape(rows, columns, h, w, c).transpose(0, 2, 1, 3, 4)
-  return grid.reshape(1, rows * h, columns * w, c)
+  padded = np.full([rows * columns, h + pad, w + pad, c], pad_value, np.float32)
+  padded[:, :h, :w] = 0.0  # blank cells
+  padded[:n, :h, :w] = images
+  grid = padded.reshape(rows, columns, h + pad, w + pad, c).transpose(0, 2, 1, 3, 4)
+  grid = grid.reshape(rows * (h + pad), columns * (w + pad), c)
+  return grid[None, :rows * (h + pad) - pad, :columns * (w + pad) - pad]
 
 
 def reconstruction_grid(model, images):
-  """Inputs [N, H, W, C] beside the decoder mean at the posterior mean: a [1, N*H, 2*W, C] grid."""
-  if hasattr(model, "reconstruct"):  # M2: decoded at the predicted class
-    recon = model.reconstruct(images)
-  else:
-    recon = model.decoder(model.encoder(images).mean()).mean()
-  pairs = np.stack([np.asarray(images), np.asarray(recon)], axis=1)  # [N, 2, H, W, C]
+  """Inputs [N, H, W, C] beside the model's reconstructions: a grid of N rows, 2 columns."""
+  pairs = np.stack([np.asarray(images), np.asarray(model.reconstruct(images))], axis=1)
   return image_grid(pairs.reshape(-1, *pairs.shape[2:]), columns=2)
 
 
 def sample_grid(model, num, seed, columns=8):
-  """Decoder means of `num` prior samples drawn with stateless `seed`, as one grid image."""
-  if hasattr(model, "sample_images"):  # M2: y ~ p(y) too
-    return image_grid(model.sample_images(num, seed)[0], columns)
-  z = model.prior().sample(num, seed=seed)
-  return image_grid(model.decoder(z).mean(), columns)
+  """Decoder means of `num` draws of `model.sample` with stateless `seed`, as one grid image."""
+  return image_grid(model.sample(num, seed)["mean"], columns)
 
 
 def write_scalars(writer, step, values):

@@ -29,13 +29,17 @@ import os
 import shutil
 import time
 
-from absl import app
+from tfvae import cli
+
+if __name__ == "__main__":
+  cli.quiet_start()  # before TensorFlow is imported
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import flags
 from absl import logging
 import keras_tuner as kt
 import tensorflow as tf
 
-from tfvae import cli
 from tfvae import config as config_lib
 from tfvae import data as data_lib
 from tfvae import run
@@ -295,17 +299,13 @@ def search(base_config, settings, workdir):
 
 
 def main(argv):
-  cli.quiet_tf_info_logs()
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  del argv
   fv = flags.FLAGS
-  with cli.user_errors("tfvae.tune"):
-    settings = settings_from_flags(fv)
-    config = config_lib.from_flags(fv)
+  settings = settings_from_flags(fv)
+  config = config_lib.from_flags(fv)
   trainer_lib.split_cpu(config.num_cpu_devices)  # before any TF op
   began = time.perf_counter()
-  with cli.user_errors("tfvae.tune"):
-    result = search(config, settings, fv.workdir)
+  result = search(config, settings, fv.workdir)
   print(tune_report.format_table(result["trials"], settings.objective,
                                    OBJECTIVES[settings.objective] == "max"))
   best = result["best"]
@@ -319,4 +319,7 @@ def main(argv):
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  from tfvae import tune_settings  # pylint: disable=import-outside-toplevel
+  flags.adopt_module_key_flags(tune_settings)  # --help lists the search flags
+  flags.adopt_module_key_flags(config_lib)  # and the Config flags
+  cli.run("tfvae.tune", main)

@@ -8,12 +8,19 @@ reconstructions, samples, interpolation, traversals, manifold, latent_pca, histo
 import io
 import os
 
-from absl import app
-from absl import flags
-from absl import logging
+from tfvae import cli
+
+if __name__ == "__main__":
+  cli.quiet_start()  # before TensorFlow is imported
+
+from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-position
+from absl import logging  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 FIGURES = ("reconstructions", "samples", "interpolation", "traversals", "manifold",
            "latent_pca", "histograms", "curves")
+# Figures of the posterior q(z|x): drawn for models that have one (not M2, whose q(z|x, y) needs
+# a class).
+LATENT_FIGURES = ("interpolation", "traversals", "manifold", "latent_pca", "histograms")
 
 FLAGS = flags.FLAGS
 
@@ -44,13 +51,14 @@ def draw(workdir, what, split="test", num_examples=3000, seed=0):
   """Draws the figures named in `what`; returns {name: path of the PNG}.
 
   Raises:
-    ValueError: naming the figure, for an unknown name.
+    tfvae.config.ConfigError: naming the figure, for an unknown name.
     FileNotFoundError: if the workdir has no config.json or checkpoint.
   """
   unknown = sorted(set(what) - set(FIGURES))
   if unknown:
-    raise ValueError(f"--what={','.join(unknown)}: unknown figure; choose from "
-                     f"{', '.join(FIGURES)}.")
+    from tfvae import config as config_lib  # pylint: disable=import-outside-toplevel
+    raise config_lib.ConfigError(f"--what={','.join(unknown)}: unknown figure; choose from "
+                                 f"{', '.join(FIGURES)}.")
   import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
   import numpy as np  # pylint: disable=import-outside-toplevel
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
@@ -70,15 +78,21 @@ def draw(workdir, what, split="test", num_examples=3000, seed=0):
     logging.warning("--what=samples: model %s has no prior p(z) to sample from; skipped.",
                     config.model)
     what = [name for name in what if name != "samples"]
+  has_posterior = model.posterior(images[:1]) is not None
+  skipped = [name for name in what if name in LATENT_FIGURES and not has_posterior]
+  if skipped:
+    logging.warning("--what=%s: model %s has no q(z|x) (its posterior needs a class); skipped.",
+                    ",".join(skipped), config.model)
+    what = [name for name in what if name not in skipped]
   means, rates = [], []
-  for start in range(0, len(images), 500):
-    q_z = model.encoder(images[start:start + 500])
+  for start in range(0, len(images) if has_posterior else 0, 500):
+    q_z = model.posterior(images[start:start + 500])
     means.append(np.asarray(q_z.mean()))
     if generative:
       rates.append(np.asarray(objectives.rate_per_dimension(q_z, model.prior())))
-  means = np.concatenate(means)
+  means = np.concatenate(means) if means else np.zeros([0, config.latent_dim], np.float32)
   # Dimensions are ranked by their average KL (VAE) or, for deterministic AEs, by code variance.
-  if generative:
+  if generative and rates:
     scores, score_label = np.concatenate(rates).mean(axis=0), "{:.2f} nats"
     center = scale = None
   else:
@@ -126,13 +140,10 @@ def draw(workdir, what, split="test", num_examples=3000, seed=0):
 
 def main(argv):
   del argv
-  try:
-    draw(FLAGS.workdir, FLAGS.what, FLAGS.split, FLAGS.num_examples, FLAGS.seed)
-  except ValueError as e:
-    raise app.UsageError(str(e)) from None
+  draw(FLAGS.workdir, FLAGS.what, FLAGS.split, FLAGS.num_examples, FLAGS.seed)
 
 
 if __name__ == "__main__":
   define_flags()
   flags.mark_flag_as_required("workdir")
-  app.run(main)
+  cli.run("tfvae.visualize", main)

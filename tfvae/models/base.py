@@ -36,6 +36,32 @@ class EncoderDecoder(tf.Module):
     self.encoder(tf.zeros([1, *config.image_shape]))
     self.decoder(tf.zeros([1, config.latent_dim]))
 
+  def posterior(self, x):
+    """q(z|x) (batch [B], event [latent_dim]) for x float32 [B, H, W, C]; a point mass at the
+    code for deterministic autoencoders. Models whose posterior needs more than x (M2) return
+    None, and the latent figures and diagnostics are skipped for them."""
+    return self.encoder(x)
+
+  def reconstruct(self, x):
+    """The decoder mean at the posterior mean: float32 [B, H, W, C] for x [B, H, W, C]."""
+    return self.decoder(self.encoder(x).mean()).mean()
+
+  def sample(self, n, seed):
+    """n draws from the generative model (models with a prior only).
+
+    Args:
+      n: int32 scalar.
+      seed: int32 Tensor [2], stateless: the same seed gives the same images. It is split in
+        two, one for z ~ p(z) and one for x ~ p(x|z), so the two draws are independent.
+
+    Returns:
+      {"mean": float32 [n, H, W, C] (the decoder mean at z), "sample": float32 [n, H, W, C]
+      (pixels drawn from p(x|z))}. The exported `sample` signature returns the same.
+    """
+    z_seed, x_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    p_x = self.decoder(self.prior().sample(n, seed=z_seed))
+    return {"mean": p_x.mean(), "sample": tf.cast(p_x.sample(seed=x_seed), tf.float32)}
+
   def losses(self, batch, seed, step, training=True):
     """The per-example loss terms of `losses_and_posterior` (dict of float32 [B], nats)."""
     return self.losses_and_posterior(batch, seed, step, training)[0]

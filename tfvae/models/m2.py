@@ -173,6 +173,17 @@ class M2(tf.Module):
     """(`losses`, None): M2's posterior q(z|x, y) needs a class, so there is no one q(z|x)."""
     return self.losses(batch, seed, step, training), None
 
+  def posterior(self, x):
+    """None: q(z|x, y) needs a class (see the module docstring)."""
+    del x
+    return None
+
+  def sample(self, n, seed):
+    """As the other models' `sample` (y ~ p(y) too): {"mean", "sample"} [n, H, W, C]."""
+    model_seed, x_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    mean, p_x = self.sample_images(n, model_seed)
+    return {"mean": mean, "sample": tf.cast(p_x.sample(seed=x_seed), tf.float32)}
+
   def reconstruct(self, x):
     """Decoder mean at y = argmax q(y|x) and z = E q(z|x, y): float32 [B, H, W, C]."""
     y = tf.one_hot(tf.argmax(self.classify(x).logits_parameter(), -1), self.num_classes)

@@ -1,0 +1,103 @@
+"""A run folder's result file, WORKDIR/eval.json: one merged file, written atomically.
+
+Every command that evaluates a run (`tfvae.train` at its end, `tfvae.evaluate`, M1) merges its
+entries into eval.json; none rewrites it from scratch, so a re-run or an extended training never
+deletes another command's numbers. Keys say what an entry is:
+
+  "step"                    the step of the latest training's final evaluation
+  "final"                   the keys of that evaluation's entries: {"validation": ..., "test": ...}
+  "validation_K10"          split and K of the importance-weighted bound (generative models)
+  "test_K5000"              ... so a K=10 number never replaces a K=5000 one
+  "test"                    a split evaluated without an importance-weighted bound (AEs, M2)
+  "m1_test_100labels_seed0" M1 (tfvae.ssl): scored split, labeled examples, label seed
+
+Each entry records the "step" of the checkpoint it evaluated: after training is extended, an
+entry from an earlier step stays (with its step) until that evaluation is run again.
+"""
+
+import json
+import os
+
+EVAL_FILENAME = "eval.json"
+
+
+def eval_key(split, metrics):
+  """The eval.json key of an Evaluator result: SPLIT_K<K> with an iwae_bound, else SPLIT.
+
+  Args:
+    split: "train", "validation" or "test".
+    metrics: dict from evaluation.Evaluator, with "num_importance_samples" when it has an
+      "iwae_bound".
+  """
+  if "iwae_bound" in metrics:
+    return f"{split}_K{metrics['num_importance_samples']}"
+  return split
+
+
+def m1_key(split, num_labels, label_seed):
+  """The eval.json key of an M1 result."""
+  return f"m1_{split}_{num_labels}labels_seed{label_seed}"
+
+
+def read_eval_json(workdir):
+  """WORKDIR/eval.json as a dict ({} when there is none)."""
+  path = os.path.join(workdir, EVAL_FILENAME)
+  if not os.path.exists(path):
+    return {}
+  with open(path) as f:
+    return json.load(f)
+
+
+def merge_eval_json(workdir, entries):
+  """Merges `entries` (key -> value) into WORKDIR/eval.json; other keys are kept.
+
+  Written to a temporary name, flushed to disk and renamed, so a reader or a kill -9 sees the
+  previous file or the new one, never a torn one.
+
+  Returns:
+    The merged dict.
+  """
+  merged = {**read_eval_json(workdir), **entries}
+  path = os.path.join(workdir, EVAL_FILENAME)
+  with open(path + ".tmp", "w") as f:
+    json.dump(merged, f, indent=2)
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(path + ".tmp", path)
+  return merged
+
+
+# Written into every SavedModel folder by tfvae.export: the step exported and the input contract.
+EXPORT_INFO = os.path.join("assets.extra", "tfvae.json")
+
+
+def exported_step(workdir):
+  """The step of the model in WORKDIR/export (from its assets.extra/tfvae.json), or None."""
+  path = os.path.join(workdir, "export", EXPORT_INFO)
+  try:
+    with open(path) as f:
+      return json.load(f)["step"]
+  except (OSError, ValueError, KeyError):
+    return None
+
+
+def finished_results(workdir, step):
+  """The final results of a finished training at `step`, or None if anything is missing.
+
+  A training is finished at `step` when eval.json holds its final validation and test entries
+  at that step ("final" names their keys) and WORKDIR/export holds the model of that step. A run
+  killed during its final evaluation or export is therefore not finished: re-running the command
+  evaluates and exports it.
+
+  Returns:
+    {"step", "validation", "test"} as `run.train_and_evaluate` returns them, or None.
+  """
+  results = read_eval_json(workdir)
+  final = results.get("final", {})
+  entries = {split: results.get(final.get(split)) for split in ("validation", "test")}
+  if results.get("step") != step or any(e is None or e.get("step") != step
+                                        for e in entries.values()):
+    return None
+  if exported_step(workdir) != step:
+    return None
+  return {"step": step, **entries}
