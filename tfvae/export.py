@@ -67,7 +67,9 @@ def _checked(tensor, name, signature, event_shape, unit_range=False):
       ok, [f"signature {signature} expects {name} float32 [{expected}]; got shape", shape],
       summarize=8)]
   if unit_range:
-    low, high = tf.reduce_min(tensor), tf.reduce_max(tensor)
+    # Flattened first: the min/max must work whatever rank reached the (parallel) shape check.
+    flat = tf.reshape(tensor, [-1])
+    low, high = tf.reduce_min(flat), tf.reduce_max(flat)
     in_range = tf.logical_or(tf.equal(tf.size(tensor), 0),
                              tf.logical_and(low >= 0.0, high <= 1.0))  # False for NaN too
     checks.append(tf.debugging.Assert(
