@@ -2,6 +2,10 @@
 `decoder`, `prior()` (None for deterministic autoencoders), `trainable_variables`, and
 `losses(batch, seed, step, training)` returning a dict of per-example Tensors [B] that includes
 "loss" (the quantity minimized) and "distortion" (-log p(x|z), nats).
+`losses_and_posterior(...)` returns those terms and the q(z|x) they used (None for M2), so a
+caller encodes once; `posterior(x)` (None for M2), `reconstruct(x)` and, with a prior,
+`sample(n, seed)` -> {"mean", "sample"} are what evaluation, figures, summaries and the export
+ask of a model.
 
 Models with a classifier (pc_vae, m2) also expose `classify(x) -> tfd.Categorical` (batch [B])
 and, when not training, a per-example "accuracy" term (1 for a correct prediction, 0 for a wrong
