@@ -28,7 +28,7 @@ def run_module(module, *args, check=True, env=None):
 @pytest.fixture(scope="session")
 def fashion_mnist_dir(tmp_path_factory):
   """A TFDS data_dir with the real fashion_mnist prepared from Debian's files."""
-  from tfvae import fashion_mnist_local  # pylint: disable=import-outside-toplevel
+  from tfvae.data import fashion_mnist_local  # pylint: disable=import-outside-toplevel
   if not fashion_mnist_local.available():
     pytest.skip("Debian's dataset-fashion-mnist is not installed (apt-get install it).")
   data_dir = str(tmp_path_factory.mktemp("tfds"))

@@ -9,8 +9,8 @@ import pytest
 import tensorflow_datasets as tfds
 
 from conftest import run_module
-from tfvae import progress
-from tfvae import sources
+from tfvae.training import progress
+from tfvae.data import sources
 
 QUICK = ["--flagfile=configs/quickstart.cfg", "--train_steps=40", "--eval_every=40",
          "--steps_per_loop=20"]

@@ -6,7 +6,7 @@ import tensorflow_datasets as tfds
 
 from tfvae import config as config_lib
 from tfvae import data as data_lib
-from tfvae import fashion_mnist_local
+from tfvae.data import fashion_mnist_local
 
 
 def _digits(**kwargs):

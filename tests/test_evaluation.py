@@ -7,10 +7,10 @@ import tensorflow_probability as tfp
 
 from tfvae import config as config_lib
 from tfvae import data as data_lib
-from tfvae import evaluation
+from tfvae.evaluation import evaluator as evaluator_lib
 from tfvae import networks
 from tfvae import objectives
-from tfvae import trainer as trainer_lib
+from tfvae.training import trainer as trainer_lib
 
 tfd = tfp.distributions
 SEED = tf.constant([3, 7], tf.int32)
@@ -61,7 +61,7 @@ def test_bounds_are_ordered_increase_with_k_and_reach_the_exact_marginal():
   x = model.data()
   log_px = model.marginal().log_prob(x).numpy().mean()
   elbo = _elbo(model, x, 20_000).mean()
-  bounds = [evaluation.iwae_bound(model, x, k, 500, SEED).numpy().mean()
+  bounds = [evaluator_lib.iwae_bound(model, x, k, 500, SEED).numpy().mean()
             for k in (1, 10, 100, 1000, 20_000)]
   assert log_px - elbo > 1.0  # the encoder is far enough off to make the test meaningful
   assert elbo < bounds[1] < bounds[2] < bounds[3] < bounds[4] <= log_px + 1e-3
@@ -85,17 +85,17 @@ def test_iwae_k1_equals_the_elbo_monte_carlo_estimate_on_the_same_noise():
   q_z = model.encoder(x)
   z = objectives.sample_latents(q_z, 1, tf.random.experimental.stateless_fold_in(SEED, 0))
   mc_elbo = (model.decoder(z).log_prob(x) + model.prior().log_prob(z) - q_z.log_prob(z))[0]
-  np.testing.assert_allclose(evaluation.iwae_bound(model, x, 1, 500, SEED), mc_elbo, rtol=1e-6)
+  np.testing.assert_allclose(evaluator_lib.iwae_bound(model, x, 1, 500, SEED), mc_elbo, rtol=1e-6)
 
 
 @pytest.mark.parametrize("chunk_size", [10, 30, 40, 1000])
 def test_chunked_and_unchunked_give_the_same_number(chunk_size):
   model = LinearGaussian(shift=0.5)
   x = model.data()
-  unchunked = evaluation.iwae_bound(model, x, 95, 95, SEED)
-  np.testing.assert_allclose(evaluation.iwae_bound(model, x, 95, chunk_size, SEED), unchunked,
+  unchunked = evaluator_lib.iwae_bound(model, x, 95, 95, SEED)
+  np.testing.assert_allclose(evaluator_lib.iwae_bound(model, x, 95, chunk_size, SEED), unchunked,
                              rtol=1e-6)
-  chunked_in_graph = tf.function(lambda x: evaluation.iwae_bound(model, x, 95, chunk_size, SEED))
+  chunked_in_graph = tf.function(lambda x: evaluator_lib.iwae_bound(model, x, 95, chunk_size, SEED))
   np.testing.assert_allclose(chunked_in_graph(x), unchunked, rtol=1e-6)
 
 
@@ -157,14 +157,14 @@ def test_evaluation_does_not_depend_on_the_batch_size_or_replicas_and_encodes_on
   two = trainer_lib.Trainer(config, tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
   for a, b in zip(one.model.variables, two.model.variables):
     b.assign(a.numpy())
-  evaluator = evaluation.Evaluator(one.model, one.strategy, num_importance_samples=20)
+  evaluator = evaluator_lib.Evaluator(one.model, one.strategy, num_importance_samples=20)
   calls = _encoder_calls(one.model)
   by_batch = {size: evaluator(data_lib.eval_dataset(data, "test", size)) for size in (7, 100, 359)}
   if config.model != "m2":  # one trace per batch shape (7 and its remainder, 100 and 59, 359)
     assert len(calls) == 5, "the Evaluator ran the encoder more than once per batch"
-  by_batch["2 replicas"] = evaluation.Evaluator(two.model, two.strategy, 20)(
+  by_batch["2 replicas"] = evaluator_lib.Evaluator(two.model, two.strategy, 20)(
       data_lib.eval_dataset(data, "test", 100))
-  by_batch["chunks of 10 samples"] = evaluation.Evaluator(one.model, one.strategy, 20,
+  by_batch["chunks of 10 samples"] = evaluator_lib.Evaluator(one.model, one.strategy, 20,
                                                           chunk_size=10)(
       data_lib.eval_dataset(data, "test", 100))
   reference = by_batch[359]

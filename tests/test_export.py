@@ -10,9 +10,9 @@ import tensorflow as tf
 
 from tfvae import config as config_lib
 from tfvae import data as data_lib
-from tfvae import export as export_lib
+from tfvae import serving
 from tfvae import objectives
-from tfvae import trainer as trainer_lib
+from tfvae.training import trainer as trainer_lib
 
 # Runs in a fresh interpreter that imports TensorFlow only.
 _LOAD_WITHOUT_TFP = """
@@ -47,7 +47,7 @@ def test_export_loads_without_tfp_and_matches_the_model(tmp_path, likelihood, ar
   trainer.train(iter(data_lib.train_dataset(data, config)), 3)
   model = trainer.model
   path = str(tmp_path / "export")
-  export_lib.export(model, path)
+  serving.export(model, path)
   x = (data.test.images[:5] / 16).astype(np.float32)
   np.save(tmp_path / "x.npy", x)
   proc = subprocess.run([sys.executable, "-c", _LOAD_WITHOUT_TFP, path, str(tmp_path / "x.npy")],
@@ -70,7 +70,7 @@ def test_export_loads_without_tfp_and_matches_the_model(tmp_path, likelihood, ar
 def test_saved_model_cli_lists_signatures_with_shapes(tmp_path):
   config = config_lib.Config(hidden_sizes=(8,), latent_dim=2, image_shape=(8, 8, 1))
   trainer = trainer_lib.Trainer(config, tf.distribute.OneDeviceStrategy("/cpu:0"))
-  export_lib.export(trainer.model, str(tmp_path / "export"))
+  serving.export(trainer.model, str(tmp_path / "export"))
   cli = shutil.which("saved_model_cli")
   if cli is None:
     pytest.skip("saved_model_cli is not on PATH")
@@ -85,9 +85,9 @@ def test_export_swaps_atomically_and_cleans_up(tmp_path):
   config = config_lib.Config(hidden_sizes=(8,), latent_dim=2, image_shape=(8, 8, 1))
   trainer = trainer_lib.Trainer(config, tf.distribute.OneDeviceStrategy("/cpu:0"))
   path = str(tmp_path / "export")
-  first = export_lib.export(trainer.model, path)
+  first = serving.export(trainer.model, path)
   (tmp_path / "export.123.half-written").mkdir()  # as a kill -9 during a save leaves it
-  second = export_lib.export(trainer.model, path)
+  second = serving.export(trainer.model, path)
   assert os.path.islink(path) and os.path.realpath(path) == second != first
   assert sorted(p.name for p in tmp_path.iterdir()) == ["export", os.path.basename(second)]
   assert "reconstruct" in tf.saved_model.load(path).signatures
@@ -123,7 +123,7 @@ print(json.dumps(errors))
 def test_saved_model_in_a_fresh_process_rejects_wrong_inputs_naming_the_signature(tmp_path):
   config = config_lib.Config(hidden_sizes=(8,), latent_dim=2, image_shape=(8, 8, 1))
   trainer = trainer_lib.Trainer(config, tf.distribute.OneDeviceStrategy("/cpu:0"))
-  export_lib.export(trainer.model, str(tmp_path / "export"), step=0)
+  serving.export(trainer.model, str(tmp_path / "export"), step=0)
   proc = subprocess.run([sys.executable, "-c", _WRONG_INPUTS, str(tmp_path / "export")],
                         capture_output=True, text=True, check=True)
   errors = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 
 from tfvae import config as config_lib
-from tfvae import figures
+from tfvae.evaluation import figures
 from tfvae import models
 
 
@@ -106,6 +106,6 @@ def test_samples_figure_draws_the_pixels_from_their_own_seed_as_the_export_does(
   np.testing.assert_array_equal(drawn["sample"], p_x.sample(seed=x_seed))
   assert not np.array_equal(drawn["sample"], model.decoder(model.prior().sample(
       20, seed=seed)).sample(seed=seed))
-  from tfvae import export as export_lib  # pylint: disable=import-outside-toplevel
-  exported = export_lib._Exported(model).sample(tf.constant(20), seed)  # pylint: disable=protected-access
+  from tfvae import serving  # pylint: disable=import-outside-toplevel
+  exported = serving._Exported(model).sample(tf.constant(20), seed)  # pylint: disable=protected-access
   np.testing.assert_array_equal(exported["sample"], drawn["sample"])

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfvae import fused_adam
+from tfvae.training import fused_adam
 
 
 def _train(optimizer_class, strategy, steps, **kwargs):

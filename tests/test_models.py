@@ -12,7 +12,7 @@ import tensorflow as tf
 from tfvae import config as config_lib
 from tfvae import models
 from tfvae import objectives
-from tfvae import run
+from tfvae.training import run
 
 SEED = tf.constant([7, 8], tf.int32)
 STEP = tf.constant(0, tf.int64)
@@ -148,7 +148,7 @@ def test_every_model_trains_exports_and_reloads(tmp_path, model, architecture):
     key = "test_K2" if generative else "test"  # the key names K when there is an iwae_bound
     assert json.load(f)[key]["loss"] == results["test"]["loss"]
 
-  from tfvae import trainer  # pylint: disable=import-outside-toplevel
+  from tfvae.training import trainer  # pylint: disable=import-outside-toplevel
   _, restored, step = trainer.restore_model(workdir)
   assert step == 6
   loaded = tf.saved_model.load(os.path.join(workdir, "export"))

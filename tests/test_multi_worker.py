@@ -20,9 +20,9 @@ from conftest import ROOT
 from conftest import run_module
 from tfvae import config as config_lib
 from tfvae import data as data_lib
-from tfvae import distribute
-from tfvae import evaluation
-from tfvae import trainer as trainer_lib
+from tfvae.training import distribute
+from tfvae.evaluation import evaluator as evaluator_lib
+from tfvae.training import trainer as trainer_lib
 
 TINY = ["--dataset=digits", "--hidden_sizes=32", "--latent_dim=4", "--batch_size=64",
         "--eval_importance_samples=0", "--steps_per_loop=5"]
@@ -91,7 +91,7 @@ def _validation_elbo(workdir):
   """Validation elbo of the chief's checkpoint, evaluated here in one process."""
   config, model, _ = trainer_lib.restore_model(workdir)
   data = data_lib.load(config)
-  metrics = evaluation.Evaluator(model, tf.distribute.get_strategy())(
+  metrics = evaluator_lib.Evaluator(model, tf.distribute.get_strategy())(
       data_lib.eval_dataset(data, "validation", config.eval_batch_size))
   return metrics["elbo"]
 

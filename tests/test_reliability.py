@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from conftest import ROOT, run_module
 from tfvae import summaries
-from tfvae import trainer as trainer_lib
+from tfvae.training import trainer as trainer_lib
 
 QUICK = ["--flagfile=configs/quickstart.cfg", "--steps_per_loop=25", "--eval_every=1000",
          "--eval_importance_samples=0"]

@@ -11,11 +11,11 @@ import tensorflow as tf
 from conftest import run_module
 from tfvae import config as config_lib
 from tfvae import data as data_lib
-from tfvae import evaluation
+from tfvae.evaluation import evaluator as evaluator_lib
 from tfvae import models
 from tfvae import objectives
-from tfvae import run
-from tfvae import ssl
+from tfvae.training import run
+from tfvae.evaluation import ssl
 from tfvae import summaries
 
 
@@ -161,7 +161,7 @@ def test_ssl_model_trains_with_50_labels_exports_and_classifies(tmp_path, model)
   results = run.train_and_evaluate(config, workdir)
   assert results["step"] == 6 and 0 <= results["test"]["accuracy"] <= 1
   assert np.isfinite(results["test"]["loss"])
-  from tfvae import trainer  # pylint: disable=import-outside-toplevel
+  from tfvae.training import trainer  # pylint: disable=import-outside-toplevel
   _, restored, step = trainer.restore_model(workdir)
   assert step == 6
   loaded = tf.saved_model.load(os.path.join(workdir, "export"))
@@ -224,7 +224,7 @@ def test_m2_unlabeled_loss_is_the_expected_labeled_loss_minus_the_entropy():
 
 def test_m2_generative_accuracy_is_that_of_argmax_y_elbo_over_the_labeled_rows():
   model, batch = _build(model="m2", num_labels="50"), _batch()
-  seed = tf.constant(evaluation.EVAL_SEED, tf.int32)
+  seed = tf.constant(evaluator_lib.EVAL_SEED, tf.int32)
   negative_elbo = np.stack([model.losses({"image": batch["image"],
                                           "label": tf.fill([6], tf.constant(k, tf.int64))},
                                          seed, STEP, training=False)["labeled_loss"].numpy()
@@ -236,7 +236,7 @@ def test_m2_generative_accuracy_is_that_of_argmax_y_elbo_over_the_labeled_rows()
                      (predicted[5] + 3) % 10])
   dataset = tf.data.Dataset.from_tensors({"image": batch["image"],
                                           "label": tf.constant(labels, tf.int64)})
-  metrics = evaluation.Evaluator(model, tf.distribute.get_strategy())(dataset)
+  metrics = evaluator_lib.Evaluator(model, tf.distribute.get_strategy())(dataset)
   assert metrics["generative_accuracy"] == pytest.approx(0.5)
   classified = np.argmax(model.classify(batch["image"]).logits_parameter().numpy(), -1)
   labeled = labels >= 0
@@ -260,8 +260,8 @@ def test_m2_export_samples_a_chosen_class_and_transfers_style(tmp_path):
                              num_classes=10, num_labels="50")
   keras.utils.set_random_seed(0)
   model = models.build(config)
-  from tfvae import export as export_lib  # pylint: disable=import-outside-toplevel
-  export_lib.export(model, str(tmp_path / "export"))
+  from tfvae import serving  # pylint: disable=import-outside-toplevel
+  serving.export(model, str(tmp_path / "export"))
   loaded = tf.saved_model.load(str(tmp_path / "export"))
   assert set(loaded.signatures) == {"serving_default", "classify", "encode", "decode", "sample",
                                     "style_transfer", "reconstruct", "elbo"}

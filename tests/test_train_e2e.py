@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import run_module
-from tfvae import trainer as trainer_lib
+from tfvae.training import trainer as trainer_lib
 
 QUICK = ["--flagfile=configs/quickstart.cfg", "--train_steps=120", "--eval_every=60",
          "--checkpoint_every=60", "--steps_per_loop=20"]

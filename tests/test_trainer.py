@@ -4,7 +4,7 @@ import tensorflow as tf
 
 from tfvae import config as config_lib
 from tfvae import data as data_lib
-from tfvae import trainer as trainer_lib
+from tfvae.training import trainer as trainer_lib
 
 
 @pytest.fixture(scope="module")

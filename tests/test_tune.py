@@ -17,8 +17,8 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 
 from conftest import ROOT, run_module
 from tfvae import config as config_lib
-from tfvae import tune
-from tfvae import tune_report
+from tfvae.tuning import search as tune
+from tfvae.tuning import report as tune_report
 
 TINY = ["--flagfile=configs/tune_digits.cfg", "--hidden_sizes=32", "--latent_dims=2,4",
         "--train_steps=30", "--steps_per_loop=10", "--eval_every=30", "--checkpoint_every=10",
@@ -33,7 +33,7 @@ def _rows(workdir):
 def _started(stderr):
   """Names of the trials a run started (tune logs 'trial_NNN: beta ...' as a trial begins)."""
   return [line.split("trial_")[1][:3] for line in stderr.splitlines()
-          if "tune.py" in line and ": beta " in line]
+          if "search.py" in line and ": beta " in line]
 
 
 def _train_steps(trial_dir):

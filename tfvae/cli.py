@@ -123,13 +123,13 @@ def exit_with(program, error, code):
 def user_errors(program):
   """Turns the errors a user can act on into one line and an exit status (see module doc)."""
   from tfvae import config as config_lib  # pylint: disable=import-outside-toplevel
-  from tfvae import sources  # pylint: disable=import-outside-toplevel
+  from tfvae.data import sources  # pylint: disable=import-outside-toplevel
   try:
     yield
   except (config_lib.ConfigError, sources.DataError, FileNotFoundError) as e:
     exit_with(program, e, 2)
   except Exception as e:  # pylint: disable=broad-except
-    from tfvae import run  # pylint: disable=import-outside-toplevel
+    from tfvae.training import run  # pylint: disable=import-outside-toplevel
     if isinstance(e, run.TrainingError):
       exit_with(program, e, 1)
     if isinstance(e, run.Interrupted):

@@ -5,7 +5,7 @@ the run's distribution strategy, merges the result into WORKDIR/eval.json under 
 the split and K, e.g. "test_K5000" (other entries are kept; tfvae/workdir.py) and writes it to TensorBoard (WORKDIR/tensorboard/eval, tags prefixed
 with the split and K). The standard report is --split=test --num_importance_samples=5000.
 
-`--m1_labels=N` instead evaluates M1 (Kingma et al. 2014; tfvae/ssl.py): logistic regression on
+`--m1_labels=N` instead evaluates M1 (Kingma et al. 2014; tfvae/evaluation/ssl.py): logistic regression on
 the posterior means of N labeled train examples (balanced, chosen by `--label_seed`), scored on
 `--split`; the result is merged into eval.json under "m1_SPLIT_<N>labels_seed<S>".
 """
@@ -64,8 +64,8 @@ def m1_workdir(workdir, num_labels, label_seed=0, split="test"):
     tfvae.data.DataError: if N does not fit the data.
   """
   from tfvae import data as data_lib  # pylint: disable=import-outside-toplevel
-  from tfvae import ssl  # pylint: disable=import-outside-toplevel
-  from tfvae import trainer  # pylint: disable=import-outside-toplevel
+  from tfvae.evaluation import ssl  # pylint: disable=import-outside-toplevel
+  from tfvae.training import trainer  # pylint: disable=import-outside-toplevel
   config, model, step = trainer.restore_model(workdir)
   metrics = ssl.m1_accuracy(model, data_lib.load(config), config, num_labels, label_seed, split)
   metrics["step"] = step
@@ -78,7 +78,7 @@ def evaluate_workdir(workdir, split, num_importance_samples, chunk_size=500, bat
   """Evaluates the latest checkpoint of a run on one split and merges it into eval.json.
 
   Returns:
-    dict of metrics (see evaluation.Evaluator) plus dataset, split, binarization,
+    dict of metrics (see evaluator_lib.Evaluator) plus dataset, split, binarization,
     num_importance_samples, step and wall_time_s.
 
   Raises:
@@ -87,9 +87,9 @@ def evaluate_workdir(workdir, split, num_importance_samples, chunk_size=500, bat
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from tfvae import config as config_lib  # pylint: disable=import-outside-toplevel
   from tfvae import data as data_lib  # pylint: disable=import-outside-toplevel
-  from tfvae import evaluation  # pylint: disable=import-outside-toplevel
+  from tfvae.evaluation import evaluator as evaluator_lib  # pylint: disable=import-outside-toplevel
   from tfvae import summaries  # pylint: disable=import-outside-toplevel
-  from tfvae import trainer  # pylint: disable=import-outside-toplevel
+  from tfvae.training import trainer  # pylint: disable=import-outside-toplevel
 
   config = config_lib.load(workdir)
   if config.strategy == "multi_worker":  # evaluated in this one process
@@ -102,7 +102,7 @@ def evaluate_workdir(workdir, split, num_importance_samples, chunk_size=500, bat
   if num_examples:
     dataset = dataset.unbatch().take(num_examples).batch(batch_size)
   began = time.perf_counter()
-  metrics = evaluation.Evaluator(model, strategy, num_importance_samples, chunk_size)(dataset)
+  metrics = evaluator_lib.Evaluator(model, strategy, num_importance_samples, chunk_size)(dataset)
   metrics.update(dataset=config.dataset, split=split, binarization=config.binarization,
                  num_importance_samples=num_importance_samples, step=step,
                  wall_time_s=round(time.perf_counter() - began, 2))

@@ -32,8 +32,8 @@ FLAGS = flags.FLAGS
 def main(argv):
   del argv
   config = config_lib.from_flags(FLAGS)
-  from tfvae import run  # pylint: disable=import-outside-toplevel
-  from tfvae import trainer  # pylint: disable=import-outside-toplevel
+  from tfvae.training import run  # pylint: disable=import-outside-toplevel
+  from tfvae.training import trainer  # pylint: disable=import-outside-toplevel
   if config.strategy != "multi_worker":
     trainer.split_cpu(config.num_cpu_devices)  # before any TF op
   strategy = trainer.make_strategy(config)  # before any TF op (data loading runs some)

@@ -63,10 +63,10 @@ def draw(workdir, what, split="test", num_examples=3000, seed=0):
   import numpy as np  # pylint: disable=import-outside-toplevel
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from tfvae import data as data_lib  # pylint: disable=import-outside-toplevel
-  from tfvae import figures  # pylint: disable=import-outside-toplevel
+  from tfvae.evaluation import figures  # pylint: disable=import-outside-toplevel
   from tfvae import objectives  # pylint: disable=import-outside-toplevel
   from tfvae import summaries  # pylint: disable=import-outside-toplevel
-  from tfvae import trainer  # pylint: disable=import-outside-toplevel
+  from tfvae.training import trainer  # pylint: disable=import-outside-toplevel
 
   config, model, step = trainer.restore_model(workdir)
   data = data_lib.load(config)

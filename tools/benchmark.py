@@ -108,7 +108,7 @@ def _tfvae_row(row, steps, repeats, epochs):
   """Times tfvae's Trainer as `python -m tfvae.train` runs it."""
   import dataclasses  # pylint: disable=import-outside-toplevel
   from tfvae import data as data_lib  # pylint: disable=import-outside-toplevel
-  from tfvae import trainer as trainer_lib  # pylint: disable=import-outside-toplevel
+  from tfvae.training import trainer as trainer_lib  # pylint: disable=import-outside-toplevel
   trainer_lib.split_cpu(row["replicas"])
   config = _config(row)
   data = data_lib.load(config)
@@ -149,7 +149,7 @@ def _keras_row(row, steps, repeats, epochs):
   sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
   import keras_reference_vae  # pylint: disable=import-outside-toplevel
   from tfvae import data as data_lib  # pylint: disable=import-outside-toplevel
-  from tfvae import trainer as trainer_lib  # pylint: disable=import-outside-toplevel
+  from tfvae.training import trainer as trainer_lib  # pylint: disable=import-outside-toplevel
   trainer_lib.split_cpu(row["replicas"])
   keras.config.set_dtype_policy(row["dtype_policy"])
   keras.utils.set_random_seed(0)

@@ -65,7 +65,7 @@ def _train(name, overrides, base):
   """Trains (or resumes, or reads back) one row; returns its eval.json plus wall time."""
   from tfvae import config as config_lib  # pylint: disable=import-outside-toplevel
   from tfvae import evaluate  # pylint: disable=import-outside-toplevel
-  from tfvae import run  # pylint: disable=import-outside-toplevel
+  from tfvae.training import run  # pylint: disable=import-outside-toplevel
   workdir = os.path.join(FLAGS.workdir, name)
   config = config_lib.Config.from_dict({**base, **overrides})
   done = os.path.join(workdir, "compare.json")
@@ -94,7 +94,7 @@ def main(argv):
   del argv
   from tfvae import data as data_lib  # pylint: disable=import-outside-toplevel
   from tfvae import config as config_lib  # pylint: disable=import-outside-toplevel
-  from tfvae import gmm as gmm_lib  # pylint: disable=import-outside-toplevel
+  from tfvae.evaluation import gmm as gmm_lib  # pylint: disable=import-outside-toplevel
 
   base = dict(dataset=FLAGS.dataset, data_dir=FLAGS.data_dir, architecture=FLAGS.architecture,
               hidden_sizes=[int(h) for h in FLAGS.hidden_sizes],

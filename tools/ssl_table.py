@@ -90,8 +90,8 @@ def _train(config, workdir):
   """Trains (or resumes) one model; returns (model, test metrics)."""
   import dataclasses  # pylint: disable=import-outside-toplevel
   from tfvae import data as data_lib  # pylint: disable=import-outside-toplevel
-  from tfvae import run  # pylint: disable=import-outside-toplevel
-  from tfvae import trainer  # pylint: disable=import-outside-toplevel
+  from tfvae.training import run  # pylint: disable=import-outside-toplevel
+  from tfvae.training import trainer  # pylint: disable=import-outside-toplevel
   per_epoch = data_lib.steps_per_epoch(data_lib.load(config), config)
   total = config.train_steps or config.epochs * per_epoch
   config = dataclasses.replace(config, eval_every=total)  # validation once, at the end
@@ -109,7 +109,7 @@ def _nn_epochs(num_labeled, batch_size=32):
 def _cell(num_labels, seed):
   """Test accuracies of every method for one (num_labels, seed), cached in a json file."""
   from tfvae import data as data_lib  # pylint: disable=import-outside-toplevel
-  from tfvae import ssl  # pylint: disable=import-outside-toplevel
+  from tfvae.evaluation import ssl  # pylint: disable=import-outside-toplevel
   import dataclasses  # pylint: disable=import-outside-toplevel
   root = os.path.join(FLAGS.workdir, f"labels_{num_labels}")
   done = os.path.join(root, f"seed{seed}.json")

@@ -2,7 +2,7 @@
 
 The trainer knows no model internals: it calls `model.losses(batch, seed, step, training)` and
 minimizes the sum of the per-example "loss" divided by the GLOBAL batch size, so one replica and
-N replicas take the same step. The run around it (workdir, loop, signals) is tfvae/run.py.
+N replicas take the same step. The run around it (workdir, loop, signals) is tfvae/training/run.py.
 """
 
 import os
@@ -12,9 +12,9 @@ import tensorflow as tf
 
 from tfvae import config as config_lib
 from tfvae import data as data_lib
-from tfvae import distribute
-from tfvae import evaluation
-from tfvae import fused_adam
+from tfvae.training import distribute
+from tfvae.evaluation import evaluator as evaluator_lib
+from tfvae.training import fused_adam
 from tfvae import models
 
 
@@ -81,7 +81,7 @@ class Trainer:
       self.manager = tf.train.CheckpointManager(self.checkpoint, self._ckpt_dir, max_to_keep=3)
     self._seed = tf.constant([config.seed, 1], tf.int32)
     self._train_loop = tf.function(self._train_loop_fn)
-    self.evaluator = evaluation.Evaluator(self.model, strategy, config.eval_importance_samples)
+    self.evaluator = evaluator_lib.Evaluator(self.model, strategy, config.eval_importance_samples)
     self._grads = tf.function(self._grads_fn, jit_compile=True) if config.jit_compile else (
         self._grads_fn)
 
@@ -214,7 +214,7 @@ class Trainer:
     return out
 
   def evaluate(self, dataset):
-    """Metrics of `evaluation.Evaluator` (nats per example) over a finite dataset."""
+    """Metrics of `evaluator_lib.Evaluator` (nats per example) over a finite dataset."""
     return self.evaluator(dataset)
 
 

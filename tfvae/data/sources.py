@@ -7,7 +7,7 @@ import socket
 
 import numpy as np
 
-from tfvae import fashion_mnist_local
+from tfvae.data import fashion_mnist_local
 
 # Where TFDS downloads prepared datasets and most source files from; probed before a download.
 DOWNLOAD_HOST = ("storage.googleapis.com", 443)
@@ -41,7 +41,7 @@ def tfds_dataset(name, data_dir):
   """The train and test splits of TFDS image dataset `name`, read whole into memory.
 
   fashion_mnist is first prepared from Debian's dataset-fashion-mnist files when TFDS has not
-  prepared it and they are installed (tfvae/fashion_mnist_local.py).
+  prepared it and they are installed (tfvae/data/fashion_mnist_local.py).
 
   Returns:
     (((train_images, train_labels), (test_images, test_labels)), max_value 255, class names):

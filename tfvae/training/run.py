@@ -2,7 +2,7 @@
 
 Workdir layout: config.json, ckpt/, tensorboard/{train,eval}/, export (a link to export.<time>),
 eval.json, figures/. In a multi-worker run every worker runs this same function; only the chief
-writes to the workdir (see tfvae/distribute.py).
+writes to the workdir (see tfvae/training/distribute.py).
 """
 
 import contextlib
@@ -17,12 +17,12 @@ import tensorflow as tf
 
 from tfvae import config as config_lib
 from tfvae import data as data_lib
-from tfvae import distribute
-from tfvae import evaluation
-from tfvae import export as export_lib
-from tfvae import progress as progress_lib
+from tfvae.training import distribute
+from tfvae.evaluation import evaluator as evaluator_lib
+from tfvae import serving
+from tfvae.training import progress as progress_lib
 from tfvae import summaries
-from tfvae import trainer as trainer_lib
+from tfvae.training import trainer as trainer_lib
 from tfvae import workdir as workdir_lib
 
 _NUM_SUMMARY_IMAGES = 8
@@ -225,7 +225,7 @@ def train_and_evaluate(config, workdir, overwrite=False, strategy=None):
         summaries.write_scalars(writers["eval"], step, metrics)
         if chief:
           summaries.write_images(writers["eval"], step, trainer.model, summary_images,
-                                 tf.constant(evaluation.EVAL_SEED, tf.int32))
+                                 tf.constant(evaluator_lib.EVAL_SEED, tf.int32))
         writers["eval"].flush()
         writers["train"].flush()
         logging.info("step %d  epoch %.2f  validation %s  (%.0f examples/s)", step,
@@ -247,5 +247,5 @@ def train_and_evaluate(config, workdir, overwrite=False, strategy=None):
     workdir_lib.merge_eval_json(workdir, entries)
   logging.info("step %d  test %s", step, describe(results["test"], config))
   with distribute.write_dir(strategy, workdir) as export_dir:  # every worker saves
-    export_lib.export(trainer.model, os.path.join(export_dir, "export"), step=step)
+    serving.export(trainer.model, os.path.join(export_dir, "export"), step=step)
   return results

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from tfvae import distribute
+from tfvae.training import distribute
 from tfvae import objectives
 
 ACTIVE_UNIT_THRESHOLD = 0.01

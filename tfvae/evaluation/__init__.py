@@ -1,0 +1,1 @@
+"""Evaluation: held-out bounds and diagnostics, semi-supervised accuracy, figures, the GMM baseline."""

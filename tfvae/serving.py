@@ -1,0 +1,280 @@
+"""SavedModel export of a trained model: its serving signatures (`python -m tfvae.export` runs it).
+
+The SavedModel holds only the model's variables and tf.functions that return dicts of tensors,
+so it loads with `tf.saved_model.load` (and serves with TF Serving / `saved_model_cli`) in a
+process that never imports TensorFlow Probability. Signatures (H, W, C = image shape, D =
+latent_dim, all float32 unless noted):
+
+  encode(x [N, H, W, C])          -> loc [N, D], scale [N, D]   (posterior q(z|x)); for
+                                     deterministic autoencoders code [N, D]
+  decode(z [N, D])                -> mean [N, H, W, C] and the likelihood's parameters:
+                                     logits (bernoulli, continuous_bernoulli) or loc, scale
+                                     (normal, normal_per_pixel, laplace), each [N, H, W, C]
+  sample(n int32 [], seed int32 [2]) -> mean [n, H, W, C], sample [n, H, W, C]
+                                     (z ~ p(z), decoded; stateless seed: same seed, same images)
+  reconstruct(x [N, H, W, C])     -> reconstruction [N, H, W, C]  (decoder mean at posterior mean)
+  serving_default                 =  reconstruct
+  elbo(x [N, H, W, C])            -> elbo, rate, distortion [N], nats (num_samples from the
+                                     config, a fixed seed: deterministic)
+  classify(x [N, H, W, C])        -> probabilities [N, K] (sum to 1), label int64 [N] (argmax)
+Input contract: x is float32 in [0, 1], the stored pixels divided by their maximum (uint8 / 255;
+digits / 16); for a model trained with --binarization=static/dynamic, 0/1 pixels give the
+log-likelihoods the run reports (gray levels are accepted). Values outside [0, 1] (raw 0..255
+pixels, NaN) are rejected with an InvalidArgumentError that says so; other dtypes (float64) are
+rejected by the signature itself: cast with np.float32 first. The export's
+assets.extra/tfvae.json records the contract, the step and the signatures.
+
+sample and elbo exist only for generative models (a prior p(z)); deterministic autoencoders
+(ae, sparse_ae, denoising_ae, contractive_ae) export encode, decode, reconstruct; classify
+exists only for models with a classifier (pc_vae, m2).
+
+M2 (y is a class index int64 [N], K classes) exports instead: classify; encode(x, y) -> loc,
+scale; decode(z, y) -> mean and the likelihood's parameters; sample(n, seed, label int32 [])
+-> mean, sample, label int64 [n] (label < 0: y ~ p(y), else that class: conditional
+generation); style_transfer(x) -> images [N, K, H, W, C] (z of each image decoded with every
+class); reconstruct (at the predicted class); elbo(x) -> elbo (the bound -U(x) on log p(x)),
+rate, distortion.
+"""
+
+import json
+import os
+import shutil
+import time
+
+import tensorflow as tf
+
+from tfvae import objectives
+from tfvae import workdir as workdir_lib
+
+_ELBO_SEED = (0, 0)
+
+
+def _checked(tensor, name, signature, event_shape, unit_range=False):
+  """`tensor` once its shape is [N, *event_shape] (and, with unit_range, its values in [0, 1]);
+  otherwise an InvalidArgumentError whose message names the signature and what it expects."""
+  shape = tf.shape(tensor)
+  padded = tf.concat([shape, tf.zeros([len(event_shape) + 1], tf.int32)], 0)
+  ok = tf.logical_and(tf.equal(tf.size(shape), len(event_shape) + 1),
+                      tf.reduce_all(tf.equal(padded[1:len(event_shape) + 1], event_shape)))
+  expected = ", ".join(["N"] + [str(d) for d in event_shape])
+  checks = [tf.debugging.Assert(
+      ok, [f"signature {signature} expects {name} float32 [{expected}]; got shape", shape],
+      summarize=8)]
+  if unit_range:
+    # Flattened first: the min/max must work whatever rank reached the (parallel) shape check.
+    flat = tf.reshape(tensor, [-1])
+    low, high = tf.reduce_min(flat), tf.reduce_max(flat)
+    in_range = tf.logical_or(tf.equal(tf.size(tensor), 0),
+                             tf.logical_and(low >= 0.0, high <= 1.0))  # False for NaN too
+    checks.append(tf.debugging.Assert(
+        in_range, [f"signature {signature} expects {name} in [0, 1] (pixel values divided by "
+                   "their maximum, e.g. uint8 / 255; 0 or 1 if the model was trained on "
+                   "binarized pixels: see assets.extra/tfvae.json); got values from", low,
+                   "to", high]))
+  with tf.control_dependencies(checks):
+    return tf.identity(tensor)
+
+
+def _likelihood_params(likelihood, p_x):
+  """The decode signature's outputs: mean and the likelihood's parameters, each [N, H, W, C]."""
+  base = p_x.distribution
+  if likelihood in ("bernoulli", "continuous_bernoulli"):
+    return {"mean": p_x.mean(), "logits": base.logits}
+  return {"mean": p_x.mean(), "loc": base.loc,
+          "scale": tf.broadcast_to(base.scale, tf.shape(base.loc))}
+
+
+class _Exported(tf.Module):
+  """Tracks the variables only; the models are reached through closures (see STACK.md)."""
+
+  def __init__(self, model):
+    super().__init__(name="tfvae")
+    self.model_variables = list(model.variables)
+    config = model.config
+    x_spec = tf.TensorSpec([None, *config.image_shape], tf.float32, name="x")
+    enc, dec = model.encoder, model.decoder
+
+    generative = model.prior() is not None
+
+    @tf.function(input_signature=[x_spec])
+    def encode(x):
+      q_z = enc(_checked(x, "x", "encode", config.image_shape, True))
+      if not generative:
+        return {"code": q_z.mean()}
+      return {"loc": q_z.mean(), "scale": q_z.stddev()}
+
+    @tf.function(input_signature=[tf.TensorSpec([None, config.latent_dim], tf.float32, name="z")])
+    def decode(z):
+      return _likelihood_params(config.likelihood,
+                                dec(_checked(z, "z", "decode", [config.latent_dim])))
+
+    @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="n"),
+                                  tf.TensorSpec([2], tf.int32, name="seed")])
+    def sample(n, seed):
+      return model.sample(n, seed)
+
+    @tf.function(input_signature=[x_spec])
+    def reconstruct(x):
+      x = _checked(x, "x", "reconstruct", config.image_shape, True)
+      return {"reconstruction": model.reconstruct(x)}
+
+    @tf.function(input_signature=[x_spec])
+    def elbo(x):
+      x = _checked(x, "x", "elbo", config.image_shape, True)
+      terms = objectives.elbo_terms(x, enc(x), dec, model.prior(), config.num_samples,
+                                    tf.constant(_ELBO_SEED, tf.int32))
+      return {k: terms[k] for k in ("elbo", "rate", "distortion")}
+
+    self.encode, self.decode, self.reconstruct = encode, decode, reconstruct
+    if generative:
+      self.sample, self.elbo = sample, elbo
+    if hasattr(model, "classify"):
+
+      @tf.function(input_signature=[x_spec])
+      def classify(x):
+        probs = model.classify(_checked(x, "x", "classify", config.image_shape, True)).probs_parameter()
+        return {"probabilities": probs, "label": tf.argmax(probs, axis=-1)}
+
+      self.classify = classify
+
+  def signatures(self):
+    out = {"serving_default": self.reconstruct, "encode": self.encode, "decode": self.decode,
+           "reconstruct": self.reconstruct}
+    if hasattr(self, "sample"):
+      out.update(sample=self.sample, elbo=self.elbo)
+    if hasattr(self, "classify"):
+      out["classify"] = self.classify
+    return out
+
+
+class _ExportedM2(tf.Module):
+  """M2's signatures (see the module docstring); tracks the variables only."""
+
+  def __init__(self, model):
+    super().__init__(name="tfvae_m2")
+    self.model_variables = list(model.variables)
+    config, k = model.config, model.num_classes
+    x_spec = tf.TensorSpec([None, *config.image_shape], tf.float32, name="x")
+    y_spec = tf.TensorSpec([None], tf.int64, name="y")
+
+    @tf.function(input_signature=[x_spec])
+    def classify(x):
+      probs = model.classify(_checked(x, "x", "classify", config.image_shape, True)).probs_parameter()
+      return {"probabilities": probs, "label": tf.argmax(probs, axis=-1)}
+
+    @tf.function(input_signature=[x_spec, y_spec])
+    def encode(x, y):
+      q_z = model.encoder(_checked(x, "x", "encode", config.image_shape, True), tf.one_hot(y, k))
+      return {"loc": q_z.mean(), "scale": q_z.stddev()}
+
+    @tf.function(input_signature=[tf.TensorSpec([None, config.latent_dim], tf.float32, name="z"),
+                                  y_spec])
+    def decode(z, y):
+      z = _checked(z, "z", "decode", [config.latent_dim])
+      return _likelihood_params(config.likelihood, model.decode(z, tf.one_hot(y, k)))
+
+    @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="n"),
+                                  tf.TensorSpec([2], tf.int32, name="seed"),
+                                  tf.TensorSpec([], tf.int32, name="label")])
+    def sample(n, seed, label):
+      model_seed, x_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+      z_seed, y_seed = tf.unstack(tf.random.experimental.stateless_split(model_seed, 2))
+      drawn = tf.argmax(model.label_prior().sample(n, seed=y_seed), -1)  # y ~ p(y)
+      y = tf.where(label < 0, drawn, tf.cast(label, tf.int64))
+      p_x = model.decode(model.prior().sample(n, seed=z_seed), tf.one_hot(y, k))
+      return {"mean": p_x.mean(), "sample": tf.cast(p_x.sample(seed=x_seed), tf.float32),
+              "label": y}
+
+    @tf.function(input_signature=[x_spec])
+    def style_transfer(x):
+      return {"images": model.style_transfer(_checked(x, "x", "style_transfer",
+                                                       config.image_shape, True))}
+
+    @tf.function(input_signature=[x_spec])
+    def reconstruct(x):
+      return {"reconstruction": model.reconstruct(_checked(x, "x", "reconstruct",
+                                                           config.image_shape, True))}
+
+    @tf.function(input_signature=[x_spec])
+    def elbo(x):
+      x = _checked(x, "x", "elbo", config.image_shape, True)
+      batch = {"image": x, "label": -tf.ones([tf.shape(x)[0]], tf.int64)}
+      terms = model.losses(batch, tf.constant(_ELBO_SEED, tf.int32), tf.constant(0, tf.int64),
+                           training=False)
+      return {n: terms[n] for n in ("elbo", "rate", "distortion")}
+
+    self.fns = dict(serving_default=reconstruct, classify=classify, encode=encode,
+                    decode=decode, sample=sample, style_transfer=style_transfer,
+                    reconstruct=reconstruct, elbo=elbo)
+    for name, fn in self.fns.items():
+      if name != "serving_default":
+        setattr(self, name, fn)
+
+  def signatures(self):
+    return dict(self.fns)
+
+
+def input_contract(config):
+  """What the signatures expect of x, as written to the export's assets.extra/tfvae.json."""
+  binarized = config.binarization in ("static", "dynamic")
+  levels = config.pixel_levels
+  if config.binarization == "dequantize":
+    scaling = f"(pixel + u) / {levels}, u ~ U[0, 1) (uniform dequantization)"
+  else:
+    scaling = f"pixel / {levels - 1}"
+  return {"dtype": "float32", "shape": ["N", *config.image_shape], "range": [0.0, 1.0],
+          "scaling": scaling, "binarized": binarized,
+          "note": ("trained on binarized pixels: pass 0/1 values (e.g. x > 0.5, or Bernoulli "
+                   "samples of x) for log-likelihoods comparable to the run's; gray levels are "
+                   "accepted") if binarized else "gray levels"}
+
+
+def export(model, path, step=None):
+  """Writes `model` as a SavedModel and makes `path` point at it atomically.
+
+  Each export is written to its own folder PATH.<time_ns> beside `path`; `path` is a symbolic
+  link that os.replace swaps to the new folder only once the SavedModel is complete, then the
+  previous folder is removed. A reader (or a kill -9 at any moment) sees either the previous
+  complete export or the new one. Copy it with `cp -rL` to follow the link.
+
+  The folder also holds assets.extra/tfvae.json (the TF Serving place for extra files): the
+  step, the model family and likelihood, the signatures and the input contract
+  (`input_contract`).
+
+  Args:
+    model: a tfvae model (tfvae.models) with `config`, `encoder`, `decoder`, `prior()`.
+    path: str, the export path (WORKDIR/export by convention).
+    step: int or None, the training step of the weights (recorded in tfvae.json).
+
+  Returns:
+    The folder the link now points to.
+  """
+  module = _ExportedM2(model) if hasattr(model, "style_transfer") else _Exported(model)
+  path = os.path.abspath(path)
+  parent, name = os.path.split(path)
+  target = f"{path}.{time.time_ns()}"
+  signatures = module.signatures()
+  tf.saved_model.save(module, target, signatures=signatures)
+  info = {"step": step, "model": model.config.model, "likelihood": model.config.likelihood,
+          "latent_dim": model.config.latent_dim, "signatures": sorted(signatures),
+          "input": input_contract(model.config)}
+  os.makedirs(os.path.dirname(os.path.join(target, workdir_lib.EXPORT_INFO)), exist_ok=True)
+  with open(os.path.join(target, workdir_lib.EXPORT_INFO), "w") as f:
+    json.dump(info, f, indent=2)
+    f.flush()
+    os.fsync(f.fileno())
+  previous = os.path.realpath(path) if os.path.islink(path) else None
+  if os.path.isdir(path) and not os.path.islink(path):  # a plain folder: move it out of the way
+    previous = f"{path}.{time.time_ns()}.old"
+    os.replace(path, previous)
+  link = f"{target}.link"
+  os.symlink(os.path.basename(target), link)
+  os.replace(link, path)  # atomic on POSIX
+  if previous and previous != target:
+    shutil.rmtree(previous, ignore_errors=True)
+  # Folders of exports interrupted before their swap (kill -9) are never pointed at: remove them.
+  for entry in os.listdir(parent):
+    stale = os.path.join(parent, entry)
+    if entry.startswith(name + ".") and stale != target and not os.path.islink(stale):
+      shutil.rmtree(stale, ignore_errors=True)
+  return target

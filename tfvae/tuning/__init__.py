@@ -1,0 +1,1 @@
+"""Tuning: the keras-tuner search over a run's hyperparameters, its settings and its report."""
