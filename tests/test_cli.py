@@ -44,11 +44,13 @@ def test_flag_errors_are_one_line_and_status_2(module, args, text):
 
 
 @pytest.mark.parametrize("dataset,text", [
-    ("fashion-mnist", "is neither 'digits' nor a TFDS dataset name (see "
-                      "https://www.tensorflow.org/datasets/catalog). Did you mean fashion_mnist"),
-    ("/tmp/some/folder", "--dataset=/tmp/some/folder looks like a path"),
+    ("fashion-mnist", "is neither 'digits', a TFDS dataset name (see "
+                      "https://www.tensorflow.org/datasets/catalog) nor an existing folder or "
+                      ".npz, .npy or .csv file. Did you mean fashion_mnist"),
+    ("/tmp/some/folder", "--dataset=/tmp/some/folder does not exist (a folder of images, or an "
+                         ".npz, .npy or .csv file)."),
 ])
-def test_a_mistyped_dataset_or_a_folder_is_one_line(dataset, text, tmp_path):
+def test_a_mistyped_dataset_or_a_missing_path_is_one_line(dataset, text, tmp_path):
   proc = run_module("tfvae.train", *QUICK, f"--dataset={dataset}",
                     f"--workdir={tmp_path / 'run'}", check=False)
   _one_line_error(proc, "tfvae.train", text)

@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -51,6 +52,7 @@ def _decoder_output(decoder, z):
 
 
 def test_likelihood_log_probs_match_their_closed_forms():
+  keras.utils.set_random_seed(0)  # fixed weights: the float32 tolerance holds for these
   z = tf.random.stateless_normal([2, 3], [3, 4])
   x = tf.random.stateless_uniform([2, 8, 8, 1], [5, 6], minval=0.01, maxval=0.99)
   xn = x.numpy()
@@ -95,3 +97,29 @@ def test_continuous_bernoulli_integrates_to_one_over_the_unit_interval(logit):
   density = np.exp(decoder(tf.zeros([1, 1])).distribution.log_prob(
       grid.reshape(-1, 1, 1, 1)).numpy()).ravel()
   np.testing.assert_allclose(np.trapezoid(density, grid), 1.0, rtol=1e-4)
+
+
+def test_count_likelihoods_of_vectors_match_scipy():
+  """Poisson and negative binomial decoders of vectors [D]: log_prob against scipy.stats, the
+  negative binomial's mean exp(out) and variance mean + dispersion * mean^2 (one per feature)."""
+  from scipy import stats  # pylint: disable=import-outside-toplevel
+  keras.utils.set_random_seed(0)
+  z = tf.random.stateless_normal([4, 2], [1, 2])
+  x = np.array([[0, 1, 2, 7, 3]] * 4, np.float32)
+  for likelihood in ("poisson", "negative_binomial"):
+    decoder = networks.Decoder((5,), 2, likelihood=likelihood, hidden_sizes=(8,))
+    mean = np.exp(decoder.net(z).numpy())
+    p_x = decoder(z)
+    assert p_x.event_shape == [5] and p_x.batch_shape == [4]
+    if likelihood == "poisson":
+      expected = stats.poisson.logpmf(x, mean).sum(-1)
+    else:
+      decoder.raw_scale.assign(np.linspace(-1, 1, 5).astype(np.float32))
+      p_x = decoder(z)
+      dispersion = np.log1p(np.exp(decoder.raw_scale.numpy())) + networks.MIN_LIKELIHOOD_SCALE
+      np.testing.assert_allclose(p_x.distribution.variance(), mean + dispersion * mean**2,
+                                 rtol=1e-4)
+      n = 1 / dispersion
+      expected = stats.nbinom.logpmf(x, n, n / (n + mean)).sum(-1)
+    np.testing.assert_allclose(p_x.mean(), mean, rtol=1e-5)
+    np.testing.assert_allclose(p_x.log_prob(x), expected, rtol=1e-4, err_msg=likelihood)

@@ -1,3 +1,44 @@
-"""tfvae: variational autoencoders with TensorFlow, Keras 3 and TensorFlow Probability."""
+"""tfvae: variational autoencoders with TensorFlow, Keras 3 and TensorFlow Probability.
+
+The Python API (tfvae/api.py; every command line tool is built on it):
+
+    import tfvae
+    data = tfvae.data.from_directory("my_images/", image_size=(28, 28))   # or from_arrays(x, y)
+    tfvae.fit(tfvae.Config(latent_dim=16, epochs=20), "runs/mine", data=data)
+    model = tfvae.load("runs/mine")           # config.json + latest checkpoint
+    q_z = model.encode(images)                # tfd.MultivariateNormalDiag, batch [N]
+    model.evaluate(data, split="test", num_importance_samples=5000)
+
+Names: Config, ConfigError, DataError, fit, load, TrainedModel, MODELS (the model registry) and
+the `data` subpackage (from_arrays, from_directory, from_file, load). They are imported on first
+use, so `import tfvae` alone does not start TensorFlow.
+"""
+
+import importlib
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "Config": ("tfvae.config", "Config"),
+    "ConfigError": ("tfvae.errors", "ConfigError"),
+    "DataError": ("tfvae.errors", "DataError"),
+    "fit": ("tfvae.api", "fit"),
+    "load": ("tfvae.api", "load"),
+    "TrainedModel": ("tfvae.api", "TrainedModel"),
+    "MODELS": ("tfvae.models", "MODELS"),
+}
+
+__all__ = sorted([*_EXPORTS, "data"])
+
+
+def __getattr__(name):
+  if name in _EXPORTS:
+    module, attribute = _EXPORTS[name]
+    return getattr(importlib.import_module(module), attribute)
+  if name == "data":
+    return importlib.import_module("tfvae.data")
+  raise AttributeError(f"module 'tfvae' has no attribute {name!r}")
+
+
+def __dir__():
+  return __all__

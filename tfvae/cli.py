@@ -30,6 +30,8 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from tfvae import errors
+
 # TensorFlow's native start-up lines that TF_CPP_MIN_LOG_LEVEL cannot silence: they are printed
 # before its C++ logging is initialized, once per native library (TF and tf_keras).
 _NATIVE_LINE = re.compile(r"^([IWE]\d{4} [\d:.]+ +\d+ \S+:\d+\] |WARNING: All log "
@@ -122,11 +124,9 @@ def exit_with(program, error, code):
 @contextlib.contextmanager
 def user_errors(program):
   """Turns the errors a user can act on into one line and an exit status (see module doc)."""
-  from tfvae import config as config_lib  # pylint: disable=import-outside-toplevel
-  from tfvae.data import sources  # pylint: disable=import-outside-toplevel
   try:
     yield
-  except (config_lib.ConfigError, sources.DataError, FileNotFoundError) as e:
+  except (errors.ConfigError, errors.DataError, FileNotFoundError) as e:
     exit_with(program, e, 2)
   except Exception as e:  # pylint: disable=broad-except
     from tfvae.training import run  # pylint: disable=import-outside-toplevel

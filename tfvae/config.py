@@ -13,8 +13,7 @@ import typing
 CONFIG_FILENAME = "config.json"
 
 
-class ConfigError(ValueError):
-  """A configuration that cannot run (as given, or in that workdir); the message names the flag."""
+from tfvae.errors import ConfigError  # pylint: disable=unused-import  (re-exported)
 
 # Semi-supervised models: trained on labeled + unlabeled batches (see data.train_dataset).
 SEMI_SUPERVISED = ("m2", "pc_vae")
@@ -23,7 +22,8 @@ SEMI_SUPERVISED = ("m2", "pc_vae")
 CHOICES = {
     "binarization": ("none", "static", "dynamic", "dequantize"),
     "architecture": ("mlp", "conv"),
-    "likelihood": ("bernoulli", "normal", "normal_per_pixel", "laplace", "continuous_bernoulli"),
+    "likelihood": ("bernoulli", "normal", "normal_per_pixel", "laplace", "continuous_bernoulli",
+                   "poisson", "negative_binomial"),
     "model": ("vae", "ae", "sparse_ae", "denoising_ae", "contractive_ae", "m2", "pc_vae"),
     "beta_schedule": ("constant", "linear", "cyclical"),
     "corruption": ("masking", "gaussian"),
@@ -32,8 +32,20 @@ CHOICES = {
 }
 
 HELP = {
-    "dataset": "'digits' (scikit-learn's bundled 8x8 digits, no download) or any TFDS image "
-               "dataset name, e.g. fashion_mnist, mnist, cifar10.",
+    "dataset": "'digits' (scikit-learn's bundled 8x8 digits, no download), any TFDS image "
+               "dataset name (fashion_mnist, mnist, cifar10, ...), or your own data: a folder "
+               "of images (class subfolders give labels; optional train/ validation/ test/ "
+               "subfolders give splits), an .npz (x_train, y_train, x_test, ...), .npy or "
+               ".csv file (tfvae/data/files.py).",
+    "image_size": "H,W: resize every image of a --dataset folder to this (bilinear); empty: "
+                  "all images must have one size.",
+    "max_value": "Integer images from an .npz/.npy file: the pixel value that means white "
+                 "(e.g. 16 for pixels 0..16); 0: 255, for uint8 pixels.",
+    "label_column": "A .csv --dataset: the header of the column of integer labels (empty: "
+                    "none; every column is a feature).",
+    "test_fraction": "A dataset without a test split (digits, your own data without test/ or "
+                     "x_test): the fraction of its examples held out as the test split (a "
+                     "fixed permutation).",
     "data_dir": "TFDS data directory (default: TFDS's own, ~/tensorflow_datasets).",
     "binarization": "none: gray levels y/max in [0,1]; static: Bernoulli-sampled once with a "
                     "fixed seed; dynamic: resampled every time an example is seen (Burda et al. "
@@ -49,7 +61,12 @@ HELP = {
     "likelihood": "Decoder distribution p(x|z): bernoulli (binary pixels); normal with one learned "
                   "scale; normal_per_pixel (loc and scale per pixel); laplace with one learned "
                   "scale (the L1 loss); continuous_bernoulli (a density on [0,1], Loaiza-Ganem "
-                  "& Cunningham 2019). Deterministic AEs use it as their reconstruction loss.",
+                  "& Cunningham 2019); for vectors also poisson and negative_binomial (counts; "
+                  "a learned dispersion per feature); normal and laplace then learn one scale "
+                  "per feature. Deterministic AEs use it as their reconstruction loss.",
+    "standardize": "Vectors only: standardize every feature with the train split's mean and "
+                   "standard deviation (saved in config.json; every later command and the "
+                   "export apply them to raw features).",
     "model": "Model family: vae (beta > 1: beta-VAE); ae, sparse_ae, denoising_ae, "
              "contractive_ae (deterministic autoencoders); m2 (Kingma et al. 2014) and pc_vae "
              "(Hope et al. 2020), semi-supervised with --num_labels.",
@@ -126,6 +143,11 @@ class Config:
   """Everything that defines a run. Field names are the flag names."""
   dataset: str = "digits"
   data_dir: str = ""
+  image_size: tuple[int, ...] = ()
+  max_value: int = 0
+  label_column: str = ""
+  test_fraction: float = 0.2
+  standardize: bool = False
   binarization: str = "dynamic"
   validation_fraction: float = 1 / 6
   architecture: str = "mlp"
@@ -173,6 +195,10 @@ class Config:
   pixel_levels: int = 256
   num_classes: int = 0  # resolved from the data: K, labels are 0..K-1 (0: unknown)
   labeled_examples: int = 0  # resolved: labeled train examples (N of --num_labels, or all)
+  data_fingerprint: str = ""  # resolved: of the data trained on (tfvae.data.arrays.Source)
+  # Resolved with --standardize: the train split's per-feature mean and standard deviation.
+  feature_mean: tuple[float, ...] = ()
+  feature_scale: tuple[float, ...] = ()
 
   def __post_init__(self):
     if self.num_labels != "all" and not (self.num_labels.isdigit() and int(self.num_labels) > 0):
@@ -212,6 +238,13 @@ class Config:
       raise ConfigError(f"--clip_grad_norm={self.clip_grad_norm} must be >= 0.")
     if self.learning_rate <= 0:
       raise ConfigError(f"--learning_rate={self.learning_rate} must be > 0.")
+    if not 0 < self.test_fraction < 1:
+      raise ConfigError(f"--test_fraction={self.test_fraction} must be in (0, 1).")
+    if self.image_size and (len(self.image_size) != 2 or min(self.image_size) < 1):
+      raise ConfigError(f"--image_size={','.join(map(str, self.image_size))} must be two "
+                        "positive integers H,W.")
+    if not 0 <= self.max_value <= 255:
+      raise ConfigError(f"--max_value={self.max_value} must be in 1..255 (0: 255).")
     if not 0 < self.validation_fraction < 1:
       raise ConfigError(f"--validation_fraction={self.validation_fraction} must be in (0, 1).")
     for name in ("hidden_sizes", "conv_filters"):
@@ -251,6 +284,8 @@ def likelihood_mismatch(config):
   log_prob is a cross-entropy, not a log-likelihood. A density (normal, laplace, ...) on binary
   pixels can grow without bound, so the number is not a log-likelihood either.
   """
+  if len(config.image_shape) == 1:  # vectors: build() checks the features fit the likelihood
+    return None
   binary = config.binarization in ("static", "dynamic")
   if config.likelihood in DISCRETE_LIKELIHOODS and not binary:
     return (f"--likelihood={config.likelihood} on gray-level pixels (--binarization="
@@ -294,13 +329,21 @@ RESUMABLE_CHANGES = frozenset({"epochs", "train_steps", "eval_every", "checkpoin
                                "labeled_examples"})
 
 # Fields resolved from the data (written to config.json), not flags.
-RESOLVED = ("image_shape", "pixel_levels", "num_classes", "labeled_examples")
+RESOLVED = ("image_shape", "pixel_levels", "num_classes", "labeled_examples", "data_fingerprint",
+            "feature_mean", "feature_scale")
 
 
 def check_resumable(saved, new):
   """Raises ConfigError naming the fields where `new` would not continue the run `saved`."""
+  if saved.data_fingerprint and new.data_fingerprint and (
+      saved.data_fingerprint != new.data_fingerprint) and saved.dataset == new.dataset:
+    raise ConfigError(f"--dataset={new.dataset}: the data differ from those the run in the "
+                      f"workdir was trained on (now: {new.data_fingerprint}; the run's: "
+                      f"{saved.data_fingerprint}). Use a new --workdir, or --overwrite to delete "
+                      "that run and start over.")
   changed = [f.name for f in dataclasses.fields(Config)
-             if f.name not in RESUMABLE_CHANGES and getattr(saved, f.name) != getattr(new, f.name)]
+             if f.name not in RESUMABLE_CHANGES and getattr(saved, f.name) != getattr(new, f.name)
+             and not (f.name == "data_fingerprint" and not saved.data_fingerprint)]
   if changed:
     diffs = "; ".join(f"--{n}: {getattr(saved, n)!r} in the workdir, {getattr(new, n)!r} now"
                       for n in changed)

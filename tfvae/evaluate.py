@@ -11,8 +11,6 @@ the posterior means of N labeled train examples (balanced, chosen by `--label_se
 """
 
 import json
-import os
-import time
 
 from tfvae import cli
 
@@ -22,7 +20,6 @@ if __name__ == "__main__":
 from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import logging  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-from tfvae import workdir as workdir_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 FLAGS = flags.FLAGS
 
@@ -46,86 +43,29 @@ def define_flags():
   flags.DEFINE_integer("label_seed", 0, "With --m1_labels: seed of the labeled subset.")
 
 
-def m1_workdir(workdir, num_labels, label_seed=0, split="test"):
-  """M1 accuracy of a trained run (see tfvae.ssl.m1_accuracy), merged into eval.json under
-  "m1_SPLIT_<N>labels_seed<S>" (tfvae/workdir.py).
-
-  Args:
-    workdir: a tfvae run folder whose model has an encoder.
-    num_labels: int N > 0, labeled train examples (a multiple of the number of classes).
-    label_seed: int, seed of the balanced subset.
-    split: split scored.
-
-  Returns:
-    dict: accuracy in [0, 1], num_labels, label_seed, split, num_examples, step.
-
-  Raises:
-    FileNotFoundError: if the workdir has no config.json or no checkpoint.
-    tfvae.data.DataError: if N does not fit the data.
-  """
-  from tfvae import data as data_lib  # pylint: disable=import-outside-toplevel
-  from tfvae.evaluation import ssl  # pylint: disable=import-outside-toplevel
-  from tfvae.training import trainer  # pylint: disable=import-outside-toplevel
-  config, model, step = trainer.restore_model(workdir)
-  metrics = ssl.m1_accuracy(model, data_lib.load(config), config, num_labels, label_seed, split)
-  metrics["step"] = step
-  workdir_lib.merge_eval_json(workdir, {workdir_lib.m1_key(split, num_labels, label_seed): metrics})
-  return metrics
-
-
-def evaluate_workdir(workdir, split, num_importance_samples, chunk_size=500, batch_size=100,
-                     num_examples=0):
-  """Evaluates the latest checkpoint of a run on one split and merges it into eval.json.
-
-  Returns:
-    dict of metrics (see evaluator_lib.Evaluator) plus dataset, split, binarization,
-    num_importance_samples, step and wall_time_s.
-
-  Raises:
-    FileNotFoundError: if the workdir has no config.json or no checkpoint.
-  """
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+def _load(workdir):
+  """The run's TrainedModel under its strategy (a multi-worker run evaluates in this process)."""
+  from tfvae import api  # pylint: disable=import-outside-toplevel
   from tfvae import config as config_lib  # pylint: disable=import-outside-toplevel
-  from tfvae import data as data_lib  # pylint: disable=import-outside-toplevel
-  from tfvae.evaluation import evaluator as evaluator_lib  # pylint: disable=import-outside-toplevel
-  from tfvae import summaries  # pylint: disable=import-outside-toplevel
   from tfvae.training import trainer  # pylint: disable=import-outside-toplevel
-
   config = config_lib.load(workdir)
-  if config.strategy == "multi_worker":  # evaluated in this one process
+  if config.strategy == "multi_worker":
     config = config_lib.Config.from_dict({**config.to_dict(), "strategy": "mirrored"})
   trainer.split_cpu(config.num_cpu_devices)
-  strategy = trainer.make_strategy(config)
-  config, model, step = trainer.restore_model(workdir, strategy)
-  data = data_lib.load(config)
-  dataset = data_lib.eval_dataset(data, split, batch_size)
-  if num_examples:
-    dataset = dataset.unbatch().take(num_examples).batch(batch_size)
-  began = time.perf_counter()
-  metrics = evaluator_lib.Evaluator(model, strategy, num_importance_samples, chunk_size)(dataset)
-  metrics.update(dataset=config.dataset, split=split, binarization=config.binarization,
-                 num_importance_samples=num_importance_samples, step=step,
-                 wall_time_s=round(time.perf_counter() - began, 2))
-  workdir_lib.merge_eval_json(workdir, {workdir_lib.eval_key(split, metrics): metrics})
-  writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard", "eval"))
-  summaries.write_scalars(writer, step, {
-      f"{split}_K{num_importance_samples}/{k}": metrics[k]
-      for k in ("elbo", "rate", "distortion", "iwae_bound", "nll", "active_units",
-                "squared_error") if k in metrics})
-  writer.close()
-  return metrics
+  return api.load(workdir, trainer.make_strategy(config))
 
 
 def main(argv):
   del argv
   if FLAGS.m1_labels:
-    metrics = m1_workdir(FLAGS.workdir, FLAGS.m1_labels, FLAGS.label_seed, FLAGS.split)
+    metrics = _load(FLAGS.workdir).m1_accuracy(FLAGS.m1_labels, FLAGS.label_seed, FLAGS.split)
     logging.info("M1 on %s: accuracy %.4f with %d labels (label_seed %d)", metrics["split"],
                  metrics["accuracy"], metrics["num_labels"], metrics["label_seed"])
     print(json.dumps(metrics, indent=2))
     return
-  metrics = evaluate_workdir(FLAGS.workdir, FLAGS.split, FLAGS.num_importance_samples,
-                             FLAGS.chunk_size, FLAGS.batch_size, FLAGS.num_examples)
+  metrics = _load(FLAGS.workdir).evaluate(
+      split=FLAGS.split, num_importance_samples=FLAGS.num_importance_samples,
+      chunk_size=FLAGS.chunk_size, batch_size=FLAGS.batch_size, num_examples=FLAGS.num_examples)
   labels = {"iwae_bound": f"iwae_bound(K={metrics['num_importance_samples']})",
             "active_units": "active units"}
   headline = "  ".join(f"{labels.get(k, k)} {metrics[k]:.3f}" if isinstance(metrics[k], float)

@@ -39,12 +39,12 @@ def main(argv):
   del argv
   import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
   from tfvae import config as config_lib  # pylint: disable=import-outside-toplevel
-  from tfvae.evaluation import gmm  # pylint: disable=import-outside-toplevel
+  from tfvae.evaluation import gmm as gmm_lib  # pylint: disable=import-outside-toplevel
 
   workdir = FLAGS.workdir
   config = config_lib.Config(dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
                              validation_fraction=FLAGS.validation_fraction)
-  gmm, metrics, image_shape = gmm.fit_and_evaluate(
+  mixture, metrics, image_shape = gmm_lib.fit_and_evaluate(
       config, FLAGS.num_components, FLAGS.covariance_type, FLAGS.reg_covar, FLAGS.max_iter,
       FLAGS.max_train_examples, FLAGS.seed)
   os.makedirs(workdir, exist_ok=True)
@@ -52,7 +52,7 @@ def main(argv):
     json.dump(metrics, f, indent=2)
   os.replace(os.path.join(workdir, "gmm.json.tmp"), os.path.join(workdir, "gmm.json"))
   title = f"{FLAGS.num_components} {FLAGS.covariance_type} components, {FLAGS.dataset}"
-  fig = gmm.sample_grid_figure(gmm, image_shape, 100, FLAGS.seed, title)
+  fig = gmm_lib.sample_grid_figure(mixture, image_shape, 100, FLAGS.seed, title)
   fig.savefig(os.path.join(workdir, "samples.png.tmp"), format="png", dpi=100,
               bbox_inches="tight")
   plt.close(fig)

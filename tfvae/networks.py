@@ -19,8 +19,11 @@ tfd = tfp.distributions
 # Lower bounds that keep log-densities finite on ordinary data.
 MIN_POSTERIOR_SCALE = 1e-4
 MIN_LIKELIHOOD_SCALE = 1e-3
-# Likelihoods with one learned scale shared by all pixels.
-SHARED_SCALE_LIKELIHOODS = ("normal", "laplace")
+# Likelihoods with a learned scale that does not depend on z: one shared by all pixels of an
+# image, one per feature of a vector [D] (features have their own units).
+SHARED_SCALE_LIKELIHOODS = ("normal", "laplace", "negative_binomial")
+# Likelihoods of counts (non-negative integer features).
+COUNT_LIKELIHOODS = ("poisson", "negative_binomial")
 
 
 def prior(latent_dim):
@@ -83,6 +86,11 @@ class Decoder(keras.Model):
   -log p is |x - loc| / scale + log(2 scale) per pixel (the L1 loss).
   likelihood="continuous_bernoulli": Independent(ContinuousBernoulli(logits), 3), a normalized
   density on [0, 1] (Loaiza-Ganem & Cunningham, "The continuous Bernoulli", NeurIPS 2019).
+  likelihood="poisson": Independent(Poisson(log_rate)), for counts.
+  likelihood="negative_binomial": Independent(NegativeBinomial) with mean exp(out) and a learned
+  dispersion (variance mean + dispersion * mean^2), for overdispersed counts.
+  For vectors (image_shape [D], mlp only) the event is [D] and the learned scale of normal,
+  laplace and negative_binomial is one per feature.
   """
 
   def __init__(self, image_shape, latent_dim, architecture="mlp", hidden_sizes=(256, 128),
@@ -91,17 +99,19 @@ class Decoder(keras.Model):
     self.image_shape = tuple(image_shape)
     self.latent_dim = latent_dim
     self.likelihood = likelihood
-    height, width, channels = self.image_shape
+    if len(self.image_shape) == 1 and architecture != "mlp":
+      raise ValueError(f"--architecture={architecture} needs images; vectors "
+                       f"{self.image_shape} use the mlp.")
     self.out_shape = self.image_shape
-    if likelihood == "normal_per_pixel":  # loc and raw scale, stacked on the channel axis
-      channels *= 2
-      self.out_shape = (height, width, channels)
+    if likelihood == "normal_per_pixel":  # loc and raw scale, stacked on the last axis
+      self.out_shape = (*self.image_shape[:-1], 2 * self.image_shape[-1])
     layers = [keras.Input((latent_dim,))]
     if architecture == "mlp":
       layers += [keras.layers.Dense(h, activation="relu") for h in reversed(hidden_sizes)]
-      layers += [keras.layers.Dense(height * width * channels, dtype="float32"),
+      layers += [keras.layers.Dense(int(np.prod(self.out_shape)), dtype="float32"),
                  keras.layers.Reshape(self.out_shape, dtype="float32")]
     else:
+      height, width, channels = self.out_shape
       factor = 2 ** len(conv_filters)
       h0, w0 = math.ceil(height / factor), math.ceil(width / factor)
       layers += [keras.layers.Dense(h0 * w0 * conv_filters[-1], activation="relu"),
@@ -114,26 +124,32 @@ class Decoder(keras.Model):
                                                (crop_w // 2, crop_w - crop_w // 2))))
       layers.append(keras.layers.Conv2D(channels, 3, padding="same", dtype="float32"))
     self.net = keras.Sequential(layers, name="net")
-    if likelihood in SHARED_SCALE_LIKELIHOODS:
+    if likelihood in SHARED_SCALE_LIKELIHOODS:  # one per feature for vectors, else one
       self.raw_scale = self.add_weight(
-          name="raw_scale", shape=(), dtype="float32",
-          initializer=keras.initializers.Constant(float(np.log(np.expm1(1.0)))))
+          name="raw_scale", shape=self.image_shape if len(self.image_shape) == 1 else (),
+          dtype="float32", initializer=keras.initializers.Constant(float(np.log(np.expm1(1.0)))))
 
   def call(self, z, training=False):
     batch_shape = tf.shape(z)[:-1]
     out = self.net(tf.reshape(z, [-1, self.latent_dim]), training=training)
     out = tf.reshape(out, tf.concat([batch_shape, self.out_shape], axis=0))
+    ndims = len(self.image_shape)
     if self.likelihood == "bernoulli":
-      return tfd.Independent(tfd.Bernoulli(logits=out, dtype=tf.float32), 3)
+      return tfd.Independent(tfd.Bernoulli(logits=out, dtype=tf.float32), ndims)
     if self.likelihood == "continuous_bernoulli":
-      return tfd.Independent(tfd.ContinuousBernoulli(logits=out), 3)
+      return tfd.Independent(tfd.ContinuousBernoulli(logits=out), ndims)
     if self.likelihood == "normal_per_pixel":
       loc, raw_scale = tf.split(out, 2, axis=-1)
       return tfd.Independent(
-          tfd.Normal(loc=loc, scale=tf.nn.softplus(raw_scale) + MIN_LIKELIHOOD_SCALE), 3)
+          tfd.Normal(loc=loc, scale=tf.nn.softplus(raw_scale) + MIN_LIKELIHOOD_SCALE), ndims)
+    if self.likelihood == "poisson":
+      return tfd.Independent(tfd.Poisson(log_rate=out), ndims)
     scale = tf.nn.softplus(self.raw_scale) + MIN_LIKELIHOOD_SCALE
+    if self.likelihood == "negative_binomial":  # mean exp(out), dispersion scale
+      return tfd.Independent(tfd.NegativeBinomial.experimental_from_mean_dispersion(
+          tf.exp(out), scale), ndims)
     family = tfd.Laplace if self.likelihood == "laplace" else tfd.Normal
-    return tfd.Independent(family(loc=out, scale=scale), 3)
+    return tfd.Independent(family(loc=out, scale=scale), ndims)
 
 
 class Classifier(keras.Model):

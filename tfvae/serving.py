@@ -78,10 +78,53 @@ def _checked(tensor, name, signature, event_shape, unit_range=False):
 def _likelihood_params(likelihood, p_x):
   """The decode signature's outputs: mean and the likelihood's parameters, each [N, H, W, C]."""
   base = p_x.distribution
+  if likelihood in ("poisson", "negative_binomial"):
+    return {"mean": p_x.mean()}
   if likelihood in ("bernoulli", "continuous_bernoulli"):
     return {"mean": p_x.mean(), "logits": base.logits}
   return {"mean": p_x.mean(), "loc": base.loc,
           "scale": tf.broadcast_to(base.scale, tf.shape(base.loc))}
+
+
+class _Standardization:
+  """--standardize (vectors): raw features in, raw features out; identity otherwise."""
+
+  def __init__(self, config):
+    self.on = bool(config.feature_mean)
+    if self.on:
+      self.mean = tf.constant(config.feature_mean, tf.float32)
+      self.scale = tf.constant(config.feature_scale, tf.float32)
+
+  def standardize(self, x):
+    return (x - self.mean) / self.scale if self.on else x
+
+  def unstandardize(self, x):
+    return x * self.scale + self.mean if self.on else x
+
+
+def _raw_units(decoder, config):
+  """The decoder whose mean, loc and scale are in raw feature units (--standardize: x_raw =
+  x * feature_scale + feature_mean), else the decoder itself."""
+  if not config.feature_mean:
+    return decoder
+  raw = _Standardization(config)
+
+  class RawUnits:
+    def __init__(self, p_x):
+      self.p_x, self.distribution = p_x, self
+
+    def mean(self):
+      return raw.unstandardize(self.p_x.mean())
+
+    @property
+    def loc(self):
+      return raw.unstandardize(self.p_x.distribution.loc)
+
+    @property
+    def scale(self):
+      return self.p_x.distribution.scale * raw.scale
+
+  return lambda z: RawUnits(decoder(z))
 
 
 class _Exported(tf.Module):
@@ -92,13 +135,15 @@ class _Exported(tf.Module):
     self.model_variables = list(model.variables)
     config = model.config
     x_spec = tf.TensorSpec([None, *config.image_shape], tf.float32, name="x")
-    enc, dec = model.encoder, model.decoder
+    images = len(config.image_shape) == 3
+    enc, dec = model.encoder, _raw_units(model.decoder, config)
+    raw = _Standardization(config)
 
     generative = model.prior() is not None
 
     @tf.function(input_signature=[x_spec])
     def encode(x):
-      q_z = enc(_checked(x, "x", "encode", config.image_shape, True))
+      q_z = enc(raw.standardize(_checked(x, "x", "encode", config.image_shape, images)))
       if not generative:
         return {"code": q_z.mean()}
       return {"loc": q_z.mean(), "scale": q_z.stddev()}
@@ -111,17 +156,17 @@ class _Exported(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="n"),
                                   tf.TensorSpec([2], tf.int32, name="seed")])
     def sample(n, seed):
-      return model.sample(n, seed)
+      return {k: raw.unstandardize(v) for k, v in model.sample(n, seed).items()}
 
     @tf.function(input_signature=[x_spec])
     def reconstruct(x):
-      x = _checked(x, "x", "reconstruct", config.image_shape, True)
-      return {"reconstruction": model.reconstruct(x)}
+      x = raw.standardize(_checked(x, "x", "reconstruct", config.image_shape, images))
+      return {"reconstruction": raw.unstandardize(model.reconstruct(x))}
 
     @tf.function(input_signature=[x_spec])
     def elbo(x):
-      x = _checked(x, "x", "elbo", config.image_shape, True)
-      terms = objectives.elbo_terms(x, enc(x), dec, model.prior(), config.num_samples,
+      x = raw.standardize(_checked(x, "x", "elbo", config.image_shape, images))
+      terms = objectives.elbo_terms(x, enc(x), model.decoder, model.prior(), config.num_samples,
                                     tf.constant(_ELBO_SEED, tf.int32))
       return {k: terms[k] for k in ("elbo", "rate", "distortion")}
 
@@ -132,7 +177,8 @@ class _Exported(tf.Module):
 
       @tf.function(input_signature=[x_spec])
       def classify(x):
-        probs = model.classify(_checked(x, "x", "classify", config.image_shape, True)).probs_parameter()
+        probs = model.classify(raw.standardize(
+            _checked(x, "x", "classify", config.image_shape, images))).probs_parameter()
         return {"probabilities": probs, "label": tf.argmax(probs, axis=-1)}
 
       self.classify = classify
@@ -155,16 +201,17 @@ class _ExportedM2(tf.Module):
     self.model_variables = list(model.variables)
     config, k = model.config, model.num_classes
     x_spec = tf.TensorSpec([None, *config.image_shape], tf.float32, name="x")
+    images = len(config.image_shape) == 3
     y_spec = tf.TensorSpec([None], tf.int64, name="y")
 
     @tf.function(input_signature=[x_spec])
     def classify(x):
-      probs = model.classify(_checked(x, "x", "classify", config.image_shape, True)).probs_parameter()
+      probs = model.classify(_checked(x, "x", "classify", config.image_shape, images)).probs_parameter()
       return {"probabilities": probs, "label": tf.argmax(probs, axis=-1)}
 
     @tf.function(input_signature=[x_spec, y_spec])
     def encode(x, y):
-      q_z = model.encoder(_checked(x, "x", "encode", config.image_shape, True), tf.one_hot(y, k))
+      q_z = model.encoder(_checked(x, "x", "encode", config.image_shape, images), tf.one_hot(y, k))
       return {"loc": q_z.mean(), "scale": q_z.stddev()}
 
     @tf.function(input_signature=[tf.TensorSpec([None, config.latent_dim], tf.float32, name="z"),
@@ -188,16 +235,16 @@ class _ExportedM2(tf.Module):
     @tf.function(input_signature=[x_spec])
     def style_transfer(x):
       return {"images": model.style_transfer(_checked(x, "x", "style_transfer",
-                                                       config.image_shape, True))}
+                                                       config.image_shape, images))}
 
     @tf.function(input_signature=[x_spec])
     def reconstruct(x):
       return {"reconstruction": model.reconstruct(_checked(x, "x", "reconstruct",
-                                                           config.image_shape, True))}
+                                                           config.image_shape, images))}
 
     @tf.function(input_signature=[x_spec])
     def elbo(x):
-      x = _checked(x, "x", "elbo", config.image_shape, True)
+      x = _checked(x, "x", "elbo", config.image_shape, images)
       batch = {"image": x, "label": -tf.ones([tf.shape(x)[0]], tf.int64)}
       terms = model.losses(batch, tf.constant(_ELBO_SEED, tf.int32), tf.constant(0, tf.int64),
                            training=False)
@@ -222,6 +269,12 @@ def input_contract(config):
     scaling = f"(pixel + u) / {levels}, u ~ U[0, 1) (uniform dequantization)"
   else:
     scaling = f"pixel / {levels - 1}"
+  if len(config.image_shape) == 1:
+    return {"dtype": "float32", "shape": ["N", *config.image_shape], "range": None,
+            "scaling": ("raw features; the signatures standardize them with feature_mean and "
+                        "feature_scale (config.json), and return raw units; elbo is the "
+                        "log-density of the standardized features") if config.feature_mean
+                       else "raw features", "binarized": False, "note": "vectors"}
   return {"dtype": "float32", "shape": ["N", *config.image_shape], "range": [0.0, 1.0],
           "scaling": scaling, "binarized": binarized,
           "note": ("trained on binarized pixels: pass 0/1 values (e.g. x > 0.5, or Bernoulli "

@@ -21,6 +21,8 @@ FIGURES = ("reconstructions", "samples", "interpolation", "traversals", "manifol
 # Figures of the posterior q(z|x): drawn for models that have one (not M2, whose q(z|x, y) needs
 # a class).
 LATENT_FIGURES = ("interpolation", "traversals", "manifold", "latent_pca", "histograms")
+# Figures drawn as pictures of x: not for vectors (tabular data).
+IMAGE_FIGURES = ("reconstructions", "samples", "interpolation", "traversals", "manifold")
 
 FLAGS = flags.FLAGS
 
@@ -74,6 +76,12 @@ def draw(workdir, what, split="test", num_examples=3000, seed=0):
   images = (part.images[:num_examples] / data.max_value).astype(np.float32)
   labels = part.labels[:num_examples]
   generative = model.prior() is not None
+  if len(config.image_shape) == 1:
+    skipped = [name for name in what if name in IMAGE_FIGURES]
+    if skipped:
+      logging.info("--what=%s: pictures of images; %s holds vectors: skipped.", ",".join(skipped),
+                   config.dataset)
+    what = [name for name in what if name not in IMAGE_FIGURES]
   if "samples" in what and not generative:
     logging.warning("--what=samples: model %s has no prior p(z) to sample from; skipped.",
                     config.model)

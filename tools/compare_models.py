@@ -64,7 +64,7 @@ DENSITY_ROWS = ("vae_dequantized", "gmm")
 def _train(name, overrides, base):
   """Trains (or resumes, or reads back) one row; returns its eval.json plus wall time."""
   from tfvae import config as config_lib  # pylint: disable=import-outside-toplevel
-  from tfvae import evaluate  # pylint: disable=import-outside-toplevel
+  from tfvae import api  # pylint: disable=import-outside-toplevel
   from tfvae.training import run  # pylint: disable=import-outside-toplevel
   workdir = os.path.join(FLAGS.workdir, name)
   config = config_lib.Config.from_dict({**base, **overrides})
@@ -77,7 +77,8 @@ def _train(name, overrides, base):
   wall = time.perf_counter() - began
   test = results["test"]
   if config.model == "vae" and FLAGS.num_importance_samples:
-    test = evaluate.evaluate_workdir(workdir, "test", FLAGS.num_importance_samples)
+    test = api.load(workdir).evaluate(split="test",
+                                      num_importance_samples=FLAGS.num_importance_samples)
   row = {"name": name, "workdir": workdir, "step": results["step"], "train_wall_s": round(wall),
          "test": test}
   with open(done + ".tmp", "w") as f:

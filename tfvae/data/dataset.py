@@ -1,26 +1,26 @@
-"""A dataset as in-memory uint8 splits (`Data`): loading, splitting, fixed-seed binarization, labeled subsets.
+"""The splits a run trains on (`Data`): reading a Source, splitting, fixed-seed binarization, labeled subsets.
 
-The raw datasets are read by tfvae/data/sources.py (digits, TFDS). Images stay uint8 in memory;
-the pipelines of tfvae/data/pipeline.py scale them to [0, 1] float32 and binarize as configured.
+Datasets by name are read by tfvae/data/sources.py (digits, TFDS), your own files by
+tfvae/data/files.py, arrays by tfvae/data/arrays.py. Images stay uint8 in memory; the pipelines
+of tfvae/data/pipeline.py scale them to [0, 1] float32 and binarize as configured.
 """
 
 import dataclasses
 
 import numpy as np
 
+from tfvae.data import arrays
+from tfvae.data import files
 from tfvae.data import sources
+from tfvae.errors import DataError
 
 # Fixed seeds for binarizing once, independent of --seed, so numbers compare across runs.
 _FIXED_BINARIZATION_SEED = {"train": 1, "validation": 2, "test": 3}
-_DIGITS_TEST_FRACTION = 0.2
-
-
-DataError = sources.DataError  # defined with the readers that raise it first
 
 
 @dataclasses.dataclass(frozen=True)
 class Split:
-  images: np.ndarray  # uint8 [N, H, W, C], values in [0, max_value]
+  images: np.ndarray  # uint8 [N, H, W, C] in [0, max_value], or float32 vectors [N, D]
   labels: np.ndarray  # int64 [N]
 
   def __len__(self):
@@ -36,6 +36,10 @@ class Data:
   class_names: tuple[str, ...]
   # Uniform dequantization (--binarization=dequantize): pixels are (y + u) / (max_value + 1).
   dequantize: bool = False
+  fingerprint: str = ""  # of the Source it was built from (arrays.Source.fingerprint)
+  # --standardize (vectors): the per-feature mean and scale subtracted and divided out.
+  feature_mean: tuple = ()
+  feature_scale: tuple = ()
 
   @property
   def image_shape(self):
@@ -47,37 +51,132 @@ class Data:
     return len(self.class_names) or int(max(self.train.labels.max(), self.test.labels.max())) + 1
 
 
-def load(config):
-  """Loads `config.dataset`, splits off validation and binarizes as `config.binarization` says.
-
-  Returns:
-    Data with uint8 images. Validation is the last `config.validation_fraction` of the train
-    split; test is the dataset's own test split. With binarization static or dynamic, validation
-    and test are binarized once with fixed seeds; with static, train is too.
+def read(config):
+  """The Source that `config.dataset` names: digits, a TFDS name, or a folder/file path.
 
   Raises:
-    DataError: if the dataset is unknown, cannot be downloaded or prepared, or has no
-      train/test split.
+    DataError: if the dataset is unknown, cannot be downloaded, prepared or read, or the run was
+      trained from arrays given in Python (which no command can read again).
   """
+  if config.dataset == arrays.IN_MEMORY:
+    raise DataError("This run was trained from in-memory arrays (tfvae.fit(..., data=...)), which "
+                    "a command cannot read again: call the Python API with the same data, e.g. "
+                    "tfvae.load(workdir).evaluate(data).")
   if config.dataset == "digits":
-    (train, test), max_value, names = sources.digits(_DIGITS_TEST_FRACTION)
+    return sources.digits()
+  if files.is_path(config.dataset):
+    return files.from_path(config.dataset, config.image_size or None, config.max_value or None,
+                           config.label_column)
+  return sources.tfds_dataset(config.dataset, config.data_dir)
+
+
+def load(config, source=None):
+  """The Data of a run: `build(source or read(config), config)`, checked against the run's data.
+
+  Raises:
+    DataError: as `read` and `build`, or if config.data_fingerprint (the run's data) is set and
+      the source's differs: the file or folder changed since the run was trained.
+  """
+  source = source or read(config)
+  fingerprint = source.fingerprint()
+  if config.data_fingerprint and fingerprint != config.data_fingerprint:
+    raise DataError(f"--dataset={config.dataset}: the data differ from those the run was trained "
+                    f"on (now: {fingerprint}; the run's: {config.data_fingerprint}).")
+  return build(source, config)
+
+
+def build(source, config):
+  """Splits a Source and binarizes it as `config` says: the Data a run trains and evaluates on.
+
+  Args:
+    source: tfvae.data.arrays.Source.
+    config: Config; uses test_fraction, validation_fraction, binarization.
+
+  Returns:
+    Data. Without a test split in the source, test is the first --test_fraction of a fixed
+    permutation (seed 0) of train; without a validation split, validation is the last
+    --validation_fraction of train. With binarization static or dynamic, validation and test are
+    binarized once with fixed seeds; with static, train is too.
+
+  Raises:
+    DataError: if a split would be empty, or vectors are given a binarization.
+  """
+  train = Split(*source.train)
+  if source.test is None:
+    order = np.random.default_rng(0).permutation(len(train))
+    num_test = int(round(len(train) * config.test_fraction))
+    if not 0 < num_test < len(train):
+      raise DataError(f"--test_fraction={config.test_fraction} leaves no train or test examples "
+                      f"out of {len(train)} (--dataset={config.dataset} has no test split).")
+    test = Split(train.images[order[:num_test]], train.labels[order[:num_test]])
+    train = Split(train.images[order[num_test:]], train.labels[order[num_test:]])
   else:
-    (train, test), max_value, names = sources.tfds_dataset(config.dataset, config.data_dir)
-  train, test = Split(*train), Split(*test)
-  num_validation = int(round(len(train) * config.validation_fraction))
-  if not 0 < num_validation < len(train):
-    raise DataError(f"--validation_fraction={config.validation_fraction} leaves no train or "
-                    f"validation examples out of {len(train)}.")
-  validation = Split(train.images[-num_validation:], train.labels[-num_validation:])
-  train = Split(train.images[:-num_validation], train.labels[:-num_validation])
+    test = Split(*source.test)
+  if source.validation is None:
+    num_validation = int(round(len(train) * config.validation_fraction))
+    if not 0 < num_validation < len(train):
+      raise DataError(f"--validation_fraction={config.validation_fraction} leaves no train or "
+                      f"validation examples out of {len(train)}.")
+    validation = Split(train.images[-num_validation:], train.labels[-num_validation:])
+    train = Split(train.images[:-num_validation], train.labels[:-num_validation])
+  else:
+    validation = Split(*source.validation)
   splits = {"train": train, "validation": validation, "test": test}
+  mean = scale = ()
+  if source.kind == "vectors":
+    _check_vectors(splits, config)
+    if config.standardize:
+      mean = np.asarray(config.feature_mean or train.images.mean(0), np.float32)
+      scale = np.asarray(config.feature_scale or train.images.std(0), np.float32)
+      scale = np.where(scale > 0, scale, 1).astype(np.float32)  # a constant feature stays 0
+      splits = {name: Split((part.images - mean) / scale, part.labels)
+                for name, part in splits.items()}
+      mean, scale = tuple(map(float, mean)), tuple(map(float, scale))
+  elif config.standardize or config.likelihood in _COUNT_LIKELIHOODS:
+    raise DataError(f"--dataset={config.dataset} holds images: "
+                    f"{'--standardize' if config.standardize else '--likelihood=' + config.likelihood}"
+                    " is for vectors [N, D] (tabular data).")
   if config.binarization in ("static", "dynamic"):
     fixed = ("train", "validation", "test") if config.binarization == "static" else (
         "validation", "test")
     for name in fixed:
-      splits[name] = _binarize_once(splits[name], max_value, _FIXED_BINARIZATION_SEED[name])
-  return Data(max_value=max_value, class_names=names,
-              dequantize=config.binarization == "dequantize", **splits)
+      splits[name] = _binarize_once(splits[name], source.max_value,
+                                    _FIXED_BINARIZATION_SEED[name])
+  return Data(max_value=source.max_value, class_names=source.class_names,
+              dequantize=config.binarization == "dequantize", fingerprint=source.fingerprint(),
+              feature_mean=mean, feature_scale=scale, **splits)
+
+
+_COUNT_LIKELIHOODS = ("poisson", "negative_binomial")
+
+
+def _check_vectors(splits, config):
+  """DataError naming the flag, split and feature where vectors do not fit the config."""
+  what = f"--dataset={config.dataset}"
+  if config.binarization != "none":
+    raise DataError(f"{what} holds vectors [N, {splits['train'].images.shape[1]}], not images: "
+                    f"--binarization={config.binarization} applies to pixels; use "
+                    "--binarization=none.")
+  if config.architecture != "mlp":
+    raise DataError(f"{what} holds vectors: --architecture={config.architecture} needs images; "
+                    "use --architecture=mlp.")
+  if config.likelihood in ("normal", "laplace", "normal_per_pixel"):
+    return
+  for name, part in splits.items():
+    x = part.images
+    if config.likelihood in ("bernoulli", "continuous_bernoulli"):
+      bad = (x < 0) | (x > 1) | ((x != 0) & (x != 1) if config.likelihood == "bernoulli" else False)
+      need = "0 or 1" if config.likelihood == "bernoulli" else "in [0, 1]"
+    else:  # counts
+      bad = (x < 0) | (x != np.round(x))
+      need = "a non-negative integer (a count)"
+    if config.standardize:
+      raise DataError(f"--standardize with --likelihood={config.likelihood}: standardized "
+                      "features are no longer " + need + ".")
+    if bad.any():
+      row, column = map(int, np.argwhere(bad)[0])
+      raise DataError(f"{what}: --likelihood={config.likelihood} needs every feature {need}; "
+                      f"feature {column} of {name} example {row} is {x[row, column]:g}.")
 
 
 def _binarize_once(split, max_value, seed):

@@ -1,40 +1,32 @@
-"""Reading raw datasets into numpy arrays: scikit-learn's bundled 8x8 digits (no download) and
-any TFDS image dataset by name (fashion_mnist prepared offline from Debian's files when needed)."""
+"""Datasets by name: scikit-learn's bundled 8x8 digits (no download) and any TFDS image dataset
+(fashion_mnist prepared offline from Debian's files when needed), read into a `Source`."""
 
 import difflib
-import os
 import socket
 
 import numpy as np
 
+from tfvae.data import arrays
 from tfvae.data import fashion_mnist_local
+from tfvae.errors import DataError
 
 # Where TFDS downloads prepared datasets and most source files from; probed before a download.
 DOWNLOAD_HOST = ("storage.googleapis.com", 443)
 _PROBE_TIMEOUT_S = 3.0
 
 
-class DataError(ValueError):
-  """A dataset cannot be had or read; the message says which flag to set or what to install."""
-
-
-def digits(test_fraction):
-  """scikit-learn's bundled 8x8 digits (1797 images, 16 gray levels), split deterministically.
+def digits():
+  """scikit-learn's bundled 8x8 digits (1797 images, 16 gray levels) as one unsplit Source.
 
   Returns:
-    (((train_images, train_labels), (test_images, test_labels)), max_value 16, class names):
-    images uint8 [N, 8, 8, 1], labels int64 [N]; the last `test_fraction` of a fixed
-    permutation is the test split.
+    Source of uint8 images [1797, 8, 8, 1] in 0..16 (max_value 16), labels 0..9; it has no
+    test split, so `build` cuts one off (--test_fraction of a fixed permutation).
   """
   from sklearn import datasets  # pylint: disable=import-outside-toplevel
   digits = datasets.load_digits()
   images = digits.images.astype(np.uint8)[..., None]  # [1797, 8, 8, 1], 16 gray levels
-  labels = digits.target.astype(np.int64)
-  order = np.random.default_rng(0).permutation(len(images))
-  num_test = int(round(len(images) * test_fraction))
-  test, train = order[:num_test], order[num_test:]
-  return ((images[train], labels[train]), (images[test], labels[test])), 16, tuple(
-      str(i) for i in range(10))
+  return arrays.Source(train=(images, digits.target.astype(np.int64)), max_value=16,
+                       class_names=tuple(str(i) for i in range(10)), origin="digits")
 
 
 def tfds_dataset(name, data_dir):
@@ -44,8 +36,8 @@ def tfds_dataset(name, data_dir):
   prepared it and they are installed (tfvae/data/fashion_mnist_local.py).
 
   Returns:
-    (((train_images, train_labels), (test_images, test_labels)), max_value 255, class names):
-    images uint8 [N, H, W, C], labels int64 [N] (-1 when the dataset has none).
+    Source with train and test splits of uint8 images [N, H, W, C] (max_value 255), labels
+    int64 [N] (-1 when the dataset has none), origin `name`.
 
   Raises:
     DataError: naming --dataset / --data_dir, if the name is unknown, the data cannot be
@@ -94,7 +86,8 @@ def tfds_dataset(name, data_dir):
     splits.append((images, labels))
   label = builder.info.features["label"] if "label" in builder.info.features else None
   names = tuple(label.names) if hasattr(label, "names") else ()
-  return (splits[0], splits[1]), 255, names
+  return arrays.Source(train=splits[0], test=splits[1], max_value=255, class_names=names,
+                       origin=name)
 
 
 def _would_download(builder):
@@ -119,10 +112,6 @@ def can_reach_download_host(timeout=_PROBE_TIMEOUT_S):
 
 def _unknown_dataset_message(tfds, name):
   """One line for a --dataset that TFDS does not know, with the closest names it does."""
-  if os.sep in name or os.path.exists(name):
-    return (f"--dataset={name} looks like a path: tfvae reads 'digits' or a TFDS dataset name "
-            "(see https://www.tensorflow.org/datasets/catalog); reading your own folders and "
-            "files is planned.")
   try:
     known = tfds.list_builders(with_community_datasets=False)
   except Exception:  # pylint: disable=broad-except
@@ -130,8 +119,9 @@ def _unknown_dataset_message(tfds, name):
   close = difflib.get_close_matches(name.lower().replace("-", "_"), ["digits", *known], n=3,
                                     cutoff=0.8)
   suggestion = f" Did you mean {' or '.join(close)}?" if close else ""
-  return (f"--dataset={name} is neither 'digits' nor a TFDS dataset name (see "
-          f"https://www.tensorflow.org/datasets/catalog).{suggestion}")
+  return (f"--dataset={name} is neither 'digits', a TFDS dataset name (see "
+          f"https://www.tensorflow.org/datasets/catalog) nor an existing folder or .npz, .npy or "
+          f".csv file.{suggestion}")
 
 
 def _to_numpy(tfds, dataset):

@@ -159,7 +159,7 @@ class Evaluator:
     if "iwae_bound" in out:
       out["nll"] = -out["iwae_bound"]
     config = self.model.config
-    if config.likelihood != "bernoulli" and "elbo" in out:
+    if config.likelihood != "bernoulli" and "elbo" in out and len(config.image_shape) == 3:
       pixels = float(np.prod(config.image_shape))
       nll = out.get("nll", -out["elbo"])
       out["bits_per_dim"] = bits_per_dim(nll, pixels, config.pixel_levels)

@@ -7,7 +7,8 @@ from tfvae import networks
 
 
 class EncoderDecoder(tf.Module):
-  """An encoder x [B, H, W, C] -> distribution over codes and a decoder codes -> p(x|z).
+  """An encoder x [B, H, W, C] (or vectors [B, D]) -> distribution over codes and a decoder
+  codes -> p(x|z).
 
   Args:
     config: tfvae.config.Config; uses image_shape, latent_dim, architecture, hidden_sizes,
@@ -16,7 +17,7 @@ class EncoderDecoder(tf.Module):
     name: the module's name.
 
   Raises:
-    ValueError: if config.image_shape is not [H, W, C].
+    ValueError: if config.image_shape is not [H, W, C] (images) or [D] (vectors).
 
   The networks are built (weights created) in the constructor, so a checkpoint can be restored
   into a fresh instance straight away.
@@ -24,8 +25,8 @@ class EncoderDecoder(tf.Module):
 
   def __init__(self, config, stochastic, name):
     super().__init__(name=name)
-    if len(config.image_shape) != 3:
-      raise ValueError(f"config.image_shape must be [H, W, C], got {config.image_shape}.")
+    if len(config.image_shape) not in (1, 3):
+      raise ValueError(f"config.image_shape must be [H, W, C] or [D], got {config.image_shape}.")
     self.config = config
     sizes = dict(architecture=config.architecture, hidden_sizes=config.hidden_sizes,
                  conv_filters=config.conv_filters)

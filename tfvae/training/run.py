@@ -101,7 +101,24 @@ def _prepare_workdir(config, workdir, overwrite):
   config_lib.save(config, workdir)
 
 
-def train_and_evaluate(config, workdir, overwrite=False, strategy=None):
+def resolve(config, data):
+  """`config` with the fields resolved from the data it trains on (Config.RESOLVED).
+
+  Args:
+    config: Config.
+    data: tfvae.data.Data built for it.
+  """
+  config = config_lib.Config.from_dict({**config.to_dict(), "image_shape": data.image_shape,
+                                        "pixel_levels": data.max_value + 1,
+                                        "num_classes": data.num_classes,
+                                        "data_fingerprint": data.fingerprint,
+                                        "feature_mean": data.feature_mean,
+                                        "feature_scale": data.feature_scale})
+  return config_lib.Config.from_dict({
+      **config.to_dict(), "labeled_examples": len(data_lib.labeled_indices(data, config))})
+
+
+def train_and_evaluate(config, workdir, overwrite=False, strategy=None, source=None):
   """Trains `config` in `workdir`, resuming from its latest checkpoint, then evaluates and exports.
 
   Returns:
@@ -120,6 +137,9 @@ def train_and_evaluate(config, workdir, overwrite=False, strategy=None):
       creates it first). Under MultiWorkerMirroredStrategy every worker calls this function;
       the chief alone writes to the workdir (config.json, ckpt/, tensorboard/, eval.json,
       export), and all workers stop together after SIGTERM/SIGINT to any of them.
+    source: optional tfvae.data.arrays.Source to train on instead of reading config.dataset;
+      config.dataset becomes its origin (a path, which later commands read again, or
+      "in-memory arrays").
 
   Raises:
     tfvae.config.ConfigError: if workdir holds a run with a different config (and not
@@ -130,12 +150,10 @@ def train_and_evaluate(config, workdir, overwrite=False, strategy=None):
   """
   strategy = strategy or trainer_lib.make_strategy(config)  # checks the batch split first
   chief = distribute.is_chief(strategy)
-  data = data_lib.load(config)
-  config = config_lib.Config.from_dict({**config.to_dict(), "image_shape": data.image_shape,
-                                        "pixel_levels": data.max_value + 1,
-                                        "num_classes": data.num_classes})
-  config = config_lib.Config.from_dict({
-      **config.to_dict(), "labeled_examples": len(data_lib.labeled_indices(data, config))})
+  if source is not None:
+    config = config_lib.Config.from_dict({**config.to_dict(), "dataset": source.origin})
+  data = data_lib.load(config, source)
+  config = resolve(config, data)
   mismatch = config_lib.likelihood_mismatch(config)
   if mismatch:
     logging.warning("%s", mismatch)
@@ -177,8 +195,8 @@ def train_and_evaluate(config, workdir, overwrite=False, strategy=None):
     logging.info("Training from step 0 to %d", total)
 
   validation = data_lib.eval_dataset(data, "validation", config.eval_batch_size)
-  summary_images = tf.constant(data.validation.images[:_NUM_SUMMARY_IMAGES] / data.max_value,
-                               tf.float32)
+  summary_images = (tf.constant(data.validation.images[:_NUM_SUMMARY_IMAGES] / data.max_value,
+                                tf.float32) if len(data.image_shape) == 3 else None)
   iterator = trainer.train_iterator(data, start)
   step, validation_metrics = start, None
   with _StopSignals() as stop, contextlib.ExitStack() as cleanup:
@@ -223,7 +241,7 @@ def train_and_evaluate(config, workdir, overwrite=False, strategy=None):
       if step % eval_every == 0 or step == total:
         metrics = validation_metrics = trainer.evaluate(validation)
         summaries.write_scalars(writers["eval"], step, metrics)
-        if chief:
+        if chief and summary_images is not None:
           summaries.write_images(writers["eval"], step, trainer.model, summary_images,
                                  tf.constant(evaluator_lib.EVAL_SEED, tf.int32))
         writers["eval"].flush()

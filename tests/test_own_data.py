@@ -1,0 +1,216 @@
+"""Your own data: folders of images, .npz/.npy/.csv files and arrays (tfvae/data/arrays.py,
+files.py), their checks, the fingerprint a run records, and the vector likelihoods."""
+
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import tfvae
+from tfvae import config as config_lib
+from tfvae import data as data_lib
+from tfvae.errors import DataError
+from conftest import run_module
+
+
+def _digits():
+  from sklearn import datasets  # pylint: disable=import-outside-toplevel
+  d = datasets.load_digits()
+  return d.images.astype(np.uint8), d.target.astype(np.int64)  # 0..16
+
+
+def _write_png_folder(root, images, labels, split=None):
+  for i, (image, label) in enumerate(zip(images, labels)):
+    folder = os.path.join(root, *([split] if split else []), f"class_{label}")
+    os.makedirs(folder, exist_ok=True)
+    Image.fromarray(image).save(os.path.join(folder, f"{i:04d}.png"))
+
+
+def test_a_folder_of_class_subfolders_reads_as_labeled_images(tmp_path):
+  images, labels = _digits()
+  images = (images[:60] * 15).astype(np.uint8)
+  _write_png_folder(tmp_path, images, labels[:60])
+  source = data_lib.from_directory(str(tmp_path))
+  x, y = source.train
+  assert x.shape == (60, 8, 8, 1) and x.dtype == np.uint8 and source.test is None
+  assert source.class_names == tuple(f"class_{k}" for k in range(10))
+  # Files are read in sorted order within sorted class folders: compare as sets of (image, label).
+  expected = sorted((img.tobytes(), int(k)) for img, k in zip(images, labels[:60]))
+  assert sorted((img[..., 0].tobytes(), int(k)) for img, k in zip(x, y)) == expected
+  assert source.origin == str(tmp_path)
+
+
+def test_train_and_test_subfolders_give_the_splits(tmp_path):
+  images, labels = _digits()
+  _write_png_folder(tmp_path, images[:40] * 15, labels[:40], "train")
+  _write_png_folder(tmp_path, images[40:60] * 15, labels[40:60], "test")
+  data = data_lib.load(config_lib.Config(dataset=str(tmp_path), validation_fraction=0.25))
+  assert (len(data.train), len(data.validation), len(data.test)) == (30, 10, 20)
+
+
+def test_mixed_image_sizes_name_two_files_and_image_size_resizes(tmp_path):
+  Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "a.png")
+  Image.fromarray(np.zeros((10, 12), np.uint8)).save(tmp_path / "b.png")
+  with pytest.raises(DataError, match=r"a.png is 8x8 but .*b.png is 12x10.*--image_size"):
+    data_lib.from_directory(str(tmp_path))
+  source = data_lib.from_directory(str(tmp_path), image_size=(6, 7))
+  assert source.train[0].shape == (2, 6, 7, 1)
+  assert (source.train[1] == -1).all()  # a flat folder is unlabeled
+
+
+def test_rgb_and_gray_mix_reads_as_rgb(tmp_path):
+  Image.fromarray(np.full((4, 4), 200, np.uint8)).save(tmp_path / "gray.png")
+  Image.fromarray(np.tile(np.array([255, 0, 0], np.uint8), (4, 4, 1))).save(tmp_path / "red.png")
+  x = data_lib.from_directory(str(tmp_path)).train[0]
+  assert x.shape == (2, 4, 4, 3)
+  assert (x[0] == 200).all() and (x[1][..., 0] == 255).all() and (x[1][..., 1:] == 0).all()
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: os.makedirs(p / "empty"), "holds no image files"),
+    (lambda p: (p / "empty").write_text("x") and None, "unknown file type"),
+])
+def test_empty_folders_and_unknown_files_are_one_line(tmp_path, make, message):
+  make(tmp_path)
+  with pytest.raises(DataError, match=message):
+    data_lib.files.from_path(str(tmp_path / "empty"))
+
+
+def test_npz_keys_dtypes_and_labels(tmp_path):
+  images, labels = _digits()
+  path = str(tmp_path / "digits.npz")
+  np.savez(path, x_train=images[:100].astype(np.int64), y_train=labels[:100],
+           x_test=images[100:130].astype(np.int64), y_test=labels[100:130])
+  with pytest.raises(DataError, match=r"digits.npz: x_train: int64 images with values 0..16: .*--max_value"):
+    data_lib.from_file(path)
+  source = data_lib.from_file(path, max_value=16)
+  assert source.train[0].shape == (100, 8, 8, 1) and source.test[0].shape == (30, 8, 8, 1)
+  np.savez(path, images=images[:10], labels=np.linspace(0, 1, 10))
+  with pytest.raises(DataError, match="labels are float64, not integers"):
+    data_lib.from_file(path)
+  np.savez(path, pixels=images)
+  with pytest.raises(DataError, match=r"has keys \['pixels'\]; expected x_train"):
+    data_lib.from_file(path)
+
+
+def _write_csv(path, header, rows):
+  with open(path, "w", newline="") as f:
+    writer = csv.writer(f)
+    writer.writerow(header)
+    writer.writerows(rows)
+
+
+def test_csv_vectors_labels_and_bad_columns(tmp_path):
+  path = str(tmp_path / "table.csv")
+  _write_csv(path, ["a", "b", "label"], [[0.5, 2, 1], [1.5, -3, 0], [2.5, 4, 1]])
+  source = data_lib.from_file(path, label_column="label")
+  np.testing.assert_array_equal(source.train[0], [[0.5, 2], [1.5, -3], [2.5, 4]])
+  np.testing.assert_array_equal(source.train[1], [1, 0, 1])
+  assert source.kind == "vectors" and source.train[0].dtype == np.float32
+  _write_csv(path, ["a", "city"], [[1, "Oslo"]])
+  with pytest.raises(DataError, match=r"table.csv: column 'city' is not numeric \(row 2: 'Oslo'\)"):
+    data_lib.from_file(path)
+  _write_csv(path, ["a", "b"], [[1, 2], [3, "nan"]])
+  with pytest.raises(DataError, match="feature 1 of example 1 is nan"):
+    data_lib.from_file(path)
+
+
+def test_vector_likelihoods_check_their_features():
+  x = np.array([[0, 1, 2], [1, 0, 3], [0, 0, 1], [1, 1, 0], [0, 1, 5]] * 4, np.float32)
+  source = data_lib.from_arrays(x)
+  base = dict(dataset="x", binarization="none", validation_fraction=0.25, test_fraction=0.2)
+  with pytest.raises(DataError, match=r"bernoulli needs every feature 0 or 1; feature 2"):
+    data_lib.build(source, config_lib.Config(**base, likelihood="bernoulli"))
+  data_lib.build(source, config_lib.Config(**base, likelihood="poisson"))
+  with pytest.raises(DataError, match="non-negative integer"):
+    data_lib.build(data_lib.from_arrays(x - 0.5), config_lib.Config(**base, likelihood="poisson"))
+  with pytest.raises(DataError, match="--binarization=dynamic applies to pixels"):
+    data_lib.build(source, config_lib.Config(dataset="x", likelihood="poisson"))
+  data = data_lib.build(source, config_lib.Config(**base, likelihood="normal", standardize=True))
+  np.testing.assert_allclose(data.train.images.mean(0), 0, atol=1e-6)
+  np.testing.assert_allclose(data.train.images.std(0), 1, atol=1e-5)
+
+
+def test_a_resume_and_evaluate_on_changed_data_are_refused(tmp_path):
+  images, labels = _digits()
+  path = str(tmp_path / "digits.npz")
+  np.savez(path, x_train=(images * 15).astype(np.uint8), y_train=labels)
+  workdir = str(tmp_path / "run")
+  args = (f"--dataset={path}", f"--workdir={workdir}", "--train_steps=20", "--latent_dim=2",
+          "--hidden_sizes=16", "--eval_importance_samples=0", "--steps_per_loop=10")
+  run_module("tfvae.train", *args)
+  with open(os.path.join(workdir, "config.json")) as f:
+    saved = json.load(f)
+  assert saved["dataset"] == path and saved["data_fingerprint"].startswith("train 1797x8x8x1 uint8")
+  run_module("tfvae.evaluate", f"--workdir={workdir}", "--num_importance_samples=5")
+  changed = (images * 15).astype(np.uint8)
+  changed[0] = 255 - changed[0]
+  np.savez(path, x_train=changed, y_train=labels)
+  proc = run_module("tfvae.train", *args[:2], "--train_steps=40", *args[3:], check=False)
+  assert proc.returncode == 2
+  assert "the data differ from those the run in the workdir was trained on" in proc.stderr
+  proc = run_module("tfvae.evaluate", f"--workdir={workdir}", check=False)
+  assert proc.returncode == 2 and "the data differ from those the run was trained on" in (
+      proc.stderr.strip().splitlines()[-1])
+
+
+def test_the_python_api_trains_loads_and_evaluates_arrays(tmp_path):
+  """fit on numpy arrays -> load -> per-example elbo equals what evaluate reports."""
+  images, labels = _digits()
+  data = tfvae.data.from_arrays(images, labels, max_value=16)
+  workdir = str(tmp_path / "api")
+  results = tfvae.fit(tfvae.Config(latent_dim=4, hidden_sizes=(32,), train_steps=60,
+                                   steps_per_loop=20, eval_importance_samples=0), workdir,
+                      data=data)
+  assert results["step"] == 60
+  model = tfvae.load(workdir)
+  assert model.step == 60 and model.config.dataset == data_lib.IN_MEMORY
+  test = model.data(data).test
+  x = test.images / 16.0
+  elbo = model.elbo(test.images)  # integer pixels are scaled by the run's max value
+  np.testing.assert_allclose(elbo, model.elbo(x.astype(np.float32)), rtol=1e-6)
+  metrics = model.evaluate(data, num_importance_samples=50)
+  assert metrics["elbo"] == pytest.approx(float(np.mean(elbo)), abs=1e-3)
+  bound = model.iwae_bound(test.images[:20], num_importance_samples=50)
+  assert bound.shape == (20,) and np.mean(bound) >= np.mean(elbo[:20]) - 0.05
+  assert model.encode(test.images[:3]).mean().shape == (3, 4)
+  assert model.sample(5, seed=1)["mean"].shape == (5, 8, 8, 1)
+  with open(os.path.join(workdir, "eval.json")) as f:
+    assert json.load(f)["test_K50"]["elbo"] == pytest.approx(metrics["elbo"])
+  with pytest.raises(DataError, match="in-memory arrays"):
+    model.evaluate()
+  proc = run_module("tfvae.evaluate", f"--workdir={workdir}", check=False)
+  assert proc.returncode == 2 and "tfvae.load(workdir).evaluate(data)" in proc.stderr
+
+
+def test_standardized_vectors_round_trip_through_the_export(tmp_path):
+  """A tabular run with --standardize: the SavedModel, loaded in a fresh process, takes raw
+  features and returns the reconstructions the Python API gives."""
+  from sklearn import datasets  # pylint: disable=import-outside-toplevel
+  table = datasets.load_wine()
+  path = str(tmp_path / "wine.csv")
+  _write_csv(path, [*table.feature_names, "cultivar"],
+             [[*row, k] for row, k in zip(table.data, table.target)])
+  workdir = str(tmp_path / "wine")
+  run_module("tfvae.train", f"--dataset={path}", "--label_column=cultivar", "--binarization=none",
+             "--likelihood=normal", "--standardize", f"--workdir={workdir}", "--train_steps=40",
+             "--batch_size=32", "--latent_dim=3", "--steps_per_loop=20")
+  model = tfvae.load(workdir)
+  x = table.data[:5].astype(np.float32)
+  ours = model.reconstruct(x)
+  script = ("import sys, numpy as np, tensorflow as tf\n"
+            f"m = tf.saved_model.load({os.path.join(workdir, 'export')!r})\n"
+            f"x = np.load({str(tmp_path / 'x.npy')!r})\n"
+            "np.save(sys.argv[1], m.signatures['reconstruct'](x=tf.constant(x))"
+            "['reconstruction'].numpy())\n")
+  np.save(tmp_path / "x.npy", x)
+  import subprocess, sys  # pylint: disable=import-outside-toplevel,multiple-imports
+  subprocess.run([sys.executable, "-c", script, str(tmp_path / "r.npy")], check=True,
+                 capture_output=True)
+  np.testing.assert_allclose(np.load(tmp_path / "r.npy"), ours, rtol=1e-4, atol=1e-3)
+  assert abs(ours - x).mean() < abs(x.mean(0) - x).mean() * 2  # raw units, near the data
+  with open(os.path.join(workdir, "config.json")) as f:
+    assert len(json.load(f)["feature_mean"]) == 13

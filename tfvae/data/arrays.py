@@ -1,0 +1,168 @@
+"""A dataset's arrays before tfvae splits or binarizes them (`Source`), from numpy, and its fingerprint.
+
+Every way in (digits, TFDS, a folder, a file, numpy arrays in Python) ends in a `Source`;
+`tfvae.data.dataset.build(source, config)` then makes the `Data` a run trains on, so splits,
+fixed-seed binarization and the checks are the same whichever way the data came.
+
+Two kinds of data:
+  images:  integer pixels, uint8 [N, H, W, C] in [0, max_value] (max_value 255 for uint8 input);
+  vectors: float32 [N, D] feature vectors, any real values (tabular data), trained with the MLP.
+"""
+
+import dataclasses
+import hashlib
+
+from absl import logging
+import numpy as np
+
+from tfvae.errors import DataError
+
+IN_MEMORY = "in-memory arrays"  # config.dataset of a run trained from arrays given in Python
+_FINGERPRINT_ROWS = 256  # rows hashed per split: enough to notice changed data, fast on 70000
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+  """Raw splits of a dataset. Labels are int64 [N], -1 where unknown.
+
+  Attributes:
+    train: (x, labels); x uint8 [N, H, W, C] (images) or float32 [N, D] (vectors).
+    test: (x, labels), or None: `build` then cuts a test split off train (--test_fraction).
+    validation: (x, labels), or None: `build` then cuts it off train (--validation_fraction).
+    max_value: the pixel value that means 1.0 (255; 16 for digits); 1 for vectors.
+    class_names: names of the labels 0..K-1, or () when unnamed.
+    origin: where it came from: "digits", a TFDS name, an absolute path, or IN_MEMORY.
+  """
+  train: tuple
+  test: tuple = None
+  validation: tuple = None
+  max_value: int = 255
+  class_names: tuple = ()
+  origin: str = IN_MEMORY
+
+  @property
+  def kind(self):
+    """"images" (x is [N, H, W, C]) or "vectors" (x is [N, D])."""
+    return "vectors" if self.train[0].ndim == 2 else "images"
+
+  def parts(self):
+    """{"train": (x, y), ...} of the splits the source has."""
+    return {name: part for name, part in (("train", self.train), ("validation", self.validation),
+                                          ("test", self.test)) if part is not None}
+
+  def fingerprint(self):
+    """A short string that changes when the data does: per split its shape, dtype and a SHA-1
+    of up to 256 evenly spaced rows (and their labels)."""
+    pieces = []
+    for name, (x, y) in self.parts().items():
+      rows = np.unique(np.linspace(0, len(x) - 1, min(len(x), _FINGERPRINT_ROWS)).astype(int))
+      digest = hashlib.sha1(np.ascontiguousarray(x[rows]).tobytes())
+      digest.update(np.ascontiguousarray(y[rows]).tobytes())
+      shape = "x".join(str(d) for d in x.shape)
+      pieces.append(f"{name} {shape} {x.dtype} {digest.hexdigest()[:12]}")
+    return "; ".join(pieces)
+
+
+def _labels(labels, num, what):
+  if labels is None:
+    return np.full(num, -1, np.int64)
+  labels = np.asarray(labels)
+  if labels.shape != (num,):
+    raise DataError(f"{what}: labels have shape {labels.shape}; expected [{num}], one per "
+                    "example.")
+  if labels.dtype.kind == "f" and np.all(np.isfinite(labels)) and np.all(labels == np.round(
+      labels)):
+    labels = labels.astype(np.int64)
+  if labels.dtype.kind not in "iu":
+    raise DataError(f"{what}: labels are {labels.dtype}, not integers (class indices 0..K-1; "
+                    "-1 for unknown).")
+  if labels.size and labels.min() < -1:
+    raise DataError(f"{what}: label {labels.min()} is not a class index (0..K-1, or -1 for "
+                    "unknown).")
+  return labels.astype(np.int64)
+
+
+def _examples(x, max_value, what):
+  """(x as stored, max_value) after the checks of `from_arrays`."""
+  x = np.asarray(x)
+  if x.ndim < 2 or not len(x):
+    raise DataError(f"{what}: {x.dtype} array of shape {x.shape}; expected images [N, H, W] or "
+                    "[N, H, W, C], or vectors [N, D], with N >= 1.")
+  if x.dtype.kind in "iu" and x.ndim in (3, 4):  # integer images
+    x = x[..., None] if x.ndim == 3 else x
+    if x.shape[-1] not in (1, 3, 4):
+      raise DataError(f"{what}: images of shape {x.shape[1:]} have {x.shape[-1]} channels; "
+                      "expected [H, W] or [H, W, C] with C 1 (gray), 3 (RGB) or 4 (RGBA).")
+    if max_value is None:
+      if x.dtype != np.uint8:
+        raise DataError(f"{what}: {x.dtype} images with values {x.min()}..{x.max()}: say which "
+                        "value means white (--max_value, e.g. 16 for 0..16 pixels, or 255).")
+      max_value = 255
+      if x.max() < 128:
+        logging.warning("%s: uint8 pixels reach only %d, read as 0..255 (%d is %.2f). If %d "
+                        "means white, set --max_value=%d.", what, x.max(), x.max(),
+                        x.max() / 255, x.max(), x.max())
+    if not 1 <= max_value <= 255:
+      raise DataError(f"{what}: --max_value={max_value} must be in 1..255.")
+    if x.min() < 0 or x.max() > max_value:
+      raise DataError(f"{what}: pixel values {x.min()}..{x.max()} are outside 0..{max_value} "
+                      "(--max_value).")
+    return x.astype(np.uint8), max_value
+  if x.ndim == 2 and x.dtype.kind in "iuf":  # vectors
+    x = x.astype(np.float32)
+    bad = ~np.isfinite(x)
+    if bad.any():
+      row, column = map(int, np.argwhere(bad)[0])
+      raise DataError(f"{what}: feature {column} of example {row} is {x[row, column]} (NaN or "
+                      f"infinite; {int(bad.sum())} such values): remove or impute them first.")
+    return x, 1
+  if x.dtype.kind == "f":
+    raise DataError(f"{what}: float images {x.shape} are not supported: pass integer pixels "
+                    "(e.g. np.round(x * 255).astype(np.uint8)), or flatten them to vectors "
+                    "[N, D].")
+  raise DataError(f"{what}: {x.dtype} array of shape {x.shape}; expected integer images [N, H, "
+                  "W(, C)] or numeric vectors [N, D].")
+
+
+def from_arrays(x_train, y_train=None, x_test=None, y_test=None, x_validation=None,
+                y_validation=None, max_value=None, class_names=(), origin=IN_MEMORY):
+  """A Source from numpy arrays (what `tfvae.fit(config, workdir, data=...)` takes).
+
+  Args:
+    x_train: integer images [N, H, W] or [N, H, W, C] (C = 1, 3 or 4), or numeric vectors
+      [N, D] (tabular data; stored as float32).
+    y_train: optional integer labels [N] (class indices 0..K-1, -1 for unknown).
+    x_test, y_test: an optional test split; without one, `build` cuts it off train
+      (--test_fraction, a fixed permutation).
+    x_validation, y_validation: an optional validation split; without one, `build` holds out
+      the last --validation_fraction of train.
+    max_value: images only: the pixel value that means white (1.0). Default: 255 for uint8
+      images; required for other integer dtypes.
+    class_names: optional names of the classes 0..K-1.
+    origin: recorded as the run's dataset (a path for files; IN_MEMORY here).
+
+  Returns:
+    Source.
+
+  Raises:
+    DataError: naming the array and what is wrong: not images or vectors, shapes of splits
+      that differ, NaN or infinite features, pixels outside 0..max_value, labels that are not
+      integers or do not match the examples.
+  """
+  train_x, max_value = _examples(x_train, max_value, "x_train")
+  parts = {"train": (train_x, _labels(y_train, len(train_x), "y_train"))}
+  for name, x, y in (("test", x_test, y_test), ("validation", x_validation, y_validation)):
+    if x is None:
+      if y is not None:
+        raise DataError(f"y_{name} is given without x_{name}.")
+      continue
+    x, _ = _examples(x, max_value, f"x_{name}")
+    if x.shape[1:] != train_x.shape[1:]:
+      raise DataError(f"x_{name} has examples of shape {x.shape[1:]}, x_train of "
+                      f"{train_x.shape[1:]}: every split must have the same shape.")
+    parts[name] = (x, _labels(y, len(x), f"y_{name}"))
+  labels = np.concatenate([y for _, y in parts.values()])
+  if class_names and labels.max() >= len(class_names):
+    raise DataError(f"label {labels.max()} has no name among the {len(class_names)} "
+                    "class_names.")
+  return Source(**parts, max_value=max_value, class_names=tuple(class_names), origin=origin)

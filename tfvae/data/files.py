@@ -1,0 +1,220 @@
+"""Your own data from disk: a folder of images, an `.npz`/`.npy` array file, a `.csv` table.
+
+`--dataset=PATH` reads PATH with `from_path`; the Python API calls `from_directory` and
+`from_file` directly. Each returns a `tfvae.data.arrays.Source` (checked as `from_arrays` checks
+arrays) whose origin is the absolute path, so every later command reads the same file again.
+
+Folders: PNG/JPEG/BMP/GIF files read with Pillow, as gray (mode L) when every file is gray and
+RGB otherwise. Class subfolders give labels (sorted names are classes 0..K-1); image files
+directly in the folder are unlabeled. Optional `train/`, `validation/` and `test/` subfolders
+give the splits (each then holds the class subfolders or the files).
+"""
+
+import csv
+import os
+
+import numpy as np
+
+from tfvae.data import arrays
+from tfvae.errors import DataError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+ARRAY_EXTENSIONS = (".npz", ".npy", ".csv")
+SPLITS = ("train", "validation", "test")
+
+
+def is_path(dataset):
+  """True if --dataset names a folder or a file tfvae reads rather than a dataset name."""
+  return os.path.isdir(dataset) or dataset.lower().endswith(ARRAY_EXTENSIONS) or os.sep in dataset
+
+
+def from_path(path, image_size=None, max_value=None, label_column=""):
+  """The Source of --dataset=PATH: a folder of images, or an .npz, .npy or .csv file.
+
+  Raises:
+    DataError: naming --dataset=PATH, if it does not exist or is no folder or known file.
+  """
+  if os.path.isdir(path):
+    return from_directory(path, image_size)
+  if not os.path.exists(path):
+    raise DataError(f"--dataset={path} does not exist (a folder of images, or an .npz, .npy or "
+                    ".csv file).")
+  return from_file(path, max_value=max_value, label_column=label_column)
+
+
+def _image_files(folder):
+  return sorted(os.path.join(folder, f) for f in os.listdir(folder)
+                if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith("."))
+
+
+def _labeled_files(folder, class_names=None):
+  """(files, labels, class names) of one folder: class subfolders, else its own image files."""
+  subfolders = sorted(d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d))
+                      and not d.startswith("."))
+  if not subfolders:
+    files = _image_files(folder)
+    return files, [-1] * len(files), ()
+  names = tuple(class_names or subfolders)
+  unknown = sorted(set(subfolders) - set(names))
+  if unknown:
+    raise DataError(f"{folder}: class folders {unknown} are not among the train split's "
+                    f"classes {list(names)}.")
+  files, labels = [], []
+  for d in subfolders:
+    found = _image_files(os.path.join(folder, d))
+    files += found
+    labels += [names.index(d)] * len(found)
+  return files, labels, names
+
+
+def _read_images(files, image_size, what):
+  """uint8 [N, H, W, C] of `files` (C = 1 if all are gray, else 3), resized to image_size."""
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  images, first = [], None
+  for path in files:
+    try:
+      with Image.open(path) as img:
+        img.load()
+        images.append(img.copy())
+    except (OSError, ValueError) as e:
+      raise DataError(f"{what}: {path} is not a readable image ({e}).") from None
+  gray = all(img.mode in ("L", "1", "I;16", "I", "LA") for img in images)
+  out = []
+  for path, img in zip(files, images):
+    img = img.convert("L" if gray else "RGB")
+    if image_size:
+      if img.size != (image_size[1], image_size[0]):
+        img = img.resize((image_size[1], image_size[0]), Image.Resampling.BILINEAR)
+    elif first is None:
+      first = (path, img.size)
+    elif img.size != first[1]:
+      raise DataError(f"{what}: {first[0]} is {first[1][0]}x{first[1][1]} but {path} is "
+                      f"{img.size[0]}x{img.size[1]} (width x height): set --image_size=H,W to "
+                      "resize every image.")
+    out.append(np.asarray(img, np.uint8))
+  x = np.stack(out)
+  return x[..., None] if x.ndim == 3 else x
+
+
+def from_directory(path, image_size=None):
+  """A Source from a folder of images (layout in the module docstring).
+
+  Args:
+    path: the folder.
+    image_size: optional (H, W): every image is resized to it (bilinear); without it all images
+      must have one size.
+
+  Returns:
+    Source of uint8 images [N, H, W, C] (max_value 255), labels from class folders (else -1),
+    with the splits the folder has.
+
+  Raises:
+    DataError: naming the folder or file: no images, an unreadable file, images of different
+      sizes without image_size, a split with classes the train split lacks.
+  """
+  path = os.path.abspath(path)
+  if not os.path.isdir(path):
+    raise DataError(f"--dataset={path} is not a folder.")
+  if image_size is not None and (len(image_size) != 2 or min(image_size) < 1):
+    raise DataError(f"--image_size={','.join(map(str, image_size))} must be two positive "
+                    "integers H,W.")
+  present = [s for s in SPLITS if os.path.isdir(os.path.join(path, s))]
+  if present and "train" not in present:
+    raise DataError(f"--dataset={path} has {'/'.join(present)}/ but no train/ folder.")
+  folders = {s: os.path.join(path, s) for s in present} or {"train": path}
+  parts, names = {}, None
+  for split, folder in folders.items():
+    files, labels, found_names = _labeled_files(folder, names)
+    names = names if names is not None else found_names
+    if not files:
+      raise DataError(f"--dataset={path}: {folder} holds no image files "
+                      f"({', '.join(IMAGE_EXTENSIONS)}), directly or in class subfolders.")
+    parts[split] = (_read_images(files, image_size, f"--dataset={path}"), np.asarray(labels))
+  shapes = {s: x.shape[1:] for s, (x, _) in parts.items()}
+  if len(set(shapes.values())) > 1:
+    raise DataError(f"--dataset={path}: the splits have images of different shapes {shapes}: "
+                    "set --image_size=H,W.")
+  return arrays.from_arrays(*parts["train"], *parts.get("test", (None, None)),
+                            *parts.get("validation", (None, None)), max_value=255,
+                            class_names=names or (), origin=path)
+
+
+_NPZ_KEYS = {"train": (("x_train", "y_train"), ("images", "labels"), ("x", "y")),
+             "test": (("x_test", "y_test"),), "validation": (("x_validation", "y_validation"),
+                                                            ("x_val", "y_val"))}
+
+
+def from_file(path, max_value=None, label_column=""):
+  """A Source from an array file.
+
+  Args:
+    path: `.npz` with x_train (or images, or x) and optionally y_train (labels, y), x_test,
+      y_test, x_validation (x_val), y_validation (y_val); `.npy` holding one array (unlabeled);
+      `.csv` with a header row and one numeric column per feature (vectors [N, D]).
+    max_value: integer images other than uint8: the value that means white.
+    label_column: .csv only: the header of the column holding integer labels ("" for none).
+
+  Returns:
+    Source whose origin is the absolute path.
+
+  Raises:
+    DataError: naming the file: unknown extension, missing keys, a CSV column that is not
+      numeric (with the first offending row), and everything `from_arrays` checks.
+  """
+  path = os.path.abspath(path)
+  what = f"--dataset={path}"
+  lower = path.lower()
+  try:
+    if lower.endswith(".npy"):
+      return arrays.from_arrays(np.load(path, allow_pickle=False), max_value=max_value,
+                                origin=path)
+    if lower.endswith(".npz"):
+      with np.load(path, allow_pickle=False) as f:
+        found = {}
+        for split, options in _NPZ_KEYS.items():
+          for x_key, y_key in options:
+            if x_key in f:
+              found[split] = (f[x_key], f[y_key] if y_key in f else None)
+              break
+        if "train" not in found:
+          raise DataError(f"{what} has keys {sorted(f.keys())}; expected x_train (optionally "
+                          "y_train, x_test, y_test, x_validation, y_validation) or images "
+                          "(optionally labels).")
+        class_names = tuple(str(n) for n in f["class_names"]) if "class_names" in f else ()
+      return arrays.from_arrays(*found["train"], *found.get("test", (None, None)),
+                                *found.get("validation", (None, None)), max_value=max_value,
+                                class_names=class_names, origin=path)
+    if lower.endswith(".csv"):
+      return _from_csv(path, label_column)
+  except DataError as e:
+    message = str(e)
+    raise DataError(message if message.startswith(what) else f"{what}: {message}") from None
+  except (OSError, ValueError) as e:
+    raise DataError(f"{what} could not be read ({type(e).__name__}: {e}).") from None
+  raise DataError(f"{what}: unknown file type; tfvae reads folders of images and .npz, .npy "
+                  "and .csv files.")
+
+
+def _from_csv(path, label_column):
+  with open(path, newline="") as f:
+    rows = list(csv.reader(f))
+  if len(rows) < 2:
+    raise DataError("expected a header row and at least one row of values.")
+  header, body = rows[0], rows[1:]
+  if label_column and label_column not in header:
+    raise DataError(f"--label_column={label_column} is not a column (columns: "
+                    f"{', '.join(header)}).")
+  values = np.empty((len(body), len(header)), np.float64)
+  for i, row in enumerate(body):
+    if len(row) != len(header):
+      raise DataError(f"row {i + 2} has {len(row)} values; the header has {len(header)}.")
+    for j, cell in enumerate(row):
+      try:
+        values[i, j] = float(cell)
+      except ValueError:
+        raise DataError(f"column {header[j]!r} is not numeric (row {i + 2}: {cell!r}); encode "
+                        "it as numbers or drop it.") from None
+  if label_column:
+    j = header.index(label_column)
+    return arrays.from_arrays(np.delete(values, j, axis=1), values[:, j], origin=path)
+  return arrays.from_arrays(values, origin=path)
