@@ -51,7 +51,7 @@ def test_invalid_values_name_the_flag(argv, flag):
 
 def test_unknown_choice_is_rejected_by_flag_parsing():
   with pytest.raises(flags.IllegalFlagValueError, match="likelihood"):
-    _parse(["--likelihood=poisson"])
+    _parse(["--likelihood=gamma"])
 
 
 def test_json_round_trip(tmp_path):
@@ -100,3 +100,28 @@ def test_every_shipped_training_config_parses(name, monkeypatch):
   config = _parse([f"--flagfile=configs/{name}"])
   assert config.epochs > 0 or config.train_steps > 0
   assert config_lib.likelihood_mismatch(config) is None  # no shipped config warns
+
+
+def test_every_field_has_a_role_and_help_and_the_rules_follow_from_the_roles():
+  """What may change on resume (RESUMABLE_ROLES) and on continuing a search
+  (CONTINUABLE_ROLES) is read off the fields' roles, and the flag help is the field's."""
+  import dataclasses  # pylint: disable=import-outside-toplevel
+  for f in dataclasses.fields(config_lib.Config):
+    assert f.metadata["role"] in config_lib.ROLES and len(f.metadata["help"]) > 10, f.name
+  saved = config_lib.Config(image_shape=(8, 8, 1))
+  for name, value in (("epochs", 20), ("eval_every", 5), ("strategy", "one_device"),
+                      ("jit_compile", False), ("clip_grad_norm", 1.0), ("num_classes", 3)):
+    config_lib.check_resumable(saved, dataclasses.replace(saved, **{name: value}))
+  for name, value in (("latent_dim", 3), ("learning_rate", 0.1), ("dataset", "mnist"),
+                      ("test_fraction", 0.3), ("image_shape", (28, 28, 1))):
+    with pytest.raises(config_lib.ConfigError, match=f"--{name}: "):
+      config_lib.check_resumable(saved, dataclasses.replace(saved, **{name: value}))
+  continued = dataclasses.replace(saved, strategy="one_device", epochs=20, latent_dim=3)
+  assert [n for n, _, _ in config_lib.differences(saved, continued,
+                                                  config_lib.CONTINUABLE_ROLES)] == [
+                                                      "latent_dim", "epochs"]
+  fv = flags.FlagValues()
+  config_lib.define_flags(fv)
+  assert fv["standardize"].help == config_lib.Config.__dataclass_fields__[
+      "standardize"].metadata["help"]
+  assert "image_shape" not in fv and "data_fingerprint" not in fv  # resolved, not flags

@@ -52,7 +52,7 @@ def test_ae_loss_is_the_binary_cross_entropy_of_its_reconstruction():
   assert sorted(terms) == ["distortion", "loss"]
   expected = _bce(batch["image"], _logits(model, _code(model, batch["image"])))
   np.testing.assert_allclose(terms["loss"], expected, rtol=1e-5)
-  assert model.prior() is None and not models.is_generative(model)
+  assert model.prior() is None and not model.generative
 
 
 def test_ae_with_normal_likelihood_is_a_scaled_squared_error():

@@ -172,7 +172,7 @@ class TrainedModel:
     Raises:
       ValueError: for deterministic autoencoders (no prior).
     """
-    if self.model.prior() is None:
+    if not self.model.generative:
       raise ValueError(f"--model={self.config.model} has no prior p(z) to sample from.")
     out = self.model.sample(tf.constant(num, tf.int32), tf.constant([seed, 0], tf.int32))
     return {k: self._raw(v) for k, v in out.items()}
@@ -204,7 +204,7 @@ class TrainedModel:
       ValueError: for models without a prior (deterministic autoencoders) or posterior (m2).
     """
     q_z = self.encode(x)
-    if self.model.prior() is None:
+    if not self.model.generative:
       raise ValueError(f"--model={self.config.model} has no prior: no bound on log p(x).")
     x = self._inputs(x)
     return evaluator_lib.iwae_bound(

@@ -1,8 +1,15 @@
 """The run configuration: one frozen dataclass, its absl flags and its JSON form.
 
-This module is the only bridge between command-line flags and the library. Entry points call
-`define_flags()` once, then `from_flags(absl.flags.FLAGS)`; library code only ever sees a `Config`.
-A run writes its resolved `Config` to `WORKDIR/config.json`; `load(workdir)` rebuilds it there.
+This module is the only bridge between command-line flags and the library: `define_flags(cls)`
+defines one absl flag per field of a flag dataclass (Config here, TuneSettings for the search)
+from the field's metadata, and `from_flags(flag_values, cls)` builds it back; library code only
+ever sees the dataclass. A run writes its resolved Config to WORKDIR/config.json;
+`load(workdir)` rebuilds it there.
+
+Each Config field has a role (ROLES). What may change where follows from the roles alone:
+resuming a run may change SCHEDULE, SAFEGUARD, NUMERICS and EXECUTION fields
+(`RESUMABLE_ROLES`); continuing a search may change EXECUTION fields only
+(`CONTINUABLE_ROLES`); the fields that define a run's numbers are those of `RESULT_ROLES`.
 """
 
 import dataclasses
@@ -10,12 +17,25 @@ import json
 import os
 import typing
 
-CONFIG_FILENAME = "config.json"
-
-
 from tfvae.errors import ConfigError  # pylint: disable=unused-import  (re-exported)
 
-# Semi-supervised models: trained on labeled + unlabeled batches (see data.train_dataset).
+CONFIG_FILENAME = "config.json"
+
+# Roles of the Config fields.
+DATA = "data"
+MODEL = "model"
+OPTIMIZATION = "optimization"
+SCHEDULE = "schedule"
+SAFEGUARD = "safeguard"
+NUMERICS = "numerics"
+EXECUTION = "execution"
+RESOLVED = "resolved"
+ROLES = (DATA, MODEL, OPTIMIZATION, SCHEDULE, SAFEGUARD, NUMERICS, EXECUTION, RESOLVED)
+RESUMABLE_ROLES = frozenset({SCHEDULE, SAFEGUARD, NUMERICS, EXECUTION})
+CONTINUABLE_ROLES = frozenset({EXECUTION})
+RESULT_ROLES = frozenset({DATA, MODEL, OPTIMIZATION, SCHEDULE})
+
+# Semi-supervised models: trained on labeled + unlabeled batches (see data.TrainBatches).
 SEMI_SUPERVISED = ("m2", "pc_vae")
 
 # Flags whose value is one of a fixed set. absl rejects anything else with a message naming the flag.
@@ -31,174 +51,253 @@ CHOICES = {
     "dtype_policy": ("float32", "mixed_bfloat16"),
 }
 
-HELP = {
-    "dataset": "'digits' (scikit-learn's bundled 8x8 digits, no download), any TFDS image "
-               "dataset name (fashion_mnist, mnist, cifar10, ...), or your own data: a folder "
-               "of images (class subfolders give labels; optional train/ validation/ test/ "
-               "subfolders give splits), an .npz (x_train, y_train, x_test, ...), .npy or "
-               ".csv file (tfvae/data/files.py).",
-    "image_size": "H,W: resize every image of a --dataset folder to this (bilinear); empty: "
-                  "all images must have one size.",
-    "max_value": "Integer images from an .npz/.npy file: the pixel value that means white "
-                 "(e.g. 16 for pixels 0..16); 0: 255, for uint8 pixels.",
-    "label_column": "A .csv --dataset: the header of the column of integer labels (empty: "
-                    "none; every column is a feature).",
-    "test_fraction": "A dataset without a test split (digits, your own data without test/ or "
-                     "x_test): the fraction of its examples held out as the test split (a "
-                     "fixed permutation).",
-    "data_dir": "TFDS data directory (default: TFDS's own, ~/tensorflow_datasets).",
-    "binarization": "none: gray levels y/max in [0,1]; static: Bernoulli-sampled once with a "
-                    "fixed seed; dynamic: resampled every time an example is seen (Burda et al. "
-                    "2016); dequantize: not binarized but uniformly dequantized, (y + u)/(max+1), "
-                    "u ~ U[0,1) resampled every time (Theis et al. 2016), for continuous "
-                    "likelihoods whose bits/dim compare with other density models. Validation "
-                    "and test are always binarized/dequantized once with a fixed seed.",
-    "validation_fraction": "Fraction of the train split held out (its last examples) for validation.",
-    "architecture": "Encoder/decoder networks: mlp or conv.",
-    "hidden_sizes": "Comma-separated hidden layer widths of the MLP (decoder mirrors encoder).",
-    "conv_filters": "Comma-separated filters of the stride-2 conv layers (decoder mirrors encoder).",
-    "latent_dim": "Dimension D of the latent code z.",
-    "likelihood": "Decoder distribution p(x|z): bernoulli (binary pixels); normal with one learned "
-                  "scale; normal_per_pixel (loc and scale per pixel); laplace with one learned "
-                  "scale (the L1 loss); continuous_bernoulli (a density on [0,1], Loaiza-Ganem "
-                  "& Cunningham 2019); for vectors also poisson and negative_binomial (counts; "
-                  "a learned dispersion per feature); normal and laplace then learn one scale "
-                  "per feature. Deterministic AEs use it as their reconstruction loss.",
-    "standardize": "Vectors only: standardize every feature with the train split's mean and "
-                   "standard deviation (saved in config.json; every later command and the "
-                   "export apply them to raw features).",
-    "model": "Model family: vae (beta > 1: beta-VAE); ae, sparse_ae, denoising_ae, "
-             "contractive_ae (deterministic autoencoders); m2 (Kingma et al. 2014) and pc_vae "
-             "(Hope et al. 2020), semi-supervised with --num_labels.",
-    "num_labels": "Semi-supervised: 'all' (every train label is known) or N, the number of "
-                  "labeled train examples, N/num_classes per class, chosen by --label_seed; the "
-                  "rest of the train split is unlabeled. m2 and pc_vae train on it; M1 "
-                  "(tfvae.evaluate --m1_labels) chooses its subset the same way.",
-    "label_seed": "Seed of the balanced labeled subset (independent of --seed).",
-    "labeled_batch_size": "m2/pc_vae with --num_labels=N: rows of each global batch of "
-                          "--batch_size drawn from the N labeled examples (repeated); the other "
-                          "rows are unlabeled train images.",
-    "classifier_weight": "m2: alpha, the weight of -log q(y|x) per labeled example; 0 means the "
-                         "paper's alpha = 0.1 * N (N labeled train examples).",
-    "prediction_weight": "pc_vae: lambda, the weight of the classifier's cross-entropy per "
-                         "labeled example (Hope et al. 2020).",
-    "beta": "Weight of the rate (KL) term in the loss; beta=1 is the ELBO. With a schedule, the "
-            "value reached at the end of the warm-up.",
-    "beta_schedule": "constant: beta throughout; linear: 0 -> beta over --warmup_steps, then beta "
-                     "(KL annealing, Bowman et al. 2016); cyclical: --num_cycles cycles of "
-                     "2*warmup_steps steps, each ramping 0 -> beta over its first half and "
-                     "holding beta over its second (Fu et al. 2019, R = 0.5), then beta.",
-    "warmup_steps": "Steps of the beta ramp (linear and cyclical schedules).",
-    "num_cycles": "Number of cycles of the cyclical beta schedule.",
-    "free_bits": "Free bits (Kingma et al. 2016), nats per latent dimension: each dimension's KL "
-                 "term in the loss is max(free_bits, KL_d), per example. 0: off. The reported "
-                 "rate and elbo are never clamped.",
-    "sparsity_weight": "sparse_ae: weight lambda of the L1 penalty lambda*||h||_1 on the code.",
-    "corruption": "denoising_ae: masking (each input pixel set to 0 with probability "
-                  "--corruption_level) or gaussian (add N(0, corruption_level^2) noise).",
-    "corruption_level": "denoising_ae: masking probability nu in [0, 1), or noise std sigma.",
-    "contraction_weight": "contractive_ae: weight lambda of lambda*||dh/dx||_F^2, the squared "
-                          "Frobenius norm of the encoder's Jacobian (Rifai et al. 2011).",
-    "num_samples": "Monte Carlo samples L of z per example for the distortion term.",
-    "batch_size": "Global batch size (split across replicas).",
-    "eval_batch_size": "Global batch size for evaluation.",
-    "learning_rate": "Adam learning rate.",
-    "epochs": "Training length in epochs over the train split (used when --train_steps=0).",
-    "train_steps": "Training length in steps; 0 means --epochs.",
-    "steps_per_loop": "Train steps run inside one tf.function call (fewer host round trips).",
-    "eval_every": "Evaluate on the validation split every this many steps (0: once per epoch).",
-    "eval_importance_samples": "K of the importance-weighted bound (iwae_bound, nll) logged at "
-                               "every evaluation during training; 0 skips it.",
-    "checkpoint_every": "Write a checkpoint every this many steps (and always at the end).",
-    "seed": "The one seed: weights, data order, binarization and sampling noise.",
-    "strategy": "mirrored: tf.distribute.MirroredStrategy over all GPUs, else all logical CPUs; "
-                "one_device: a single device; multi_worker: "
-                "tf.distribute.MultiWorkerMirroredStrategy over the cluster described by the "
-                "TF_CONFIG environment variable (every worker runs the same command; each has "
-                "one replica per GPU, else one CPU replica; --batch_size is the global batch over "
-                "all of them; only the chief writes to --workdir, which must be on a shared "
-                "filesystem). tools/launch_local_workers.py runs workers on this machine.",
-    "num_cpu_devices": "Split the CPU into this many logical devices (replicas for mirrored on a "
-                       "machine without GPUs).",
-    "jit_compile": "XLA-compile the loss and gradient computation (not the optimizer update). "
-                   "On by default: 13% faster for the MLP VAE on a 2-core CPU, but slower for "
-                   "the conv VAE there, so the conv configs turn it off (README, Speed). XLA "
-                   "draws the same-seeded noise in another order than TF does.",
-    "data_on_device": "Keep the uint8 train split on the device (every replica's) and build each "
-                      "batch inside the compiled train step (shuffle, gather, binarize) instead of "
-                      "a tf.data pipeline on the host; same batches either way.",
-    "dtype_policy": "Keras dtype policy of the networks: float32, or mixed_bfloat16 (bfloat16 "
-                    "compute, float32 weights and distribution parameters; fast on GPUs/TPUs "
-                    "and CPUs with bfloat16 units, slow on other CPUs: see tools/benchmark.py).",
-    "clip_grad_norm": "Clip the global norm of the (all-reduced) gradient to this; 0: no clipping.",
-    "max_consecutive_skips": "Stop with an error after this many updates in a row were skipped "
-                             "for a non-finite loss or gradient.",
-    "inject_nan_at_steps": "Fault injection for tests: make the train batches of these steps "
-                           "NaN.",
-}
+
+def field(default, role, help_text, choices=None):
+  """A field of a flag dataclass (Config, TuneSettings): its default, role, help text and, for
+  an enum flag, its choices (Config's are in CHOICES)."""
+  return dataclasses.field(default=default, metadata={"role": role, "help": help_text,
+                                                     "choices": choices})
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-  """Everything that defines a run. Field names are the flag names."""
-  dataset: str = "digits"
-  data_dir: str = ""
-  image_size: tuple[int, ...] = ()
-  max_value: int = 0
-  label_column: str = ""
-  test_fraction: float = 0.2
-  standardize: bool = False
-  binarization: str = "dynamic"
-  validation_fraction: float = 1 / 6
-  architecture: str = "mlp"
-  hidden_sizes: tuple[int, ...] = (256, 128)
-  conv_filters: tuple[int, ...] = (32, 64)
-  latent_dim: int = 16
-  likelihood: str = "bernoulli"
-  model: str = "vae"
-  beta: float = 1.0
-  beta_schedule: str = "constant"
-  warmup_steps: int = 0
-  num_cycles: int = 4
-  free_bits: float = 0.0
-  sparsity_weight: float = 0.01
-  corruption: str = "masking"
-  corruption_level: float = 0.25
-  contraction_weight: float = 0.1
-  num_samples: int = 1
-  batch_size: int = 128
-  eval_batch_size: int = 1000
-  learning_rate: float = 1e-3
-  epochs: int = 10
-  train_steps: int = 0
-  steps_per_loop: int = 50
-  eval_every: int = 0
-  eval_importance_samples: int = 10
-  checkpoint_every: int = 1000
-  seed: int = 0
-  strategy: str = "mirrored"
-  num_cpu_devices: int = 1
-  jit_compile: bool = True
-  dtype_policy: str = "float32"
-  data_on_device: bool = True
-  clip_grad_norm: float = 0.0
-  max_consecutive_skips: int = 100
-  inject_nan_at_steps: tuple[int, ...] = ()
-  num_labels: str = "all"
-  label_seed: int = 0
-  labeled_batch_size: int = 32
-  classifier_weight: float = 0.0
-  prediction_weight: float = 10.0
-  # Resolved from the data at train time (not flags): [H, W, C] of one image, and the number of
-  # gray levels of the stored pixels (256; 17 for digits), the unit of bits_per_dim.
-  image_shape: tuple[int, ...] = ()
-  pixel_levels: int = 256
-  num_classes: int = 0  # resolved from the data: K, labels are 0..K-1 (0: unknown)
-  labeled_examples: int = 0  # resolved: labeled train examples (N of --num_labels, or all)
-  data_fingerprint: str = ""  # resolved: of the data trained on (tfvae.data.arrays.Source)
-  # Resolved with --standardize: the train split's per-feature mean and standard deviation.
-  feature_mean: tuple[float, ...] = ()
-  feature_scale: tuple[float, ...] = ()
+  """Everything that defines a run. Field names are the flag names; each field's metadata holds
+  its help text and its role (ROLES), from which follows what may change on resume.
+
+  Raises:
+    ConfigError: naming the flag, for a value that cannot run.
+  """
+  # DATA: what the data are, and how they are split and binarized.
+  dataset: str = field(
+      "digits", DATA,
+      "'digits' (scikit-learn's bundled 8x8 digits, no download), any TFDS image dataset name"
+      " (fashion_mnist, mnist, cifar10, ...), or your own data: a folder of images (class "
+      "subfolders give labels; optional train/ validation/ test/ subfolders give splits), an "
+      ".npz (x_train, y_train, x_test, ...), .npy or .csv file (tfvae/data/files.py).")
+  image_size: tuple[int, ...] = field(
+      (), DATA,
+      "H,W: resize every image of a --dataset folder to this (bilinear); empty: all images "
+      "must have one size.")
+  max_value: int = field(
+      0, DATA,
+      "Integer images from an .npz/.npy file: the pixel value that means white (e.g. 16 for "
+      "pixels 0..16); 0: 255, for uint8 pixels.")
+  label_column: str = field(
+      "", DATA,
+      "A .csv --dataset: the header of the column of integer labels (empty: none; every "
+      "column is a feature).")
+  test_fraction: float = field(
+      0.2, DATA,
+      "A dataset without a test split (digits, your own data without test/ or x_test): the "
+      "fraction of its examples held out as the test split (a fixed permutation).")
+  standardize: bool = field(
+      False, DATA,
+      "Vectors only: standardize every feature with the train split's mean and standard "
+      "deviation (saved in config.json; every later command and the export apply them to raw "
+      "features).")
+  binarization: str = field(
+      "dynamic", DATA,
+      "none: gray levels y/max in [0,1]; static: Bernoulli-sampled once with a fixed seed; "
+      "dynamic: resampled every time an example is seen (Burda et al. 2016); dequantize: not "
+      "binarized but uniformly dequantized, (y + u)/(max+1), u ~ U[0,1) resampled every time "
+      "(Theis et al. 2016), for continuous likelihoods whose bits/dim compare with other "
+      "density models. Validation and test are always binarized/dequantized once with a fixed"
+      " seed.")
+  validation_fraction: float = field(
+      1 / 6, DATA,
+      "Fraction of the train split held out (its last examples) for validation.")
+
+  # MODEL: what the model is and what it optimizes.
+  architecture: str = field(
+      "mlp", MODEL,
+      "Encoder/decoder networks: mlp or conv.")
+  hidden_sizes: tuple[int, ...] = field(
+      (256, 128), MODEL,
+      "Comma-separated hidden layer widths of the MLP (decoder mirrors encoder).")
+  conv_filters: tuple[int, ...] = field(
+      (32, 64), MODEL,
+      "Comma-separated filters of the stride-2 conv layers (decoder mirrors encoder).")
+  latent_dim: int = field(
+      16, MODEL,
+      "Dimension D of the latent code z.")
+  likelihood: str = field(
+      "bernoulli", MODEL,
+      "Decoder distribution p(x|z): bernoulli (binary pixels); normal with one learned scale;"
+      " normal_per_pixel (loc and scale per pixel); laplace with one learned scale (the L1 "
+      "loss); continuous_bernoulli (a density on [0,1], Loaiza-Ganem & Cunningham 2019); for "
+      "vectors also poisson and negative_binomial (counts; a learned dispersion per feature);"
+      " normal and laplace then learn one scale per feature. Deterministic AEs use it as "
+      "their reconstruction loss.")
+  model: str = field(
+      "vae", MODEL,
+      "Model family: vae (beta > 1: beta-VAE); ae, sparse_ae, denoising_ae, contractive_ae "
+      "(deterministic autoencoders); m2 (Kingma et al. 2014) and pc_vae (Hope et al. 2020), "
+      "semi-supervised with --num_labels.")
+  beta: float = field(
+      1.0, MODEL,
+      "Weight of the rate (KL) term in the loss; beta=1 is the ELBO. With a schedule, the "
+      "value reached at the end of the warm-up.")
+  beta_schedule: str = field(
+      "constant", MODEL,
+      "constant: beta throughout; linear: 0 -> beta over --warmup_steps, then beta (KL "
+      "annealing, Bowman et al. 2016); cyclical: --num_cycles cycles of 2*warmup_steps steps,"
+      " each ramping 0 -> beta over its first half and holding beta over its second (Fu et "
+      "al. 2019, R = 0.5), then beta.")
+  warmup_steps: int = field(
+      0, MODEL,
+      "Steps of the beta ramp (linear and cyclical schedules).")
+  num_cycles: int = field(
+      4, MODEL,
+      "Number of cycles of the cyclical beta schedule.")
+  free_bits: float = field(
+      0.0, MODEL,
+      "Free bits (Kingma et al. 2016), nats per latent dimension: each dimension's KL term in"
+      " the loss is max(free_bits, KL_d), per example. 0: off. The reported rate and elbo are"
+      " never clamped.")
+  sparsity_weight: float = field(
+      0.01, MODEL,
+      "sparse_ae: weight lambda of the L1 penalty lambda*||h||_1 on the code.")
+  corruption: str = field(
+      "masking", MODEL,
+      "denoising_ae: masking (each input pixel set to 0 with probability --corruption_level) "
+      "or gaussian (add N(0, corruption_level^2) noise).")
+  corruption_level: float = field(
+      0.25, MODEL,
+      "denoising_ae: masking probability nu in [0, 1), or noise std sigma.")
+  contraction_weight: float = field(
+      0.1, MODEL,
+      "contractive_ae: weight lambda of lambda*||dh/dx||_F^2, the squared Frobenius norm of "
+      "the encoder's Jacobian (Rifai et al. 2011).")
+  num_samples: int = field(
+      1, MODEL,
+      "Monte Carlo samples L of z per example for the distortion term.")
+  num_labels: str = field(
+      "all", MODEL,
+      "Semi-supervised: 'all' (every train label is known) or N, the number of labeled train "
+      "examples, N/num_classes per class, chosen by --label_seed; the rest of the train split"
+      " is unlabeled. m2 and pc_vae train on it; M1 (tfvae.evaluate --m1_labels) chooses its "
+      "subset the same way.")
+  label_seed: int = field(
+      0, MODEL,
+      "Seed of the balanced labeled subset (independent of --seed).")
+  labeled_batch_size: int = field(
+      32, MODEL,
+      "m2/pc_vae with --num_labels=N: rows of each global batch of --batch_size drawn from "
+      "the N labeled examples (repeated); the other rows are unlabeled train images.")
+  classifier_weight: float = field(
+      0.0, MODEL,
+      "m2: alpha, the weight of -log q(y|x) per labeled example; 0 means the paper's alpha = "
+      "0.1 * N (N labeled train examples).")
+  prediction_weight: float = field(
+      10.0, MODEL,
+      "pc_vae: lambda, the weight of the classifier's cross-entropy per labeled example (Hope"
+      " et al. 2020).")
+
+  # OPTIMIZATION: how it is optimized.
+  batch_size: int = field(
+      128, OPTIMIZATION,
+      "Global batch size (split across replicas).")
+  learning_rate: float = field(
+      1e-3, OPTIMIZATION,
+      "Adam learning rate.")
+  seed: int = field(
+      0, OPTIMIZATION,
+      "The one seed: weights, data order, binarization and sampling noise.")
+
+  # SCHEDULE: how long it trains and how often it is evaluated (may grow on resume).
+  epochs: int = field(
+      10, SCHEDULE,
+      "Training length in epochs over the train split (used when --train_steps=0).")
+  train_steps: int = field(
+      0, SCHEDULE,
+      "Training length in steps; 0 means --epochs.")
+  eval_every: int = field(
+      0, SCHEDULE,
+      "Evaluate on the validation split every this many steps (0: once per epoch).")
+  eval_importance_samples: int = field(
+      10, SCHEDULE,
+      "K of the importance-weighted bound (iwae_bound, nll) logged at every evaluation during"
+      " training; 0 skips it.")
+
+  # SAFEGUARD: interventions on a run that goes wrong (may change on resume).
+  clip_grad_norm: float = field(
+      0.0, SAFEGUARD,
+      "Clip the global norm of the (all-reduced) gradient to this; 0: no clipping.")
+  inject_nan_at_steps: tuple[int, ...] = field(
+      (), SAFEGUARD,
+      "Fault injection for tests: make the train batches of these steps NaN.")
+
+  # NUMERICS: the same computation, other rounding or noise order (may change on resume).
+  jit_compile: bool = field(
+      True, NUMERICS,
+      "XLA-compile the loss and gradient computation (not the optimizer update). On by "
+      "default: 13% faster for the MLP VAE on a 2-core CPU, but slower for the conv VAE "
+      "there, so the conv configs turn it off (README, Speed). XLA draws the same-seeded "
+      "noise in another order than TF does.")
+  dtype_policy: str = field(
+      "float32", NUMERICS,
+      "Keras dtype policy of the networks: float32, or mixed_bfloat16 (bfloat16 compute, "
+      "float32 weights and distribution parameters; fast on GPUs/TPUs and CPUs with bfloat16 "
+      "units, slow on other CPUs: see tools/benchmark.py).")
+
+  # EXECUTION: where and how it runs; never changes a result.
+  data_dir: str = field(
+      "", EXECUTION,
+      "TFDS data directory (default: TFDS's own, ~/tensorflow_datasets).")
+  eval_batch_size: int = field(
+      1000, EXECUTION,
+      "Global batch size for evaluation.")
+  steps_per_loop: int = field(
+      50, EXECUTION,
+      "Train steps run inside one tf.function call (fewer host round trips).")
+  checkpoint_every: int = field(
+      1000, EXECUTION,
+      "Write a checkpoint every this many steps (and always at the end).")
+  strategy: str = field(
+      "mirrored", EXECUTION,
+      "mirrored: tf.distribute.MirroredStrategy over all GPUs, else all logical CPUs; "
+      "one_device: a single device; multi_worker: tf.distribute.MultiWorkerMirroredStrategy "
+      "over the cluster described by the TF_CONFIG environment variable (every worker runs "
+      "the same command; each has one replica per GPU, else one CPU replica; --batch_size is "
+      "the global batch over all of them; only the chief writes to --workdir, which must be "
+      "on a shared filesystem). tools/launch_local_workers.py runs workers on this machine.")
+  num_cpu_devices: int = field(
+      1, EXECUTION,
+      "Split the CPU into this many logical devices (replicas for mirrored on a machine "
+      "without GPUs).")
+  data_on_device: bool = field(
+      True, EXECUTION,
+      "Keep the uint8 train split on the device (every replica's) and build each batch inside"
+      " the compiled train step (shuffle, gather, binarize) instead of a tf.data pipeline on "
+      "the host; same batches either way.")
+  max_consecutive_skips: int = field(
+      100, EXECUTION,
+      "Stop with an error after this many updates in a row were skipped for a non-finite loss"
+      " or gradient.")
+
+  # RESOLVED: set from the data at train time, not flags.
+  image_shape: tuple[int, ...] = field(
+      (), RESOLVED,
+      "[H, W, C] of one image, or [D] of one vector.")
+  pixel_levels: int = field(
+      256, RESOLVED,
+      "Gray levels of the stored pixels (256; 17 for digits), the unit of bits_per_dim.")
+  num_classes: int = field(
+      0, RESOLVED,
+      "K: labels are 0..K-1 (0: no labels).")
+  labeled_examples: int = field(
+      0, RESOLVED,
+      "Labeled train examples (N of --num_labels, or all labeled ones).")
+  data_fingerprint: str = field(
+      "", RESOLVED,
+      "Shape, dtype and a hash of sampled rows of each split of the data trained on "
+      "(tfvae.data.arrays.Source.fingerprint).")
+  feature_mean: tuple[float, ...] = field(
+      (), RESOLVED,
+      "--standardize: the train split's per-feature mean.")
+  feature_scale: tuple[float, ...] = field(
+      (), RESOLVED,
+      "--standardize: the train split's per-feature standard deviation (1 where it is 0).")
 
   def __post_init__(self):
     if self.num_labels != "all" and not (self.num_labels.isdigit() and int(self.num_labels) > 0):
@@ -210,7 +309,7 @@ class Config:
     for name in ("classifier_weight", "prediction_weight"):
       if getattr(self, name) < 0:
         raise ConfigError(f"--{name}={getattr(self, name)} must be >= 0.")
-    for name, choices in CHOICES.items():
+    for name, choices in CHOICES.items():  # (absl checks them too, before this)
       if getattr(self, name) not in choices:
         raise ConfigError(f"--{name}={getattr(self, name)!r} is not one of {', '.join(choices)}.")
     positive = ("latent_dim", "num_samples", "batch_size", "eval_batch_size", "steps_per_loop",
@@ -320,77 +419,87 @@ def load(workdir):
     return Config.from_dict(json.load(f))
 
 
-# Fields that may change between a run and its resumption (they do not change the model).
-RESUMABLE_CHANGES = frozenset({"epochs", "train_steps", "eval_every", "checkpoint_every",
-                               "eval_importance_samples", "clip_grad_norm",
-                               "max_consecutive_skips", "inject_nan_at_steps",
-                               "steps_per_loop", "eval_batch_size", "strategy", "num_cpu_devices",
-                               "jit_compile", "dtype_policy", "data_on_device", "data_dir", "pixel_levels", "num_classes",
-                               "labeled_examples"})
+def role(name):
+  """The role (ROLES) of Config field `name`."""
+  return Config.__dataclass_fields__[name].metadata["role"]
 
-# Fields resolved from the data (written to config.json), not flags.
-RESOLVED = ("image_shape", "pixel_levels", "num_classes", "labeled_examples", "data_fingerprint",
-            "feature_mean", "feature_scale")
+
+def names_with_roles(roles):
+  """The Config field names whose role is in `roles`, in declaration order."""
+  return tuple(f.name for f in dataclasses.fields(Config) if f.metadata["role"] in roles)
+
+
+def differences(saved, new, may_change, ignore=()):
+  """[(name, saved value, new value)] of the fields of two flag dataclasses (Config,
+  TuneSettings) that differ and may not: those whose role is not in `may_change` (resolved
+  fields are never compared), except the names in `ignore`."""
+  return [(f.name, getattr(saved, f.name), getattr(new, f.name))
+          for f in dataclasses.fields(saved)
+          if f.metadata["role"] not in may_change | {RESOLVED} and f.name not in ignore
+          and getattr(saved, f.name) != getattr(new, f.name)]
 
 
 def check_resumable(saved, new):
-  """Raises ConfigError naming the fields where `new` would not continue the run `saved`."""
+  """Raises ConfigError naming the fields where `new` would not continue the run `saved`:
+  fields outside RESUMABLE_ROLES that differ, or other data (their fingerprints differ)."""
   if saved.data_fingerprint and new.data_fingerprint and (
       saved.data_fingerprint != new.data_fingerprint) and saved.dataset == new.dataset:
     raise ConfigError(f"--dataset={new.dataset}: the data differ from those the run in the "
                       f"workdir was trained on (now: {new.data_fingerprint}; the run's: "
                       f"{saved.data_fingerprint}). Use a new --workdir, or --overwrite to delete "
                       "that run and start over.")
-  changed = [f.name for f in dataclasses.fields(Config)
-             if f.name not in RESUMABLE_CHANGES and getattr(saved, f.name) != getattr(new, f.name)
-             and not (f.name == "data_fingerprint" and not saved.data_fingerprint)]
+  changed = differences(saved, new, RESUMABLE_ROLES)
+  if saved.image_shape and new.image_shape and saved.image_shape != new.image_shape:
+    changed.append(("image_shape", saved.image_shape, new.image_shape))
   if changed:
-    diffs = "; ".join(f"--{n}: {getattr(saved, n)!r} in the workdir, {getattr(new, n)!r} now"
-                      for n in changed)
+    diffs = "; ".join(f"--{n}: {old!r} in the workdir, {value!r} now" for n, old, value in changed)
     raise ConfigError(f"The workdir holds a run with a different config ({diffs}). "
-                     "Use a new --workdir, the same flags to resume, or --overwrite to delete "
-                     "that run and start over.")
+                      "Use a new --workdir, the same flags to resume, or --overwrite to delete "
+                      "that run and start over.")
 
 
-def define_flags(flag_values=None):
-  """Defines one absl flag per Config field (but RESOLVED ones). Call once, from an entry point."""
+def define_flags(flag_values=None, cls=None):
+  """Defines one absl flag per field of flag dataclass `cls` (default Config) from its metadata
+  (help, choices), but resolved fields. Call once, from an entry point."""
   from absl import flags  # pylint: disable=import-outside-toplevel
-  fv = flag_values or flags.FLAGS
-  hints = typing.get_type_hints(Config)
-  for field in dataclasses.fields(Config):
-    name, default, kind = field.name, field.default, hints[field.name]
-    if name in RESOLVED:
+  cls, fv = cls or Config, flags.FLAGS if flag_values is None else flag_values
+  hints = typing.get_type_hints(cls)
+  for f in dataclasses.fields(cls):
+    name, default, kind, meta = f.name, f.default, hints[f.name], f.metadata
+    if meta["role"] == RESOLVED:
       continue
-    if name in CHOICES:
-      flags.DEFINE_enum(name, default, CHOICES[name], HELP[name], flag_values=fv)
+    choices = meta["choices"] or (CHOICES.get(name) if cls is Config else None)
+    if choices:
+      flags.DEFINE_enum(name, default, choices, meta["help"], flag_values=fv)
     elif kind == bool:
-      flags.DEFINE_bool(name, default, HELP[name], flag_values=fv)
+      flags.DEFINE_bool(name, default, meta["help"], flag_values=fv)
     elif kind == int:
-      flags.DEFINE_integer(name, default, HELP[name], flag_values=fv)
+      flags.DEFINE_integer(name, default, meta["help"], flag_values=fv)
     elif kind == float:
-      flags.DEFINE_float(name, default, HELP[name], flag_values=fv)
+      flags.DEFINE_float(name, default, meta["help"], flag_values=fv)
     elif kind == str:
-      flags.DEFINE_string(name, default, HELP[name], flag_values=fv)
+      flags.DEFINE_string(name, default, meta["help"], flag_values=fv)
     else:  # tuple[int, ...]
-      flags.DEFINE_list(name, [str(v) for v in default], HELP[name], flag_values=fv)
+      flags.DEFINE_list(name, [str(v) for v in default], meta["help"], flag_values=fv)
 
 
-def from_flags(flag_values):
-  """Builds a Config from parsed absl flags.
+def from_flags(flag_values, cls=None):
+  """Builds flag dataclass `cls` (default Config) from parsed absl flags.
 
   Raises:
-    ValueError: naming the flag at fault, for a value that is not valid.
+    ConfigError: naming the flag at fault, for a value that is not valid.
   """
+  cls = cls or Config
   values = {}
-  for field in dataclasses.fields(Config):
-    if field.name in RESOLVED:
+  for f in dataclasses.fields(cls):
+    if f.metadata["role"] == RESOLVED:
       continue
-    value = flag_values[field.name].value
-    if isinstance(field.default, tuple):
+    value = flag_values[f.name].value
+    if isinstance(f.default, tuple):
       try:
         value = tuple(int(v) for v in value)
       except ValueError:
-        raise ConfigError(f"--{field.name}={','.join(value)} must be comma-separated "
-                         "integers.") from None
-    values[field.name] = value
-  return Config(**values)
+        raise ConfigError(f"--{f.name}={','.join(value)} must be comma-separated "
+                          "integers.") from None
+    values[f.name] = value
+  return cls(**values)

@@ -43,7 +43,6 @@ import time
 
 import tensorflow as tf
 
-from tfvae import objectives
 from tfvae import workdir as workdir_lib
 
 _ELBO_SEED = (0, 0)
@@ -102,11 +101,11 @@ class _Standardization:
     return x * self.scale + self.mean if self.on else x
 
 
-def _raw_units(decoder, config):
-  """The decoder whose mean, loc and scale are in raw feature units (--standardize: x_raw =
-  x * feature_scale + feature_mean), else the decoder itself."""
+def _raw_units(decode, config):
+  """`decode(z, y)` whose p(x|z) mean, loc and scale are in raw feature units (--standardize:
+  x_raw = x * feature_scale + feature_mean), else `decode` itself."""
   if not config.feature_mean:
-    return decoder
+    return decode
   raw = _Standardization(config)
 
   class RawUnits:
@@ -124,135 +123,78 @@ def _raw_units(decoder, config):
     def scale(self):
       return self.p_x.distribution.scale * raw.scale
 
-  return lambda z: RawUnits(decoder(z))
+  return lambda z, y: RawUnits(decode(z, y))
 
 
 class _Exported(tf.Module):
-  """Tracks the variables only; the models are reached through closures (see STACK.md)."""
+  """The signatures of any model, from what it declares (tfvae.models.base.Model); tracks the
+  variables only and reaches the model through closures (see STACK.md)."""
 
   def __init__(self, model):
     super().__init__(name="tfvae")
     self.model_variables = list(model.variables)
-    config = model.config
-    x_spec = tf.TensorSpec([None, *config.image_shape], tf.float32, name="x")
-    images = len(config.image_shape) == 3
-    enc, dec = model.encoder, _raw_units(model.decoder, config)
+    config, k = model.config, model.label_classes
+    shape, images = config.image_shape, len(config.image_shape) == 3
+    x_spec = tf.TensorSpec([None, *shape], tf.float32, name="x")
+    z_spec = tf.TensorSpec([None, config.latent_dim], tf.float32, name="z")
+    y_spec = [tf.TensorSpec([None], tf.int64, name="y")] if k else []
     raw = _Standardization(config)
+    decode_raw = _raw_units(model.decode, config)
 
-    generative = model.prior() is not None
+    def x_in(x, signature):
+      return raw.standardize(_checked(x, "x", signature, shape, images))
 
-    @tf.function(input_signature=[x_spec])
-    def encode(x):
-      q_z = enc(raw.standardize(_checked(x, "x", "encode", config.image_shape, images)))
-      if not generative:
+    def onehot(y):
+      return tf.one_hot(y[0], k) if k else None
+
+    @tf.function(input_signature=[x_spec, *y_spec])
+    def encode(x, *y):
+      q_z = model.encode(x_in(x, "encode"), onehot(y))
+      if not model.generative:
         return {"code": q_z.mean()}
       return {"loc": q_z.mean(), "scale": q_z.stddev()}
 
-    @tf.function(input_signature=[tf.TensorSpec([None, config.latent_dim], tf.float32, name="z")])
-    def decode(z):
-      return _likelihood_params(config.likelihood,
-                                dec(_checked(z, "z", "decode", [config.latent_dim])))
-
-    @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="n"),
-                                  tf.TensorSpec([2], tf.int32, name="seed")])
-    def sample(n, seed):
-      return {k: raw.unstandardize(v) for k, v in model.sample(n, seed).items()}
+    @tf.function(input_signature=[z_spec, *y_spec])
+    def decode(z, *y):
+      z = _checked(z, "z", "decode", [config.latent_dim])
+      return _likelihood_params(config.likelihood, decode_raw(z, onehot(y)))
 
     @tf.function(input_signature=[x_spec])
     def reconstruct(x):
-      x = raw.standardize(_checked(x, "x", "reconstruct", config.image_shape, images))
-      return {"reconstruction": raw.unstandardize(model.reconstruct(x))}
+      return {"reconstruction": raw.unstandardize(model.reconstruct(x_in(x, "reconstruct")))}
 
-    @tf.function(input_signature=[x_spec])
-    def elbo(x):
-      x = raw.standardize(_checked(x, "x", "elbo", config.image_shape, images))
-      terms = objectives.elbo_terms(x, enc(x), model.decoder, model.prior(), config.num_samples,
-                                    tf.constant(_ELBO_SEED, tf.int32))
-      return {k: terms[k] for k in ("elbo", "rate", "distortion")}
+    self.fns = {"serving_default": reconstruct, "encode": encode, "decode": decode,
+                "reconstruct": reconstruct}
+    if model.generative:
+      label_spec = [tf.TensorSpec([], tf.int32, name="label")] if k else []
 
-    self.encode, self.decode, self.reconstruct = encode, decode, reconstruct
-    if generative:
-      self.sample, self.elbo = sample, elbo
-    if hasattr(model, "classify"):
+      @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="n"),
+                                    tf.TensorSpec([2], tf.int32, name="seed"), *label_spec])
+      def sample(n, seed, *label):
+        out = model.sample(n, seed, label[0] if k else None)
+        return {key: value if key == "label" else raw.unstandardize(value)
+                for key, value in out.items()}
+
+      @tf.function(input_signature=[x_spec])
+      def elbo(x):
+        return model.elbo(x_in(x, "elbo"), tf.constant(_ELBO_SEED, tf.int32))
+
+      self.fns.update(sample=sample, elbo=elbo)
+    if model.has_classifier:
 
       @tf.function(input_signature=[x_spec])
       def classify(x):
-        probs = model.classify(raw.standardize(
-            _checked(x, "x", "classify", config.image_shape, images))).probs_parameter()
+        probs = model.classify(x_in(x, "classify")).probs_parameter()
         return {"probabilities": probs, "label": tf.argmax(probs, axis=-1)}
 
-      self.classify = classify
+      self.fns["classify"] = classify
+    if k:
 
-  def signatures(self):
-    out = {"serving_default": self.reconstruct, "encode": self.encode, "decode": self.decode,
-           "reconstruct": self.reconstruct}
-    if hasattr(self, "sample"):
-      out.update(sample=self.sample, elbo=self.elbo)
-    if hasattr(self, "classify"):
-      out["classify"] = self.classify
-    return out
+      @tf.function(input_signature=[x_spec])
+      def style_transfer(x):
+        return {"images": raw.unstandardize(model.style_transfer(x_in(x, "style_transfer")))}
 
-
-class _ExportedM2(tf.Module):
-  """M2's signatures (see the module docstring); tracks the variables only."""
-
-  def __init__(self, model):
-    super().__init__(name="tfvae_m2")
-    self.model_variables = list(model.variables)
-    config, k = model.config, model.num_classes
-    x_spec = tf.TensorSpec([None, *config.image_shape], tf.float32, name="x")
-    images = len(config.image_shape) == 3
-    y_spec = tf.TensorSpec([None], tf.int64, name="y")
-
-    @tf.function(input_signature=[x_spec])
-    def classify(x):
-      probs = model.classify(_checked(x, "x", "classify", config.image_shape, images)).probs_parameter()
-      return {"probabilities": probs, "label": tf.argmax(probs, axis=-1)}
-
-    @tf.function(input_signature=[x_spec, y_spec])
-    def encode(x, y):
-      q_z = model.encoder(_checked(x, "x", "encode", config.image_shape, images), tf.one_hot(y, k))
-      return {"loc": q_z.mean(), "scale": q_z.stddev()}
-
-    @tf.function(input_signature=[tf.TensorSpec([None, config.latent_dim], tf.float32, name="z"),
-                                  y_spec])
-    def decode(z, y):
-      z = _checked(z, "z", "decode", [config.latent_dim])
-      return _likelihood_params(config.likelihood, model.decode(z, tf.one_hot(y, k)))
-
-    @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="n"),
-                                  tf.TensorSpec([2], tf.int32, name="seed"),
-                                  tf.TensorSpec([], tf.int32, name="label")])
-    def sample(n, seed, label):
-      model_seed, x_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-      z_seed, y_seed = tf.unstack(tf.random.experimental.stateless_split(model_seed, 2))
-      drawn = tf.argmax(model.label_prior().sample(n, seed=y_seed), -1)  # y ~ p(y)
-      y = tf.where(label < 0, drawn, tf.cast(label, tf.int64))
-      p_x = model.decode(model.prior().sample(n, seed=z_seed), tf.one_hot(y, k))
-      return {"mean": p_x.mean(), "sample": tf.cast(p_x.sample(seed=x_seed), tf.float32),
-              "label": y}
-
-    @tf.function(input_signature=[x_spec])
-    def style_transfer(x):
-      return {"images": model.style_transfer(_checked(x, "x", "style_transfer",
-                                                       config.image_shape, images))}
-
-    @tf.function(input_signature=[x_spec])
-    def reconstruct(x):
-      return {"reconstruction": model.reconstruct(_checked(x, "x", "reconstruct",
-                                                           config.image_shape, images))}
-
-    @tf.function(input_signature=[x_spec])
-    def elbo(x):
-      x = _checked(x, "x", "elbo", config.image_shape, images)
-      batch = {"image": x, "label": -tf.ones([tf.shape(x)[0]], tf.int64)}
-      terms = model.losses(batch, tf.constant(_ELBO_SEED, tf.int32), tf.constant(0, tf.int64),
-                           training=False)
-      return {n: terms[n] for n in ("elbo", "rate", "distortion")}
-
-    self.fns = dict(serving_default=reconstruct, classify=classify, encode=encode,
-                    decode=decode, sample=sample, style_transfer=style_transfer,
-                    reconstruct=reconstruct, elbo=elbo)
+      self.fns["style_transfer"] = style_transfer
     for name, fn in self.fns.items():
       if name != "serving_default":
         setattr(self, name, fn)
@@ -302,7 +244,7 @@ def export(model, path, step=None):
   Returns:
     The folder the link now points to.
   """
-  module = _ExportedM2(model) if hasattr(model, "style_transfer") else _Exported(model)
+  module = _Exported(model)
   path = os.path.abspath(path)
   parent, name = os.path.split(path)
   target = f"{path}.{time.time_ns()}"

@@ -50,7 +50,7 @@ def write_scalars(writer, step, values):
 def write_images(writer, step, model, images, seed):
   with writer.as_default(step=step):
     tf.summary.image("reconstructions", reconstruction_grid(model, images))
-    if model.prior() is not None:  # deterministic autoencoders have no prior to sample
+    if model.generative:  # deterministic autoencoders have no prior to sample
       tf.summary.image("samples", sample_grid(model, 32, seed))
 
 

@@ -75,7 +75,7 @@ def draw(workdir, what, split="test", num_examples=3000, seed=0):
   part = getattr(data, split)
   images = (part.images[:num_examples] / data.max_value).astype(np.float32)
   labels = part.labels[:num_examples]
-  generative = model.prior() is not None
+  generative = model.generative
   if len(config.image_shape) == 1:
     skipped = [name for name in what if name in IMAGE_FIGURES]
     if skipped:

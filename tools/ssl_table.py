@@ -13,8 +13,8 @@ For each seed s = 0 .. label_seeds-1 (label subset --label_seed=s and weights/da
   5. M2's classifier q(y|x), and its generative model's classifier argmax_y ELBO(x, y).
 Prints (and with --output writes) a markdown table of test accuracy, mean +- std over the seeds.
 Each trained model lives in WORKDIR/LABELS/MODEL_seedS; re-running reads back finished cells
-(WORKDIR/LABELS/seedS.json; refused, naming the flag, if one of CELL_FLAGS differs from the
-values recorded in it) and resumes unfinished runs from their checkpoints.
+(WORKDIR/LABELS/seedS.json; refused, naming the flag, if a field that defines its numbers differs
+from the values recorded in it) and resumes unfinished runs from their checkpoints.
 """
 
 import json
@@ -55,11 +55,10 @@ flags.DEFINE_integer("all_label_seeds", 0,
 flags.DEFINE_string("output", "", "Also write the markdown table to this file.")
 FLAGS = flags.FLAGS
 
-# Flags that define a cell's numbers, recorded in it: a cached cell is reused only if they match.
-CELL_FLAGS = ("dataset", "binarization", "likelihood", "architecture", "hidden_sizes",
-              "conv_filters", "latent_dim", "epochs", "train_steps", "batch_size",
-              "labeled_batch_size", "prediction_weight", "classifier_weight", "nn_epochs",
-              "nn_max_steps")
+# This tool's own flags that define a cell's numbers; with the Config fields of
+# config.RESULT_ROLES of the cell's base config they are recorded in it, and a cached cell is
+# reused only if they match.
+TOOL_FLAGS = ("nn_epochs", "nn_max_steps")
 # What cells cached before the flags were recorded were computed with (the only choices then).
 _UNRECORDED = {"binarization": "dynamic", "likelihood": "bernoulli"}
 
@@ -100,6 +99,21 @@ def _train(config, workdir):
   return model, results["test"]
 
 
+def _defining(config):
+  """What a cell's numbers depend on: the base config's fields of config.RESULT_ROLES (but
+  --model, which each method sets) and TOOL_FLAGS."""
+  from tfvae import config as config_lib  # pylint: disable=import-outside-toplevel
+  names = [n for n in config_lib.names_with_roles(config_lib.RESULT_ROLES) if n != "model"]
+  values = {n: getattr(config, n) for n in names}
+  values.update({n: FLAGS[n].value for n in TOOL_FLAGS})
+  return {n: list(v) if isinstance(v, tuple) else v for n, v in values.items()}
+
+
+def _normal(value):
+  """A recorded value in one form (cells written earlier recorded list flags as strings)."""
+  return [str(v) for v in value] if isinstance(value, list) else value
+
+
 def _nn_epochs(num_labeled, batch_size=32):
   """--nn_epochs, capped so the supervised network takes at most --nn_max_steps steps."""
   steps_per_epoch = -(-num_labeled // batch_size)
@@ -116,11 +130,11 @@ def _cell(num_labels, seed):
   if os.path.exists(done):
     with open(done) as f:
       cell = json.load(f)
-    recorded = cell.get("flags", _UNRECORDED)
+    recorded, now = cell.get("flags", _UNRECORDED), _defining(_base_config(num_labels, seed))
     for name, value in recorded.items():
-      if value != FLAGS[name].value:
+      if name in now and _normal(value) != _normal(now[name]):
         raise app.UsageError(f"{done} was computed with --{name}={value}, not "
-                             f"--{name}={FLAGS[name].value}: use another --workdir.")
+                             f"--{name}={now[name]}: use another --workdir.")
     return cell
   config = _base_config(num_labels, seed)
   data = data_lib.load(config)
@@ -144,7 +158,7 @@ def _cell(num_labels, seed):
   out["m2"] = test["accuracy"]
   out["m2_generative"] = test["generative_accuracy"]
   out["num_labels"] = len(chosen)
-  out["flags"] = {name: FLAGS[name].value for name in CELL_FLAGS}
+  out["flags"] = _defining(_base_config(num_labels, seed))
   out["wall_s"] = round(time.perf_counter() - began)
   os.makedirs(root, exist_ok=True)
   with open(done + ".tmp", "w") as f:

@@ -85,7 +85,7 @@ def tfds_dataset(name, data_dir):
     labels = split.get("label", np.full(len(images), -1)).astype(np.int64)
     splits.append((images, labels))
   label = builder.info.features["label"] if "label" in builder.info.features else None
-  names = tuple(label.names) if hasattr(label, "names") else ()
+  names = (tuple(label.names) if isinstance(label, tfds.features.ClassLabel) else ())
   return arrays.Source(train=splits[0], test=splits[1], max_value=255, class_names=names,
                        origin=name)
 

@@ -128,7 +128,7 @@ def manifold(model, means, title, size=15):
   """
   q = stats.norm.ppf(np.linspace(0.05, 0.95, size))
   a, b = np.meshgrid(q, q[::-1])
-  if means.shape[1] == 2 and model.prior() is None:
+  if means.shape[1] == 2 and not model.generative:
     return _code_range_manifold(model, means, title, size)
   if means.shape[1] == 2:
     codes = np.stack([a.ravel(), b.ravel()], axis=1)

@@ -1,16 +1,14 @@
-"""Model families. Each has the same interface: built from a Config, exposes `encoder`,
-`decoder`, `prior()` (None for deterministic autoencoders), `trainable_variables`, and
-`losses(batch, seed, step, training)` returning a dict of per-example Tensors [B] that includes
-"loss" (the quantity minimized) and "distortion" (-log p(x|z), nats).
-`losses_and_posterior(...)` returns those terms and the q(z|x) they used (None for M2), so a
-caller encodes once; `posterior(x)` (None for M2), `reconstruct(x)` and, with a prior,
-`sample(n, seed)` -> {"mean", "sample"} are what evaluation, figures, summaries and the export
-ask of a model.
+"""Model families, one file each, on the interface declared in base.Model: prior() (None for
+deterministic autoencoders), generative, has_classifier, label_classes, beta(step), posterior,
+encode, decode, reconstruct, sample, elbo, classify, style_transfer, and
+`losses_and_posterior(batch, seed, step, training)` -> (per-example terms [B] with "loss" (the
+quantity minimized) and "distortion" (-log p(x|z), nats), the q(z|x) they used or None).
+Evaluation, export, summaries and figures ask these declarations, never `hasattr`.
 
-Models with a classifier (pc_vae, m2) also expose `classify(x) -> tfd.Categorical` (batch [B])
-and, when not training, a per-example "accuracy" term (1 for a correct prediction, 0 for a wrong
-one or an unknown label; m2 also "generative_accuracy", of argmax_y ELBO(x, y)); the Evaluator
-divides every term named *accuracy by the number of labeled examples."""
+Models with a classifier (pc_vae, m2) also give, when not training, a per-example "accuracy"
+term (1 for a correct prediction, 0 for a wrong one or an unknown label; m2 also
+"generative_accuracy", of argmax_y ELBO(x, y)); the Evaluator divides every term named
+*accuracy by the number of labeled examples."""
 
 from tfvae.models import ae
 from tfvae.models import m2
@@ -34,8 +32,3 @@ def build(config):
   import keras  # pylint: disable=import-outside-toplevel
   keras.config.set_dtype_policy(config.dtype_policy)
   return MODELS[config.model](config)
-
-
-def is_generative(model):
-  """True when the model has a prior p(z): an ELBO, importance sampling and prior samples exist."""
-  return model.prior() is not None

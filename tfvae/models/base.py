@@ -1,12 +1,90 @@
-"""What every encoder/decoder model shares: building both networks from a Config, and their
-variables in a fixed order."""
+"""The model interface every family declares (`Model`), and what encoder/decoder models share
+(`EncoderDecoder`: both networks built from a Config, their variables in a fixed order)."""
 
 import tensorflow as tf
 
 from tfvae import networks
 
 
-class EncoderDecoder(tf.Module):
+class Model(tf.Module):
+  """What a model offers. Evaluation, export, summaries and figures ask these, never `hasattr`;
+  a family overrides what it has. Shapes: x [B, *image_shape], z [B, latent_dim], y one-hot
+  [B, K] (label-conditional models only).
+
+  Declarations (defaults here):
+    prior() -> p(z) or None. None: a deterministic autoencoder; `generative` is False and there
+      is no sample, ELBO or importance-weighted bound.
+    has_classifier -> bool: classify(x) -> tfd.Categorical q(y|x) exists (pc_vae, m2).
+    label_classes -> int K > 0 when encode/decode/sample take a class y (m2); `posterior(x)` is
+      then None (q(z|x, y) needs y) and `style_transfer(x)` exists.
+    beta(step) -> the scheduled rate weight, or None for families without one.
+  """
+  has_classifier = False
+  label_classes = 0
+
+  def prior(self):
+    """p(z): a distribution with event [latent_dim], or None (deterministic autoencoders)."""
+    return None
+
+  @property
+  def generative(self):
+    """True when the model has a prior p(z): samples, an ELBO and importance sampling exist."""
+    return self.prior() is not None
+
+  def beta(self, step):
+    """The rate weight at `step` (float32 scalar Tensor), or None when the family has none."""
+    del step
+    return None
+
+  def classify(self, x):
+    """q(y|x), a tfd.Categorical with batch [B] (only where has_classifier)."""
+    raise NotImplementedError(f"{type(self).__name__} has no classifier.")
+
+  def posterior(self, x):
+    """q(z|x) (batch [B], event [latent_dim]), or None where it needs a class (label_classes)."""
+    raise NotImplementedError
+
+  def encode(self, x, y_onehot=None):
+    """q(z|x), or q(z|x, y) for label-conditional models (y_onehot [B, K])."""
+    del y_onehot
+    return self.posterior(x)
+
+  def decode(self, z, y_onehot=None):
+    """p(x|z), or p(x|z, y) for label-conditional models: batch [...], event image_shape."""
+    del y_onehot
+    return self.decoder(z)
+
+  def reconstruct(self, x):
+    """float32 [B, *image_shape]: the decoder mean at the posterior mean."""
+    raise NotImplementedError
+
+  def sample(self, n, seed, label=None):
+    """n draws {"mean", "sample"} [n, *image_shape] from the generative model (and "label" [n]
+    int64 for label-conditional ones: label < 0 or None draws y ~ p(y), else that class)."""
+    raise NotImplementedError
+
+  def elbo(self, x, seed):
+    """{"elbo", "rate", "distortion"}: float32 [B], nats, with the config's num_samples and a
+    stateless seed (what the exported `elbo` signature returns); generative models only."""
+    raise NotImplementedError
+
+  def style_transfer(self, x):
+    """Label-conditional models: the code of each image decoded with every class,
+    float32 [B, K, *image_shape]."""
+    raise NotImplementedError
+
+  def losses(self, batch, seed, step, training=True):
+    """The per-example loss terms of `losses_and_posterior` (dict of float32 [B], nats)."""
+    return self.losses_and_posterior(batch, seed, step, training)[0]
+
+  def losses_and_posterior(self, batch, seed, step, training=True):
+    """(terms, posterior): per-example loss terms (dict of float32 [B], nats; "loss" is
+    minimized) and the q(z|x) the encoder gave for batch["image"] (None where it needs a class),
+    computed with one encoder pass. Implemented by each family."""
+    raise NotImplementedError
+
+
+class EncoderDecoder(Model):
   """An encoder x [B, H, W, C] (or vectors [B, D]) -> distribution over codes and a decoder
   codes -> p(x|z).
 
@@ -47,31 +125,23 @@ class EncoderDecoder(tf.Module):
     """The decoder mean at the posterior mean: float32 [B, H, W, C] for x [B, H, W, C]."""
     return self.decoder(self.encoder(x).mean()).mean()
 
-  def sample(self, n, seed):
+  def sample(self, n, seed, label=None):
     """n draws from the generative model (models with a prior only).
 
     Args:
       n: int32 scalar.
       seed: int32 Tensor [2], stateless: the same seed gives the same images. It is split in
         two, one for z ~ p(z) and one for x ~ p(x|z), so the two draws are independent.
+      label: unused (these models are not label-conditional).
 
     Returns:
       {"mean": float32 [n, H, W, C] (the decoder mean at z), "sample": float32 [n, H, W, C]
       (pixels drawn from p(x|z))}. The exported `sample` signature returns the same.
     """
+    del label
     z_seed, x_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     p_x = self.decoder(self.prior().sample(n, seed=z_seed))
     return {"mean": p_x.mean(), "sample": tf.cast(p_x.sample(seed=x_seed), tf.float32)}
-
-  def losses(self, batch, seed, step, training=True):
-    """The per-example loss terms of `losses_and_posterior` (dict of float32 [B], nats)."""
-    return self.losses_and_posterior(batch, seed, step, training)[0]
-
-  def losses_and_posterior(self, batch, seed, step, training=True):
-    """(terms, posterior): per-example loss terms (dict of float32 [B], nats; "loss" is
-    minimized) and the distribution over codes the encoder gave for batch["image"] (batch [B],
-    event [latent_dim]), computed with one encoder pass. Implemented by each family."""
-    raise NotImplementedError
 
   @property
   def trainable_variables(self):

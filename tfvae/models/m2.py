@@ -26,12 +26,13 @@ import tensorflow_probability as tfp
 
 from tfvae import networks
 from tfvae import objectives
+from tfvae.models import base
 from tfvae.models import pc_vae
 
 tfd = tfp.distributions
 
 
-class M2(tf.Module):
+class M2(base.Model):
   """Classifier q(y|x), encoder q(z|x, y), decoder p(x|y, z); see the module docstring.
 
   Args:
@@ -44,6 +45,8 @@ class M2(tf.Module):
   log p(x).
   """
 
+  has_classifier = True
+
   def __init__(self, config):
     super().__init__(name="m2")
     if len(config.image_shape) != 3:
@@ -51,7 +54,7 @@ class M2(tf.Module):
     if config.num_classes < 2:
       raise ValueError(f"--model=m2 needs labels (num_classes={config.num_classes}).")
     self.config = config
-    self.num_classes = k = config.num_classes
+    self.num_classes = self.label_classes = k = config.num_classes
     sizes = dict(architecture=config.architecture, hidden_sizes=config.hidden_sizes,
                  conv_filters=config.conv_filters)
     self.classifier = networks.Classifier(config.image_shape, k, **sizes, name="classifier")
@@ -92,6 +95,16 @@ class M2(tf.Module):
   def decode(self, z, y_onehot, training=False):
     """p(x|y, z): z [..., D], y_onehot [..., K] -> batch [...], event [H, W, C]."""
     return self.decoder(tf.concat([z, y_onehot], -1), training=training)
+
+  def encode(self, x, y_onehot):
+    """q(z|x, y): x [B, H, W, C], y_onehot [B, K] -> batch [B], event [latent_dim]."""
+    return self.encoder(x, y_onehot)
+
+  def elbo(self, x, seed):
+    """{"elbo" (the bound -U(x) on log p(x)), "rate", "distortion"} [B], nats."""
+    batch = {"image": x, "label": -tf.ones([tf.shape(x)[0]], tf.int64)}
+    terms = self.losses(batch, seed, tf.constant(0, tf.int64), training=False)
+    return {n: terms[n] for n in ("elbo", "rate", "distortion")}
 
   def elbo_per_class(self, x, seed, training=False, index=None):
     """ELBO(x, y) and its parts for every class y, per example (eq. 6).
@@ -178,11 +191,18 @@ class M2(tf.Module):
     del x
     return None
 
-  def sample(self, n, seed):
-    """As the other models' `sample` (y ~ p(y) too): {"mean", "sample"} [n, H, W, C]."""
+  def sample(self, n, seed, label=None):
+    """As the other models' `sample`, and the class: {"mean", "sample"} [n, H, W, C], "label"
+    int64 [n]; label None or < 0 draws y ~ p(y), else every image is of that class (int
+    scalar)."""
     model_seed, x_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-    mean, p_x = self.sample_images(n, model_seed)
-    return {"mean": mean, "sample": tf.cast(p_x.sample(seed=x_seed), tf.float32)}
+    z_seed, y_seed = tf.unstack(tf.random.experimental.stateless_split(model_seed, 2))
+    y = tf.argmax(self.label_prior().sample(n, seed=y_seed), -1)  # y ~ p(y)
+    if label is not None:
+      y = tf.where(tf.cast(label, tf.int64) < 0, y, tf.cast(label, tf.int64))
+    p_x = self.decode(self.prior().sample(n, seed=z_seed), tf.one_hot(y, self.num_classes))
+    return {"mean": p_x.mean(), "sample": tf.cast(p_x.sample(seed=x_seed), tf.float32),
+            "label": y}
 
   def reconstruct(self, x):
     """Decoder mean at y = argmax q(y|x) and z = E q(z|x, y): float32 [B, H, W, C]."""

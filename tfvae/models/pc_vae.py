@@ -48,6 +48,8 @@ class PCVAE(vae.VAE):
       hidden_sizes (the classifier is an MLP on z with the encoder's last hidden width).
   """
 
+  has_classifier = True
+
   def __init__(self, config):
     super().__init__(config)
     if config.num_classes < 2:

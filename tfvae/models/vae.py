@@ -24,6 +24,12 @@ class VAE(base.EncoderDecoder):
   def prior(self):
     return networks.prior(self.config.latent_dim)
 
+  def elbo(self, x, seed):
+    """{"elbo", "rate", "distortion"} [B], nats (objectives.elbo_terms, num_samples samples)."""
+    terms = objectives.elbo_terms(x, self.encoder(x), self.decoder, self.prior(),
+                                  self.config.num_samples, seed)
+    return {k: terms[k] for k in ("elbo", "rate", "distortion")}
+
   def beta(self, step):
     """The scheduled rate weight at `step`, float32 scalar Tensor (objectives.scheduled_beta)."""
     c = self.config

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+import weakref
 
 import numpy as np
 import tensorflow as tf
@@ -144,11 +145,14 @@ def any_worker(strategy, flags):
   return [bool(v > 0) for v in np.asarray(summed)]
 
 
+_ALL_REDUCE = weakref.WeakKeyDictionary()  # strategy -> its traced all-reduce, one per strategy
+
+
 def _all_reduce_fn(strategy):
-  if not hasattr(strategy, "_tfvae_all_reduce"):  # one trace per strategy, reused
-    strategy._tfvae_all_reduce = tf.function(  # pylint: disable=protected-access
+  if strategy not in _ALL_REDUCE:
+    _ALL_REDUCE[strategy] = tf.function(
         lambda x: strategy.reduce("SUM", strategy.run(tf.identity, args=(x,)), axis=None))
-  return strategy._tfvae_all_reduce  # pylint: disable=protected-access
+  return _ALL_REDUCE[strategy]
 
 
 def distribute_dataset(strategy, dataset):

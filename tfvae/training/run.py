@@ -224,8 +224,9 @@ def train_and_evaluate(config, workdir, overwrite=False, strategy=None, source=N
             f"gradient (--max_consecutive_skips={config.max_consecutive_skips}), at step {step}. "
             f"The last good checkpoint is intact in {os.path.join(workdir, 'ckpt')}. Try a "
             "lower --learning_rate or --clip_grad_norm.")
-      if hasattr(trainer.model, "beta"):  # the scheduled rate weight, now
-        metrics["beta"] = float(trainer.model.beta(step))
+      beta = trainer.model.beta(step)  # the scheduled rate weight, now (None: no such weight)
+      if beta is not None:
+        metrics["beta"] = float(beta)
       summaries.write_scalars(writers["train"], step, {
           **metrics, "learning_rate": config.learning_rate,
           "examples_per_second": examples_per_second,

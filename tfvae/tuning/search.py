@@ -45,10 +45,6 @@ from tfvae.tuning.settings import TuneSettings
 
 TUNE_FILENAME = "tune.json"
 KERAS_TUNER_DIR = "keras_tuner"
-# Config fields that may differ when a search is continued (they do not change what a trial
-# computes); the searched fields are replaced per trial anyway.
-BASE_RESUMABLE_CHANGES = frozenset({"data_dir", "strategy", "num_cpu_devices", "steps_per_loop",
-                                    "checkpoint_every", "max_consecutive_skips"})
 
 def search_space(settings):
   """The keras-tuner search space, declared up front (Hyperband runs 0 trials otherwise).
@@ -208,13 +204,11 @@ def _check_or_write_tune_json(workdir, base_config, settings):
     old_base = config_lib.Config.from_dict(saved["base_config"])
     searched = {"beta", "latent_dim"} | ({"learning_rate"} if settings.searches_learning_rate
                                          else set())
-    diffs = [(n, getattr(old_settings, n), getattr(settings, n))
-             for n in TuneSettings.__dataclass_fields__ if n != "max_trials"
-             and getattr(old_settings, n) != getattr(settings, n)]
-    diffs += [(n, getattr(old_base, n), getattr(base_config, n))
-              for n in config_lib.Config.__dataclass_fields__
-              if n not in BASE_RESUMABLE_CHANGES | searched
-              and getattr(old_base, n) != getattr(base_config, n)]
+    # A continued search may change what never changes a result (config.CONTINUABLE_ROLES) and
+    # raise --max_trials; the searched fields are replaced per trial anyway.
+    diffs = config_lib.differences(old_settings, settings, {config_lib.SCHEDULE})
+    diffs += config_lib.differences(old_base, base_config, config_lib.CONTINUABLE_ROLES,
+                                    ignore=searched)
     if diffs:
       raise config_lib.ConfigError(
           "The workdir holds a search with other settings (" + "; ".join(

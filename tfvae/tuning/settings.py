@@ -14,27 +14,9 @@ TUNERS = ("random", "hyperband", "bayesian")
 # validation accuracy (tfvae.ssl.m1_accuracy: logistic regression on the posterior means of the
 # --num_labels labeled train examples chosen by --label_seed).
 OBJECTIVES = {"nll": "min", "elbo": "max", "m1_accuracy": "max"}
-
-HELP = {
-    "tuner": "Search algorithm: random, hyperband or bayesian.",
-    "max_trials": "Number of trials (for hyperband, a cap on top of its brackets). Raise it to "
-                  "extend a finished search.",
-    "objective": "Trial ranking: nll (validation -log p(x) by the importance-weighted bound at "
-                 "K = --eval_importance_samples, minimized), elbo (validation ELBO at beta = 1, "
-                 "maximized) or m1_accuracy (validation accuracy of logistic regression on the "
-                 "posterior means of --num_labels labeled train examples, Kingma et al. 2014 M1; "
-                 "maximized).",
-    "beta_min": "Smallest beta; beta is sampled log-uniformly in [--beta_min, --beta_max].",
-    "beta_max": "Largest beta.",
-    "latent_dims": "Comma-separated choices of --latent_dim.",
-    "learning_rate_min": "With --learning_rate_max, search the learning rate log-uniformly in "
-                         "this range; 0 (both): use --learning_rate for all trials.",
-    "learning_rate_max": "Largest learning rate searched (see --learning_rate_min).",
-    "tune_seed": "Seed of the search algorithm (which hyperparameters are tried). Training uses "
-                 "--seed, the same for every trial.",
-    "hyperband_max_epochs": "Hyperband: epochs of the longest trials (replaces --epochs).",
-    "hyperband_factor": "Hyperband: reduction factor between successive-halving rounds.",
-}
+# The role of the search's own settings: a continued search must keep them (all but max_trials,
+# whose role is SCHEDULE: raising it extends the search).
+SEARCH = "search"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,17 +26,45 @@ class TuneSettings:
   Raises:
     tfvae.config.ConfigError: naming the flag, for a value that cannot run.
   """
-  tuner: str = "random"
-  max_trials: int = 10
-  objective: str = "nll"
-  beta_min: float = 0.1
-  beta_max: float = 10.0
-  latent_dims: tuple[int, ...] = (2, 8, 32)
-  learning_rate_min: float = 0.0
-  learning_rate_max: float = 0.0
-  tune_seed: int = 0
-  hyperband_max_epochs: int = 9
-  hyperband_factor: int = 3
+  tuner: str = config_lib.field(
+      "random", SEARCH,
+      "Search algorithm: random, hyperband or bayesian.")
+  max_trials: int = config_lib.field(
+      10, config_lib.SCHEDULE,
+      "Number of trials (for hyperband, a cap on top of its brackets). Raise it to extend a "
+      "finished search.")
+  objective: str = config_lib.field(
+      "nll", SEARCH,
+      "Trial ranking: nll (validation -log p(x) by the importance-weighted bound at K = "
+      "--eval_importance_samples, minimized), elbo (validation ELBO at beta = 1, maximized) "
+      "or m1_accuracy (validation accuracy of logistic regression on the posterior means of "
+      "--num_labels labeled train examples, Kingma et al. 2014 M1; maximized).")
+  beta_min: float = config_lib.field(
+      0.1, SEARCH,
+      "Smallest beta; beta is sampled log-uniformly in [--beta_min, --beta_max].")
+  beta_max: float = config_lib.field(
+      10.0, SEARCH,
+      "Largest beta.")
+  latent_dims: tuple[int, ...] = config_lib.field(
+      (2, 8, 32), SEARCH,
+      "Comma-separated choices of --latent_dim.")
+  learning_rate_min: float = config_lib.field(
+      0.0, SEARCH,
+      "With --learning_rate_max, search the learning rate log-uniformly in this range; 0 "
+      "(both): use --learning_rate for all trials.")
+  learning_rate_max: float = config_lib.field(
+      0.0, SEARCH,
+      "Largest learning rate searched (see --learning_rate_min).")
+  tune_seed: int = config_lib.field(
+      0, SEARCH,
+      "Seed of the search algorithm (which hyperparameters are tried). Training uses --seed, "
+      "the same for every trial.")
+  hyperband_max_epochs: int = config_lib.field(
+      9, SEARCH,
+      "Hyperband: epochs of the longest trials (replaces --epochs).")
+  hyperband_factor: int = config_lib.field(
+      3, SEARCH,
+      "Hyperband: reduction factor between successive-halving rounds.")
 
   def __post_init__(self):
     error = config_lib.ConfigError
@@ -101,22 +111,10 @@ def define_flags():
   """Defines --workdir, the tune flags (TuneSettings) and the Config flags. Call once."""
   flags.DEFINE_string("workdir", "/tmp/tfvae/tune", "Folder of the search (one subfolder per "
                       "trial).")
-  for field in dataclasses.fields(TuneSettings):
-    define = {int: flags.DEFINE_integer, float: flags.DEFINE_float,
-              str: flags.DEFINE_string}.get(field.type)
-    if define:
-      define(field.name, field.default, HELP[field.name])
-    else:  # tuple[int, ...]
-      flags.DEFINE_list(field.name, [str(v) for v in field.default], HELP[field.name])
+  config_lib.define_flags(cls=TuneSettings)
   config_lib.define_flags()
 
 
 def settings_from_flags(flag_values):
   """TuneSettings from parsed flags. Raises ConfigError naming the flag."""
-  values = {f.name: flag_values[f.name].value for f in dataclasses.fields(TuneSettings)}
-  try:
-    values["latent_dims"] = tuple(int(v) for v in values["latent_dims"])
-  except ValueError:
-    raise config_lib.ConfigError(f"--latent_dims={','.join(values['latent_dims'])} must be "
-                                 "comma-separated integers.") from None
-  return TuneSettings(**values)
+  return config_lib.from_flags(flag_values, TuneSettings)
