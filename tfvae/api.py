@@ -14,6 +14,7 @@ stored) or float32 pixels already in [0, 1] for images [N, H, W, C]; raw float v
 the SavedModel does).
 """
 
+import logging as std_logging
 import os
 import time
 
@@ -22,6 +23,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from tfvae import cli
 from tfvae import data as data_lib
 from tfvae import summaries
 from tfvae import workdir as workdir_lib
@@ -30,11 +32,15 @@ from tfvae.errors import ConfigError
 from tfvae.evaluation import evaluator as evaluator_lib
 
 
+_QUIET = cli.TfvaeInfoOnly()
+
+
 def _show_logs():
   """Outside an absl app (a notebook, a script) absl prints only warnings: show tfvae's INFO
-  lines (progress, results) as the command line tools do."""
+  lines (progress, results) as the command line tools do, and other modules' warnings only."""
   if not flags.FLAGS.is_parsed() and logging.get_verbosity() < logging.INFO:
     logging.set_verbosity(logging.INFO)
+    std_logging.getLogger("absl").addFilter(_QUIET)
 
 
 def _as_source(data):
@@ -151,11 +157,10 @@ class TrainedModel:
     Raises:
       ValueError: for a model whose posterior needs a label as well (m2), or x of another shape.
     """
-    q_z = self.model.posterior(self._inputs(x))
-    if q_z is None:
+    if self.model.label_classes:
       raise ValueError(f"--model={self.config.model} encodes x together with a label y: use "
-                       "model.model.encoder.")
-    return q_z
+                       "model.model.encode(x, y_onehot).")
+    return self.model.posterior(self._inputs(x))
 
   def decode(self, z):
     """p(x|z): a tfd.Distribution, batch [N], event image_shape, for codes z float [N, D]
@@ -178,10 +183,11 @@ class TrainedModel:
     return {k: self._raw(v) for k, v in out.items()}
 
   def _terms(self, x):
-    batch = {"image": self._inputs(x), "label": tf.fill([len(x)], tf.constant(-1, tf.int64)),
-             "index": tf.range(len(x), dtype=tf.int64)}
-    terms = self.model.losses(batch, tf.constant(evaluator_lib.EVAL_SEED, tf.int32),
-                              tf.constant(self.step, tf.int64), training=False)
+    x = self._inputs(x)
+    batch = {"image": x, "label": tf.fill([tf.shape(x)[0]], tf.constant(-1, tf.int64)),
+             "index": tf.range(tf.shape(x)[0], dtype=tf.int64)}
+    terms = tf.function(self.model.losses)(batch, tf.constant(evaluator_lib.EVAL_SEED, tf.int32),
+                                           tf.constant(self.step, tf.int64), training=False)
     return {k: v.numpy() for k, v in terms.items()}
 
   def elbo(self, x):
@@ -203,14 +209,20 @@ class TrainedModel:
     Raises:
       ValueError: for models without a prior (deterministic autoencoders) or posterior (m2).
     """
-    q_z = self.encode(x)
     if not self.model.generative:
       raise ValueError(f"--model={self.config.model} has no prior: no bound on log p(x).")
-    x = self._inputs(x)
-    return evaluator_lib.iwae_bound(
-        self.model, x, num_importance_samples, chunk_size,
-        tf.constant(evaluator_lib.EVAL_SEED, tf.int32), q_z=q_z,
-        index=tf.range(tf.shape(x)[0], dtype=tf.int64)).numpy()
+    if self.model.label_classes:
+      raise ValueError(f"--model={self.config.model}: q(z|x, y) needs a class; its bound on "
+                       "log p(x) is the elbo (-U(x)).")
+
+    @tf.function
+    def bound(x):
+      return evaluator_lib.iwae_bound(
+          self.model, x, num_importance_samples, chunk_size,
+          tf.constant(evaluator_lib.EVAL_SEED, tf.int32), q_z=self.model.posterior(x),
+          index=tf.range(tf.shape(x)[0], dtype=tf.int64))
+
+    return bound(self._inputs(x)).numpy()
 
   def data(self, source=None):
     """The run's Data: `source` (given to `fit`) or config.dataset read again, checked against

@@ -100,7 +100,7 @@ def quiet_start(argv=None):
     import tensorflow_probability  # pylint: disable=import-outside-toplevel,unused-import
 
 
-class _TfvaeInfoOnly:
+class TfvaeInfoOnly:
   """Drops the INFO lines of other modules (TF's saver, signature renames); keeps tfvae's."""
 
   def filter(self, record):
@@ -110,7 +110,7 @@ class _TfvaeInfoOnly:
 def quiet_tf_info_logs():
   """Keeps WARNING and above from every module, INFO only from tfvae's own (--verbosity < 1)."""
   if logging.get_verbosity() < 1:
-    logging.get_absl_handler().python_handler.addFilter(_TfvaeInfoOnly())
+    logging.get_absl_handler().python_handler.addFilter(TfvaeInfoOnly())
 
 
 def exit_with(program, error, code):

@@ -106,7 +106,8 @@ def from_directory(path, image_size=None):
 
   Returns:
     Source of uint8 images [N, H, W, C] (max_value 255), labels from class folders (else -1),
-    with the splits the folder has.
+    with the splits the folder has; each split's files in a fixed shuffled order (seed 0), so
+    that a validation or test split cut from it holds every class.
 
   Raises:
     DataError: naming the folder or file: no images, an unreadable file, images of different
@@ -129,7 +130,11 @@ def from_directory(path, image_size=None):
     if not files:
       raise DataError(f"--dataset={path}: {folder} holds no image files "
                       f"({', '.join(IMAGE_EXTENSIONS)}), directly or in class subfolders.")
-    parts[split] = (_read_images(files, image_size, f"--dataset={path}"), np.asarray(labels))
+    # Files are listed class by class: a fixed shuffle, so that a held-out tail (validation)
+    # or a cut (test) is not one class.
+    order = np.random.default_rng(0).permutation(len(files))
+    parts[split] = (_read_images([files[i] for i in order], image_size, f"--dataset={path}"),
+                    np.asarray(labels)[order])
   shapes = {s: x.shape[1:] for s, (x, _) in parts.items()}
   if len(set(shapes.values())) > 1:
     raise DataError(f"--dataset={path}: the splits have images of different shapes {shapes}: "

@@ -174,9 +174,10 @@ def train_and_evaluate(config, workdir, overwrite=False, strategy=None, source=N
   per_epoch = data_lib.steps_per_epoch(data, config)
   total = config.train_steps or config.epochs * per_epoch
   eval_every = config.eval_every or per_epoch
-  logging.info("%s: %d train / %d validation / %d test images %s, %d replicas",
+  logging.info("%s: %d train / %d validation / %d test %s %s, %d replicas",
                config.dataset, len(data.train), len(data.validation), len(data.test),
-               data.image_shape, strategy.num_replicas_in_sync)
+               "images" if len(data.image_shape) == 3 else "vectors", data.image_shape,
+               strategy.num_replicas_in_sync)
   ckpt_dir = os.path.join(workdir, "ckpt")
   if start >= total:
     finished = workdir_lib.finished_results(workdir, start)
