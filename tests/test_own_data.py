@@ -216,3 +216,29 @@ def test_standardized_vectors_round_trip_through_the_export(tmp_path):
   assert abs(ours - x).mean() < abs(x.mean(0) - x).mean() * 2  # raw units, near the data
   with open(os.path.join(workdir, "config.json")) as f:
     assert len(json.load(f)["feature_mean"]) == 13
+  # Vectors get the latent figures and the curves, no pictures of x.
+  proc = run_module("tfvae.visualize", f"--workdir={workdir}", "--num_examples=100")
+  assert sorted(os.listdir(os.path.join(workdir, "figures"))) == [
+      "curves.png", "histograms.png", "latent_pca.png"]
+  assert "pictures of images" in proc.stderr
+
+
+def test_a_search_runs_on_a_csv_table(tmp_path):
+  """tfvae.tune on --dataset=PATH: every trial reads the table and records it."""
+  from sklearn import datasets  # pylint: disable=import-outside-toplevel
+  table = datasets.load_breast_cancer()
+  path = str(tmp_path / "cancer.csv")
+  _write_csv(path, [*table.feature_names, "target"],
+             [[*row, k] for row, k in zip(table.data, table.target)])
+  workdir = str(tmp_path / "tune")
+  run_module("tfvae.tune", f"--dataset={path}", "--label_column=target", "--binarization=none",
+             "--likelihood=normal", "--standardize", "--train_steps=20", "--batch_size=64",
+             "--max_trials=2", "--latent_dims=2,4", "--hidden_sizes=16", "--steps_per_loop=10",
+             f"--workdir={workdir}")
+  with open(os.path.join(workdir, "trials.csv")) as f:
+    trials = list(csv.DictReader(f))
+  assert len(trials) == 2 and all(t["status"] == "COMPLETED" for t in trials)
+  for t in trials:
+    with open(os.path.join(workdir, t["trial"], "config.json")) as f:
+      saved = json.load(f)
+    assert saved["dataset"] == path and saved["image_shape"] == [30]

@@ -125,7 +125,7 @@ def test_nan_in_every_batch_stops_with_a_clear_error_and_the_last_good_checkpoin
 
 
 BAD_INPUTS = [
-    (["--dataset=no_such_set"], "--dataset=no_such_set is neither 'digits' nor a TFDS"),
+    (["--dataset=no_such_set"], "--dataset=no_such_set is neither 'digits', a TFDS dataset name"),
     (["--model=gan"], "flag --model=gan: value should be one of <vae|ae|"),
     (["--latent_dim=0"], "--latent_dim=0 must be a positive integer"),
     (["--hidden_sizes=64,-1"], "--hidden_sizes=64,-1 must be positive integers"),

@@ -166,7 +166,7 @@ def test_a_dataset_that_cannot_be_had_gives_one_clear_message(tmp_path):
   proc = run_module("tfvae.train", *QUICK, "--dataset=no_such_dataset",
                     f"--workdir={tmp_path}", check=False)
   assert proc.returncode != 0 and "Traceback" not in proc.stderr
-  assert "--dataset=no_such_dataset is neither 'digits' nor a TFDS dataset name" in proc.stderr
+  assert "--dataset=no_such_dataset is neither 'digits', a TFDS dataset name" in proc.stderr
 
 
 @pytest.mark.slow
