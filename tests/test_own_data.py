@@ -242,3 +242,11 @@ def test_a_search_runs_on_a_csv_table(tmp_path):
     with open(os.path.join(workdir, t["trial"], "config.json")) as f:
       saved = json.load(f)
     assert saved["dataset"] == path and saved["image_shape"] == [30]
+
+
+@pytest.mark.parametrize("dataset, is_path", [
+    ("digits", False), ("fashion_mnist", False), ("cifar10/3.0.2", False),  # TFDS name/version
+    ("/data/x", True), ("./images", True), ("~/images", True), ("table.csv", True),
+    ("arrays.npz", True)])
+def test_a_path_is_told_from_a_dataset_name(dataset, is_path):
+  assert data_lib.files.is_path(dataset) is is_path

@@ -24,8 +24,11 @@ SPLITS = ("train", "validation", "test")
 
 
 def is_path(dataset):
-  """True if --dataset names a folder or a file tfvae reads rather than a dataset name."""
-  return os.path.isdir(dataset) or dataset.lower().endswith(ARRAY_EXTENSIONS) or os.sep in dataset
+  """True if --dataset names a folder or file rather than a dataset name: it exists, has a file
+  extension tfvae reads, or starts like a path (/, ., ~). A TFDS name with a version or config,
+  e.g. cifar10/3.0.2, stays a name."""
+  return (os.path.exists(dataset) or dataset.lower().endswith(ARRAY_EXTENSIONS)
+          or dataset.startswith(("/", ".", "~")))
 
 
 def from_path(path, image_size=None, max_value=None, label_column=""):
@@ -34,6 +37,7 @@ def from_path(path, image_size=None, max_value=None, label_column=""):
   Raises:
     DataError: naming --dataset=PATH, if it does not exist or is no folder or known file.
   """
+  path = os.path.expanduser(path)
   if os.path.isdir(path):
     return from_directory(path, image_size)
   if not os.path.exists(path):
