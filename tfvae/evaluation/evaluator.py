@@ -89,7 +89,7 @@ class Evaluator:
     self.strategy = strategy
     self.num_importance_samples = num_importance_samples
     self.chunk_size = chunk_size
-    self._step = tf.function(self._step_fn, reduce_retracing=True)  # last batch: smaller
+    self._step = tf.function(self._step_fn)
 
   def _replica_sums(self, batch):
     seed = tf.constant(EVAL_SEED, tf.int32)
