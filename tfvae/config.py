@@ -52,11 +52,10 @@ CHOICES = {
 }
 
 
-def field(default, role, help_text, choices=None):
-  """A field of a flag dataclass (Config, TuneSettings): its default, role, help text and, for
-  an enum flag, its choices (Config's are in CHOICES)."""
-  return dataclasses.field(default=default, metadata={"role": role, "help": help_text,
-                                                     "choices": choices})
+def field(default, role, help_text):
+  """A field of a flag dataclass (Config, TuneSettings): its default, role and help text
+  (the choices of Config's enum flags are in CHOICES)."""
+  return dataclasses.field(default=default, metadata={"role": role, "help": help_text})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -460,7 +459,7 @@ def check_resumable(saved, new):
 
 def define_flags(flag_values=None, cls=None):
   """Defines one absl flag per field of flag dataclass `cls` (default Config) from its metadata
-  (help, choices), but resolved fields. Call once, from an entry point."""
+  (help; choices from CHOICES for Config), but resolved fields. Call once, from an entry point."""
   from absl import flags  # pylint: disable=import-outside-toplevel
   cls, fv = cls or Config, flags.FLAGS if flag_values is None else flag_values
   hints = typing.get_type_hints(cls)
@@ -468,7 +467,7 @@ def define_flags(flag_values=None, cls=None):
     name, default, kind, meta = f.name, f.default, hints[f.name], f.metadata
     if meta["role"] == RESOLVED:
       continue
-    choices = meta["choices"] or (CHOICES.get(name) if cls is Config else None)
+    choices = CHOICES.get(name) if cls is Config else None
     if choices:
       flags.DEFINE_enum(name, default, choices, meta["help"], flag_values=fv)
     elif kind == bool:

@@ -82,15 +82,16 @@ def load(config, source=None):
   if config.data_fingerprint and fingerprint != config.data_fingerprint:
     raise DataError(f"--dataset={config.dataset}: the data differ from those the run was trained "
                     f"on (now: {fingerprint}; the run's: {config.data_fingerprint}).")
-  return build(source, config)
+  return build(source, config, fingerprint)
 
 
-def build(source, config):
+def build(source, config, fingerprint=None):
   """Splits a Source and binarizes it as `config` says: the Data a run trains and evaluates on.
 
   Args:
     source: tfvae.data.arrays.Source.
     config: Config; uses test_fraction, validation_fraction, binarization.
+    fingerprint: source.fingerprint() when the caller has it (else computed here).
 
   Returns:
     Data. Without a test split in the source, test is the first --test_fraction of a fixed
@@ -143,7 +144,8 @@ def build(source, config):
       splits[name] = _binarize_once(splits[name], source.max_value,
                                     _FIXED_BINARIZATION_SEED[name])
   return Data(max_value=source.max_value, class_names=source.class_names,
-              dequantize=config.binarization == "dequantize", fingerprint=source.fingerprint(),
+              dequantize=config.binarization == "dequantize",
+              fingerprint=fingerprint or source.fingerprint(),
               feature_mean=mean, feature_scale=scale, **splits)
 
 
