@@ -41,6 +41,20 @@ class LinearGaussian:
     return tfd.MultivariateNormalDiag(m + self.shift,
                                       np.sqrt(post_var).astype(np.float32) * self.widen)
 
+  # The part of the model interface (tfvae.models.base.Model) the bound uses.
+  @property
+  def noise_dim(self):
+    return self.latent_dim
+
+  def posterior(self, x):
+    return self.encoder(x)
+
+  def log_weight_terms(self, x, q_z, eps, training=False):
+    del training
+    z, log_q = objectives.reparameterize(q_z, eps)
+    return {"z": z, "log_likelihood": self.decoder(z).log_prob(x),
+            "log_prior": self.prior().log_prob(z), "log_posterior": log_q}
+
   def marginal(self):
     cov = self.w @ self.w.T + self.sigma**2 * np.eye(len(self.b), dtype=np.float32)
     return tfd.MultivariateNormalTriL(self.b, tf.linalg.cholesky(cov))

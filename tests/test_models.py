@@ -10,6 +10,8 @@ import pytest
 import tensorflow as tf
 
 from tfvae import config as config_lib
+from tfvae import flows
+from tfvae import serving
 from tfvae import models
 from tfvae import objectives
 from tfvae.training import run
@@ -130,19 +132,26 @@ def test_vae_loss_follows_the_beta_schedule_and_free_bits_but_reports_the_true_e
 FAMILIES = [("vae", "mlp"), ("vae", "conv"), ("ae", "mlp"), ("ae", "conv"),
             ("sparse_ae", "mlp"), ("sparse_ae", "conv"), ("denoising_ae", "mlp"),
             ("denoising_ae", "conv"), ("contractive_ae", "mlp"), ("contractive_ae", "conv")]
+# Density models (tests/test_density_models.py checks their log-densities).
+VARIANTS = {"hvae_vampprior": ("hvae", "gated_mlp", dict(prior="vampprior", num_pseudo_inputs=7)),
+            "vae_iaf_iwae": ("vae", "mlp", dict(posterior="iaf", training_objective="iwae",
+                                                num_samples=3)),
+            "vae_mixture_dreg": ("vae", "gated_mlp", dict(prior="mixture", num_samples=3,
+                                                          training_objective="iwae_dreg"))}
 
 
-@pytest.mark.parametrize("model,architecture", FAMILIES)
-def test_every_model_trains_exports_and_reloads(tmp_path, model, architecture):
+@pytest.mark.parametrize("model,architecture,extra", [(m, a, {}) for m, a in FAMILIES] + list(
+    VARIANTS.values()), ids=[f"{m}-{a}" for m, a in FAMILIES] + list(VARIANTS))
+def test_every_model_trains_exports_and_reloads(tmp_path, model, architecture, extra):
   config = config_lib.Config(model=model, architecture=architecture, hidden_sizes=(32,),
                              conv_filters=(4, 8), latent_dim=2, train_steps=6, steps_per_loop=3,
                              eval_every=6, batch_size=32, eval_importance_samples=2,
-                             strategy="one_device")
+                             strategy="one_device", **extra)
   workdir = str(tmp_path)
   results = run.train_and_evaluate(config, workdir)
   assert results["step"] == 6 and np.isfinite(results["test"]["loss"])
   assert np.isfinite(results["test"]["squared_error"])
-  generative = model == "vae"
+  generative = model in ("vae", "hvae")
   assert ("elbo" in results["test"]) == generative and ("nll" in results["test"]) == generative
   with open(os.path.join(workdir, "eval.json")) as f:
     key = "test_K2" if generative else "test"  # the key names K when there is an iwae_bound
@@ -158,12 +167,19 @@ def test_every_model_trains_exports_and_reloads(tmp_path, model, architecture):
   assert set(loaded.signatures) == expected
   x = tf.random.stateless_uniform([4, 8, 8, 1], [3, 3])
   np.testing.assert_allclose(loaded.signatures["reconstruct"](x=x)["reconstruction"],
-                             restored.decoder(restored.encoder(x).mean()).mean(), rtol=1e-5,
+                             restored.reconstruct(x), rtol=1e-5, atol=1e-6)
+  encoded, q_z = loaded.signatures["encode"](x=x), restored.posterior(x)
+  if isinstance(q_z, flows.FlowPosterior):  # q0's parameters, and the flow at q0's mean
+    np.testing.assert_allclose(encoded["code"], q_z.mean(), rtol=1e-5, atol=1e-5)
+    q_z = q_z.base
+  np.testing.assert_allclose(encoded["loc" if generative else "code"], q_z.mean(), rtol=1e-5,
                              atol=1e-6)
-  code = loaded.signatures["encode"](x=x)["loc" if generative else "code"]
-  np.testing.assert_allclose(code, restored.encoder(x).mean(), rtol=1e-5, atol=1e-6)
+  if generative:  # the exported elbo is the model's, on the same seed
+    np.testing.assert_allclose(loaded.signatures["elbo"](x=x)["elbo"],
+                               restored.elbo(x, tf.constant(serving._ELBO_SEED))["elbo"],
+                               rtol=1e-5)  # pylint: disable=protected-access
 
-  if architecture == "mlp":  # every figure draws (samples only where there is a prior)
+  if architecture != "conv":  # every figure draws (samples only where there is a prior)
     from tfvae import visualize  # pylint: disable=import-outside-toplevel
     paths = visualize.draw(workdir, visualize.FIGURES, num_examples=100)
     assert set(paths) == set(visualize.FIGURES) - (set() if generative else {"samples"})

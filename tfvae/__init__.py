@@ -5,7 +5,7 @@ The Python API (tfvae/api.py; every command line tool is built on it):
     import tfvae
     data = tfvae.data.from_directory("my_images/", image_size=(28, 28))   # or from_arrays(x, y)
     tfvae.fit(tfvae.Config(latent_dim=16, epochs=20), "runs/mine", data=data)
-    model = tfvae.load("runs/mine")           # config.json + latest checkpoint
+    model = tfvae.load("runs/mine")           # config.json + best (else latest) checkpoint
     q_z = model.encode(images)                # tfd.MultivariateNormalDiag, batch [N]
     model.evaluate(data, split="test", num_importance_samples=5000)
 

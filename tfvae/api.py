@@ -91,7 +91,8 @@ def fit(config, workdir, data=None, overwrite=False):
 
 
 def load(workdir, strategy=None):
-  """The trained model of a run: WORKDIR/config.json and its latest checkpoint.
+  """The trained model of a run: WORKDIR/config.json and its best checkpoint (ckpt/best, the
+  lowest validation loss), else its latest.
 
   Args:
     workdir: a run folder written by `fit` or `python -m tfvae.train`.
@@ -165,7 +166,7 @@ class TrainedModel:
   def decode(self, z):
     """p(x|z): a tfd.Distribution, batch [N], event image_shape, for codes z float [N, D]
     (over standardized features with --standardize)."""
-    return self.model.decoder(tf.constant(np.asarray(z), tf.float32))
+    return self.model.decode(tf.constant(np.asarray(z), tf.float32))
 
   def reconstruct(self, x):
     """float32 numpy [N, *image_shape]: the decoder mean at the posterior mean (raw units)."""

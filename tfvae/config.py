@@ -41,10 +41,16 @@ SEMI_SUPERVISED = ("m2", "pc_vae")
 # Flags whose value is one of a fixed set. absl rejects anything else with a message naming the flag.
 CHOICES = {
     "binarization": ("none", "static", "dynamic", "dequantize"),
-    "architecture": ("mlp", "conv"),
+    "architecture": ("mlp", "gated_mlp", "conv"),
+    "posterior_scale": ("softplus", "clamped_log_variance"),
+    "prior": ("standard_normal", "vampprior", "mixture"),
+    "posterior": ("diagonal", "iaf"),
+    "training_objective": ("elbo", "iwae", "iwae_dreg"),
+    "gradient_normalization": ("none", "per_parameter"),
     "likelihood": ("bernoulli", "normal", "normal_per_pixel", "laplace", "continuous_bernoulli",
                    "poisson", "negative_binomial"),
-    "model": ("vae", "ae", "sparse_ae", "denoising_ae", "contractive_ae", "m2", "pc_vae"),
+    "model": ("vae", "hvae", "ae", "sparse_ae", "denoising_ae", "contractive_ae", "m2",
+              "pc_vae"),
     "beta_schedule": ("constant", "linear", "cyclical"),
     "corruption": ("masking", "gaussian"),
     "strategy": ("mirrored", "one_device", "multi_worker"),
@@ -109,7 +115,9 @@ class Config:
   # MODEL: what the model is and what it optimizes.
   architecture: str = field(
       "mlp", MODEL,
-      "Encoder/decoder networks: mlp or conv.")
+      "Encoder/decoder networks: mlp (Dense + ReLU), gated_mlp (GatedDense layers h = "
+      "Linear(x) * sigmoid(Linear(x)), Dauphin et al. 2017, as in the VampPrior code of "
+      "Tomczak & Welling 2018) or conv.")
   hidden_sizes: tuple[int, ...] = field(
       (256, 128), MODEL,
       "Comma-separated hidden layer widths of the MLP (decoder mirrors encoder).")
@@ -119,6 +127,39 @@ class Config:
   latent_dim: int = field(
       16, MODEL,
       "Dimension D of the latent code z.")
+  posterior_scale: str = field(
+      "softplus", MODEL,
+      "How the encoder outputs the posterior's scale: softplus (scale = softplus(.) + 1e-4) "
+      "or clamped_log_variance (log sigma^2 clipped to [-6, 2], the VampPrior code's hardtanh)."
+      )
+  posterior: str = field(
+      "diagonal", MODEL,
+      "q(z|x): diagonal (MultivariateNormalDiag) or iaf (that Gaussian pushed through "
+      "--num_flows inverse autoregressive flows conditioned on the encoder's features, Kingma "
+      "et al. 2016; log q(z|x) exact by the change of variables). vae and hvae (top layer).")
+  num_flows: int = field(
+      2, MODEL,
+      "--posterior=iaf: number of autoregressive flow steps (MADE networks with the MLP's "
+      "--hidden_sizes, the order reversed between steps).")
+  prior: str = field(
+      "standard_normal", MODEL,
+      "p(z): standard_normal (N(0, I); the rate is the analytic KL), vampprior (the mixture of "
+      "the posteriors of --num_pseudo_inputs learned pseudo-inputs, Tomczak & Welling 2018) or"
+      " mixture (a learned mixture of --num_mixture_components diagonal Gaussians). With a "
+      "mixture prior or an iaf posterior the rate is a Monte Carlo estimate (no closed form)."
+      " vae and hvae (top layer).")
+  num_pseudo_inputs: int = field(
+      500, MODEL,
+      "--prior=vampprior: K, the number of learned pseudo-inputs.")
+  num_mixture_components: int = field(
+      10, MODEL,
+      "--prior=mixture: number of Gaussian components.")
+  training_objective: str = field(
+      "elbo", MODEL,
+      "What a vae/hvae maximizes: elbo (the beta-weighted ELBO), iwae (the importance-weighted "
+      "bound with --num_samples samples, Burda et al. 2016; beta weights log p(z) - log q(z|x)"
+      " inside each weight) or iwae_dreg (the same bound with the doubly reparameterized "
+      "encoder gradient of Tucker et al. 2019; diagonal posterior, prior not vampprior).")
   likelihood: str = field(
       "bernoulli", MODEL,
       "Decoder distribution p(x|z): bernoulli (binary pixels); normal with one learned scale;"
@@ -129,8 +170,9 @@ class Config:
       "their reconstruction loss.")
   model: str = field(
       "vae", MODEL,
-      "Model family: vae (beta > 1: beta-VAE); ae, sparse_ae, denoising_ae, contractive_ae "
-      "(deterministic autoencoders); m2 (Kingma et al. 2014) and pc_vae (Hope et al. 2020), "
+      "Model family: vae (beta > 1: beta-VAE); hvae (two latent layers z2 -> z1 -> x, "
+      "q(z1|x, z2) q(z2|x), Tomczak & Welling 2018; --latent_dim each); ae, sparse_ae, "
+      "denoising_ae, contractive_ae (deterministic autoencoders); m2 (Kingma et al. 2014) and pc_vae (Hope et al. 2020), "
       "semi-supervised with --num_labels.")
   beta: float = field(
       1.0, MODEL,
@@ -169,7 +211,9 @@ class Config:
       "the encoder's Jacobian (Rifai et al. 2011).")
   num_samples: int = field(
       1, MODEL,
-      "Monte Carlo samples L of z per example for the distortion term.")
+      "Monte Carlo samples L of z per example: of the distortion term "
+      "(--training_objective=elbo), or the K of the bound (--training_objective=iwae, "
+      "iwae_dreg).")
   num_labels: str = field(
       "all", MODEL,
       "Semi-supervised: 'all' (every train label is known) or N, the number of labeled train "
@@ -199,6 +243,10 @@ class Config:
   learning_rate: float = field(
       1e-3, OPTIMIZATION,
       "Adam learning rate.")
+  gradient_normalization: str = field(
+      "none", OPTIMIZATION,
+      "none, or per_parameter: each variable's (all-reduced) gradient divided by its L2 norm "
+      "before the Adam update (the VampPrior code's AdamNormGrad).")
   seed: int = field(
       0, OPTIMIZATION,
       "The one seed: weights, data order, binarization and sampling noise.")
@@ -217,6 +265,13 @@ class Config:
       10, SCHEDULE,
       "K of the importance-weighted bound (iwae_bound, nll) logged at every evaluation during"
       " training; 0 skips it.")
+
+  early_stopping_patience: int = field(
+      0, SCHEDULE,
+      "Stop when the validation loss has not improved for this many evaluations (0: never);"
+      " evaluations during a beta warm-up (--beta_schedule=linear) are not counted. The best "
+      "checkpoint is kept in WORKDIR/ckpt/best either way and used by the final evaluation "
+      "and the export.")
 
   # SAFEGUARD: interventions on a run that goes wrong (may change on resume).
   clip_grad_norm: float = field(
@@ -311,12 +366,14 @@ class Config:
     for name, choices in CHOICES.items():  # (absl checks them too, before this)
       if getattr(self, name) not in choices:
         raise ConfigError(f"--{name}={getattr(self, name)!r} is not one of {', '.join(choices)}.")
-    positive = ("latent_dim", "num_samples", "batch_size", "eval_batch_size", "steps_per_loop",
+    positive = ("latent_dim", "num_samples", "num_flows", "num_pseudo_inputs",
+                "num_mixture_components", "batch_size", "eval_batch_size", "steps_per_loop",
                 "checkpoint_every", "num_cpu_devices", "max_consecutive_skips")
     for name in positive:
       if getattr(self, name) < 1:
         raise ConfigError(f"--{name}={getattr(self, name)} must be a positive integer.")
-    for name in ("epochs", "train_steps", "eval_every", "eval_importance_samples"):
+    for name in ("epochs", "train_steps", "eval_every", "eval_importance_samples",
+                 "early_stopping_patience"):
       if getattr(self, name) < 0:
         raise ConfigError(f"--{name}={getattr(self, name)} must be >= 0.")
     if self.epochs == 0 and self.train_steps == 0:
@@ -332,6 +389,19 @@ class Config:
     if self.corruption == "masking" and self.corruption_level >= 1:
       raise ConfigError(f"--corruption_level={self.corruption_level} must be in [0, 1) for "
                         "--corruption=masking (it is the probability of masking a pixel).")
+    if self.training_objective == "iwae_dreg" and (self.posterior != "diagonal" or
+                                                   self.prior == "vampprior"):
+      raise ConfigError("--training_objective=iwae_dreg needs --posterior=diagonal and a prior "
+                        f"that does not share the encoder (got --posterior={self.posterior}, "
+                        f"--prior={self.prior}); use --training_objective=iwae.")
+    if self.model == "hvae" and (self.posterior != "diagonal" or
+                                 self.training_objective == "iwae_dreg"):
+      raise ConfigError("--model=hvae supports --posterior=diagonal and --training_objective="
+                        "elbo or iwae only.")
+    if self.free_bits > 0 and (self.model == "hvae" or self.prior != "standard_normal"
+                               or self.posterior != "diagonal"):
+      raise ConfigError(f"--free_bits={self.free_bits} needs the analytic per-dimension KL: "
+                        "--model=vae with --prior=standard_normal and --posterior=diagonal.")
     if self.clip_grad_norm < 0:
       raise ConfigError(f"--clip_grad_norm={self.clip_grad_norm} must be >= 0.")
     if self.learning_rate <= 0:

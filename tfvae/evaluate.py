@@ -1,7 +1,7 @@
 """Entry point: `python -m tfvae.evaluate --workdir=DIR [--split=test] [--num_importance_samples=K]`.
 
-Rebuilds the model from WORKDIR/config.json and its latest checkpoint, evaluates one split under
-the run's distribution strategy, merges the result into WORKDIR/eval.json under a key that names
+Rebuilds the model from WORKDIR/config.json and its best checkpoint (else its latest),
+evaluates one split under the run's distribution strategy, merges the result into WORKDIR/eval.json under a key that names
 the split and K, e.g. "test_K5000" (other entries are kept; tfvae/workdir.py) and writes it to TensorBoard (WORKDIR/tensorboard/eval, tags prefixed
 with the split and K). The standard report is --split=test --num_importance_samples=5000.
 

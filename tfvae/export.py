@@ -1,4 +1,5 @@
-"""Entry point: `python -m tfvae.export --workdir=DIR`: the run's latest checkpoint as a SavedModel.
+"""Entry point: `python -m tfvae.export --workdir=DIR`: the run's best (else latest) checkpoint
+as a SavedModel.
 
 Writes WORKDIR/export (signatures: tfvae/serving.py).
 """

@@ -2,7 +2,8 @@
 
 Encoder: x float32 [B, H, W, C] -> q(z|x) = MultivariateNormalDiag, batch [B], event [latent_dim].
 Decoder: z float32 [..., latent_dim] -> p(x|z) = Independent(..., 3), batch [...], event [H, W, C].
-Both are built with `architecture="mlp"` (Flatten + Dense stack) or `"conv"` (stride-2 3x3 convs;
+Both are built with `architecture="mlp"` (Flatten + Dense stack), `"gated_mlp"` (Flatten +
+GatedDense stack) or `"conv"` (stride-2 3x3 convs;
 the decoder mirrors them with transposed convs and crops to H x W, so any H, W works: 8x8, 28x28,
 32x32, ...). Distribution parameters are float32 whatever the compute dtype.
 """
@@ -31,47 +32,119 @@ def prior(latent_dim):
   return tfd.MultivariateNormalDiag(loc=tf.zeros([latent_dim]), scale_diag=tf.ones([latent_dim]))
 
 
+# --posterior_scale=clamped_log_variance: log sigma^2 is clipped to this range (the hardtanh of
+# the VampPrior code, Tomczak & Welling 2018).
+LOG_VARIANCE_RANGE = (-6.0, 2.0)
+
+
+@keras.saving.register_keras_serializable("tfvae")
+class GatedDense(keras.layers.Layer):
+  """h = (x W + b) * sigmoid(x V + c): a gated linear unit (Dauphin et al., "Language modeling
+  with gated convolutional networks", ICML 2017), the GatedDense layer of the VampPrior code
+  (Tomczak & Welling, AISTATS 2018), which uses no other activation.
+
+  Args:
+    units: output width.
+
+  Input [..., F] -> output [..., units].
+  """
+
+  def __init__(self, units, **kwargs):
+    super().__init__(**kwargs)
+    self.units = units
+    self.linear = keras.layers.Dense(units, name="linear")
+    self.gate = keras.layers.Dense(units, activation="sigmoid", name="gate")
+
+  def build(self, input_shape):
+    self.linear.build(input_shape)
+    self.gate.build(input_shape)
+
+  def call(self, x):
+    return self.linear(x) * self.gate(x)
+
+  def compute_output_shape(self, input_shape):
+    return (*input_shape[:-1], self.units)
+
+  def get_config(self):
+    return {**super().get_config(), "units": self.units}
+
+
+def dense_stack(architecture, sizes):
+  """Dense layers of the given widths: ReLU Dense for mlp (and conv's dense parts), GatedDense
+  for gated_mlp."""
+  if architecture == "gated_mlp":
+    return [GatedDense(h) for h in sizes]
+  return [keras.layers.Dense(h, activation="relu") for h in sizes]
+
+
 def _conv_body(conv_filters):
   return [keras.layers.Conv2D(f, 3, strides=2, padding="same", activation="relu")
           for f in conv_filters] + [keras.layers.Flatten()]
 
 
-def _mlp_body(hidden_sizes):
-  return [keras.layers.Flatten()] + [keras.layers.Dense(h, activation="relu")
-                                     for h in hidden_sizes]
-
-
 def image_body(architecture, hidden_sizes, conv_filters):
   """The encoder's body as a list of Keras layers: x [B, H, W, C] -> features [B, F]."""
-  return _mlp_body(hidden_sizes) if architecture == "mlp" else _conv_body(conv_filters)
+  if architecture == "conv":
+    return _conv_body(conv_filters)
+  return [keras.layers.Flatten()] + dense_stack(architecture, hidden_sizes)
+
+
+def diagonal_gaussian(params, posterior_scale="softplus"):
+  """MultivariateNormalDiag from params [..., 2 D] = (loc, raw scale) on the last axis.
+
+  posterior_scale="softplus": scale = softplus(raw) + MIN_POSTERIOR_SCALE;
+  "clamped_log_variance": raw is log sigma^2, clipped to LOG_VARIANCE_RANGE (zero gradient
+  outside it), scale = exp(raw / 2).
+  """
+  loc, raw = tf.split(params, 2, axis=-1)
+  if posterior_scale == "clamped_log_variance":
+    scale = tf.exp(0.5 * tf.clip_by_value(raw, *LOG_VARIANCE_RANGE))
+  else:
+    scale = tf.nn.softplus(raw) + MIN_POSTERIOR_SCALE
+  return tfd.MultivariateNormalDiag(loc=loc, scale_diag=scale)
 
 
 class Encoder(keras.Model):
   """x [B, H, W, C] -> q(z|x), batch [B], event [latent_dim].
 
-  stochastic=True: MultivariateNormalDiag(loc, softplus(.) + MIN_POSTERIOR_SCALE).
+  stochastic=True: MultivariateNormalDiag (`diagonal_gaussian` with `posterior_scale`); with
+  num_flows > 0 that Gaussian pushed through an inverse autoregressive flow conditioned on the
+  body's features (tfvae.flows.FlowPosterior).
   stochastic=False (deterministic autoencoders): VectorDeterministic(h), a point mass at the code
   h; its mean() is h and its stddev() is 0, so code that reads posterior means works unchanged.
   """
 
   def __init__(self, image_shape, latent_dim, architecture="mlp", hidden_sizes=(256, 128),
-               conv_filters=(32, 64), stochastic=True, **kwargs):
+               conv_filters=(32, 64), stochastic=True, posterior_scale="softplus", num_flows=0,
+               **kwargs):
     super().__init__(**kwargs)
     self.image_shape = tuple(image_shape)
     self.latent_dim = latent_dim
     self.stochastic = stochastic
-    body = _mlp_body(hidden_sizes) if architecture == "mlp" else _conv_body(conv_filters)
+    self.posterior_scale = posterior_scale
+    body = image_body(architecture, hidden_sizes, conv_filters)
     self.body = keras.Sequential([keras.Input(self.image_shape)] + body, name="body")
     self.head = keras.layers.Dense((2 if stochastic else 1) * latent_dim, dtype="float32",
                                    name="posterior_params" if stochastic else "code")
+    self.flow = None
+    if num_flows:
+      from tfvae import flows  # pylint: disable=import-outside-toplevel
+      self.flow = flows.InverseAutoregressiveFlow(latent_dim, hidden_sizes, num_flows,
+                                                  name="flow")
+
+  def gaussian(self, x, training=False):
+    """The diagonal Gaussian part of q(z|x) (all of it without a flow): batch [B], event [D]."""
+    return diagonal_gaussian(self.head(self.body(x, training=training)), self.posterior_scale)
 
   def call(self, x, training=False):
-    params = self.head(self.body(x, training=training))
+    features = self.body(x, training=training)
+    params = self.head(features)
     if not self.stochastic:
       return tfd.VectorDeterministic(loc=params)
-    loc, raw_scale = tf.split(params, 2, axis=-1)
-    return tfd.MultivariateNormalDiag(
-        loc=loc, scale_diag=tf.nn.softplus(raw_scale) + MIN_POSTERIOR_SCALE)
+    base = diagonal_gaussian(params, self.posterior_scale)
+    if self.flow is None:
+      return base
+    return self.flow.posterior(base, tf.cast(features, tf.float32), training=training)
 
 
 class Decoder(keras.Model):
@@ -99,15 +172,15 @@ class Decoder(keras.Model):
     self.image_shape = tuple(image_shape)
     self.latent_dim = latent_dim
     self.likelihood = likelihood
-    if len(self.image_shape) == 1 and architecture != "mlp":
+    if len(self.image_shape) == 1 and architecture == "conv":
       raise ValueError(f"--architecture={architecture} needs images; vectors "
                        f"{self.image_shape} use the mlp.")
     self.out_shape = self.image_shape
     if likelihood == "normal_per_pixel":  # loc and raw scale, stacked on the last axis
       self.out_shape = (*self.image_shape[:-1], 2 * self.image_shape[-1])
     layers = [keras.Input((latent_dim,))]
-    if architecture == "mlp":
-      layers += [keras.layers.Dense(h, activation="relu") for h in reversed(hidden_sizes)]
+    if architecture != "conv":
+      layers += dense_stack(architecture, list(reversed(hidden_sizes)))
       layers += [keras.layers.Dense(int(np.prod(self.out_shape)), dtype="float32"),
                  keras.layers.Reshape(self.out_shape, dtype="float32")]
     else:
@@ -164,7 +237,8 @@ class Classifier(keras.Model):
     super().__init__(**kwargs)
     self.num_classes = num_classes
     body = (_conv_body(conv_filters) if architecture == "conv" and len(input_shape) == 3
-            else _mlp_body(hidden_sizes))
+            else [keras.layers.Flatten()] + dense_stack(
+                "gated_mlp" if architecture == "gated_mlp" else "mlp", hidden_sizes))
     self.body = keras.Sequential([keras.Input(tuple(input_shape))] + body, name="body")
     self.head = keras.layers.Dense(num_classes, dtype="float32", name="logits")
 
@@ -183,7 +257,7 @@ class ConditionalEncoder(keras.Model):
     self.image_shape = tuple(image_shape)
     self.latent_dim = latent_dim
     self.num_classes = num_classes
-    body = _mlp_body(hidden_sizes) if architecture == "mlp" else _conv_body(conv_filters)
+    body = image_body(architecture, hidden_sizes, conv_filters)
     self.body = keras.Sequential([keras.Input(self.image_shape)] + body, name="body")
     self.joint = keras.layers.Dense(hidden_sizes[-1], activation="relu", name="joint")
     self.head = keras.layers.Dense(2 * latent_dim, dtype="float32", name="posterior_params")

@@ -6,6 +6,8 @@ References:
   Kingma & Welling, "Auto-Encoding Variational Bayes", ICLR 2014 (the ELBO, eq. 3 and 10).
   Higgins et al., "beta-VAE", ICLR 2017 (the beta weight on the rate).
   Burda, Grosse & Salakhutdinov, "Importance Weighted Autoencoders", ICLR 2016 (eq. 8).
+  Tucker, Lawson, Gu & Maddison, "Doubly reparameterized gradient estimators for Monte Carlo
+  objectives", ICLR 2019 (eq. 5: the DReG estimator of the IWAE gradient).
 """
 
 import tensorflow as tf
@@ -90,6 +92,24 @@ def replica_normal_noise(num_samples, batch_size, latent_dim, seed, index=None):
   return noise[:, replica * batch_size:(replica + 1) * batch_size]
 
 
+def reparameterize(q_z, eps):
+  """z ~ q(z|x) from standard normal noise, and its exact log q(z|x).
+
+  Args:
+    q_z: MultivariateNormalDiag (z = loc + scale * eps) or tfvae.flows.FlowPosterior (the
+      flow applied to that; log q by the change of variables), batch [B], event [D].
+    eps: float32 [L, B, D].
+
+  Returns:
+    (z float32 [L, B, D], differentiable in q_z's parameters; log_q float32 [L, B], nats).
+  """
+  from tfvae import flows  # pylint: disable=import-outside-toplevel
+  if isinstance(q_z, flows.FlowPosterior):
+    return q_z.sample_from_noise(eps)
+  z = q_z.bijector.forward(eps)
+  return z, q_z.log_prob(z)
+
+
 def sample_latents(q_z, num_samples, seed, index=None):
   """Reparameterized samples z = loc + scale * eps from q(z|x), eps as `replica_normal_noise`.
 
@@ -106,6 +126,60 @@ def sample_latents(q_z, num_samples, seed, index=None):
   loc = q_z.loc
   eps = replica_normal_noise(num_samples, tf.shape(loc)[0], loc.shape[-1], seed, index)
   return q_z.bijector.forward(eps)
+
+
+def bound_terms(parts, rate_closed_form=None):
+  """The ELBO and its parts from the log-densities at L posterior samples.
+
+  distortion = -(1/L) sum_l log p(x|z_l); rate = KL(q(z|x) || p(z)): `rate_closed_form` where
+  given (analytic), else the Monte Carlo estimate (1/L) sum_l log q(z_l|x) - log p(z_l);
+  elbo = -(distortion + rate).
+
+  Args:
+    parts: dict of float32 [L, B], nats: log_likelihood (log p(x|z)), log_prior (log p(z)),
+      log_posterior (log q(z|x)).
+    rate_closed_form: optional float32 [B].
+
+  Returns:
+    dict of float32 [B], nats: elbo, rate, distortion.
+  """
+  distortion = -tf.reduce_mean(parts["log_likelihood"], 0)
+  rate_ = rate_closed_form
+  if rate_ is None:
+    rate_ = tf.reduce_mean(parts["log_posterior"] - parts["log_prior"], 0)
+  return {"elbo": -(distortion + rate_), "rate": rate_, "distortion": distortion}
+
+
+def log_weights(parts, beta=1.0):
+  """log w_l = log p(x|z_l) + beta (log p(z_l) - log q(z_l|x)), float32 [L, B] (beta = 1: the
+  importance log-weights of `iwae_bound`)."""
+  return parts["log_likelihood"] + beta * (parts["log_prior"] - parts["log_posterior"])
+
+
+def dreg_surrogate(parts, detached_parts, beta=1.0):
+  """A scalar-per-example surrogate whose gradient is the doubly reparameterized (DReG)
+  estimator of the gradient of the IWAE bound (Tucker et al. 2019, eq. 5 and 7):
+
+  encoder (phi): sum_k w~_k^2 d log w_k / d z_k  d z_k / d phi, with log q's parameters held
+    fixed in log w (only the path through z);
+  decoder and prior (theta): sum_k w~_k d log w_k / d theta, the IWAE gradient;
+  w~ = softmax_k(log w), held fixed.
+
+  Args:
+    parts: log_likelihood, log_prior [L, B] at z_k (differentiable in z and theta) and
+      log_posterior [L, B] evaluated with q's parameters stopped (differentiable in z only).
+    detached_parts: log_likelihood and log_prior at stop_gradient(z) (theta only).
+    beta: the rate weight inside the weights (1 for the bound).
+
+  Returns:
+    float32 [B]: its value is the negative bound; minimize it.
+  """
+  log_w = log_weights(parts, beta)
+  w = tf.stop_gradient(tf.nn.softmax(log_w, axis=0))
+  detached = detached_parts["log_likelihood"] + beta * detached_parts["log_prior"]
+  surrogate = -tf.reduce_sum(tf.square(w) * log_w + (w - tf.square(w)) * detached, 0)
+  value = -iwae_bound(log_w)
+  return tf.stop_gradient(value) + surrogate - tf.stop_gradient(surrogate)
 
 
 def elbo_terms(x, q_z, decoder, p_z, num_samples, seed, beta=1.0, index=None):
@@ -168,17 +242,31 @@ def importance_log_weights(x, q_z, decoder, p_z, first_block, num_blocks, seed, 
     float32 Tensor [num_blocks * NOISE_BLOCK, B], nats.
   """
   loc = q_z.loc
-  if index is None:
-    eps = tf.concat([replica_normal_noise(
-        NOISE_BLOCK, tf.shape(loc)[0], loc.shape[-1],
-        tf.random.experimental.stateless_fold_in(seed, first_block + j))
-                     for j in range(num_blocks)], axis=0)
-  else:
-    end = (first_block + num_blocks) * NOISE_BLOCK
-    eps = example_normal_noise([seed], index, [end, loc.shape[-1]])[0]  # [B, end, D]
-    eps = tf.transpose(eps[:, end - num_blocks * NOISE_BLOCK:], [1, 0, 2])
+  eps = importance_noise(tf.shape(loc)[0], loc.shape[-1], first_block, num_blocks, seed, index)
   z = q_z.bijector.forward(eps)
   return decoder(z).log_prob(x) + p_z.log_prob(z) - q_z.log_prob(z)
+
+
+def importance_noise(batch_size, dim, first_block, num_blocks, seed, index=None):
+  """The standard normal noise of importance samples first_block * NOISE_BLOCK ... (first_block
+  + num_blocks) * NOISE_BLOCK - 1, as `importance_log_weights` draws it (see there).
+
+  Args:
+    batch_size: int32 scalar B (this replica's).
+    dim: int, the noise dimension of one sample (a model's noise_dim).
+    first_block, num_blocks, seed, index: as `importance_log_weights`.
+
+  Returns:
+    float32 Tensor [num_blocks * NOISE_BLOCK, B, dim].
+  """
+  if index is None:
+    return tf.concat([replica_normal_noise(
+        NOISE_BLOCK, batch_size, dim,
+        tf.random.experimental.stateless_fold_in(seed, first_block + j))
+                      for j in range(num_blocks)], axis=0)
+  end = (first_block + num_blocks) * NOISE_BLOCK
+  eps = example_normal_noise([seed], index, [end, dim])[0]  # [B, end, dim]
+  return tf.transpose(eps[:, end - num_blocks * NOISE_BLOCK:], [1, 0, 2])
 
 
 def rate_per_dimension(q_z, p_z):

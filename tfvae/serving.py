@@ -43,6 +43,8 @@ import time
 
 import tensorflow as tf
 
+from tfvae import flows
+
 from tfvae import workdir as workdir_lib
 
 _ELBO_SEED = (0, 0)
@@ -152,6 +154,8 @@ class _Exported(tf.Module):
       q_z = model.encode(x_in(x, "encode"), onehot(y))
       if not model.generative:
         return {"code": q_z.mean()}
+      if isinstance(q_z, flows.FlowPosterior):  # q0's parameters, and the flow at q0's mean
+        return {"loc": q_z.base.mean(), "scale": q_z.base.stddev(), "code": q_z.mean()}
       return {"loc": q_z.mean(), "scale": q_z.stddev()}
 
     @tf.function(input_signature=[z_spec, *y_spec])
@@ -224,7 +228,7 @@ def input_contract(config):
                    "accepted") if binarized else "gray levels"}
 
 
-def export(model, path, step=None):
+def export(model, path, step=None, checkpoint_step=None):
   """Writes `model` as a SavedModel and makes `path` point at it atomically.
 
   Each export is written to its own folder PATH.<time_ns> beside `path`; `path` is a symbolic
@@ -239,7 +243,9 @@ def export(model, path, step=None):
   Args:
     model: a tfvae model (tfvae.models) with `config`, `encoder`, `decoder`, `prior()`.
     path: str, the export path (WORKDIR/export by convention).
-    step: int or None, the training step of the weights (recorded in tfvae.json).
+    step: int or None, the training step of the run (recorded in tfvae.json).
+    checkpoint_step: int or None, the step of the weights when they are not the last ones
+      (the best checkpoint of early stopping); recorded as "checkpoint_step" (default: step).
 
   Returns:
     The folder the link now points to.
@@ -250,7 +256,8 @@ def export(model, path, step=None):
   target = f"{path}.{time.time_ns()}"
   signatures = module.signatures()
   tf.saved_model.save(module, target, signatures=signatures)
-  info = {"step": step, "model": model.config.model, "likelihood": model.config.likelihood,
+  info = {"step": step, "checkpoint_step": step if checkpoint_step is None else checkpoint_step,
+          "model": model.config.model, "likelihood": model.config.likelihood,
           "latent_dim": model.config.latent_dim, "signatures": sorted(signatures),
           "input": input_contract(model.config)}
   os.makedirs(os.path.dirname(os.path.join(target, workdir_lib.EXPORT_INFO)), exist_ok=True)

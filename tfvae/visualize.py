@@ -66,7 +66,6 @@ def draw(workdir, what, split="test", num_examples=3000, seed=0):
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from tfvae import data as data_lib  # pylint: disable=import-outside-toplevel
   from tfvae.evaluation import figures  # pylint: disable=import-outside-toplevel
-  from tfvae import objectives  # pylint: disable=import-outside-toplevel
   from tfvae import summaries  # pylint: disable=import-outside-toplevel
   from tfvae.training import trainer  # pylint: disable=import-outside-toplevel
 
@@ -96,8 +95,9 @@ def draw(workdir, what, split="test", num_examples=3000, seed=0):
   for start in range(0, len(images) if has_posterior else 0, 500):
     q_z = model.posterior(images[start:start + 500])
     means.append(np.asarray(q_z.mean()))
-    if generative:
-      rates.append(np.asarray(objectives.rate_per_dimension(q_z, model.prior())))
+    per_dim = model.rate_per_dimension(q_z, tf.constant([seed, 1])) if generative else None
+    if per_dim is not None:
+      rates.append(np.asarray(per_dim))
   means = np.concatenate(means) if means else np.zeros([0, config.latent_dim], np.float32)
   # Dimensions are ranked by their average KL (VAE) or, for deterministic AEs, by code variance.
   if generative and rates:

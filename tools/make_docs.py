@@ -71,6 +71,10 @@ _FAMILIES = (
           feature_scale=(1.0,) * 13, binarization="none", standardize=True)),
     ("vae on count vectors, poisson or negative_binomial likelihood",
      dict(model="vae", likelihood="poisson", image_shape=(13,), binarization="none")),
+    ("vae with --posterior=iaf (encode: loc and scale of the Gaussian q0(z0|x), and code, the "
+     "flow at loc)", dict(model="vae", posterior="iaf")),
+    ("hvae (encode: q(z2|x), the top layer; decode and sample: z2, decoded at z1 = E[p(z1|z2)])",
+     dict(model="hvae")),
     ("ae, sparse_ae, denoising_ae, contractive_ae", dict(model="ae")),
     ("pc_vae", dict(model="pc_vae", num_classes=5)),
     ("m2", dict(model="m2", num_classes=5)),

@@ -28,7 +28,7 @@ def iwae_bound(model, x, num_importance_samples, chunk_size, seed, q_z=None, ind
   chunk_size gives the same number.
 
   Args:
-    model: a tfvae model with encoder, decoder and prior().
+    model: a generative tfvae model (its log_weight_terms and noise_dim).
     x: float32 [B, H, W, C].
     num_importance_samples: Python int K >= 1.
     chunk_size: Python int, importance samples per chunk (rounded up to a multiple of
@@ -44,11 +44,13 @@ def iwae_bound(model, x, num_importance_samples, chunk_size, seed, q_z=None, ind
   num_blocks = math.ceil(num_importance_samples / objectives.NOISE_BLOCK)
   blocks_per_chunk = min(num_blocks, max(1, chunk_size // objectives.NOISE_BLOCK))
   chunk = blocks_per_chunk * objectives.NOISE_BLOCK
-  q_z, p_z = q_z if q_z is not None else model.encoder(x), model.prior()
-  running = tf.fill([tf.shape(x)[0]], -np.inf)
+  q_z = q_z if q_z is not None else model.posterior(x)
+  batch = tf.shape(x)[0]
+  running = tf.fill([batch], -np.inf)
   for c in tf.range(math.ceil(num_blocks / blocks_per_chunk)):
-    log_w = objectives.importance_log_weights(x, q_z, model.decoder, p_z, c * blocks_per_chunk,
-                                              blocks_per_chunk, seed, index)
+    eps = objectives.importance_noise(batch, model.noise_dim, c * blocks_per_chunk,
+                                      blocks_per_chunk, seed, index)
+    log_w = objectives.log_weights(model.log_weight_terms(x, q_z, eps))
     sample = tf.range(chunk) + c * chunk
     log_w = tf.where((sample < num_importance_samples)[:, None], log_w, -np.inf)
     running = tf.reduce_logsumexp(tf.stack([running, tf.reduce_logsumexp(log_w, 0)]), 0)
@@ -107,13 +109,15 @@ class Evaluator:
       return sums
     p_z = self.model.prior()
     mean = q_z.mean()
-    reconstruction = self.model.decoder(mean).mean()
+    reconstruction = self.model.reconstruct_from(x, q_z)
     sums.update(count=tf.cast(tf.shape(x)[0], tf.float32),
                 squared_error=tf.reduce_sum(tf.square(x - reconstruction)),
                 posterior_mean=tf.reduce_sum(mean, 0),
                 posterior_mean_sq=tf.reduce_sum(tf.square(mean), 0))
     if p_z is not None:
-      sums["rate_per_dimension"] = tf.reduce_sum(objectives.rate_per_dimension(q_z, p_z), 0)
+      per_dim = self.model.rate_per_dimension(q_z, seed, batch.get("index"))
+      if per_dim is not None:
+        sums["rate_per_dimension"] = tf.reduce_sum(per_dim, 0)
       if self.num_importance_samples:
         sums["iwae_bound"] = tf.reduce_sum(iwae_bound(
             self.model, x, self.num_importance_samples, self.chunk_size, seed, q_z=q_z,

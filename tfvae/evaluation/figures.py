@@ -18,7 +18,7 @@ plt.rcParams.update({"font.size": 11, "axes.titlesize": 12, "figure.titlesize": 
 
 
 def _decode_mean(model, z):
-  return np.asarray(model.decoder(np.asarray(z, np.float32)).mean())
+  return np.asarray(model.decode(np.asarray(z, np.float32)).mean())
 
 
 def _show_grid(ax, images, columns, label=None):

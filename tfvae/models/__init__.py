@@ -11,12 +11,14 @@ term (1 for a correct prediction, 0 for a wrong one or an unknown label; m2 also
 *accuracy by the number of labeled examples."""
 
 from tfvae.models import ae
+from tfvae.models import hvae
 from tfvae.models import m2
 from tfvae.models import pc_vae
 from tfvae.models import vae
 
 MODELS = {
     "vae": vae.VAE,
+    "hvae": hvae.HVAE,
     "ae": ae.AE,
     "sparse_ae": ae.SparseAE,
     "denoising_ae": ae.DenoisingAE,

@@ -18,6 +18,9 @@ class Model(tf.Module):
     label_classes -> int K > 0 when encode/decode/sample take a class y (m2); `posterior(x)` is
       then None (q(z|x, y) needs y) and `style_transfer(x)` exists.
     beta(step) -> the scheduled rate weight, or None for families without one.
+    noise_dim, log_weight_terms(x, q_z, eps) -> the log-densities at posterior samples drawn
+      from standard normal noise [L, B, noise_dim] (generative models; what the importance-
+      weighted bound sums), rate_per_dimension(q_z, seed) -> [B, D] or None.
   """
   has_classifier = False
   label_classes = 0
@@ -34,6 +37,21 @@ class Model(tf.Module):
   def beta(self, step):
     """The rate weight at `step` (float32 scalar Tensor), or None when the family has none."""
     del step
+    return None
+
+  @property
+  def noise_dim(self):
+    """Standard normal numbers per posterior sample (latent_dim; both layers for hvae)."""
+    return self.config.latent_dim
+
+  def log_weight_terms(self, x, q_z, eps, training=False):
+    """{"z": [L, B, D], "log_likelihood", "log_prior", "log_posterior": float32 [L, B]} at the
+    posterior samples drawn from eps [L, B, noise_dim] (generative models only)."""
+    raise NotImplementedError(f"{type(self).__name__} has no density over codes.")
+
+  def rate_per_dimension(self, q_z, seed, index=None):
+    """KL(q(z_d|x) || p(z_d)) per latent dimension, float32 [B, D] nats, or None."""
+    del q_z, seed, index
     return None
 
   def classify(self, x):
@@ -57,6 +75,11 @@ class Model(tf.Module):
   def reconstruct(self, x):
     """float32 [B, *image_shape]: the decoder mean at the posterior mean."""
     raise NotImplementedError
+
+  def reconstruct_from(self, x, q_z):
+    """`reconstruct(x)` given the posterior q_z = posterior(x) the caller already has."""
+    del q_z
+    return self.reconstruct(x)
 
   def sample(self, n, seed, label=None):
     """n draws {"mean", "sample"} [n, *image_shape] from the generative model (and "label" [n]
@@ -101,19 +124,24 @@ class EncoderDecoder(Model):
   into a fresh instance straight away.
   """
 
-  def __init__(self, config, stochastic, name):
+  def __init__(self, config, stochastic, name, decoder_inputs=None):
     super().__init__(name=name)
     if len(config.image_shape) not in (1, 3):
       raise ValueError(f"config.image_shape must be [H, W, C] or [D], got {config.image_shape}.")
     self.config = config
     sizes = dict(architecture=config.architecture, hidden_sizes=config.hidden_sizes,
                  conv_filters=config.conv_filters)
-    self.encoder = networks.Encoder(config.image_shape, config.latent_dim, **sizes,
-                                    stochastic=stochastic, name="encoder")
-    self.decoder = networks.Decoder(config.image_shape, config.latent_dim, **sizes,
+    self.encoder = networks.Encoder(
+        config.image_shape, config.latent_dim, **sizes, stochastic=stochastic,
+        posterior_scale=config.posterior_scale,
+        num_flows=config.num_flows if stochastic and config.posterior == "iaf" else 0,
+        name="encoder")
+    decoder_inputs = decoder_inputs or config.latent_dim
+    self.decoder = networks.Decoder(config.image_shape, decoder_inputs, **sizes,
                                     likelihood=config.likelihood, name="decoder")
     self.encoder(tf.zeros([1, *config.image_shape]))
-    self.decoder(tf.zeros([1, config.latent_dim]))
+    self.decoder(tf.zeros([1, decoder_inputs]))
+    self.prior_layer = None
 
   def posterior(self, x):
     """q(z|x) (batch [B], event [latent_dim]) for x float32 [B, H, W, C]; a point mass at the
@@ -123,7 +151,11 @@ class EncoderDecoder(Model):
 
   def reconstruct(self, x):
     """The decoder mean at the posterior mean: float32 [B, H, W, C] for x [B, H, W, C]."""
-    return self.decoder(self.encoder(x).mean()).mean()
+    return self.reconstruct_from(x, self.encoder(x))
+
+  def reconstruct_from(self, x, q_z):
+    del x
+    return self.decode(q_z.mean()).mean()
 
   def sample(self, n, seed, label=None):
     """n draws from the generative model (models with a prior only).
@@ -140,14 +172,20 @@ class EncoderDecoder(Model):
     """
     del label
     z_seed, x_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-    p_x = self.decoder(self.prior().sample(n, seed=z_seed))
+    p_x = self.decode(self.prior().sample(n, seed=z_seed))
     return {"mean": p_x.mean(), "sample": tf.cast(p_x.sample(seed=x_seed), tf.float32)}
+
+  def _parts(self):
+    """The Keras networks whose variables the model trains, in a fixed order."""
+    prior = self.prior_layer  # a Keras layer in subclasses with a learned prior, else None
+    return [self.encoder, self.decoder] + ([prior] if prior is not None else [])
 
   @property
   def trainable_variables(self):
-    """Encoder then decoder variables, in a fixed order (optimizer slots are stored by position)."""
-    return list(self.encoder.trainable_variables) + list(self.decoder.trainable_variables)
+    """Encoder, decoder (then prior) variables, in a fixed order (optimizer slots are stored
+    by position)."""
+    return [v for part in self._parts() for v in part.trainable_variables]
 
   @property
   def variables(self):
-    return list(self.encoder.variables) + list(self.decoder.variables)
+    return [v for part in self._parts() for v in part.variables]

@@ -1,33 +1,73 @@
 """The variational autoencoder (Kingma & Welling 2014) with a beta-weighted rate (Higgins 2017),
-beta schedules (Bowman et al. 2016; Fu et al. 2019) and free bits (Kingma et al. 2016)."""
+beta schedules (Bowman et al. 2016; Fu et al. 2019), free bits (Kingma et al. 2016), a choice
+of prior (standard normal, VampPrior, Gaussian mixture: tfvae/priors.py), of posterior (diagonal
+Gaussian or an inverse autoregressive flow: tfvae/flows.py) and of objective (ELBO, IWAE, IWAE
+with DReG gradients: tfvae/objectives.py)."""
+
+import tensorflow as tf
 
 from tfvae import networks
 from tfvae import objectives
+from tfvae import priors
 from tfvae.models import base
 
 
 class VAE(base.EncoderDecoder):
-  """Encoder q(z|x), decoder p(x|z) and prior p(z) = N(0, I), with the shared model interface.
+  """Encoder q(z|x), decoder p(x|z) and prior p(z), with the shared model interface.
 
   Args:
     config: tfvae.config.Config; uses image_shape, latent_dim, architecture, hidden_sizes,
-      conv_filters, likelihood, beta, beta_schedule, warmup_steps, num_cycles, free_bits and
-      num_samples.
+      conv_filters, likelihood, posterior_scale, posterior, num_flows, prior,
+      num_pseudo_inputs, num_mixture_components, training_objective, beta, beta_schedule,
+      warmup_steps, num_cycles, free_bits and num_samples.
 
   The networks are built (weights created) in the constructor, so a checkpoint can be restored
   into a fresh instance straight away.
   """
 
-  def __init__(self, config):
-    super().__init__(config, stochastic=True, name="vae")
+  def __init__(self, config, name="vae", decoder_inputs=None):
+    super().__init__(config, stochastic=True, name=name, decoder_inputs=decoder_inputs)
+    self.prior_layer = priors.build(config, self.encoder.gaussian)
 
   def prior(self):
-    return networks.prior(self.config.latent_dim)
+    return self.prior_layer.distribution()
+
+  @property
+  def has_analytic_rate(self):
+    """True when KL(q(z|x) || p(z)) is analytic (diagonal posterior, standard normal prior)."""
+    return self.config.prior == "standard_normal" and self.config.posterior == "diagonal"
+
+  def rate_closed_form(self, q_z):
+    """The analytic KL(q(z|x) || p(z)), float32 [B] nats, or None where there is none."""
+    return objectives.rate(q_z, self.prior()) if self.has_analytic_rate else None
+
+  def rate_per_dimension(self, q_z, seed, index=None):
+    """KL(q(z_d|x) || p(z_d)) per latent dimension, float32 [B, D] nats, or None (a flow
+    posterior has no tractable marginals). Analytic for the standard normal prior (sums to the
+    rate); for mixture priors a one-sample Monte Carlo estimate against the prior's marginal
+    p(z_d) (a 1-D mixture; these do not sum to the rate, which also counts the dependence
+    between dimensions)."""
+    if self.config.posterior != "diagonal":
+      return None
+    p_z = self.prior()
+    if self.has_analytic_rate:
+      return objectives.rate_per_dimension(q_z, p_z)
+    z = objectives.sample_latents(q_z, 1, seed, index)[0]  # [B, D]
+    q_d = networks.tfd.Normal(q_z.mean(), q_z.stddev())
+    return q_d.log_prob(z) - priors.marginals(p_z).log_prob(z)
+
+  def log_weight_terms(self, x, q_z, eps, training=False):
+    """The log-densities of x and L posterior samples drawn from noise eps [L, B, noise_dim]:
+    {"z": [L, B, D], "log_likelihood": log p(x|z), "log_prior": log p(z), "log_posterior":
+    log q(z|x) (exact, also for a flow): float32 [L, B], nats}. Their sum is the importance
+    log-weight of `objectives.iwae_bound`."""
+    z, log_q = objectives.reparameterize(q_z, eps)
+    return {"z": z, **self._densities(x, z, training), "log_posterior": log_q}
 
   def elbo(self, x, seed):
-    """{"elbo", "rate", "distortion"} [B], nats (objectives.elbo_terms, num_samples samples)."""
-    terms = objectives.elbo_terms(x, self.encoder(x), self.decoder, self.prior(),
-                                  self.config.num_samples, seed)
+    """{"elbo", "rate", "distortion"} [B], nats, with num_samples samples (the rate analytic
+    where it can be, else Monte Carlo on the same samples)."""
+    terms, _, _ = self.elbo_and_samples({"image": x}, seed, tf.constant(0, tf.int64), False)
     return {k: terms[k] for k in ("elbo", "rate", "distortion")}
 
   def beta(self, step):
@@ -39,17 +79,20 @@ class VAE(base.EncoderDecoder):
     """Per-example loss terms of one batch, and the posterior q(z|x) they were computed from.
 
     Args:
-      batch: dict with "image": float32 [B, H, W, C] in [0, 1], and optionally "index": int
-        [B], the examples' indices in their split (evaluation batches carry it: each example's
-        noise then depends on its index, not on the batch; objectives.replica_normal_noise).
+      batch: dict with "image": float32 [B, H, W, C] in [0, 1] (or vectors [B, D]), and
+        optionally "index": int [B], the examples' indices in their split (evaluation batches
+        carry it: each example's noise then depends on its index, not on the batch;
+        objectives.replica_normal_noise).
       seed: int32 Tensor [2], stateless seed for this step (folded per replica inside).
       step: int64 scalar Tensor, the global step (for beta schedules).
-      training: bool; False uses beta = 1 and no free bits, so that `loss` is the negative ELBO.
+      training: bool; False uses beta = 1 and no free bits.
 
     Returns:
-      (terms, q_z): terms is a dict of float32 Tensors [B], nats: loss (minimized), elbo, rate,
-      distortion (rate and elbo are the true KL and ELBO whatever the schedule and free bits);
-      q_z is q(z|x), batch [B], event [latent_dim] (the encoder runs once per batch).
+      (terms, q_z): terms is a dict of float32 Tensors [B], nats: loss (minimized; when not
+      training, the negative ELBO for --training_objective=elbo and the negative IWAE bound with
+      num_samples samples for iwae/iwae_dreg), elbo, rate, distortion (the true ELBO and KL,
+      analytic or Monte Carlo, whatever the schedule and free bits); q_z is q(z|x), batch [B],
+      event [latent_dim] (the encoder runs once per batch).
     """
     terms, q_z, _ = self.elbo_and_samples(batch, seed, step, training)
     return terms, q_z
@@ -57,13 +100,38 @@ class VAE(base.EncoderDecoder):
   def elbo_and_samples(self, batch, seed, step, training=True):
     """As `losses_and_posterior`, plus the posterior samples z [num_samples, B, D] the
     distortion used (a variant reuses them instead of encoding and sampling again)."""
-    x = batch["image"]
-    q_z, p_z = self.encoder(x, training=training), self.prior()
-    z = objectives.sample_latents(q_z, self.config.num_samples, seed, batch.get("index"))
-    terms = objectives.elbo_terms_at(x, z, q_z, lambda z: self.decoder(z, training=training), p_z)
-    if training:
+    x, c = batch["image"], self.config
+    q_z = self.encoder(x, training=training)
+    eps = objectives.replica_normal_noise(c.num_samples, tf.shape(x)[0], self.noise_dim, seed,
+                                          batch.get("index"))
+    dreg = training and c.training_objective == "iwae_dreg"
+    if dreg:  # z depends on q's parameters; log q's parameters are held fixed
+      z = q_z.bijector.forward(eps)
+      parts = {"z": z, **self._densities(x, z, training),
+               "log_posterior": _stopped(q_z).log_prob(z)}
+    else:
+      parts = self.log_weight_terms(x, q_z, eps, training)
+    terms = objectives.bound_terms(parts, self.rate_closed_form(q_z))
+    beta = self.beta(step) if training else 1.0
+    if c.training_objective == "elbo":
       rate = terms["rate"]
-      if self.config.free_bits > 0:
-        rate = objectives.rate_with_free_bits(q_z, p_z, self.config.free_bits)
-      terms["loss"] = terms["distortion"] + self.beta(step) * rate
-    return terms, q_z, z
+      if training and c.free_bits > 0:
+        rate = objectives.rate_with_free_bits(q_z, self.prior(), c.free_bits)
+      terms["loss"] = terms["distortion"] + beta * rate
+    elif dreg:
+      detached = self._densities(x, tf.stop_gradient(parts["z"]), training)
+      terms["loss"] = objectives.dreg_surrogate(parts, detached, beta)
+    else:
+      terms["loss"] = -objectives.iwae_bound(objectives.log_weights(parts, beta))
+    return terms, q_z, parts["z"]
+
+  def _densities(self, x, z, training):
+    """log p(x|z) and log p(z), float32 [L, B], for z [L, B, D]."""
+    return {"log_likelihood": self.decoder(z, training=training).log_prob(x),
+            "log_prior": self.prior().log_prob(z)}
+
+
+def _stopped(q_z):
+  """q_z (a MultivariateNormalDiag) with its parameters held fixed (stop_gradient)."""
+  return networks.tfd.MultivariateNormalDiag(tf.stop_gradient(q_z.loc),
+                                             tf.stop_gradient(q_z.stddev()))

@@ -18,6 +18,7 @@ import tensorflow as tf
 from tfvae import config as config_lib
 from tfvae import data as data_lib
 from tfvae.training import distribute
+from tfvae.training import early_stopping
 from tfvae.evaluation import evaluator as evaluator_lib
 from tfvae import serving
 from tfvae.training import progress as progress_lib
@@ -121,9 +122,15 @@ def resolve(config, data):
 def train_and_evaluate(config, workdir, overwrite=False, strategy=None, source=None):
   """Trains `config` in `workdir`, resuming from its latest checkpoint, then evaluates and exports.
 
+  With --early_stopping_patience, training stops after that many evaluations (after the
+  warm-up) without a lower validation loss. Either way the checkpoint of the lowest validation
+  loss is kept in WORKDIR/ckpt/best (tfvae/training/early_stopping.py), and it is what the final
+  evaluation and the export use.
+
   Returns:
     dict with the final "validation" and "test" metrics (nats per example; each with its
-    split, step and, with an iwae_bound, num_importance_samples) and "step"; they are merged
+    split, step (the run's), checkpoint_step (that of the weights evaluated: the best
+    checkpoint's) and, with an iwae_bound, num_importance_samples) and "step"; they are merged
     into WORKDIR/eval.json under keys that name split and K (tfvae/workdir.py), keeping the
     entries other commands wrote.
 
@@ -179,12 +186,22 @@ def train_and_evaluate(config, workdir, overwrite=False, strategy=None, source=N
                "images" if len(data.image_shape) == 3 else "vectors", data.image_shape,
                strategy.num_replicas_in_sync)
   ckpt_dir = os.path.join(workdir, "ckpt")
+  best = early_stopping.BestCheckpoint(trainer.checkpoint, config, eval_every, workdir, strategy)
+  stopped_early = best.should_stop(start)
+  if stopped_early:
+    logging.info("Early stopping: the validation loss has not improved for %d evaluations "
+                 "since step %d (--early_stopping_patience=%d).",
+                 best.evaluations_without_improvement(start), best.best_step,
+                 config.early_stopping_patience)
+    total = start
   if start >= total:
     finished = workdir_lib.finished_results(workdir, start)
     if finished:
-      logging.info("Nothing left to train: %s holds a finished run at step %d (this command asks "
-                   "for %d steps; raise --train_steps or --epochs to train on). Its results are "
-                   "in %s, its SavedModel in %s.", workdir, start, total,
+      logging.info("Nothing left to train: %s holds a finished run at step %d (%s). Its results "
+                   "are in %s, its SavedModel in %s.", workdir, start,
+                   "stopped early: raise --early_stopping_patience to train on" if stopped_early
+                   else f"this command asks for {total} steps; raise --train_steps or --epochs "
+                   "to train on",
                    os.path.join(workdir, workdir_lib.EVAL_FILENAME),
                    os.path.join(workdir, "export"))
       return finished
@@ -248,17 +265,33 @@ def train_and_evaluate(config, workdir, overwrite=False, strategy=None, source=N
                                  tf.constant(evaluator_lib.EVAL_SEED, tf.int32))
         writers["eval"].flush()
         writers["train"].flush()
-        logging.info("step %d  epoch %.2f  validation %s  (%.0f examples/s)", step,
-                     step / per_epoch, describe(metrics, config), examples_per_second)
+        improved = best.update(step, metrics["loss"])
+        logging.info("step %d  epoch %.2f  validation %s  (%.0f examples/s)%s", step,
+                     step / per_epoch, describe(metrics, config), examples_per_second,
+                     "  best" if improved else "")
+        if best.should_stop(step):
+          logging.info("Early stopping at step %d: no better validation loss than %.3f (step "
+                       "%d) in %d evaluations (--early_stopping_patience=%d).", step,
+                       best.best_loss, best.best_step, best.evaluations_without_improvement(step),
+                       config.early_stopping_patience)
+          total = step
       if step % config.checkpoint_every == 0 or step == total:
         trainer.save()
 
+  checkpoint_step = step
+  best_path = early_stopping.best_checkpoint(workdir)
+  if best_path and best.best_step != step:  # evaluate and export the best weights
+    tf.train.Checkpoint(model=trainer.model).restore(best_path).expect_partial()
+    checkpoint_step, validation_metrics = best.best_step, None
+    logging.info("Restored the best checkpoint (step %d, validation loss %.3f) for the final "
+                 "evaluation and the export.", best.best_step, best.best_loss)
   results = {"step": step,
              "validation": validation_metrics or trainer.evaluate(validation),
              "test": trainer.evaluate(data_lib.eval_dataset(data, "test", config.eval_batch_size))}
   entries = {"step": step, "final": {}}
   for split in ("validation", "test"):
-    metrics = results[split] = dict(results[split], split=split, step=step)
+    metrics = results[split] = dict(results[split], split=split, step=step,
+                                    checkpoint_step=checkpoint_step)
     if "iwae_bound" in metrics:
       metrics["num_importance_samples"] = config.eval_importance_samples
     entries["final"][split] = workdir_lib.eval_key(split, metrics)
@@ -267,5 +300,6 @@ def train_and_evaluate(config, workdir, overwrite=False, strategy=None, source=N
     workdir_lib.merge_eval_json(workdir, entries)
   logging.info("step %d  test %s", step, describe(results["test"], config))
   with distribute.write_dir(strategy, workdir) as export_dir:  # every worker saves
-    serving.export(trainer.model, os.path.join(export_dir, "export"), step=step)
+    serving.export(trainer.model, os.path.join(export_dir, "export"), step=step,
+                   checkpoint_step=checkpoint_step)
   return results

@@ -13,6 +13,7 @@ import tensorflow as tf
 from tfvae import config as config_lib
 from tfvae import data as data_lib
 from tfvae.training import distribute
+from tfvae.training import early_stopping
 from tfvae.evaluation import evaluator as evaluator_lib
 from tfvae.training import fused_adam
 from tfvae import models
@@ -64,8 +65,9 @@ class Trainer:
     keras.utils.set_random_seed(config.seed)  # weight initialization
     with strategy.scope():
       self.model = models.build(config)
-      self.optimizer = fused_adam.FusedAdam(config.learning_rate,
-                                            global_clipnorm=config.clip_grad_norm or None)
+      self.optimizer = fused_adam.FusedAdam(
+          config.learning_rate, global_clipnorm=config.clip_grad_norm or None,
+          normalize_gradients=config.gradient_normalization == "per_parameter")
       self.optimizer.build(self.model.trainable_variables)
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
       # Updates skipped for a non-finite loss or gradient: in a row, and in this process.
@@ -249,15 +251,18 @@ class DeviceData:
     return self._orders[epoch]
 
 
-def restore_model(workdir, strategy=None):
-  """Rebuilds the model of a run from WORKDIR/config.json and its latest checkpoint.
+def restore_model(workdir, strategy=None, checkpoint="best"):
+  """Rebuilds the model of a run from WORKDIR/config.json and one of its checkpoints.
 
   Args:
     workdir: a run folder.
     strategy: optional tf.distribute.Strategy to build the model under.
+    checkpoint: "best" (WORKDIR/ckpt/best, the lowest validation loss, when the run has one;
+      else the latest) or "latest".
 
   Returns:
-    (config, model, step): the run's Config, the model with restored weights, the int step.
+    (config, model, step): the run's Config, the model with restored weights, the int step
+    of those weights.
 
   Raises:
     FileNotFoundError: if the workdir has no config.json or no checkpoint.
@@ -267,6 +272,8 @@ def restore_model(workdir, strategy=None):
     model = models.build(config)
   step = tf.Variable(0, dtype=tf.int64)
   latest = tf.train.latest_checkpoint(os.path.join(workdir, "ckpt"))
+  if checkpoint == "best":
+    latest = early_stopping.best_checkpoint(workdir) or latest
   if latest is None:
     raise FileNotFoundError(f"No checkpoint in {os.path.join(workdir, 'ckpt')}: train first.")
   status = tf.train.Checkpoint(model=model, step=step).restore(latest)

@@ -1,0 +1,119 @@
+"""Priors p(z) over codes [D]: the standard normal, the VampPrior and a learned Gaussian mixture.
+
+Each prior is a Keras 3 layer (its variables train with the model); its `distribution()` is a
+distribution with event shape [latent_dim] and batch shape [].
+
+References:
+  Tomczak & Welling, "VAE with a VampPrior", AISTATS 2018 (eq. 9: p(z) = (1/K) sum_k
+  q(z|u_k) with learned pseudo-inputs u_k; pseudo-inputs in [0, 1] through a hardtanh,
+  initialized N(0.05, 0.01) for binary images, as their code does).
+  Dilokthanakul et al. 2016 and Nalisnick et al. 2016 for Gaussian-mixture priors.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfvae import networks
+
+tfd = tfp.distributions
+
+
+class StandardNormal(keras.layers.Layer):
+  """p(z) = N(0, I), MultivariateNormalDiag with event [latent_dim]; no variables."""
+
+  def __init__(self, latent_dim, **kwargs):
+    super().__init__(**kwargs)
+    self.latent_dim = latent_dim
+
+  def distribution(self):
+    return networks.prior(self.latent_dim)
+
+
+class Mixture(keras.layers.Layer):
+  """p(z) = sum_k pi_k N(z; mu_k, diag(sigma_k^2)) with learned pi (softmax of logits, initially
+  uniform), mu_k (initially N(0, 1)) and sigma_k = softplus(.) + 1e-4 (initially 1).
+
+  Returns tfd.MixtureSameFamily, batch [], event [latent_dim].
+  """
+
+  def __init__(self, latent_dim, num_components, **kwargs):
+    super().__init__(**kwargs)
+    self.latent_dim = latent_dim
+    self.num_components = num_components
+    self.logits = self.add_weight(name="logits", shape=(num_components,), initializer="zeros")
+    self.locs = self.add_weight(name="locs", shape=(num_components, latent_dim),
+                                initializer=keras.initializers.RandomNormal(0.0, 1.0))
+    self.raw_scales = self.add_weight(
+        name="raw_scales", shape=(num_components, latent_dim),
+        initializer=keras.initializers.Constant(float(np.log(np.expm1(1.0)))))
+
+  def distribution(self):
+    return tfd.MixtureSameFamily(
+        tfd.Categorical(logits=tf.convert_to_tensor(self.logits)),
+        tfd.MultivariateNormalDiag(
+            loc=tf.convert_to_tensor(self.locs),
+            scale_diag=tf.nn.softplus(self.raw_scales) + networks.MIN_POSTERIOR_SCALE))
+
+
+class VampPrior(keras.layers.Layer):
+  """p(z) = (1/K) sum_k q0(z|u_k): the mixture of the encoder's diagonal Gaussians at K learned
+  pseudo-inputs u_k (Tomczak & Welling 2018). The encoder is the model's own (shared weights);
+  with a flow posterior its Gaussian part q0 is used, so log p(z) stays exact and parallel.
+
+  Args:
+    gaussian: callable x [K, *input_shape] -> MultivariateNormalDiag, batch [K], event [D].
+    input_shape: the shape of one input ([H, W, C] images in [0, 1], or [D] vectors).
+    num_pseudo_inputs: K.
+
+  Images: u = clip(w, 0, 1), w initialized N(0.05, 0.01) (the paper's hardtanh). Vectors
+  (unbounded, often standardized features): u = w, initialized N(0, 0.01).
+  """
+
+  def __init__(self, gaussian, input_shape, num_pseudo_inputs, **kwargs):
+    super().__init__(**kwargs)
+    self._gaussian = gaussian
+    self.images = len(input_shape) == 3
+    self.pseudo_inputs_raw = self.add_weight(
+        name="pseudo_inputs", shape=(num_pseudo_inputs, *input_shape),
+        initializer=keras.initializers.RandomNormal(0.05 if self.images else 0.0, 0.01))
+
+  def pseudo_inputs(self):
+    """The K pseudo-inputs u_k, float32 [K, *input_shape]."""
+    raw = tf.convert_to_tensor(self.pseudo_inputs_raw)
+    return tf.clip_by_value(raw, 0.0, 1.0) if self.images else raw
+
+  def distribution(self):
+    components = self._gaussian(self.pseudo_inputs())
+    k = tf.shape(components.mean())[0]
+    return tfd.MixtureSameFamily(tfd.Categorical(logits=tf.zeros([k])), components)
+
+
+def build(config, gaussian, latent_dim=None):
+  """The prior layer of `config.prior` for codes of `latent_dim` (default config.latent_dim).
+
+  Args:
+    config: Config (prior, latent_dim, num_pseudo_inputs, num_mixture_components, image_shape).
+    gaussian: the encoder's diagonal Gaussian q0(z|x) as a callable (VampPrior only).
+    latent_dim: optional D.
+  """
+  latent_dim = latent_dim or config.latent_dim
+  if config.prior == "vampprior":
+    return VampPrior(gaussian, config.image_shape, config.num_pseudo_inputs, name="prior")
+  if config.prior == "mixture":
+    return Mixture(latent_dim, config.num_mixture_components, name="prior")
+  return StandardNormal(latent_dim, name="prior")
+
+
+def marginals(p_z):
+  """The per-dimension marginals p(z_d) of a prior with diagonal components: a distribution
+  with batch [D] (log_prob(z [..., D]) -> [..., D]): the Normal itself for a
+  MultivariateNormalDiag, a 1-D mixture for a MixtureSameFamily of them."""
+  if isinstance(p_z, tfd.MixtureSameFamily):
+    comp = p_z.components_distribution
+    loc, scale = tf.transpose(comp.mean()), tf.transpose(comp.stddev())  # [D, K]
+    logits = p_z.mixture_distribution.logits_parameter()
+    return tfd.MixtureSameFamily(
+        tfd.Categorical(logits=tf.broadcast_to(logits, tf.shape(loc))), tfd.Normal(loc, scale))
+  return tfd.Normal(p_z.mean(), p_z.stddev())
