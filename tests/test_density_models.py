@@ -311,6 +311,7 @@ def test_best_checkpoint_tracks_the_lowest_loss_and_counts_patience_after_warmup
   module = _Weights()
   checkpoint = tf.train.Checkpoint(model=module)
   best = early_stopping.BestCheckpoint(checkpoint, config, 10, str(tmp_path), None)
+  assert best.evaluations_without_improvement(1000) == 0  # nothing recorded yet: no count
   stops = []
   for step, loss in [(10, 5.0), (20, 6.0), (30, 4.0), (40, 4.5), (50, 4.2), (60, 3.0)]:
     module.w.assign(float(step))

@@ -71,8 +71,11 @@ class BestCheckpoint:
     self.best_loss = best["loss"] if best else math.inf
 
   def evaluations_without_improvement(self, step):
-    """Evaluations at steps in (max(best step, warm-up end), step] (int >= 0)."""
-    since = max(self.best_step or 0, self.warmup_end)
+    """Evaluations at steps in (max(best step, warm-up end), step] (int >= 0); 0 before any
+    evaluation was recorded (also for a run resumed from before best checkpoints existed)."""
+    if self.best_step is None:
+      return 0
+    since = max(self.best_step, self.warmup_end)
     return max(0, step // self.eval_every - since // self.eval_every)
 
   def should_stop(self, step):
