@@ -78,7 +78,7 @@ def main(argv):
       ax.axhline(float(value), ls=":", lw=0.8, color="gray")
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation -ELBO (nats)")
-    low = min(min(c[1]) for c in curves.values())
+    low = min([min(c[1]) for c in curves.values()] + [float(v) for v in published.values()])
     ax.set_ylim(low - 3, low + 25)
     ax.legend()
     ax.grid(alpha=0.3)
