@@ -15,6 +15,17 @@ tf.config.set_logical_device_configuration(_cpu, [tf.config.LogicalDeviceConfigu
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def tiny_model(**kwargs):
+  """A small model of the Config with these overrides, on 8x8x1 images, seeded weights."""
+  import keras  # pylint: disable=import-outside-toplevel
+  from tfvae import config as config_lib  # pylint: disable=import-outside-toplevel
+  from tfvae import models  # pylint: disable=import-outside-toplevel
+  keras.utils.set_random_seed(0)
+  values = dict(hidden_sizes=(16,), latent_dim=3, image_shape=(8, 8, 1))
+  values.update(kwargs)
+  return models.build(config_lib.Config(**values))
+
+
 def run_module(module, *args, check=True, env=None):
   """Runs `python -m module args...` from the repo root; returns the CompletedProcess."""
   proc = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True,

@@ -11,9 +11,10 @@ import pytest
 from scipy import special, stats
 import tensorflow as tf
 
+import conftest
+
 from tfvae import config as config_lib
 from tfvae import flows
-from tfvae import models
 from tfvae import networks
 from tfvae import objectives
 from tfvae import priors
@@ -25,11 +26,7 @@ SEED = tf.constant([7, 8], tf.int32)
 STEP = tf.constant(0, tf.int64)
 
 
-def _build(**kwargs):
-  keras.utils.set_random_seed(0)
-  values = dict(hidden_sizes=(16,), latent_dim=3, image_shape=(8, 8, 1))
-  values.update(kwargs)
-  return models.build(config_lib.Config(**values))
+_build = conftest.tiny_model
 
 
 def _x(n=4):

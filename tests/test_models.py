@@ -4,15 +4,15 @@ few steps on digits, exports, and reloads."""
 import json
 import os
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+import conftest
+
 from tfvae import config as config_lib
 from tfvae import flows
 from tfvae import serving
-from tfvae import models
 from tfvae import objectives
 from tfvae.training import run
 
@@ -20,11 +20,7 @@ SEED = tf.constant([7, 8], tf.int32)
 STEP = tf.constant(0, tf.int64)
 
 
-def _build(**kwargs):
-  keras.utils.set_random_seed(0)
-  values = dict(hidden_sizes=(16,), latent_dim=3, image_shape=(8, 8, 1))
-  values.update(kwargs)
-  return models.build(config_lib.Config(**values))
+_build = conftest.tiny_model
 
 
 def _batch(n=6, binary=True):
