@@ -14,6 +14,7 @@ stored) or float32 pixels already in [0, 1] for images [N, H, W, C]; raw float v
 the SavedModel does).
 """
 
+import contextlib
 import logging as std_logging
 import os
 import time
@@ -25,6 +26,7 @@ import tensorflow as tf
 
 from tfvae import cli
 from tfvae import data as data_lib
+from tfvae import lock
 from tfvae import summaries
 from tfvae import workdir as workdir_lib
 from tfvae.data import arrays
@@ -251,7 +253,19 @@ class TrainedModel:
 
     Raises:
       DataError: if the data cannot be read or differ from the run's.
+      tfvae.lock.WorkdirInUse: with write, if another process holds the workdir (checked
+        before the evaluation runs; so is the workdir's writability, ConfigError).
     """
+    with self._writing(write):
+      return self._evaluate(data, split, num_importance_samples, chunk_size, batch_size,
+                            num_examples, write)
+
+  def _writing(self, write):
+    """The workdir's lock (tfvae/lock.py) when a call writes into it, taken before the work."""
+    return lock.hold(self.workdir) if write and self.workdir else contextlib.nullcontext()
+
+  def _evaluate(self, data, split, num_importance_samples, chunk_size, batch_size, num_examples,
+                write):
     dataset = data_lib.eval_dataset(self.data(data), split, batch_size)
     if num_examples:
       dataset = dataset.unbatch().take(num_examples).batch(batch_size)
@@ -282,8 +296,13 @@ class TrainedModel:
 
     Raises:
       DataError: if N does not fit the data.
+      tfvae.lock.WorkdirInUse: with write, if another process holds the workdir.
     """
     from tfvae.evaluation import ssl  # pylint: disable=import-outside-toplevel
+    with self._writing(write):
+      return self._m1_accuracy(ssl, num_labels, label_seed, split, data, write)
+
+  def _m1_accuracy(self, ssl, num_labels, label_seed, split, data, write):
     metrics = ssl.m1_accuracy(self.model, self.data(data), self.config, num_labels, label_seed,
                               split)
     metrics["step"] = self.step
@@ -294,7 +313,11 @@ class TrainedModel:
 
   def export(self, path=None):
     """Writes the SavedModel (tfvae/serving.py) to `path` (default WORKDIR/export); returns the
-    folder written."""
+    folder written.
+
+    Raises:
+      tfvae.lock.WorkdirInUse: if another process holds the folder `path` is written into.
+    """
     from tfvae import serving  # pylint: disable=import-outside-toplevel
     path = path or os.path.join(self.workdir, "export")
     return serving.export(self.model, path, step=self.step)

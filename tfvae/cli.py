@@ -117,6 +117,9 @@ def exit_with(program, error, code):
   """Prints `program: error` on stderr and exits with `code`."""
   if logging.get_verbosity() >= 1:
     logging.exception("")
+  else:  # the last line stays the message: no TF warnings from objects deleted at exit (the
+    # "unrestored values" of a checkpoint that did not fit)
+    std_logging.getLogger("tensorflow").setLevel(std_logging.ERROR)
   print(f"{program}: {error}", file=sys.stderr)
   sys.exit(code)
 

@@ -472,6 +472,8 @@ def save(config, workdir):
   path = os.path.join(workdir, CONFIG_FILENAME)
   with open(path + ".tmp", "w") as f:
     json.dump(config.to_dict(), f, indent=2, sort_keys=True)
+    f.flush()
+    os.fsync(f.fileno())  # on disk before the rename: never an empty config.json after a crash
   os.replace(path + ".tmp", path)
 
 

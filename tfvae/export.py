@@ -16,11 +16,16 @@ from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-posit
 
 def main(argv):
   del argv
+  from tfvae import config as config_lib  # pylint: disable=import-outside-toplevel
+  from tfvae import lock  # pylint: disable=import-outside-toplevel
   from tfvae import serving  # pylint: disable=import-outside-toplevel
   from tfvae.training import trainer  # pylint: disable=import-outside-toplevel
-  _, model, step = trainer.restore_model(flags.FLAGS.workdir)
-  path = os.path.join(flags.FLAGS.workdir, "export")
-  serving.export(model, path, step=step)
+  workdir = flags.FLAGS.workdir
+  config_lib.load(workdir)  # not a run: say so before a lock file is written there
+  with lock.hold(workdir):  # before the restore: a busy workdir is refused at once
+    _, model, step = trainer.restore_model(workdir)
+    path = os.path.join(workdir, "export")
+    serving.export(model, path, step=step)
   print(f"Exported the step-{step} model to {path}")
 
 

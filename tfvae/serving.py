@@ -44,6 +44,7 @@ import time
 import tensorflow as tf
 
 from tfvae import flows
+from tfvae import lock
 
 from tfvae import workdir as workdir_lib
 
@@ -249,9 +250,19 @@ def export(model, path, step=None, checkpoint_step=None):
 
   Returns:
     The folder the link now points to.
+
+  Raises:
+    tfvae.lock.WorkdirInUse: if another process holds the lock of the folder `path` is in
+      (the workdir): two exports at once would delete each other's folders.
   """
-  module = _Exported(model)
   path = os.path.abspath(path)
+  with lock.hold(os.path.dirname(path)):
+    return _export(model, path, step, checkpoint_step)
+
+
+def _export(model, path, step, checkpoint_step):
+  """export, once the folder's lock is held."""
+  module = _Exported(model)
   parent, name = os.path.split(path)
   target = f"{path}.{time.time_ns()}"
   signatures = module.signatures()

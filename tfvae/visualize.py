@@ -55,12 +55,21 @@ def draw(workdir, what, split="test", num_examples=3000, seed=0):
   Raises:
     tfvae.config.ConfigError: naming the figure, for an unknown name.
     FileNotFoundError: if the workdir has no config.json or checkpoint.
+    tfvae.lock.WorkdirInUse: if another process holds the workdir.
   """
+  from tfvae import config as config_lib  # pylint: disable=import-outside-toplevel
+  from tfvae import lock  # pylint: disable=import-outside-toplevel
   unknown = sorted(set(what) - set(FIGURES))
   if unknown:
-    from tfvae import config as config_lib  # pylint: disable=import-outside-toplevel
     raise config_lib.ConfigError(f"--what={','.join(unknown)}: unknown figure; choose from "
                                  f"{', '.join(FIGURES)}.")
+  config_lib.load(workdir)  # not a run: say so before a lock file is written there
+  with lock.hold(workdir):
+    return _draw(workdir, what, split, num_examples, seed)
+
+
+def _draw(workdir, what, split, num_examples, seed):
+  """draw, once the workdir's lock is held."""
   import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
   import numpy as np  # pylint: disable=import-outside-toplevel
   import tensorflow as tf  # pylint: disable=import-outside-toplevel

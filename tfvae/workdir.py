@@ -1,4 +1,5 @@
-"""A run folder's result file, WORKDIR/eval.json: one merged file, written atomically.
+"""A run folder's files: eval.json (one merged file, written atomically), the export's record,
+and the removal of what interrupted writes leave behind (`remove_leftovers`).
 
 Every command that evaluates a run (`tfvae.train` at its end, `tfvae.evaluate`, M1) merges its
 entries into eval.json; none rewrites it from scratch, so a re-run or an extended training never
@@ -17,6 +18,10 @@ entry from an earlier step stays (with its step) until that evaluation is run ag
 
 import json
 import os
+import re
+import shutil
+
+from absl import logging
 
 EVAL_FILENAME = "eval.json"
 
@@ -101,3 +106,45 @@ def finished_results(workdir, step):
   if exported_step(workdir) != step:
     return None
   return {"step": step, **entries}
+
+
+# What an interrupted write leaves behind (kill -9, a full disk), by folder of the workdir:
+# our own temp files (NAME.tmp), TensorFlow's (a checkpoint's ckpt-N_temp/ folder, the index's
+# checkpoint.tmp<uuid>), and export folders the export link does not point at.
+_LEFTOVER = re.compile(r"^(.+\.tmp|checkpoint\.tmp[0-9a-f]+|ckpt-\d+_temp)$")
+_EXPORT_LEFTOVER = re.compile(r"^export\.\d+(\.link|\.old)?$")
+
+
+def remove_leftovers(workdir):
+  """Deletes the partial files of interrupted writes in WORKDIR, ckpt/, ckpt/best/, figures/.
+
+  Call it only while holding the workdir's lock (tfvae/lock.py): another command's files in
+  flight look the same. Each removal is logged.
+
+  Returns:
+    The list of paths removed.
+  """
+  removed = []
+  export = os.path.join(workdir, "export")
+  current = os.path.realpath(export) if os.path.islink(export) else None
+  for folder in (workdir, os.path.join(workdir, "ckpt"), os.path.join(workdir, "ckpt", "best"),
+                 os.path.join(workdir, "figures")):
+    try:
+      names = sorted(os.listdir(folder))
+    except OSError:
+      continue
+    for name in names:
+      path = os.path.join(folder, name)
+      stale = _LEFTOVER.match(name) or (folder == workdir and _EXPORT_LEFTOVER.match(name)
+                                        and os.path.realpath(path) != current)
+      if not stale:
+        continue
+      if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+      else:
+        os.remove(path)
+      removed.append(path)
+  if removed:
+    logging.warning("Removed what interrupted writes left in %s: %s", workdir,
+                    ", ".join(os.path.relpath(p, workdir) for p in removed))
+  return removed

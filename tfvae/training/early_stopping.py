@@ -98,5 +98,7 @@ class BestCheckpoint:
         path = os.path.join(folder, BEST_FILENAME)
         with open(path + ".tmp", "w") as f:
           json.dump({"step": self.best_step, "loss": self.best_loss}, f)
+          f.flush()
+          os.fsync(f.fileno())
         os.replace(path + ".tmp", path)  # after the checkpoint: best.json never points ahead
     return True

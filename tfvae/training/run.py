@@ -17,6 +17,8 @@ import tensorflow as tf
 
 from tfvae import config as config_lib
 from tfvae import data as data_lib
+from tfvae import lock
+from tfvae.training import checkpoints
 from tfvae.training import distribute
 from tfvae.training import early_stopping
 from tfvae.evaluation import evaluator as evaluator_lib
@@ -89,8 +91,9 @@ def describe(metrics, config):
                    f"{label} {metrics[k]}" for k, label in names if k in metrics)
 
 
-def _prepare_workdir(config, workdir, overwrite):
-  """Refuses (or with overwrite deletes) a run with another config; writes config.json."""
+def _check_workdir(config, workdir, overwrite):
+  """Refuses (or with overwrite deletes) a run with another config. Writes nothing else:
+  config.json is written once the checkpoints restored into this config."""
   if os.path.exists(os.path.join(workdir, config_lib.CONFIG_FILENAME)):
     try:
       config_lib.check_resumable(config_lib.load(workdir), config)
@@ -99,7 +102,9 @@ def _prepare_workdir(config, workdir, overwrite):
         raise
       logging.warning("--overwrite: deleting the run in %s", workdir)
       _delete_run(workdir)
-  config_lib.save(config, workdir)
+  elif overwrite and checkpoints.on_disk(os.path.join(workdir, "ckpt")):
+    logging.warning("--overwrite: deleting the checkpoints in %s (no config.json)", workdir)
+    _delete_run(workdir)
 
 
 def resolve(config, data):
@@ -151,12 +156,23 @@ def train_and_evaluate(config, workdir, overwrite=False, strategy=None, source=N
   Raises:
     tfvae.config.ConfigError: if workdir holds a run with a different config (and not
       overwrite), or the batch does not split over the replicas.
-    tfvae.data.DataError: if the dataset cannot be had.
+    tfvae.lock.WorkdirInUse: if another process holds the workdir (tfvae/lock.py).
+    tfvae.data.DataError: if the dataset cannot be had, or the batch is larger than its train
+      split; before anything is written.
+    checkpoints.CheckpointMismatch: if WORKDIR/ckpt holds checkpoints and none restores into
+      this config (e.g. config.json was lost and other flags were given); before anything is
+      written.
     TrainingError: after --max_consecutive_skips non-finite updates in a row.
     Interrupted: after SIGTERM/SIGINT, once a checkpoint is written.
   """
   strategy = strategy or trainer_lib.make_strategy(config)  # checks the batch split first
   chief = distribute.is_chief(strategy)
+  with lock.hold(workdir) if chief else contextlib.nullcontext():
+    return _train_and_evaluate(config, workdir, overwrite, strategy, chief, source)
+
+
+def _train_and_evaluate(config, workdir, overwrite, strategy, chief, source):
+  """train_and_evaluate, once the chief holds the workdir's lock."""
   if source is not None:
     config = config_lib.Config.from_dict({**config.to_dict(), "dataset": source.origin})
   data = data_lib.load(config, source)
@@ -164,10 +180,11 @@ def train_and_evaluate(config, workdir, overwrite=False, strategy=None, source=N
   mismatch = config_lib.likelihood_mismatch(config)
   if mismatch:
     logging.warning("%s", mismatch)
+  data_lib.TrainBatches(data, config)  # a batch the data cannot fill: before anything is written
   refused = None
   if chief:
     try:
-      _prepare_workdir(config, workdir, overwrite)
+      _check_workdir(config, workdir, overwrite)
     except config_lib.ConfigError as e:
       refused = e
   # The other workers learn that the chief refused (and stop) instead of waiting for it; once
@@ -177,7 +194,13 @@ def train_and_evaluate(config, workdir, overwrite=False, strategy=None, source=N
         f"The chief refused to train in --workdir={workdir} (its log says why).")
 
   trainer = trainer_lib.Trainer(config, strategy, workdir)
-  start = trainer.restore()
+  start = trainer.restore()  # checkpoints of another model: refused before config.json is written
+  if chief:
+    if start and not os.path.exists(os.path.join(workdir, config_lib.CONFIG_FILENAME)):
+      logging.warning("%s had checkpoints but no config.json; they restored into this "
+                      "command's config, which is written there now.", workdir)
+    workdir_lib.remove_leftovers(workdir)
+    config_lib.save(config, workdir)
   per_epoch = data_lib.steps_per_epoch(data, config)
   total = config.train_steps or config.epochs * per_epoch
   eval_every = config.eval_every or per_epoch

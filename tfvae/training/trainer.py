@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from tfvae import config as config_lib
 from tfvae import data as data_lib
+from tfvae.training import checkpoints
 from tfvae.training import distribute
 from tfvae.training import early_stopping
 from tfvae.evaluation import evaluator as evaluator_lib
@@ -80,6 +81,7 @@ class Trainer:
     self._ckpt_dir = os.path.join(workdir, "ckpt") if workdir else None
     self.manager = None
     if workdir and distribute.is_chief(strategy):
+      checkpoints.recover_index(self._ckpt_dir)  # the chief holds the workdir's lock
       self.manager = tf.train.CheckpointManager(self.checkpoint, self._ckpt_dir, max_to_keep=3)
     self._seed = tf.constant([config.seed, 1], tf.int32)
     self._train_loop = tf.function(self._train_loop_fn)
@@ -101,10 +103,14 @@ class Trainer:
         self.strategy, data_lib.train_dataset(data, self.config, start_step=start_step)))
 
   def restore(self):
-    """Restores the latest checkpoint of WORKDIR/ckpt, if any. Returns the step reached."""
-    latest = self._ckpt_dir and tf.train.latest_checkpoint(self._ckpt_dir)
-    if latest:
-      self.checkpoint.restore(latest).assert_existing_objects_matched()
+    """Restores the newest checkpoint of WORKDIR/ckpt that reads, if any (a damaged one is
+    skipped with a warning: tfvae/training/checkpoints.py). Returns the step reached.
+
+    Raises:
+      checkpoints.CheckpointMismatch: if checkpoints exist and none restores into this model.
+    """
+    if self._ckpt_dir:
+      checkpoints.restore(self.checkpoint, checkpoints.candidates(self._ckpt_dir))
     return int(self.step.numpy())
 
   def save(self):
@@ -266,16 +272,17 @@ def restore_model(workdir, strategy=None, checkpoint="best"):
 
   Raises:
     FileNotFoundError: if the workdir has no config.json or no checkpoint.
+    checkpoints.CheckpointMismatch: if no checkpoint restores (each damaged, or another model).
   """
   config = config_lib.load(workdir)
   with (strategy or tf.distribute.get_strategy()).scope():
     model = models.build(config)
   step = tf.Variable(0, dtype=tf.int64)
-  latest = tf.train.latest_checkpoint(os.path.join(workdir, "ckpt"))
-  if checkpoint == "best":
-    latest = early_stopping.best_checkpoint(workdir) or latest
-  if latest is None:
+  paths = checkpoints.candidates(os.path.join(workdir, "ckpt"))
+  best = early_stopping.best_checkpoint(workdir) if checkpoint == "best" else None
+  if best:  # a damaged best checkpoint falls back to the latest ones, with a warning
+    paths = [best, *paths]
+  if not paths:
     raise FileNotFoundError(f"No checkpoint in {os.path.join(workdir, 'ckpt')}: train first.")
-  status = tf.train.Checkpoint(model=model, step=step).restore(latest)
-  status.assert_existing_objects_matched().expect_partial()
+  checkpoints.restore(tf.train.Checkpoint(model=model, step=step), paths)
   return config, model, int(step.numpy())

@@ -35,6 +35,7 @@ import tensorflow as tf
 
 from tfvae import config as config_lib
 from tfvae import data as data_lib
+from tfvae import lock
 from tfvae.training import run
 from tfvae.training import trainer as trainer_lib
 from tfvae.tuning import report as tune_report
@@ -244,6 +245,7 @@ def search(base_config, settings, workdir):
   Raises:
     tfvae.config.ConfigError: for settings that cannot run, or a workdir holding another
       search; before anything is written.
+    tfvae.lock.WorkdirInUse: if another process holds the search folder.
     tfvae.data.DataError: if the dataset cannot be had; before anything is written.
     tfvae.run.Interrupted: after SIGTERM/SIGINT, once the running trial wrote a checkpoint;
       the same call resumes it.
@@ -253,6 +255,12 @@ def search(base_config, settings, workdir):
   _check_search(base_config, settings)
   data_lib.load(base_config)  # fail fast (DataError) before writing
   trainer_lib.make_strategy(base_config)  # batch split over the replicas (ConfigError)
+  with lock.hold(workdir):
+    return _search(base_config, settings, workdir)
+
+
+def _search(base_config, settings, workdir):
+  """search, once the search folder's lock is held."""
   _check_or_write_tune_json(workdir, base_config, settings)
   tuner = _Tuner(_make_oracle(settings), base_config, settings, workdir)
   tune_report.write_hparams_config(workdir, settings)

@@ -1,0 +1,119 @@
+"""One writer per run folder: an exclusive lock on WORKDIR/.tfvae.lock for every writing command.
+
+`tfvae.train` (`tfvae.fit`), `tfvae.evaluate` (`TrainedModel.evaluate` / `m1_accuracy` when
+they write), `tfvae.export` (`TrainedModel.export`), `tfvae.visualize` (`visualize.draw`) and
+`tfvae.tune` (`tuning.search.search`) hold it while they run. A second command on the same
+workdir is refused at once with WorkdirInUse, whose one line names the holder (pid, host, command,
+since when); reading a run (`tfvae.load`, the SavedModel) takes no lock.
+
+The lock is `flock(2)` on the file (NFS: emulated with POSIX byte-range locks by Linux), so the
+kernel releases it when its process dies, even by kill -9; the holder's description is written
+into the file and erased at a clean release, so a description found in a lock that could be
+taken is that of a process that died: it is taken over with a warning. A multi-worker training
+is locked by its chief. Nested calls in one process (train's final export, a tune's trials in
+their own folders) share the lock the outer call took.
+"""
+
+import contextlib
+import datetime
+import errno
+import fcntl
+import json
+import os
+import socket
+import sys
+
+from absl import logging
+
+from tfvae.errors import ConfigError
+
+LOCK_FILENAME = ".tfvae.lock"
+
+_held = {}  # realpath of the workdir -> [file descriptor, depth], in this process
+
+
+class WorkdirInUse(ConfigError):
+  """Another process holds the workdir's lock; the message names it."""
+
+
+def _describe(info):
+  return (f"pid {info.get('pid')} on {info.get('host')} ({info.get('command')}), since "
+          f"{info.get('since')}")
+
+
+def _read_info(fd):
+  os.lseek(fd, 0, os.SEEK_SET)
+  text = os.read(fd, 65536).decode("utf-8", "replace")
+  try:
+    info = json.loads(text)
+  except ValueError:
+    return None
+  return info if isinstance(info, dict) else None
+
+
+def _open(workdir, command):
+  """The lock file's descriptor, opened for writing, or a one-line error on the workdir."""
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise ConfigError(f"--workdir={workdir} is a file, not a folder.")
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    return os.open(os.path.join(workdir, LOCK_FILENAME), os.O_RDWR | os.O_CREAT, 0o644)
+  except OSError as e:
+    raise ConfigError(f"--workdir={workdir} is not writable ({e.strerror}): {command} writes "
+                      "its results there.") from None
+
+
+@contextlib.contextmanager
+def hold(workdir, command=None):
+  """Holds the exclusive lock of `workdir` (created if missing) inside the block.
+
+  Args:
+    workdir: a run folder (or a search folder of tfvae.tune).
+    command: what to tell a refused command; default this process's command line.
+
+  Raises:
+    WorkdirInUse: if another process holds the lock (its pid, host, command and start time are
+      in the message).
+    ConfigError: if workdir is a file or cannot be written.
+  """
+  key = os.path.realpath(workdir)
+  if key in _held:  # a nested call of this process: the outer one holds it
+    _held[key][1] += 1
+    try:
+      yield
+    finally:
+      _held[key][1] -= 1
+    return
+  command = command or " ".join([os.path.basename(sys.argv[0]) if sys.argv else "python",
+                                 *sys.argv[1:]])[:300]
+  fd = _open(workdir, command)
+  try:
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+  except OSError as e:
+    info = _read_info(fd)
+    os.close(fd)
+    if e.errno not in (errno.EAGAIN, errno.EACCES):
+      raise
+    raise WorkdirInUse(
+        f"--workdir={workdir} is in use by " + (_describe(info) if info else "another process")
+        + ": one command at a time writes a run folder. Wait for it to end (or stop it), or "
+        "use another --workdir.") from None
+  previous = _read_info(fd)
+  if previous:
+    logging.warning("Took over the lock of %s left by %s: that process is gone.", workdir,
+                    _describe(previous))
+  info = {"pid": os.getpid(), "host": socket.gethostname(), "command": command,
+          "since": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}
+  os.ftruncate(fd, 0)
+  os.pwrite(fd, json.dumps(info).encode(), 0)
+  os.fsync(fd)
+  _held[key] = [fd, 1]
+  try:
+    yield
+  finally:
+    del _held[key]
+    try:
+      os.ftruncate(fd, 0)  # a clean release leaves no description behind
+    finally:
+      os.close(fd)  # releases the flock
+
