@@ -118,10 +118,51 @@ def test_nan_in_every_batch_stops_with_a_clear_error_and_the_last_good_checkpoin
   assert proc.returncode == 1 and "Traceback" not in proc.stderr
   assert "updates in a row had a non-finite loss or gradient (--max_consecutive_skips=30)" \
       in proc.stderr
+  assert "The last checkpoint, of step 100 (before the updates that failed), is intact in " \
+      + os.path.join(str(tmp_path), "ckpt") in proc.stderr
   assert _checkpoint_step(str(tmp_path)) == 100  # nothing saved after the faults began
   _, model, step = trainer_lib.restore_model(str(tmp_path))
   assert step == 100
   assert all(np.all(np.isfinite(v.numpy())) for v in model.variables)
+
+
+def test_a_run_that_fails_before_its_first_checkpoint_does_not_claim_one(tmp_path):
+  poisoned = ",".join(str(s) for s in range(0, 60))
+  proc = run_module("tfvae.train", *QUICK, "--train_steps=400", "--checkpoint_every=200",
+                    "--max_consecutive_skips=30", f"--inject_nan_at_steps={poisoned}",
+                    f"--workdir={tmp_path}", check=False)
+  assert proc.returncode == 1 and "Traceback" not in proc.stderr
+  assert proc.stderr.strip().endswith("No checkpoint was written before it (nothing to resume "
+                                      "from). Try a lower --learning_rate or --clip_grad_norm.")
+  assert not (tmp_path / "ckpt").exists() or _checkpoint_step(str(tmp_path)) is None
+
+
+def _strict_json(path):
+  def refuse(constant):
+    raise AssertionError(f"{path} holds {constant}: not strict JSON")
+  with open(path) as f:
+    return json.load(f, parse_constant=refuse)
+
+
+def test_a_diverged_model_fails_the_run_and_its_metrics_are_null_with_the_reason(tmp_path):
+  # One finite update at this learning rate wrecks the model; with many skips allowed the run
+  # used to end with status 0, export the broken model and write Infinity into eval.json.
+  proc = run_module("tfvae.train", *QUICK, "--train_steps=100", "--learning_rate=1e6",
+                    "--max_consecutive_skips=1000", "--eval_importance_samples=10",
+                    f"--workdir={tmp_path}", check=False)
+  assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+  line = proc.stderr.strip().splitlines()[-1]
+  assert line.startswith("tfvae.train: The final evaluation at step 100 is not finite "
+                         "(validation: ")
+  assert "the model diverged, so it was not exported" in line
+  results = _strict_json(tmp_path / "eval.json")
+  test = results[results["final"]["test"]]
+  assert test["elbo"] is None and test["nonfinite"]["elbo"] in ("-inf", "nan")
+  assert not (tmp_path / "export").exists()
+  again = run_module("tfvae.train", *QUICK, "--train_steps=100", "--learning_rate=1e6",
+                     "--max_consecutive_skips=1000", "--eval_importance_samples=10",
+                     f"--workdir={tmp_path}", check=False)
+  assert again.returncode == 1  # not "Nothing left to train": the run is not a finished one
 
 
 BAD_INPUTS = [

@@ -20,6 +20,8 @@ if __name__ == "__main__":
 from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import logging  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+from tfvae import workdir as workdir_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
+
 
 FLAGS = flags.FLAGS
 
@@ -61,7 +63,7 @@ def main(argv):
     metrics = _load(FLAGS.workdir).m1_accuracy(FLAGS.m1_labels, FLAGS.label_seed, FLAGS.split)
     logging.info("M1 on %s: accuracy %.4f with %d labels (label_seed %d)", metrics["split"],
                  metrics["accuracy"], metrics["num_labels"], metrics["label_seed"])
-    print(json.dumps(metrics, indent=2))
+    print(json.dumps(workdir_lib.strict(metrics), indent=2))
     return
   metrics = _load(FLAGS.workdir).evaluate(
       split=FLAGS.split, num_importance_samples=FLAGS.num_importance_samples,
@@ -75,7 +77,8 @@ def main(argv):
   logging.info("%s %s (%d examples, step %d): %s  [%.1f s]", metrics["dataset"],
                metrics["split"], metrics["num_examples"], metrics["step"], headline,
                metrics["wall_time_s"])
-  print(json.dumps({k: v for k, v in metrics.items() if k != "rate_per_dimension"}, indent=2))
+  print(json.dumps(workdir_lib.strict({k: v for k, v in metrics.items()
+                                       if k != "rate_per_dimension"}), indent=2))
 
 
 if __name__ == "__main__":

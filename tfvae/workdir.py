@@ -17,6 +17,7 @@ entry from an earlier step stays (with its step) until that evaluation is run ag
 """
 
 import json
+import math
 import os
 import re
 import shutil
@@ -53,19 +54,50 @@ def read_eval_json(workdir):
     return json.load(f)
 
 
+def _finite(value):
+  if isinstance(value, float):
+    return math.isfinite(value)
+  if isinstance(value, (list, tuple)):
+    return all(_finite(v) for v in value)
+  return True
+
+
+def _nulled(value):
+  if isinstance(value, (list, tuple)):
+    return [_nulled(v) for v in value]
+  return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def nonfinite_keys(metrics):
+  """The keys of `metrics` (a dict) whose values are or hold non-finite floats (NaN, +-inf)."""
+  return sorted(k for k, v in metrics.items() if not _finite(v))
+
+
+def strict(metrics):
+  """`metrics` (a dict) as strict JSON takes it: each non-finite float becomes None, and the
+  entry says which values were ("nonfinite": key -> the value as Python writes it)."""
+  bad = nonfinite_keys(metrics)
+  if not bad:
+    return metrics
+  return {**{k: _nulled(v) if k in bad else v for k, v in metrics.items()},
+          "nonfinite": {k: repr(metrics[k])[:200] for k in bad}}
+
+
 def merge_eval_json(workdir, entries):
   """Merges `entries` (key -> value) into WORKDIR/eval.json; other keys are kept.
 
   Written to a temporary name, flushed to disk and renamed, so a reader or a kill -9 sees the
-  previous file or the new one, never a torn one.
+  previous file or the new one, never a torn one. The file is strict JSON: a non-finite metric
+  is written as null, and its entry's "nonfinite" names it (`strict`).
 
   Returns:
     The merged dict.
   """
-  merged = {**read_eval_json(workdir), **entries}
+  merged = {**read_eval_json(workdir), **{k: strict(v) if isinstance(v, dict) else v
+                                          for k, v in entries.items()}}
   path = os.path.join(workdir, EVAL_FILENAME)
   with open(path + ".tmp", "w") as f:
-    json.dump(merged, f, indent=2)
+    json.dump(merged, f, indent=2, allow_nan=False)
     f.flush()
     os.fsync(f.fileno())
   os.replace(path + ".tmp", path)

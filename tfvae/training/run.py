@@ -81,6 +81,15 @@ def _delete_run(workdir):
         os.remove(path)
 
 
+def _last_checkpoint(workdir):
+  """What is true of WORKDIR/ckpt, for a message after training failed."""
+  latest = tf.train.latest_checkpoint(os.path.join(workdir, "ckpt"))
+  if latest is None:
+    return "No checkpoint was written before it (nothing to resume from)."
+  return (f"The last checkpoint, of step {latest.rsplit('-', 1)[1]} (before the updates that "
+          f"failed), is intact in {os.path.dirname(latest)}.")
+
+
 def describe(metrics, config):
   """One line of the headline metrics a model has (from Evaluator metrics), for logs."""
   names = [("elbo", "elbo"), ("iwae_bound", f"iwae_bound(K={config.eval_importance_samples})"),
@@ -263,8 +272,7 @@ def _train_and_evaluate(config, workdir, overwrite, strategy, chief, source):
         raise TrainingError(
             f"{int(trainer.consecutive_skips.numpy())} updates in a row had a non-finite loss or "
             f"gradient (--max_consecutive_skips={config.max_consecutive_skips}), at step {step}. "
-            f"The last good checkpoint is intact in {os.path.join(workdir, 'ckpt')}. Try a "
-            "lower --learning_rate or --clip_grad_norm.")
+            + _last_checkpoint(workdir) + " Try a lower --learning_rate or --clip_grad_norm.")
       beta = trainer.model.beta(step)  # the scheduled rate weight, now (None: no such weight)
       if beta is not None:
         metrics["beta"] = float(beta)
@@ -319,8 +327,17 @@ def _train_and_evaluate(config, workdir, overwrite, strategy, chief, source):
       metrics["num_importance_samples"] = config.eval_importance_samples
     entries["final"][split] = workdir_lib.eval_key(split, metrics)
     entries[entries["final"][split]] = metrics
+  diverged = {split: workdir_lib.nonfinite_keys(results[split]) for split in results
+               if split != "step" and workdir_lib.nonfinite_keys(results[split])}
   if chief:
-    workdir_lib.merge_eval_json(workdir, entries)
+    workdir_lib.merge_eval_json(workdir, entries)  # non-finite values as null, with the reason
+  if diverged:
+    raise TrainingError(
+        f"The final evaluation at step {checkpoint_step} is not finite (" + "; ".join(
+            f"{split}: {', '.join(keys)}" for split, keys in diverged.items())
+        + f"): the model diverged, so it was not exported. eval.json records null for those "
+        "values. Train again with a lower --learning_rate or --clip_grad_norm (with "
+        "--overwrite, or in another --workdir).")
   logging.info("step %d  test %s", step, describe(results["test"], config))
   with distribute.write_dir(strategy, workdir) as export_dir:  # every worker saves
     serving.export(trainer.model, os.path.join(export_dir, "export"), step=step,
