@@ -146,3 +146,69 @@ def test_saved_model_in_a_fresh_process_rejects_wrong_inputs_naming_the_signatur
   assert info["step"] == 0 and info["input"]["range"] == [0.0, 1.0]
   assert info["input"]["binarized"] and info["input"]["scaling"] == "pixel / 255"
   assert "encode" in info["signatures"] and info["model"] == "vae"
+
+
+_OUT_OF_CONTRACT = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+vae, m2, vectors = (tf.saved_model.load(p) for p in sys.argv[1:4])
+seed = tf.constant([1, 2])
+cases = [
+    (vae, "decode", dict(z=np.array([[np.nan, 0.0]], np.float32))),
+    (vae, "decode", dict(z=np.array([[np.inf, 0.0]], np.float32))),
+    (vae, "sample", dict(n=np.int32(10 ** 8), seed=seed)),
+    (vae, "sample", dict(n=np.int32(-1), seed=seed)),
+    (vectors, "encode", dict(x=np.array([[0.0, np.nan, 1.0]], np.float32))),
+    (vectors, "elbo", dict(x=np.array([[0.0, np.inf, 1.0]], np.float32))),
+    (m2, "encode", dict(x=np.zeros([2, 8, 8, 1], np.float32), y=np.array([3, 10]))),
+    (m2, "decode", dict(z=np.zeros([1, 2], np.float32), y=np.array([-1]))),
+    (m2, "sample", dict(n=np.int32(2), seed=seed, label=np.int32(1000))),
+    # accepted:
+    (vae, "sample", dict(n=np.int32(65536), seed=seed)),
+    (vectors, "encode", dict(x=np.array([[-3.0, 250.0, 1.0]], np.float32))),
+    (m2, "sample", dict(n=np.int32(2), seed=seed, label=np.int32(-1))),
+    (m2, "encode", dict(x=np.zeros([2, 8, 8, 1], np.float32), y=np.array([0, 9]))),
+]
+errors = []
+for model, signature, args in cases:
+  try:
+    model.signatures[signature](**{k: tf.constant(v) for k, v in args.items()})
+    errors.append(None)
+  except tf.errors.InvalidArgumentError as e:
+    errors.append(e.message)
+print(json.dumps(errors))
+"""
+
+
+def test_the_saved_model_refuses_nan_codes_huge_samples_and_unknown_classes(tmp_path):
+  # Before these checks: NaN codes decoded to a normal-looking image, sample(n=1e8) crashed
+  # the serving process, and the M2 export accepted class 1000 with 10 classes.
+  paths = []
+  for name, values in [("vae", {}), ("m2", dict(model="m2", num_classes=10)),
+                       ("vectors", dict(image_shape=(3,), likelihood="normal"))]:
+    config = config_lib.Config(**{**dict(hidden_sizes=(8,), latent_dim=2,
+                                         image_shape=(8, 8, 1)), **values})
+    trainer = trainer_lib.Trainer(config, tf.distribute.OneDeviceStrategy("/cpu:0"))
+    paths.append(str(tmp_path / name))
+    serving.export(trainer.model, paths[-1], step=0)
+  proc = subprocess.run([sys.executable, "-c", _OUT_OF_CONTRACT, *paths], capture_output=True,
+                        text=True, check=True)
+  errors = json.loads(proc.stdout.strip().splitlines()[-1])
+  expected = ["signature decode expects z finite; got NaN or inf",
+              "signature decode expects z finite; got NaN or inf",
+              f"signature sample expects 0 <= n <= {serving.MAX_SAMPLES} (the outputs of one "
+              "call are held in memory: call it again with another seed for more); got n =] "
+              "[100000000]",
+              "signature sample expects 0 <= n <= 65536",
+              "signature encode expects x finite; got NaN or inf",
+              "signature elbo expects x finite; got NaN or inf",
+              "signature encode expects y in [0, 10), a class index of the 10 classes; got] "
+              "[3 10]",
+              "signature decode expects y in [0, 10)",
+              "signature sample expects label < 10 (a negative value draws y ~ p(y)), a class "
+              "index of the 10 classes; got] [1000]"]
+  assert len(errors) == len(expected) + 4
+  for error, text in zip(errors, expected):
+    assert error is not None and text in error, (text, error)
+  assert errors[len(expected):] == [None] * 4

@@ -21,7 +21,10 @@ Input contract: x is float32 in [0, 1], the stored pixels divided by their maxim
 digits / 16); for a model trained with --binarization=static/dynamic, 0/1 pixels give the
 log-likelihoods the run reports (gray levels are accepted). Values outside [0, 1] (raw 0..255
 pixels, NaN) are rejected with an InvalidArgumentError that says so; other dtypes (float64) are
-rejected by the signature itself: cast with np.float32 first. The export's
+rejected by the signature itself: cast with np.float32 first. Vectors and codes z must be
+finite; M2's class indices y must be in [0, K) (sample's label < K); sample draws at most
+MAX_SAMPLES = 65536 examples per call (call it again with other seeds for more). Each refusal
+is an InvalidArgumentError naming the signature, the argument and what it expects. The export's
 assets.extra/tfvae.json records the contract, the step and the signatures.
 
 sample and elbo exist only for generative models (a prior p(z)); deterministic autoencoders
@@ -51,9 +54,15 @@ from tfvae import workdir as workdir_lib
 _ELBO_SEED = (0, 0)
 
 
+# The most examples one `sample` call draws (its outputs are 2 x n images in memory at once):
+# more is refused with a message; call it again with other seeds for more.
+MAX_SAMPLES = 65536
+
+
 def _checked(tensor, name, signature, event_shape, unit_range=False):
-  """`tensor` once its shape is [N, *event_shape] (and, with unit_range, its values in [0, 1]);
-  otherwise an InvalidArgumentError whose message names the signature and what it expects."""
+  """`tensor` once its shape is [N, *event_shape], its values finite (and, with unit_range, in
+  [0, 1]); otherwise an InvalidArgumentError whose message names the signature and what it
+  expects."""
   shape = tf.shape(tensor)
   padded = tf.concat([shape, tf.zeros([len(event_shape) + 1], tf.int32)], 0)
   ok = tf.logical_and(tf.equal(tf.size(shape), len(event_shape) + 1),
@@ -62,9 +71,13 @@ def _checked(tensor, name, signature, event_shape, unit_range=False):
   checks = [tf.debugging.Assert(
       ok, [f"signature {signature} expects {name} float32 [{expected}]; got shape", shape],
       summarize=8)]
+  flat = tf.reshape(tensor, [-1])
+  if not unit_range:  # (the unit range check below refuses NaN and inf too)
+    checks.append(tf.debugging.Assert(
+        tf.reduce_all(tf.math.is_finite(flat)),
+        [f"signature {signature} expects {name} finite; got NaN or inf"]))
   if unit_range:
     # Flattened first: the min/max must work whatever rank reached the (parallel) shape check.
-    flat = tf.reshape(tensor, [-1])
     low, high = tf.reduce_min(flat), tf.reduce_max(flat)
     in_range = tf.logical_or(tf.equal(tf.size(tensor), 0),
                              tf.logical_and(low >= 0.0, high <= 1.0))  # False for NaN too
@@ -75,6 +88,29 @@ def _checked(tensor, name, signature, event_shape, unit_range=False):
                    "to", high]))
   with tf.control_dependencies(checks):
     return tf.identity(tensor)
+
+
+def _checked_labels(y, num_classes, name, signature, allow_negative=False):
+  """`y` once every value is a class index in [0, num_classes) (or, with allow_negative, < 0:
+  "draw the class"); otherwise an InvalidArgumentError naming the signature."""
+  y = tf.convert_to_tensor(y)
+  low = -(2 ** 31) if allow_negative else 0
+  expected = (f"< {num_classes} (a negative value draws y ~ p(y))" if allow_negative else
+              f"in [0, {num_classes})")
+  ok = tf.reduce_all(tf.logical_and(y >= tf.cast(low, y.dtype), y < num_classes))
+  with tf.control_dependencies([tf.debugging.Assert(
+      ok, [f"signature {signature} expects {name} {expected}, a class index of the "
+           f"{num_classes} classes; got", y], summarize=8)]):
+    return tf.identity(y)
+
+
+def _checked_count(n, signature):
+  """`n` once 0 <= n <= MAX_SAMPLES; otherwise an InvalidArgumentError naming the signature."""
+  with tf.control_dependencies([tf.debugging.Assert(
+      tf.logical_and(n >= 0, n <= MAX_SAMPLES),
+      [f"signature {signature} expects 0 <= n <= {MAX_SAMPLES} (the outputs of one call are "
+       "held in memory: call it again with another seed for more); got n =", n])]):
+    return tf.identity(n)
 
 
 def _likelihood_params(likelihood, p_x):
@@ -147,12 +183,12 @@ class _Exported(tf.Module):
     def x_in(x, signature):
       return raw.standardize(_checked(x, "x", signature, shape, images))
 
-    def onehot(y):
-      return tf.one_hot(y[0], k) if k else None
+    def onehot(y, signature):
+      return tf.one_hot(_checked_labels(y[0], k, "y", signature), k) if k else None
 
     @tf.function(input_signature=[x_spec, *y_spec])
     def encode(x, *y):
-      q_z = model.encode(x_in(x, "encode"), onehot(y))
+      q_z = model.encode(x_in(x, "encode"), onehot(y, "encode"))
       if not model.generative:
         return {"code": q_z.mean()}
       if isinstance(q_z, flows.FlowPosterior):  # q0's parameters, and the flow at q0's mean
@@ -162,7 +198,7 @@ class _Exported(tf.Module):
     @tf.function(input_signature=[z_spec, *y_spec])
     def decode(z, *y):
       z = _checked(z, "z", "decode", [config.latent_dim])
-      return _likelihood_params(config.likelihood, decode_raw(z, onehot(y)))
+      return _likelihood_params(config.likelihood, decode_raw(z, onehot(y, "decode")))
 
     @tf.function(input_signature=[x_spec])
     def reconstruct(x):
@@ -176,7 +212,9 @@ class _Exported(tf.Module):
       @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="n"),
                                     tf.TensorSpec([2], tf.int32, name="seed"), *label_spec])
       def sample(n, seed, *label):
-        out = model.sample(n, seed, label[0] if k else None)
+        n = _checked_count(n, "sample")
+        out = model.sample(n, seed, _checked_labels(label[0], k, "label", "sample", True)
+                           if k else None)
         return {key: value if key == "label" else raw.unstandardize(value)
                 for key, value in out.items()}
 
