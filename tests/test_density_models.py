@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from scipy import special, stats
 import tensorflow as tf
+import tensorflow_probability as tfp
 
 import conftest
 
@@ -21,6 +22,8 @@ from tfvae import priors
 from tfvae.evaluation import evaluator as evaluator_lib
 from tfvae.training import early_stopping
 from tfvae.training import fused_adam
+
+tfd = tfp.distributions
 
 SEED = tf.constant([7, 8], tf.int32)
 STEP = tf.constant(0, tf.int64)
@@ -125,6 +128,28 @@ def test_mixture_prior_log_prob_is_the_direct_sum():
   expected = _mixture_log_prob(z, special.softmax(layer.logits.numpy()), layer.locs.numpy(),
                                scales)
   np.testing.assert_allclose(p.log_prob(z.astype(np.float32)), expected, rtol=1e-5)
+
+
+def test_the_matmul_mixture_log_prob_matches_the_direct_sum_at_posterior_scales():
+  """K = 500, D = 40 as the VampPrior of the protocol; scales down to the clamp's exp(-3); z
+  [3, 7, D] near and far from the components; float64 direct sums as the reference."""
+  rng = np.random.default_rng(5)
+  loc = rng.normal(0, 1.5, (500, 40))
+  scale = np.exp(rng.uniform(-3.0, 1.0, (500, 40)))
+  logits = rng.normal(0, 1, 500)
+  z = (loc[:21] + 0.01 * rng.standard_normal((21, 40))).reshape(3, 7, 40)
+  z[2] = rng.normal(0, 3, (7, 40))  # far from every component
+  p = priors.DiagonalGaussianMixture(*(tf.constant(a, tf.float32) for a in (logits, loc, scale)))
+  log_prob = p.log_prob(z.astype(np.float32)).numpy()
+  assert log_prob.shape == (3, 7)
+  per_comp = (-0.5 * (((z[..., None, :] - loc) / scale) ** 2).sum(-1)
+              - np.log(scale).sum(-1) - 20 * np.log(2 * np.pi))
+  expected = special.logsumexp(per_comp + special.log_softmax(logits), -1)
+  # float32 rounding of the expanded square: ~1e-3 nats here (|mu| up to 5, sigma down to 0.05)
+  np.testing.assert_allclose(log_prob, expected, rtol=0, atol=2e-3)
+  direct = tfd.MixtureSameFamily(p.mixture_distribution, p.components_distribution)
+  assert p.event_shape == direct.event_shape and p.batch_shape == direct.batch_shape
+  assert p.sample(4, seed=(1, 2)).shape == (4, 40)
 
 
 def test_vampprior_is_the_mean_of_the_pseudo_input_posteriors_and_trains():

@@ -1,7 +1,8 @@
 """Priors p(z) over codes [D]: the standard normal, the VampPrior and a learned Gaussian mixture.
 
 Each prior is a Keras 3 layer (its variables train with the model); its `distribution()` is a
-distribution with event shape [latent_dim] and batch shape [].
+distribution with event shape [latent_dim] and batch shape [] (the mixtures a
+DiagonalGaussianMixture, whose log_prob costs two matmuls).
 
 References:
   Tomczak & Welling, "VAE with a VampPrior", AISTATS 2018 (eq. 9: p(z) = (1/K) sum_k
@@ -18,6 +19,43 @@ import tensorflow_probability as tfp
 from tfvae import networks
 
 tfd = tfp.distributions
+
+
+class DiagonalGaussianMixture(tfd.MixtureSameFamily):
+  """sum_k pi_k N(z; mu_k, diag(sigma_k^2)): tfd.MixtureSameFamily of a MultivariateNormalDiag
+  with batch [K], whose log_prob is computed with two matmuls.
+
+  MixtureSameFamily broadcasts z [N, D] against the components into [N, K, D] (at K = 500
+  pseudo-inputs and N = 50000 codes of an importance-weighted evaluation: 4 GB per call);
+  here sum_d (z_d - mu_kd)^2 / sigma_kd^2 = (z^2) S^T - 2 z (mu S)^T + sum_d mu_kd^2 S_kd with
+  S = 1 / sigma^2, so memory and time are those of [N, D] x [D, K] products. The price is
+  float32 rounding of the expanded square: about 1e-3 nats at D = 40 with sigma down to
+  exp(-3) (the clamped log-variance's lower end) and |mu| up to 5, against a float64 direct
+  sum (tested); negligible beside an NLL reported to 0.01 nats.
+
+  Args:
+    logits: float Tensor [K], the mixture weights' logits.
+    loc: float Tensor [K, D]; scale: float Tensor [K, D] (> 0).
+  """
+
+  def __init__(self, logits, loc, scale, name="DiagonalGaussianMixture"):
+    super().__init__(tfd.Categorical(logits=logits),
+                     tfd.MultivariateNormalDiag(loc=loc, scale_diag=scale), name=name)
+    self._parts = (logits, loc, scale)
+
+  def _log_prob(self, z):
+    logits, loc, scale = self._parts
+    z = tf.convert_to_tensor(z, loc.dtype)
+    dim = tf.shape(loc)[-1]
+    flat = tf.reshape(z, [-1, dim])  # [N, D]
+    precision = tf.math.reciprocal(tf.square(scale))  # [K, D]
+    squared = (tf.matmul(tf.square(flat), precision, transpose_b=True)
+               - 2.0 * tf.matmul(flat, loc * precision, transpose_b=True)
+               + tf.reduce_sum(tf.square(loc) * precision, axis=-1))  # [N, K]
+    log_normalizer = (tf.reduce_sum(tf.math.log(scale), axis=-1)
+                      + 0.5 * tf.cast(dim, loc.dtype) * np.log(2.0 * np.pi))  # [K]
+    log_joint = -0.5 * tf.maximum(squared, 0.0) - log_normalizer + tf.nn.log_softmax(logits)
+    return tf.reshape(tf.reduce_logsumexp(log_joint, axis=-1), tf.shape(z)[:-1])
 
 
 class StandardNormal(keras.layers.Layer):
@@ -50,11 +88,9 @@ class Mixture(keras.layers.Layer):
         initializer=keras.initializers.Constant(float(np.log(np.expm1(1.0)))))
 
   def distribution(self):
-    return tfd.MixtureSameFamily(
-        tfd.Categorical(logits=tf.convert_to_tensor(self.logits)),
-        tfd.MultivariateNormalDiag(
-            loc=tf.convert_to_tensor(self.locs),
-            scale_diag=tf.nn.softplus(self.raw_scales) + networks.MIN_POSTERIOR_SCALE))
+    return DiagonalGaussianMixture(
+        tf.convert_to_tensor(self.logits), tf.convert_to_tensor(self.locs),
+        tf.nn.softplus(self.raw_scales) + networks.MIN_POSTERIOR_SCALE)
 
 
 class VampPrior(keras.layers.Layer):
@@ -86,8 +122,8 @@ class VampPrior(keras.layers.Layer):
 
   def distribution(self):
     components = self._gaussian(self.pseudo_inputs())
-    k = tf.shape(components.mean())[0]
-    return tfd.MixtureSameFamily(tfd.Categorical(logits=tf.zeros([k])), components)
+    loc, scale = components.mean(), components.stddev()  # [K, D]
+    return DiagonalGaussianMixture(tf.zeros(tf.shape(loc)[:1]), loc, scale)
 
 
 def build(config, gaussian, latent_dim=None):
