@@ -211,3 +211,43 @@ def test_overwrite_replaces_a_run_with_another_config(tmp_path):
   assert "Training from step 0 to 25" in proc.stderr
   assert json.load(open(tmp_path / "config.json"))["latent_dim"] == 3
   assert len(os.listdir(tmp_path / "tensorboard" / "train")) == 1  # old events are gone
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_during_an_evaluation_is_one_line_and_leaves_eval_json_intact(tmp_path, signum):
+  # Before: SIGTERM killed tfvae.evaluate silently (status 143), SIGINT printed a ~100-line
+  # KeyboardInterrupt traceback.
+  workdir = str(tmp_path)
+  run_module("tfvae.train", *QUICK, "--train_steps=50", f"--workdir={workdir}")
+  before = (tmp_path / "eval.json").read_bytes()
+  proc = subprocess.Popen([sys.executable, "-m", "tfvae.evaluate", f"--workdir={workdir}",
+                           "--num_importance_samples=200000"], cwd=ROOT,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  lock_file = tmp_path / ".tfvae.lock"
+  deadline = time.time() + 120
+  while not (lock_file.exists() and lock_file.stat().st_size):  # evaluating, lock held
+    assert proc.poll() is None and time.time() < deadline, proc.communicate()[1][-3000:]
+    time.sleep(0.05)
+  time.sleep(1.0)
+  proc.send_signal(signum)
+  _, stderr = proc.communicate(timeout=120)
+  assert proc.returncode == 128 + signum, stderr[-3000:]
+  assert "Traceback" not in stderr
+  assert stderr.strip().splitlines()[-1] == (
+      f"tfvae.evaluate: Stopped by {signal.Signals(signum).name} before it finished. What it had "
+      "written is intact (each file is replaced whole, or not at all); re-run the same command "
+      "to finish.")
+  assert (tmp_path / "eval.json").read_bytes() == before
+  assert lock_file.stat().st_size == 0  # released
+
+
+def test_a_garbage_config_json_is_one_line_naming_the_file(tmp_path):
+  workdir = str(tmp_path)
+  run_module("tfvae.train", *QUICK, "--train_steps=20", f"--workdir={workdir}")
+  (tmp_path / "config.json").write_text('{"latent_dim": 8, "model": ')
+  for module in ("tfvae.train", "tfvae.evaluate", "tfvae.export"):
+    args = QUICK if module == "tfvae.train" else []
+    proc = run_module(module, *args, f"--workdir={workdir}", check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert proc.stderr.strip().splitlines()[-1].startswith(
+        f"{module}: {tmp_path / 'config.json'} is not a tfvae config (JSONDecodeError: ")

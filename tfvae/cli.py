@@ -23,6 +23,7 @@ import contextlib
 import logging as std_logging
 import os
 import re
+import signal
 import sys
 import threading
 
@@ -124,6 +125,20 @@ def exit_with(program, error, code):
   sys.exit(code)
 
 
+def _raise_stopped(signum, frame):
+  del frame
+  raise errors.Stopped(signum)
+
+
+def _raise_on_stop_signals():
+  """SIGTERM/SIGINT raise errors.Stopped (one line, status 128 + signum) instead of a silent
+  exit or a KeyboardInterrupt traceback; the training loop replaces them with its own
+  (finish the loop, write a checkpoint: tfvae/training/run.py) while it runs."""
+  if threading.current_thread() is threading.main_thread():
+    for signum in (signal.SIGTERM, signal.SIGINT):
+      signal.signal(signum, _raise_stopped)
+
+
 @contextlib.contextmanager
 def user_errors(program):
   """Turns the errors a user can act on into one line and an exit status (see module doc)."""
@@ -131,6 +146,8 @@ def user_errors(program):
     yield
   except (errors.ConfigError, errors.DataError, FileNotFoundError) as e:
     exit_with(program, e, 2)
+  except errors.Stopped as e:
+    exit_with(program, e, 128 + e.signum)
   except Exception as e:  # pylint: disable=broad-except
     from tfvae.training import run  # pylint: disable=import-outside-toplevel
     if isinstance(e, run.TrainingError):
@@ -168,6 +185,7 @@ def run(program, main):
 
   def wrapped(argv):
     quiet_tf_info_logs()
+    _raise_on_stop_signals()
     if len(argv) > 1:
       exit_with(program, f"unexpected arguments: {' '.join(argv[1:])} (flags are written "
                 "--name=value; --help lists them)", 2)

@@ -482,12 +482,22 @@ def load(workdir):
 
   Raises:
     FileNotFoundError: if the workdir holds no config.json (no run was started there).
+    ConfigError: if config.json does not parse or does not hold a valid Config.
   """
   path = os.path.join(workdir, CONFIG_FILENAME)
   if not os.path.exists(path):
     raise FileNotFoundError(f"{path} does not exist: is --workdir={workdir} a tfvae run?")
-  with open(path) as f:
-    return Config.from_dict(json.load(f))
+  try:
+    with open(path) as f:
+      values = json.load(f)
+    if not isinstance(values, dict):
+      raise ValueError(f"a JSON {type(values).__name__}, not an object")
+    return Config.from_dict(values)
+  except (ValueError, TypeError, UnicodeDecodeError) as e:
+    raise ConfigError(
+        f"{path} is not a tfvae config ({type(e).__name__}: {str(e).splitlines()[0][:200]}): "
+        "restore it from a copy, or start the run over with --overwrite (which deletes it).") \
+        from None
 
 
 def role(name):
