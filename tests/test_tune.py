@@ -145,6 +145,29 @@ def test_a_workdir_holding_another_search_is_refused(random_search):
   assert _rows(workdir) == before
 
 
+@pytest.mark.parametrize("damage", ["torn oracle.json", "garbage tune.json"])
+def test_a_torn_search_state_is_one_line_saying_what_to_do(random_search, tmp_path, damage):
+  # keras-tuner writes its state in place: a kill mid-write used to stop every later run with
+  # a JSONDecodeError traceback.
+  workdir = str(tmp_path / "copy")
+  shutil.copytree(random_search[0], workdir, symlinks=True)
+  if damage == "torn oracle.json":
+    path = os.path.join(workdir, "keras_tuner", "oracle.json")
+    with open(path, "r+") as f:
+      f.truncate(os.path.getsize(path) // 2)
+    expected = ("tfvae.tune: keras-tuner's state is torn (keras_tuner/oracle.json do not "
+                "parse: a write was interrupted), so this search cannot continue. The trials' "
+                f"runs are intact in {workdir}/trial_*")
+  else:
+    with open(os.path.join(workdir, "tune.json"), "w") as f:
+      f.write("{not json")
+    expected = (f"tfvae.tune: {workdir}/tune.json is not a tfvae search record "
+                "(JSONDecodeError: ")
+  proc = run_module("tfvae.tune", *TINY, "--max_trials=3", f"--workdir={workdir}", check=False)
+  assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+  assert proc.stderr.strip().splitlines()[-1].startswith(expected)
+
+
 def test_hyperband_promotes_a_trial_and_continues_its_checkpoint(tmp_path):
   workdir = str(tmp_path)
   # 1198 digits / batch 256 = 4 steps per epoch. With max_epochs 3 and factor 3, Hyperband first

@@ -199,10 +199,16 @@ def _check_or_write_tune_json(workdir, base_config, settings):
   path = os.path.join(workdir, TUNE_FILENAME)
   saved_dict = {"tune": settings.to_dict(), "base_config": base_config.to_dict()}
   if os.path.exists(path):
-    with open(path) as f:
-      saved = json.load(f)
-    old_settings = TuneSettings.from_dict(saved["tune"])
-    old_base = config_lib.Config.from_dict(saved["base_config"])
+    try:
+      with open(path) as f:
+        saved = json.load(f)
+      old_settings = TuneSettings.from_dict(saved["tune"])
+      old_base = config_lib.Config.from_dict(saved["base_config"])
+    except (ValueError, TypeError, KeyError) as e:
+      raise config_lib.ConfigError(
+          f"{path} is not a tfvae search record ({type(e).__name__}: "
+          f"{str(e).splitlines()[0][:200] if str(e) else ''}): restore it from a copy, or "
+          "search in a new --workdir.") from None
     searched = {"beta", "latent_dim"} | ({"learning_rate"} if settings.searches_learning_rate
                                          else set())
     # A continued search may change what never changes a result (config.CONTINUABLE_ROLES) and
@@ -219,6 +225,22 @@ def _check_or_write_tune_json(workdir, base_config, settings):
   with open(path + ".tmp", "w") as f:
     json.dump(saved_dict, f, indent=2, sort_keys=True)
   os.replace(path + ".tmp", path)
+
+
+def _torn_state_files(workdir):
+  """The JSON files of keras-tuner's state (WORKDIR/keras_tuner: oracle.json, trial.json, which
+  keras-tuner writes in place) that do not parse, relative to the workdir."""
+  torn = []
+  for root, _, names in os.walk(os.path.join(workdir, "keras_tuner")):
+    for name in sorted(names):
+      if name.endswith(".json"):
+        path = os.path.join(root, name)
+        try:
+          with open(path) as f:
+            json.load(f)
+        except (ValueError, UnicodeDecodeError):
+          torn.append(os.path.relpath(path, workdir))
+  return sorted(torn)
 
 
 def _link_best(workdir, name):
@@ -262,6 +284,13 @@ def search(base_config, settings, workdir):
 def _search(base_config, settings, workdir):
   """search, once the search folder's lock is held."""
   _check_or_write_tune_json(workdir, base_config, settings)
+  torn = _torn_state_files(workdir)
+  if torn:
+    raise config_lib.ConfigError(
+        f"keras-tuner's state is torn ({', '.join(torn)} do not parse: a write was "
+        "interrupted), so this search cannot continue. The trials' runs are intact in "
+        f"{os.path.join(workdir, 'trial_*')} (each evaluates and exports like any run); "
+        "continue the search in a new --workdir.")
   tuner = _Tuner(_make_oracle(settings), base_config, settings, workdir)
   tune_report.write_hparams_config(workdir, settings)
   if tuner.oracle.trials:
