@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from tfvae import config as config_lib
 from tfvae import data as data_lib
+from tfvae import lock
 from tfvae import serving
 from tfvae import objectives
 from tfvae.training import trainer as trainer_lib
@@ -89,7 +90,8 @@ def test_export_swaps_atomically_and_cleans_up(tmp_path):
   (tmp_path / "export.123.half-written").mkdir()  # as a kill -9 during a save leaves it
   second = serving.export(trainer.model, path)
   assert os.path.islink(path) and os.path.realpath(path) == second != first
-  assert sorted(p.name for p in tmp_path.iterdir()) == ["export", os.path.basename(second)]
+  assert sorted(p.name for p in tmp_path.iterdir()) == [
+      lock.LOCK_FILENAME, "export", os.path.basename(second)]  # the lock: one export at a time
   assert "reconstruct" in tf.saved_model.load(path).signatures
 
 

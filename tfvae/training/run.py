@@ -176,12 +176,6 @@ def train_and_evaluate(config, workdir, overwrite=False, strategy=None, source=N
   """
   strategy = strategy or trainer_lib.make_strategy(config)  # checks the batch split first
   chief = distribute.is_chief(strategy)
-  with lock.hold(workdir) if chief else contextlib.nullcontext():
-    return _train_and_evaluate(config, workdir, overwrite, strategy, chief, source)
-
-
-def _train_and_evaluate(config, workdir, overwrite, strategy, chief, source):
-  """train_and_evaluate, once the chief holds the workdir's lock."""
   if source is not None:
     config = config_lib.Config.from_dict({**config.to_dict(), "dataset": source.origin})
   data = data_lib.load(config, source)
@@ -190,6 +184,12 @@ def _train_and_evaluate(config, workdir, overwrite, strategy, chief, source):
   if mismatch:
     logging.warning("%s", mismatch)
   data_lib.TrainBatches(data, config)  # a batch the data cannot fill: before anything is written
+  with lock.hold(workdir) if chief else contextlib.nullcontext():  # creates the workdir
+    return _train_in_workdir(config, data, workdir, overwrite, strategy, chief)
+
+
+def _train_in_workdir(config, data, workdir, overwrite, strategy, chief):
+  """train_and_evaluate once the data are read and checked, and the chief holds the lock."""
   refused = None
   if chief:
     try:
