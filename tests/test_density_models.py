@@ -131,25 +131,29 @@ def test_mixture_prior_log_prob_is_the_direct_sum():
 
 
 def test_the_matmul_mixture_log_prob_matches_the_direct_sum_at_posterior_scales():
-  """K = 500, D = 40 as the VampPrior of the protocol; scales down to the clamp's exp(-3); z
-  [3, 7, D] near and far from the components; float64 direct sums as the reference."""
+  """K = 500, D = 40 as the VampPrior of the protocol; scales down to 1e-4; z [3, 7, D] near
+  and far from the components; float64 direct sums as the reference."""
   rng = np.random.default_rng(5)
   loc = rng.normal(0, 1.5, (500, 40))
-  scale = np.exp(rng.uniform(-3.0, 1.0, (500, 40)))
+  scale = np.exp(rng.uniform(np.log(1e-4), 1.0, (500, 40)))  # down to the softplus floor
   logits = rng.normal(0, 1, 500)
-  z = (loc[:21] + 0.01 * rng.standard_normal((21, 40))).reshape(3, 7, 40)
+  z = (loc[:21] + scale[:21] * rng.standard_normal((21, 40))).reshape(3, 7, 40)  # near one
   z[2] = rng.normal(0, 3, (7, 40))  # far from every component
+  # The reference sees the float32 values the mixture sees (at sigma = 1e-4 the rounding of z
+  # to float32 alone moves log p by tenths of a nat).
+  logits, loc, scale, z = (a.astype(np.float32).astype(np.float64)
+                           for a in (logits, loc, scale, z))
   p = priors.DiagonalGaussianMixture(*(tf.constant(a, tf.float32) for a in (logits, loc, scale)))
   log_prob = p.log_prob(z.astype(np.float32)).numpy()
   assert log_prob.shape == (3, 7)
   per_comp = (-0.5 * (((z[..., None, :] - loc) / scale) ** 2).sum(-1)
               - np.log(scale).sum(-1) - 20 * np.log(2 * np.pi))
   expected = special.logsumexp(per_comp + special.log_softmax(logits), -1)
-  # float32 rounding of the expanded square: ~1e-3 nats here (|mu| up to 5, sigma down to 0.05)
-  np.testing.assert_allclose(log_prob, expected, rtol=0, atol=2e-3)
+  np.testing.assert_allclose(log_prob, expected, rtol=1e-6, atol=1e-4)
   direct = tfd.MixtureSameFamily(p.mixture_distribution, p.components_distribution)
   assert p.event_shape == direct.event_shape and p.batch_shape == direct.batch_shape
   assert p.sample(4, seed=(1, 2)).shape == (4, 40)
+  assert p.copy().log_prob(z[0, :1].astype(np.float32)).shape == (1,)
 
 
 def test_vampprior_is_the_mean_of_the_pseudo_input_posteriors_and_trains():

@@ -116,3 +116,17 @@ def test_what_interrupted_writes_left_is_removed_at_the_next_start(tmp_path):
     assert not os.path.exists(os.path.join(workdir, top)), top
   assert os.path.realpath(os.path.join(workdir, "export")) == export
   assert "reconstruct" in tf.saved_model.load(os.path.join(workdir, "export")).signatures
+
+
+def test_an_eval_json_with_nan_from_an_older_run_is_rewritten_as_strict_json(tmp_path):
+  from tfvae import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
+  (tmp_path / "eval.json").write_text(  # what json.dump wrote before (allow_nan)
+      '{"test": {"elbo": NaN, "per_class": {"a": Infinity}, "rate": 1.5}, "step": 3}')
+  workdir_lib.merge_eval_json(str(tmp_path), {"validation": {"elbo": -2.0}})
+  def refuse(constant):
+    raise AssertionError(constant)
+  merged = json.loads((tmp_path / "eval.json").read_text(), parse_constant=refuse)
+  assert merged["test"]["elbo"] is None and merged["test"]["per_class"] == {"a": None}
+  assert merged["test"]["rate"] == 1.5 and merged["test"]["nonfinite"]["elbo"] == "nan"
+  assert merged["validation"] == {"elbo": -2.0} and merged["step"] == 3
+  assert not (tmp_path / "eval.json.tmp").exists()

@@ -127,6 +127,7 @@ def exit_with(program, error, code):
 
 def _raise_stopped(signum, frame):
   del frame
+  signal.signal(signum, signal.SIG_DFL)  # a second signal stops at once (e.g. inside a TF op)
   raise errors.Stopped(signum)
 
 

@@ -3,15 +3,17 @@
 `tfvae.train` (`tfvae.fit`), `tfvae.evaluate` (`TrainedModel.evaluate` / `m1_accuracy` when
 they write), `tfvae.export` (`TrainedModel.export`), `tfvae.visualize` (`visualize.draw`) and
 `tfvae.tune` (`tuning.search.search`) hold it while they run. A second command on the same
-workdir is refused at once with WorkdirInUse, whose one line names the holder (pid, host, command,
-since when); reading a run (`tfvae.load`, the SavedModel) takes no lock.
+workdir is refused before it writes anything (training: once its data are read and checked)
+with WorkdirInUse, whose one line names the holder (pid, host, command, since when); reading a
+run (`tfvae.load`, the SavedModel) takes no lock.
 
 The lock is `flock(2)` on the file (NFS: emulated with POSIX byte-range locks by Linux), so the
 kernel releases it when its process dies, even by kill -9; the holder's description is written
 into the file and erased at a clean release, so a description found in a lock that could be
 taken is that of a process that died: it is taken over with a warning. A multi-worker training
-is locked by its chief. Nested calls in one process (train's final export, a tune's trials in
-their own folders) share the lock the outer call took.
+is locked by its chief. Nested calls in one process on the same folder (train's final export)
+share the lock the outer call took; a tune's trials lock their own folders. The lock is
+between processes: two threads of one process on one workdir are not kept apart.
 """
 
 import contextlib
@@ -92,8 +94,10 @@ def hold(workdir, command=None):
   except OSError as e:
     info = _read_info(fd)
     os.close(fd)
-    if e.errno not in (errno.EAGAIN, errno.EACCES):
-      raise
+    if e.errno not in (errno.EAGAIN, errno.EACCES):  # e.g. ENOLCK: NFS without locking
+      raise ConfigError(f"--workdir={workdir}: cannot lock {LOCK_FILENAME} there "
+                        f"({e.strerror}); use a folder on a filesystem with file locks.") \
+          from None
     raise WorkdirInUse(
         f"--workdir={workdir} is in use by " + (_describe(info) if info else "another process")
         + ": one command at a time writes a run folder. Wait for it to end (or stop it), or "

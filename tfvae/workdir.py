@@ -59,12 +59,16 @@ def _finite(value):
     return math.isfinite(value)
   if isinstance(value, (list, tuple)):
     return all(_finite(v) for v in value)
+  if isinstance(value, dict):
+    return all(_finite(v) for v in value.values())
   return True
 
 
 def _nulled(value):
   if isinstance(value, (list, tuple)):
     return [_nulled(v) for v in value]
+  if isinstance(value, dict):
+    return {k: _nulled(v) for k, v in value.items()}
   return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
@@ -93,8 +97,8 @@ def merge_eval_json(workdir, entries):
   Returns:
     The merged dict.
   """
-  merged = {**read_eval_json(workdir), **{k: strict(v) if isinstance(v, dict) else v
-                                          for k, v in entries.items()}}
+  merged = {k: strict(v) if isinstance(v, dict) else _nulled(v)  # old NaN entries too
+            for k, v in {**read_eval_json(workdir), **entries}.items()}
   path = os.path.join(workdir, EVAL_FILENAME)
   with open(path + ".tmp", "w") as f:
     json.dump(merged, f, indent=2, allow_nan=False)
@@ -143,7 +147,13 @@ def finished_results(workdir, step):
 # What an interrupted write leaves behind (kill -9, a full disk), by folder of the workdir:
 # our own temp files (NAME.tmp), TensorFlow's (a checkpoint's ckpt-N_temp/ folder, the index's
 # checkpoint.tmp<uuid>), and export folders the export link does not point at.
-_LEFTOVER = re.compile(r"^(.+\.tmp|checkpoint\.tmp[0-9a-f]+|ckpt-\d+_temp)$")
+_LEFTOVERS = {  # folder (relative to the workdir) -> the temp names written there
+    "": re.compile(r"^(config|eval)\.json\.tmp$"),
+    "ckpt": re.compile(r"^(checkpoint\.tmp[0-9a-f]+|ckpt-\d+_temp)$"),
+    os.path.join("ckpt", "best"): re.compile(
+        r"^(best\.json\.tmp|checkpoint\.tmp[0-9a-f]+|ckpt-\d+_temp)$"),
+    "figures": re.compile(r"^[a-z0-9_]+\.png\.tmp$"),
+}
 _EXPORT_LEFTOVER = re.compile(r"^export\.\d+(\.link|\.old)?$")
 
 
@@ -159,16 +169,16 @@ def remove_leftovers(workdir):
   removed = []
   export = os.path.join(workdir, "export")
   current = os.path.realpath(export) if os.path.islink(export) else None
-  for folder in (workdir, os.path.join(workdir, "ckpt"), os.path.join(workdir, "ckpt", "best"),
-                 os.path.join(workdir, "figures")):
+  for relative, pattern in _LEFTOVERS.items():
+    folder = os.path.join(workdir, relative) if relative else workdir
     try:
       names = sorted(os.listdir(folder))
     except OSError:
       continue
     for name in names:
       path = os.path.join(folder, name)
-      stale = _LEFTOVER.match(name) or (folder == workdir and _EXPORT_LEFTOVER.match(name)
-                                        and os.path.realpath(path) != current)
+      stale = pattern.match(name) or (folder == workdir and _EXPORT_LEFTOVER.match(name)
+                                      and os.path.realpath(path) != current)
       if not stale:
         continue
       if os.path.isdir(path) and not os.path.islink(path):

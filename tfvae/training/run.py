@@ -81,6 +81,12 @@ def _delete_run(workdir):
         os.remove(path)
 
 
+# Non-finite final metrics that mean the model diverged (an accuracy is NaN by design on a split
+# without labels).
+_DIVERGED_IF_NONFINITE = ("loss", "elbo", "rate", "distortion", "iwae_bound", "nll",
+                          "squared_error")
+
+
 def _last_checkpoint(workdir):
   """What is true of WORKDIR/ckpt, for a message after training failed."""
   latest = tf.train.latest_checkpoint(os.path.join(workdir, "ckpt"))
@@ -184,18 +190,20 @@ def train_and_evaluate(config, workdir, overwrite=False, strategy=None, source=N
   if mismatch:
     logging.warning("%s", mismatch)
   data_lib.TrainBatches(data, config)  # a batch the data cannot fill: before anything is written
-  with lock.hold(workdir) if chief else contextlib.nullcontext():  # creates the workdir
-    return _train_in_workdir(config, data, workdir, overwrite, strategy, chief)
+  with contextlib.ExitStack() as held:
+    refused = None
+    if chief:
+      try:
+        held.enter_context(lock.hold(workdir))  # creates the workdir
+        _check_workdir(config, workdir, overwrite)
+      except config_lib.ConfigError as e:  # WorkdirInUse included
+        refused = e
+    return _train_in_workdir(config, data, workdir, strategy, chief, refused)
 
 
-def _train_in_workdir(config, data, workdir, overwrite, strategy, chief):
-  """train_and_evaluate once the data are read and checked, and the chief holds the lock."""
-  refused = None
-  if chief:
-    try:
-      _check_workdir(config, workdir, overwrite)
-    except config_lib.ConfigError as e:
-      refused = e
+def _train_in_workdir(config, data, workdir, strategy, chief, refused):
+  """train_and_evaluate once the data are read and checked, and the chief holds the lock (or
+  was refused: `refused`, which every worker learns)."""
   # The other workers learn that the chief refused (and stop) instead of waiting for it; once
   # this returns, the chief has replaced any run --overwrite deletes, so all restore the same.
   if distribute.any_worker(strategy, [refused is not None])[0]:
@@ -312,10 +320,13 @@ def _train_in_workdir(config, data, workdir, overwrite, strategy, chief):
   checkpoint_step = step
   best_path = early_stopping.best_checkpoint(workdir)
   if best_path and best.best_step != step:  # evaluate and export the best weights
-    tf.train.Checkpoint(model=trainer.model).restore(best_path).expect_partial()
-    checkpoint_step, validation_metrics = best.best_step, None
-    logging.info("Restored the best checkpoint (step %d, validation loss %.3f) for the final "
-                 "evaluation and the export.", best.best_step, best.best_loss)
+    try:
+      checkpoints.restore(tf.train.Checkpoint(model=trainer.model), [best_path])
+      checkpoint_step, validation_metrics = best.best_step, None
+      logging.info("Restored the best checkpoint (step %d, validation loss %.3f) for the final "
+                   "evaluation and the export.", best.best_step, best.best_loss)
+    except checkpoints.CheckpointMismatch as e:  # a damaged best: the last weights instead
+      logging.warning("%s: evaluating and exporting the weights of step %d instead.", e, step)
   results = {"step": step,
              "validation": validation_metrics or trainer.evaluate(validation),
              "test": trainer.evaluate(data_lib.eval_dataset(data, "test", config.eval_batch_size))}
@@ -327,8 +338,8 @@ def _train_in_workdir(config, data, workdir, overwrite, strategy, chief):
       metrics["num_importance_samples"] = config.eval_importance_samples
     entries["final"][split] = workdir_lib.eval_key(split, metrics)
     entries[entries["final"][split]] = metrics
-  diverged = {split: workdir_lib.nonfinite_keys(results[split]) for split in results
-               if split != "step" and workdir_lib.nonfinite_keys(results[split])}
+  diverged = {split: keys for split in ("validation", "test") if (keys := [
+      k for k in workdir_lib.nonfinite_keys(results[split]) if k in _DIVERGED_IF_NONFINITE])}
   if chief:
     workdir_lib.merge_eval_json(workdir, entries)  # non-finite values as null, with the reason
   if diverged:
