@@ -41,10 +41,13 @@ def _wait_for_checkpoint(workdir, proc, timeout=120):
 
 
 def _snapshot(workdir):
-  """{relative path: (size, mtime)} of everything under workdir."""
+  """{relative path: (size, mtime)} of everything under workdir but the lock file (which every
+  command takes and releases: tfvae/lock.py)."""
   out = {}
   for root, _, files in os.walk(workdir):
     for name in files:
+      if name == ".tfvae.lock":
+        continue
       path = os.path.join(root, name)
       out[os.path.relpath(path, workdir)] = (os.path.getsize(path), os.path.getmtime(path))
   return out
