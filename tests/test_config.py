@@ -40,7 +40,7 @@ def test_flagfile_includes_another_and_command_line_overrides(tmp_path):
     (["--validation_fraction=1.5"], "--validation_fraction"),
     (["--beta_schedule=linear"], "--beta_schedule"),  # needs --warmup_steps
     (["--free_bits=-0.1"], "--free_bits"),
-    (["--corruption_level=1.0"], "--corruption_level"),  # masking probability must be < 1
+    (["--model=denoising_ae", "--corruption_level=1.0"], "--corruption_level"),  # must be < 1
     (["--contraction_weight=-1"], "--contraction_weight"),
     (["--num_cycles=0"], "--num_cycles"),
 ])

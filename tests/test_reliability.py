@@ -113,11 +113,16 @@ def test_a_nan_batch_is_skipped_counted_and_training_continues(tmp_path):
   assert np.isfinite(json.load(open(tmp_path / "eval.json"))["test"]["elbo"])
 
 
+def _poisoned_run(workdir, first_nan_step, checkpoint_every):
+  """400 steps whose batches are NaN from `first_nan_step` on, 30 skips in a row allowed."""
+  poisoned = ",".join(str(s) for s in range(first_nan_step, 400))
+  return run_module("tfvae.train", *QUICK, "--train_steps=400",
+                    f"--checkpoint_every={checkpoint_every}", "--max_consecutive_skips=30",
+                    f"--inject_nan_at_steps={poisoned}", f"--workdir={workdir}", check=False)
+
+
 def test_nan_in_every_batch_stops_with_a_clear_error_and_the_last_good_checkpoint(tmp_path):
-  poisoned = ",".join(str(s) for s in range(100, 400))
-  proc = run_module("tfvae.train", *QUICK, "--train_steps=400", "--checkpoint_every=50",
-                    "--max_consecutive_skips=30", f"--inject_nan_at_steps={poisoned}",
-                    f"--workdir={tmp_path}", check=False)
+  proc = _poisoned_run(tmp_path, 100, checkpoint_every=50)
   assert proc.returncode == 1 and "Traceback" not in proc.stderr
   assert "updates in a row had a non-finite loss or gradient (--max_consecutive_skips=30)" \
       in proc.stderr
@@ -130,10 +135,7 @@ def test_nan_in_every_batch_stops_with_a_clear_error_and_the_last_good_checkpoin
 
 
 def test_a_run_that_fails_before_its_first_checkpoint_does_not_claim_one(tmp_path):
-  poisoned = ",".join(str(s) for s in range(0, 60))
-  proc = run_module("tfvae.train", *QUICK, "--train_steps=400", "--checkpoint_every=200",
-                    "--max_consecutive_skips=30", f"--inject_nan_at_steps={poisoned}",
-                    f"--workdir={tmp_path}", check=False)
+  proc = _poisoned_run(tmp_path, 0, checkpoint_every=200)
   assert proc.returncode == 1 and "Traceback" not in proc.stderr
   assert proc.stderr.strip().endswith("No checkpoint was written before it (nothing to resume "
                                       "from). Try a lower --learning_rate or --clip_grad_norm.")

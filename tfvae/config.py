@@ -17,6 +17,7 @@ import json
 import os
 import typing
 
+from tfvae import options
 from tfvae.errors import ConfigError  # pylint: disable=unused-import  (re-exported)
 
 CONFIG_FILENAME = "config.json"
@@ -356,7 +357,8 @@ class Config:
   def __post_init__(self):
     if self.num_labels != "all" and not (self.num_labels.isdigit() and int(self.num_labels) > 0):
       raise ConfigError(f"--num_labels={self.num_labels!r} must be 'all' or a positive integer.")
-    if self.model in SEMI_SUPERVISED and self.num_labels != "all" and not (
+    # Checks between options apply to the options this run reads (tfvae/options.py).
+    if options.reads(self, "labeled_batch_size") and not (
         0 < self.labeled_batch_size < self.batch_size):
       raise ConfigError(f"--labeled_batch_size={self.labeled_batch_size} must be in [1, "
                         f"--batch_size={self.batch_size}) for --model={self.model}.")
@@ -382,15 +384,16 @@ class Config:
                  "warmup_steps"):
       if getattr(self, name) < 0:
         raise ConfigError(f"--{name}={getattr(self, name)} must be >= 0.")
-    if self.beta_schedule != "constant" and self.warmup_steps < 1:
+    if options.reads(self, "warmup_steps") and self.warmup_steps < 1:
       raise ConfigError(f"--beta_schedule={self.beta_schedule} needs --warmup_steps >= 1.")
     if self.num_cycles < 1:
       raise ConfigError(f"--num_cycles={self.num_cycles} must be a positive integer.")
-    if self.corruption == "masking" and self.corruption_level >= 1:
+    if options.reads(self, "corruption") and self.corruption == "masking" and (
+        self.corruption_level >= 1):
       raise ConfigError(f"--corruption_level={self.corruption_level} must be in [0, 1) for "
                         "--corruption=masking (it is the probability of masking a pixel).")
-    if self.training_objective == "iwae_dreg" and (self.posterior != "diagonal" or
-                                                   self.prior == "vampprior"):
+    if options.reads(self, "training_objective") and self.training_objective == "iwae_dreg" and (
+        self.posterior != "diagonal" or self.prior == "vampprior"):
       raise ConfigError("--training_objective=iwae_dreg needs --posterior=diagonal and a prior "
                         f"that does not share the encoder (got --posterior={self.posterior}, "
                         f"--prior={self.prior}); use --training_objective=iwae.")
@@ -398,8 +401,8 @@ class Config:
                                  self.training_objective == "iwae_dreg"):
       raise ConfigError("--model=hvae supports --posterior=diagonal and --training_objective="
                         "elbo or iwae only.")
-    if self.free_bits > 0 and (self.model == "hvae" or self.prior != "standard_normal"
-                               or self.posterior != "diagonal"):
+    if options.reads(self, "free_bits") and self.free_bits > 0 and (
+        self.model == "hvae" or self.prior != "standard_normal" or self.posterior != "diagonal"):
       raise ConfigError(f"--free_bits={self.free_bits} needs the analytic per-dimension KL: "
                         "--model=vae with --prior=standard_normal and --posterior=diagonal.")
     if self.clip_grad_norm < 0:
@@ -522,7 +525,9 @@ def differences(saved, new, may_change, ignore=()):
 
 def check_resumable(saved, new):
   """Raises ConfigError naming the fields where `new` would not continue the run `saved`:
-  fields outside RESUMABLE_ROLES that differ, or other data (their fingerprints differ)."""
+  fields outside RESUMABLE_ROLES that differ, or other data (their fingerprints differ).
+  Options the run ignores are not compared (options.without_ignored)."""
+  saved, new = options.without_ignored(saved)[0], options.without_ignored(new)[0]
   if saved.data_fingerprint and new.data_fingerprint and (
       saved.data_fingerprint != new.data_fingerprint) and saved.dataset == new.dataset:
     raise ConfigError(f"--dataset={new.dataset}: the data differ from those the run in the "

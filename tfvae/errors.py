@@ -1,7 +1,7 @@
 """The errors a user can act on; each message names the flag, file or shape at fault.
 
 Entry points turn ConfigError and DataError into one line and exit status 2 (tfvae/cli.py);
-training's own errors (TrainingError, Interrupted) live in tfvae/training/run.py.
+training's own errors (TrainingError, Interrupted) live in tfvae/training/failures.py.
 """
 
 import signal

@@ -9,7 +9,6 @@ import contextlib
 import os
 import shutil
 import signal
-import threading
 import time
 
 from absl import logging
@@ -18,9 +17,12 @@ import tensorflow as tf
 from tfvae import config as config_lib
 from tfvae import data as data_lib
 from tfvae import lock
+from tfvae import options
 from tfvae.training import checkpoints
 from tfvae.training import distribute
 from tfvae.training import early_stopping
+from tfvae.training import failures
+from tfvae.training.failures import Interrupted, TrainingError  # noqa: F401 (re-exported)
 from tfvae.evaluation import evaluator as evaluator_lib
 from tfvae import serving
 from tfvae.training import progress as progress_lib
@@ -29,42 +31,6 @@ from tfvae.training import trainer as trainer_lib
 from tfvae import workdir as workdir_lib
 
 _NUM_SUMMARY_IMAGES = 8
-
-
-class TrainingError(RuntimeError):
-  """Training cannot go on (e.g. non-finite updates in a row); the last checkpoint is intact."""
-
-
-class Interrupted(Exception):
-  """SIGTERM/SIGINT stopped training after a checkpoint was written."""
-
-  def __init__(self, signum, step, workdir):
-    self.signum = signum
-    super().__init__(f"Stopped by {signal.Signals(signum).name} at step {step}; a checkpoint "
-                     f"was written to {os.path.join(workdir, 'ckpt')}. Re-run the same command "
-                     "to resume from it.")
-
-
-class _StopSignals:
-  """Context manager: SIGTERM/SIGINT set `received` instead of killing the process."""
-
-  def __init__(self):
-    self.received = None
-    self._previous = {}
-
-  def __enter__(self):
-    if threading.current_thread() is threading.main_thread():
-      for signum in (signal.SIGTERM, signal.SIGINT):
-        self._previous[signum] = signal.signal(signum, self._handle)
-    return self
-
-  def _handle(self, signum, frame):
-    del frame
-    self.received = signum
-
-  def __exit__(self, *exc):
-    for signum, handler in self._previous.items():
-      signal.signal(signum, handler)
 
 
 # What a run writes into its workdir (removed by --overwrite).
@@ -79,21 +45,6 @@ def _delete_run(workdir):
         shutil.rmtree(path)
       else:
         os.remove(path)
-
-
-# Non-finite final metrics that mean the model diverged (an accuracy is NaN by design on a split
-# without labels).
-_DIVERGED_IF_NONFINITE = ("loss", "elbo", "rate", "distortion", "iwae_bound", "nll",
-                          "squared_error")
-
-
-def _last_checkpoint(workdir):
-  """What is true of WORKDIR/ckpt, for a message after training failed."""
-  latest = tf.train.latest_checkpoint(os.path.join(workdir, "ckpt"))
-  if latest is None:
-    return "No checkpoint was written before it (nothing to resume from)."
-  return (f"The last checkpoint, of step {latest.rsplit('-', 1)[1]} (before the updates that "
-          f"failed), is intact in {os.path.dirname(latest)}.")
 
 
 def describe(metrics, config):
@@ -147,6 +98,9 @@ def train_and_evaluate(config, workdir, overwrite=False, strategy=None, source=N
   loss is kept in WORKDIR/ckpt/best (tfvae/training/early_stopping.py), and it is what the final
   evaluation and the export use.
 
+  Options the model ignores (`--model=ae --beta=4`) are put back to their defaults with a
+  warning each (tfvae/options.py), so config.json holds what defines the run.
+
   Returns:
     dict with the final "validation" and "test" metrics (nats per example; each with its
     split, step (the run's), checkpoint_step (that of the weights evaluated: the best
@@ -180,6 +134,9 @@ def train_and_evaluate(config, workdir, overwrite=False, strategy=None, source=N
     TrainingError: after --max_consecutive_skips non-finite updates in a row.
     Interrupted: after SIGTERM/SIGINT, once a checkpoint is written.
   """
+  config, ignored = options.without_ignored(config)  # what defines the run, as config.json says
+  for message in ignored:
+    logging.warning("%s", message)
   strategy = strategy or trainer_lib.make_strategy(config)  # checks the batch split first
   chief = distribute.is_chief(strategy)
   if source is not None:
@@ -257,7 +214,7 @@ def _train_in_workdir(config, data, workdir, strategy, chief, refused):
                                 tf.float32) if len(data.image_shape) == 3 else None)
   iterator = trainer.train_iterator(data, start)
   step, validation_metrics = start, None
-  with _StopSignals() as stop, contextlib.ExitStack() as cleanup:
+  with failures.StopSignals() as stop, contextlib.ExitStack() as cleanup:
     writers = {name: tf.summary.create_file_writer(os.path.join(workdir, "tensorboard", name))
                if chief else tf.summary.create_noop_writer() for name in ("train", "eval")}
     for writer in writers.values():
@@ -277,10 +234,8 @@ def _train_in_workdir(config, data, workdir, strategy, chief, refused):
                         int(trainer.consecutive_skips.numpy()),
                         int(trainer.skipped_updates.numpy()))
       if int(trainer.consecutive_skips.numpy()) >= config.max_consecutive_skips:
-        raise TrainingError(
-            f"{int(trainer.consecutive_skips.numpy())} updates in a row had a non-finite loss or "
-            f"gradient (--max_consecutive_skips={config.max_consecutive_skips}), at step {step}. "
-            + _last_checkpoint(workdir) + " Try a lower --learning_rate or --clip_grad_norm.")
+        raise failures.too_many_skips(int(trainer.consecutive_skips.numpy()),
+                                      config.max_consecutive_skips, step, workdir)
       beta = trainer.model.beta(step)  # the scheduled rate weight, now (None: no such weight)
       if beta is not None:
         metrics["beta"] = float(beta)
@@ -295,7 +250,7 @@ def _train_in_workdir(config, data, workdir, strategy, chief, refused):
       if sigterm or sigint:
         trainer.save()
         writers["train"].flush()
-        raise Interrupted(signal.SIGTERM if sigterm else signal.SIGINT, step, workdir)
+        raise failures.Interrupted(signal.SIGTERM if sigterm else signal.SIGINT, step, workdir)
       if step % eval_every == 0 or step == total:
         metrics = validation_metrics = trainer.evaluate(validation)
         summaries.write_scalars(writers["eval"], step, metrics)
@@ -338,17 +293,11 @@ def _train_in_workdir(config, data, workdir, strategy, chief, refused):
       metrics["num_importance_samples"] = config.eval_importance_samples
     entries["final"][split] = workdir_lib.eval_key(split, metrics)
     entries[entries["final"][split]] = metrics
-  diverged = {split: keys for split in ("validation", "test") if (keys := [
-      k for k in workdir_lib.nonfinite_keys(results[split]) if k in _DIVERGED_IF_NONFINITE])}
+  diverged = failures.diverged(results, checkpoint_step)
   if chief:
     workdir_lib.merge_eval_json(workdir, entries)  # non-finite values as null, with the reason
   if diverged:
-    raise TrainingError(
-        f"The final evaluation at step {checkpoint_step} is not finite (" + "; ".join(
-            f"{split}: {', '.join(keys)}" for split, keys in diverged.items())
-        + f"): the model diverged, so it was not exported. eval.json records null for those "
-        "values. Train again with a lower --learning_rate or --clip_grad_norm (with "
-        "--overwrite, or in another --workdir).")
+    raise diverged
   logging.info("step %d  test %s", step, describe(results["test"], config))
   with distribute.write_dir(strategy, workdir) as export_dir:  # every worker saves
     serving.export(trainer.model, os.path.join(export_dir, "export"), step=step,

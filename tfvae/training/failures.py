@@ -1,0 +1,85 @@
+"""How a training run stops short: stop signals, `Interrupted`, `TrainingError` and the checks
+and messages that decide them (what is true of the checkpoints, which final metrics diverged)."""
+
+import os
+import signal
+import threading
+
+import tensorflow as tf
+
+from tfvae import workdir as workdir_lib
+
+
+class TrainingError(RuntimeError):
+  """Training cannot go on (e.g. non-finite updates in a row); the last checkpoint is intact."""
+
+
+class Interrupted(Exception):
+  """SIGTERM/SIGINT stopped training after a checkpoint was written."""
+
+  def __init__(self, signum, step, workdir):
+    self.signum = signum
+    super().__init__(f"Stopped by {signal.Signals(signum).name} at step {step}; a checkpoint "
+                     f"was written to {os.path.join(workdir, 'ckpt')}. Re-run the same command "
+                     "to resume from it.")
+
+
+class StopSignals:
+  """Context manager: SIGTERM/SIGINT set `received` instead of killing the process (the loop
+  checks it at every loop boundary, saves and raises Interrupted)."""
+
+  def __init__(self):
+    self.received = None
+    self._previous = {}
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      for signum in (signal.SIGTERM, signal.SIGINT):
+        self._previous[signum] = signal.signal(signum, self._handle)
+    return self
+
+  def _handle(self, signum, frame):
+    del frame
+    self.received = signum
+
+  def __exit__(self, *exc):
+    for signum, handler in self._previous.items():
+      signal.signal(signum, handler)
+
+
+def last_checkpoint(workdir):
+  """What is true of WORKDIR/ckpt, for a message after training failed."""
+  latest = tf.train.latest_checkpoint(os.path.join(workdir, "ckpt"))
+  if latest is None:
+    return "No checkpoint was written before it (nothing to resume from)."
+  return (f"The last checkpoint, of step {latest.rsplit('-', 1)[1]} (before the updates that "
+          f"failed), is intact in {os.path.dirname(latest)}.")
+
+
+def too_many_skips(consecutive, limit, step, workdir):
+  """TrainingError after `consecutive` >= --max_consecutive_skips=`limit` skipped updates."""
+  return TrainingError(
+      f"{consecutive} updates in a row had a non-finite loss or gradient "
+      f"(--max_consecutive_skips={limit}), at step {step}. " + last_checkpoint(workdir)
+      + " Try a lower --learning_rate or --clip_grad_norm.")
+
+
+# Non-finite final metrics that mean the model diverged (an accuracy is NaN by design on a split
+# without labels).
+DIVERGED_IF_NONFINITE = ("loss", "elbo", "rate", "distortion", "iwae_bound", "nll",
+                         "squared_error")
+
+
+def diverged(results, checkpoint_step):
+  """TrainingError when a final metric of results["validation"/"test"] that a working model
+  keeps finite (DIVERGED_IF_NONFINITE) is not finite, else None."""
+  keys = {split: found for split in ("validation", "test") if (found := [
+      k for k in workdir_lib.nonfinite_keys(results[split]) if k in DIVERGED_IF_NONFINITE])}
+  if not keys:
+    return None
+  return TrainingError(
+      f"The final evaluation at step {checkpoint_step} is not finite (" + "; ".join(
+          f"{split}: {', '.join(found)}" for split, found in keys.items())
+      + "): the model diverged, so it was not exported. eval.json records null for those "
+      "values. Train again with a lower --learning_rate or --clip_grad_norm (with "
+      "--overwrite, or in another --workdir).")
