@@ -163,6 +163,13 @@ def test_a_killed_run_resumes_from_the_chiefs_checkpoint(tmp_path):
   # stops both workers at the same step, after the chief wrote a checkpoint there.
   launcher = _launch(tmp_path, "resume", *command)
   _wait_for(lambda: _latest_step(workdir) > killed_at, launcher, "a checkpoint after resuming")
+  # The chief (worker 0) holds the workdir's lock: another training there is refused, naming it.
+  with open(os.path.join(workdir, ".tfvae.lock")) as f:
+    holder = json.load(f)
+  assert holder["pid"] == _worker_pid(tmp_path, "resume", 0)
+  second = run_module("tfvae.train", *command, *TINY, check=False)
+  assert second.returncode == 2, second.stderr[-3000:]
+  assert f"--workdir={workdir} is in use by pid {holder['pid']} on " in second.stderr
   os.kill(_worker_pid(tmp_path, "resume", 1), signal.SIGTERM)
   assert launcher.wait(TIMEOUT_S) == 128 + signal.SIGTERM
   stderr = _stderr(tmp_path, "resume")

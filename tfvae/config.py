@@ -17,6 +17,7 @@ import json
 import os
 import typing
 
+from tfvae import atomic
 from tfvae import options
 from tfvae.errors import ConfigError  # pylint: disable=unused-import  (re-exported)
 
@@ -472,12 +473,8 @@ def likelihood_mismatch(config):
 def save(config, workdir):
   """Writes `config` to WORKDIR/config.json (atomically: write to a temp name, then rename)."""
   os.makedirs(workdir, exist_ok=True)
-  path = os.path.join(workdir, CONFIG_FILENAME)
-  with open(path + ".tmp", "w") as f:
-    json.dump(config.to_dict(), f, indent=2, sort_keys=True)
-    f.flush()
-    os.fsync(f.fileno())  # on disk before the rename: never an empty config.json after a crash
-  os.replace(path + ".tmp", path)
+  atomic.write_json(os.path.join(workdir, CONFIG_FILENAME), config.to_dict(), indent=2,
+                    sort_keys=True)
 
 
 def load(workdir):

@@ -4,6 +4,9 @@ Entry points turn ConfigError and DataError into one line and exit status 2 (tfv
 training's own errors (TrainingError, Interrupted) live in tfvae/training/failures.py.
 """
 
+import errno
+import os
+import re
 import signal
 
 
@@ -25,3 +28,27 @@ class Stopped(BaseException):
     super().__init__(f"Stopped by {signal.Signals(signum).name} before it finished. What it "
                      "had written is intact (each file is replaced whole, or not at all); "
                      "re-run the same command to finish.")
+
+
+# Writes that fail for want of storage: a full disk, a full quota, a file-size limit.
+_STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_STORAGE_TEXT = re.compile(r"(\S+); (" + "|".join(os.strerror(n) for n in _STORAGE_ERRNOS) + ")")
+
+
+def out_of_storage(error):
+  """The one-line message for an exception raised by a write that ran out of storage, or None.
+
+  Recognizes OSError with errno ENOSPC, EDQUOT or EFBIG (Python's own writes: config.json,
+  eval.json, figures) and TensorFlow's OpErrors whose message ends in their strerror
+  (checkpoints, SavedModels, TensorBoard events: "PATH; No space left on device").
+  """
+  if isinstance(error, OSError) and error.errno in _STORAGE_ERRNOS:
+    path, reason = error.filename, error.strerror
+  elif getattr(error, "error_code", None) is not None and (
+      found := _STORAGE_TEXT.search(getattr(error, "message", str(error)))):
+    path, reason = found.groups()
+  else:
+    return None
+  return (f"writing {path} failed: {reason}. Free space there (or raise the quota or file-size "
+          "limit) and re-run the same command: what was written before is intact (a "
+          "half-written checkpoint or file is never used, and the next run removes it).")

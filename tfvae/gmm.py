@@ -4,9 +4,9 @@ The Gaussian-mixture density baseline of tfvae/evaluation/gmm.py: writes WORKDIR
 (test nll in nats and bits/dim) and WORKDIR/samples.png.
 """
 
-import json
 import os
 
+from tfvae import atomic
 from tfvae import cli
 
 if __name__ == "__main__":
@@ -48,9 +48,7 @@ def main(argv):
       config, FLAGS.num_components, FLAGS.covariance_type, FLAGS.reg_covar, FLAGS.max_iter,
       FLAGS.max_train_examples, FLAGS.seed)
   os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, "gmm.json.tmp"), "w") as f:
-    json.dump(metrics, f, indent=2)
-  os.replace(os.path.join(workdir, "gmm.json.tmp"), os.path.join(workdir, "gmm.json"))
+  atomic.write_json(os.path.join(workdir, "gmm.json"), metrics, indent=2)
   title = f"{FLAGS.num_components} {FLAGS.covariance_type} components, {FLAGS.dataset}"
   fig = gmm_lib.sample_grid_figure(mixture, image_shape, 100, FLAGS.seed, title)
   fig.savefig(os.path.join(workdir, "samples.png.tmp"), format="png", dpi=100,

@@ -53,7 +53,7 @@ def _read_info(fd):
   return info if isinstance(info, dict) else None
 
 
-def _open(workdir, command):
+def _open(workdir):
   """The lock file's descriptor, opened for writing, or a one-line error on the workdir."""
   if os.path.exists(workdir) and not os.path.isdir(workdir):
     raise ConfigError(f"--workdir={workdir} is a file, not a folder.")
@@ -61,8 +61,9 @@ def _open(workdir, command):
     os.makedirs(workdir, exist_ok=True)
     return os.open(os.path.join(workdir, LOCK_FILENAME), os.O_RDWR | os.O_CREAT, 0o644)
   except OSError as e:
-    raise ConfigError(f"--workdir={workdir} is not writable ({e.strerror}): {command} writes "
-                      "its results there.") from None
+    raise ConfigError(f"--workdir={workdir} is not writable ({e.strerror}): the command writes "
+                      "its results and a lock file there. Copy the run to a folder you can write "
+                      "(cp -rL) and run it there.") from None
 
 
 @contextlib.contextmanager
@@ -88,7 +89,7 @@ def hold(workdir, command=None):
     return
   command = command or " ".join([os.path.basename(sys.argv[0]) if sys.argv else "python",
                                  *sys.argv[1:]])[:300]
-  fd = _open(workdir, command)
+  fd = _open(workdir)
   try:
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
   except OSError as e:

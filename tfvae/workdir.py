@@ -24,6 +24,8 @@ import shutil
 
 from absl import logging
 
+from tfvae import atomic
+
 EVAL_FILENAME = "eval.json"
 
 
@@ -99,12 +101,7 @@ def merge_eval_json(workdir, entries):
   """
   merged = {k: strict(v) if isinstance(v, dict) else _nulled(v)  # old NaN entries too
             for k, v in {**read_eval_json(workdir), **entries}.items()}
-  path = os.path.join(workdir, EVAL_FILENAME)
-  with open(path + ".tmp", "w") as f:
-    json.dump(merged, f, indent=2, allow_nan=False)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(path + ".tmp", path)
+  atomic.write_json(os.path.join(workdir, EVAL_FILENAME), merged, indent=2, allow_nan=False)
   return merged
 
 

@@ -14,6 +14,7 @@ import os
 
 import tensorflow as tf
 
+from tfvae import atomic
 from tfvae.training import distribute
 
 BEST_DIRNAME = "best"
@@ -95,10 +96,7 @@ class BestCheckpoint:
         folder = best_dir(root)
         tf.train.CheckpointManager(self.checkpoint, folder, max_to_keep=1).save(
             checkpoint_number=step)
-        path = os.path.join(folder, BEST_FILENAME)
-        with open(path + ".tmp", "w") as f:
-          json.dump({"step": self.best_step, "loss": self.best_loss}, f)
-          f.flush()
-          os.fsync(f.fileno())
-        os.replace(path + ".tmp", path)  # after the checkpoint: best.json never points ahead
+        # after the checkpoint: best.json never points ahead
+        atomic.write_json(os.path.join(folder, BEST_FILENAME),
+                          {"step": self.best_step, "loss": self.best_loss})
     return True

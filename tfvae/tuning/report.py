@@ -10,6 +10,8 @@ import os
 from tensorboard.plugins.hparams import api as hp_api
 import tensorflow as tf
 
+from tfvae import atomic
+
 TRIALS_CSV = "trials.csv"
 # Metrics reported per trial (besides the hyperparameters); also the HParams metrics.
 METRICS = ("nll", "elbo", "m1_accuracy", "active_units", "step", "wall_time_s")
@@ -48,12 +50,11 @@ CSV_COLUMNS = ("trial", "status", "beta", "latent_dim", "learning_rate", "parent
 def write_trials_csv(workdir, rows):
   """Writes WORKDIR/trials.csv (atomically), one row per trial, columns CSV_COLUMNS."""
   path = os.path.join(workdir, TRIALS_CSV)
-  with open(path + ".tmp", "w", newline="") as f:
+  with atomic.replacing(path, newline="") as f:
     writer = csv.DictWriter(f, CSV_COLUMNS, extrasaction="ignore")
     writer.writeheader()
     for row in rows:
       writer.writerow({k: "" if v is None else v for k, v in row.items()})
-  os.replace(path + ".tmp", path)
 
 
 def format_table(rows, objective, maximize):

@@ -33,6 +33,7 @@ from absl import logging
 import keras_tuner as kt
 import tensorflow as tf
 
+from tfvae import atomic
 from tfvae import config as config_lib
 from tfvae import data as data_lib
 from tfvae import lock
@@ -222,9 +223,7 @@ def _check_or_write_tune_json(workdir, base_config, settings):
               f"--{n}: {old!r} in the workdir, {new!r} now" for n, old, new in diffs) +
           "). Use a new --workdir, or the same flags (any --max_trials) to continue it.")
   os.makedirs(workdir, exist_ok=True)
-  with open(path + ".tmp", "w") as f:
-    json.dump(saved_dict, f, indent=2, sort_keys=True)
-  os.replace(path + ".tmp", path)
+  atomic.write_json(path, saved_dict, indent=2, sort_keys=True)
 
 
 def _torn_state_files(workdir):
