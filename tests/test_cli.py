@@ -30,6 +30,20 @@ def test_a_mistyped_workdir_is_one_line_and_status_2(module, tmp_path):
   assert not os.path.exists(tmp_path / "no_such_run")
 
 
+@pytest.mark.parametrize("module", ["tfvae.evaluate", "tfvae.export", "tfvae.visualize"])
+def test_a_run_without_a_checkpoint_is_one_line_and_status_2(module, tmp_path):
+  from tfvae import config as config_lib  # pylint: disable=import-outside-toplevel
+  config_lib.save(config_lib.Config(image_shape=(8, 8, 1), pixel_levels=17), str(tmp_path))
+  before = sorted(os.listdir(tmp_path))
+  proc = run_module(module, f"--workdir={tmp_path}", check=False)
+  _one_line_error(proc, module, f"No checkpoint in {tmp_path / 'ckpt'}: train first.")
+  after = sorted(os.listdir(tmp_path))
+  if ".tfvae.lock" in after:  # taken (export, visualize) and released
+    assert os.path.getsize(tmp_path / ".tfvae.lock") == 0
+    after.remove(".tfvae.lock")
+  assert after == before
+
+
 @pytest.mark.parametrize("module,args,text", [
     ("tfvae.train", ["--latent_dim=abc"], "flag --latent_dim=abc"),
     ("tfvae.train", ["--no_such_flag=1"], "Unknown command line flag 'no_such_flag'"),
