@@ -6,6 +6,7 @@ import socket
 
 import numpy as np
 
+from tfvae.data import array_cache
 from tfvae.data import arrays
 from tfvae.data import fashion_mnist_local
 from tfvae.errors import DataError
@@ -13,6 +14,7 @@ from tfvae.errors import DataError
 # Where TFDS downloads prepared datasets and most source files from; probed before a download.
 DOWNLOAD_HOST = ("storage.googleapis.com", 443)
 _PROBE_TIMEOUT_S = 3.0
+_SPLITS = ("train", "test")
 
 
 def digits():
@@ -33,7 +35,9 @@ def tfds_dataset(name, data_dir):
   """The train and test splits of TFDS image dataset `name`, read whole into memory.
 
   fashion_mnist is first prepared from Debian's dataset-fashion-mnist files when TFDS has not
-  prepared it and they are installed (tfvae/data/fashion_mnist_local.py).
+  prepared it and they are installed (tfvae/data/fashion_mnist_local.py). The decoded splits of
+  a prepared dataset are cached beside its files and read from there by later calls
+  (tfvae/data/array_cache.py).
 
   Returns:
     Source with train and test splits of uint8 images [N, H, W, C] (max_value 255), labels
@@ -62,9 +66,13 @@ def tfds_dataset(name, data_dir):
         f"--dataset={name} is not prepared in --data_dir={data_dir or '~/tensorflow_datasets'} "
         f"and TFDS's download host {DOWNLOAD_HOST[0]} cannot be reached (offline?). Connect to "
         f"the internet once, or set --data_dir to a folder where TFDS has prepared it.{hint}")
+  cached = array_cache.read(builder.data_dir, _SPLITS) if builder.is_prepared() else None
+  if cached is not None:
+    return arrays.Source(train=cached["train"], test=cached["test"], max_value=255,
+                         class_names=_class_names(tfds, builder), origin=name)
   try:
     loaded = [_to_numpy(tfds, tfds.load(name, split=split, data_dir=data_dir))
-              for split in ("train", "test")]
+              for split in _SPLITS]
   except Exception as e:  # pylint: disable=broad-except
     hint = (" Offline, install Debian's copy: apt-get install dataset-fashion-mnist."
             if name == "fashion_mnist" else "")
@@ -84,10 +92,16 @@ def tfds_dataset(name, data_dir):
                       "expected uint8 [N, H, W, C].")
     labels = split.get("label", np.full(len(images), -1)).astype(np.int64)
     splits.append((images, labels))
+  if builder.is_prepared():
+    array_cache.write(builder.data_dir, dict(zip(_SPLITS, splits)))
+  return arrays.Source(train=splits[0], test=splits[1], max_value=255,
+                       class_names=_class_names(tfds, builder), origin=name)
+
+
+def _class_names(tfds, builder):
+  """The names of the dataset's classes (a ClassLabel "label" feature), else ()."""
   label = builder.info.features["label"] if "label" in builder.info.features else None
-  names = (tuple(label.names) if isinstance(label, tfds.features.ClassLabel) else ())
-  return arrays.Source(train=splits[0], test=splits[1], max_value=255, class_names=names,
-                       origin=name)
+  return tuple(label.names) if isinstance(label, tfds.features.ClassLabel) else ()
 
 
 def _would_download(builder):
