@@ -115,12 +115,11 @@ def test_a_full_disk_when_evaluate_writes_eval_json_is_one_line_and_keeps_it(fin
 
 
 def _make_read_only(workdir):
-  for root, dirs, names in os.walk(workdir):
+  for root, _, names in os.walk(workdir):
     for name in names:
       if not os.path.islink(os.path.join(root, name)):
         os.chmod(os.path.join(root, name), 0o444)
     os.chmod(root, 0o555)
-    del dirs
 
 
 def _make_writable(workdir):

@@ -2,8 +2,8 @@
 
 An error the user can fix is one sentence on stderr, `PROGRAM: message`, and an exit status:
 2 for a bad flag, config, dataset or workdir (flag parsing included), 1 when training cannot go
-on or a write ran out of storage (full disk or quota: errors.out_of_storage), 128 + signal number after SIGTERM/SIGINT (a checkpoint was written). The traceback is
-logged only with --verbosity >= 1.
+on or a write ran out of storage (errors.out_of_storage), 128 + signal number after
+SIGTERM/SIGINT (a checkpoint was written). The traceback is logged only with --verbosity >= 1.
 
 A default run prints tfvae's own log lines and the warnings and errors of every module; with
 --verbosity >= 1 the INFO lines of TensorFlow's modules and its C++ start-up lines come back.
@@ -151,8 +151,9 @@ def user_errors(program):
     exit_with(program, e, 128 + e.signum)
   except Exception as e:  # pylint: disable=broad-except
     from tfvae.training import run  # pylint: disable=import-outside-toplevel
-    if errors.out_of_storage(e):
-      exit_with(program, errors.out_of_storage(e), 1)
+    out_of_storage = errors.out_of_storage(e)
+    if out_of_storage:
+      exit_with(program, out_of_storage, 1)
     if isinstance(e, run.TrainingError):
       exit_with(program, e, 1)
     if isinstance(e, run.Interrupted):

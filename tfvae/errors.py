@@ -38,9 +38,10 @@ _STORAGE_TEXT = re.compile(r"(\S+); (" + "|".join(os.strerror(n) for n in _STORA
 def out_of_storage(error):
   """The one-line message for an exception raised by a write that ran out of storage, or None.
 
-  Recognizes OSError with errno ENOSPC, EDQUOT or EFBIG (Python's own writes: config.json,
-  eval.json, figures) and TensorFlow's OpErrors whose message ends in their strerror
-  (checkpoints, SavedModels, TensorBoard events: "PATH; No space left on device").
+  Recognizes OSError with errno ENOSPC, EDQUOT or EFBIG (tfvae's own writes through
+  tfvae/atomic.py name the file) and TensorFlow's OpErrors whose message has "PATH; " and
+  their strerror (TF's file writers). Tested on a checkpoint write and on eval.json
+  (tests/test_storage.py).
   """
   if isinstance(error, OSError) and error.errno in _STORAGE_ERRNOS:
     path, reason = error.filename, error.strerror
@@ -51,4 +52,4 @@ def out_of_storage(error):
     return None
   return (f"writing {path} failed: {reason}. Free space there (or raise the quota or file-size "
           "limit) and re-run the same command: what was written before is intact (a "
-          "half-written checkpoint or file is never used, and the next run removes it).")
+          "half-written checkpoint or file is never used, and the next training removes it).")
