@@ -174,8 +174,9 @@ def test_evaluation_does_not_depend_on_the_batch_size_or_replicas_and_encodes_on
   evaluator = evaluator_lib.Evaluator(one.model, one.strategy, num_importance_samples=20)
   calls = _encoder_calls(one.model)
   by_batch = {size: evaluator(data_lib.eval_dataset(data, "test", size)) for size in (7, 100, 359)}
-  if config.model != "m2":  # one trace per batch shape (7 and its remainder, 100 and 59, 359)
-    assert len(calls) == 5, "the Evaluator ran the encoder more than once per batch"
+  if config.model != "m2":  # calls are counted while tracing: one trace for every batch size
+    assert len(calls) == 1, ("the Evaluator traced once per batch shape (7 and its remainder, "
+                             "100 and 59, 359), or ran the encoder more than once per batch")
   by_batch["2 replicas"] = evaluator_lib.Evaluator(two.model, two.strategy, 20)(
       data_lib.eval_dataset(data, "test", 100))
   by_batch["chunks of 10 samples"] = evaluator_lib.Evaluator(one.model, one.strategy, 20,

@@ -189,7 +189,7 @@ class TrainedModel:
     x = self._inputs(x)
     batch = {"image": x, "label": tf.fill([tf.shape(x)[0]], tf.constant(-1, tf.int64)),
              "index": tf.range(tf.shape(x)[0], dtype=tf.int64)}
-    terms = tf.function(self.model.losses)(batch, tf.constant(evaluator_lib.EVAL_SEED, tf.int32),
+    terms = tf.function(self.model.losses, autograph=False)(batch, tf.constant(evaluator_lib.EVAL_SEED, tf.int32),
                                            tf.constant(self.step, tf.int64), training=False)
     return {k: v.numpy() for k, v in terms.items()}
 
@@ -218,7 +218,7 @@ class TrainedModel:
       raise ValueError(f"--model={self.config.model}: q(z|x, y) needs a class; its bound on "
                        "log p(x) is the elbo (-U(x)).")
 
-    @tf.function
+    @tf.function(autograph=False)
     def bound(x):
       return evaluator_lib.iwae_bound(
           self.model, x, num_importance_samples, chunk_size,

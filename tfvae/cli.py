@@ -14,6 +14,10 @@ Each entry point is written as
     if __name__ == "__main__":
       cli.quiet_start()  # before TensorFlow is imported
     ...
+    def main(argv):
+      ...  # parse and check the flags (no TensorFlow needed), then
+      cli.import_tensorflow()
+      ...
     if __name__ == "__main__":
       define_flags()
       cli.run("tfvae.NAME", main)
@@ -83,12 +87,16 @@ def _native_stderr_filtered():
       os.write(2, line)
 
 
+_QUIET = {"on": False}
+
+
 def quiet_start(argv=None):
-  """Imports TensorFlow and TFP without their native start-up lines, unless --verbosity >= 1.
+  """Quiets TensorFlow's start-up, unless --verbosity >= 1; imports nothing heavy.
 
   Sets TF_CPP_MIN_LOG_LEVEL=3 (unless already set) so TensorFlow's C++ INFO/WARNING/ERROR lines
-  (e.g. "failed call to cuInit" on a machine without a GPU) are not printed. Call it from an
-  entry point's __main__ before anything imports TensorFlow.
+  (e.g. "failed call to cuInit" on a machine without a GPU) are not printed, and has
+  `import_tensorflow` drop the native lines printed before that setting takes effect. Call it
+  from an entry point's __main__ before anything imports TensorFlow.
   """
   if _requested_verbosity(sys.argv if argv is None else argv) >= 1:
     return
@@ -96,8 +104,23 @@ def quiet_start(argv=None):
   # TF's Python logger adds its own handler ("INFO:tensorflow:...") when the root logger has
   # none yet; absl's handler is what app.run installs, so install it first.
   logging.use_absl_handler()
-  with _native_stderr_filtered():
+  _QUIET["on"] = True
+
+
+def import_tensorflow():
+  """Imports TensorFlow and TFP (several seconds), without their native start-up lines after
+  `quiet_start`.
+
+  Entry points call it once the flags are parsed and checked, so a mistyped flag or value is
+  reported without paying for TensorFlow's import. A no-op once TensorFlow is imported.
+  """
+  if "tensorflow" in sys.modules:
+    return
+  if not _QUIET["on"]:
     import tensorflow  # pylint: disable=import-outside-toplevel,unused-import
+    return
+  with _native_stderr_filtered():
+    import tensorflow  # pylint: disable=import-outside-toplevel,unused-import,redefined-outer-name
     import tensorflow_probability  # pylint: disable=import-outside-toplevel,unused-import
 
 

@@ -47,10 +47,11 @@ def define_flags():
 
 def _load(workdir):
   """The run's TrainedModel under its strategy (a multi-worker run evaluates in this process)."""
-  from tfvae import api  # pylint: disable=import-outside-toplevel
   from tfvae import config as config_lib  # pylint: disable=import-outside-toplevel
-  from tfvae.training import trainer  # pylint: disable=import-outside-toplevel
   config = config_lib.load(workdir)
+  cli.import_tensorflow()
+  from tfvae import api  # pylint: disable=import-outside-toplevel
+  from tfvae.training import trainer  # pylint: disable=import-outside-toplevel
   if config.strategy == "multi_worker":
     config = config_lib.Config.from_dict({**config.to_dict(), "strategy": "mirrored"})
   trainer.split_cpu(config.num_cpu_devices)

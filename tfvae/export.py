@@ -18,10 +18,11 @@ def main(argv):
   del argv
   from tfvae import config as config_lib  # pylint: disable=import-outside-toplevel
   from tfvae import lock  # pylint: disable=import-outside-toplevel
-  from tfvae import serving  # pylint: disable=import-outside-toplevel
-  from tfvae.training import trainer  # pylint: disable=import-outside-toplevel
   workdir = flags.FLAGS.workdir
   config_lib.load(workdir)  # not a run: say so before a lock file is written there
+  cli.import_tensorflow()
+  from tfvae import serving  # pylint: disable=import-outside-toplevel
+  from tfvae.training import trainer  # pylint: disable=import-outside-toplevel
   with lock.hold(workdir):  # before the restore: a busy workdir is refused at once
     _, model, step = trainer.restore_model(workdir)
     path = os.path.join(workdir, "export")

@@ -37,6 +37,7 @@ def define_flags():
 
 def main(argv):
   del argv
+  cli.import_tensorflow()
   import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
   from tfvae import config as config_lib  # pylint: disable=import-outside-toplevel
   from tfvae.evaluation import gmm as gmm_lib  # pylint: disable=import-outside-toplevel

@@ -186,7 +186,7 @@ class _Exported(tf.Module):
     def onehot(y, signature):
       return tf.one_hot(_checked_labels(y[0], k, "y", signature), k) if k else None
 
-    @tf.function(input_signature=[x_spec, *y_spec])
+    @tf.function(input_signature=[x_spec, *y_spec], autograph=False)
     def encode(x, *y):
       q_z = model.encode(x_in(x, "encode"), onehot(y, "encode"))
       if not model.generative:
@@ -195,12 +195,12 @@ class _Exported(tf.Module):
         return {"loc": q_z.base.mean(), "scale": q_z.base.stddev(), "code": q_z.mean()}
       return {"loc": q_z.mean(), "scale": q_z.stddev()}
 
-    @tf.function(input_signature=[z_spec, *y_spec])
+    @tf.function(input_signature=[z_spec, *y_spec], autograph=False)
     def decode(z, *y):
       z = _checked(z, "z", "decode", [config.latent_dim])
       return _likelihood_params(config.likelihood, decode_raw(z, onehot(y, "decode")))
 
-    @tf.function(input_signature=[x_spec])
+    @tf.function(input_signature=[x_spec], autograph=False)
     def reconstruct(x):
       return {"reconstruction": raw.unstandardize(model.reconstruct(x_in(x, "reconstruct")))}
 
@@ -210,7 +210,8 @@ class _Exported(tf.Module):
       label_spec = [tf.TensorSpec([], tf.int32, name="label")] if k else []
 
       @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="n"),
-                                    tf.TensorSpec([2], tf.int32, name="seed"), *label_spec])
+                                    tf.TensorSpec([2], tf.int32, name="seed"), *label_spec],
+                   autograph=False)
       def sample(n, seed, *label):
         n = _checked_count(n, "sample")
         out = model.sample(n, seed, _checked_labels(label[0], k, "label", "sample", True)
@@ -218,14 +219,14 @@ class _Exported(tf.Module):
         return {key: value if key == "label" else raw.unstandardize(value)
                 for key, value in out.items()}
 
-      @tf.function(input_signature=[x_spec])
+      @tf.function(input_signature=[x_spec], autograph=False)
       def elbo(x):
         return model.elbo(x_in(x, "elbo"), tf.constant(_ELBO_SEED, tf.int32))
 
       self.fns.update(sample=sample, elbo=elbo)
     if model.has_classifier:
 
-      @tf.function(input_signature=[x_spec])
+      @tf.function(input_signature=[x_spec], autograph=False)
       def classify(x):
         probs = model.classify(x_in(x, "classify")).probs_parameter()
         return {"probabilities": probs, "label": tf.argmax(probs, axis=-1)}
@@ -233,7 +234,7 @@ class _Exported(tf.Module):
       self.fns["classify"] = classify
     if k:
 
-      @tf.function(input_signature=[x_spec])
+      @tf.function(input_signature=[x_spec], autograph=False)
       def style_transfer(x):
         return {"images": raw.unstandardize(model.style_transfer(x_in(x, "style_transfer")))}
 

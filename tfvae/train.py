@@ -32,6 +32,7 @@ FLAGS = flags.FLAGS
 def main(argv):
   del argv
   config = config_lib.from_flags(FLAGS)
+  cli.import_tensorflow()
   from tfvae.training import run  # pylint: disable=import-outside-toplevel
   from tfvae.training import trainer  # pylint: disable=import-outside-toplevel
   if config.strategy != "multi_worker":

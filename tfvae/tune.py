@@ -23,11 +23,12 @@ from tfvae.tuning import settings as tune_settings
 def main(argv):
   del argv
   fv = flags.FLAGS
+  settings = tune_settings.settings_from_flags(fv)
+  config = config_lib.from_flags(fv)
+  cli.import_tensorflow()
   from tfvae.training import trainer as trainer_lib  # pylint: disable=import-outside-toplevel
   from tfvae.tuning import report  # pylint: disable=import-outside-toplevel
   from tfvae.tuning import search  # pylint: disable=import-outside-toplevel
-  settings = tune_settings.settings_from_flags(fv)
-  config = config_lib.from_flags(fv)
   trainer_lib.split_cpu(config.num_cpu_devices)  # before any TF op
   began = time.perf_counter()
   result = search.search(config, settings, fv.workdir)

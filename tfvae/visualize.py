@@ -157,6 +157,9 @@ def _draw(workdir, what, split, num_examples, seed):
 
 def main(argv):
   del argv
+  from tfvae import config as config_lib  # pylint: disable=import-outside-toplevel
+  config_lib.load(FLAGS.workdir)  # a mistyped --workdir is told before TensorFlow's import
+  cli.import_tensorflow()
   draw(FLAGS.workdir, FLAGS.what, FLAGS.split, FLAGS.num_examples, FLAGS.seed)
 
 

@@ -22,7 +22,8 @@ _STAMP = re.compile(r"^I(\d{4}) (\d\d:\d\d:\d\d\.\d+) +\d+ (\S+):\d+\] (.*)$")
 PHASES = ("start-up", "training loop", "validation eval", "test eval", "export + exit")
 
 
-def _processor():
+def processor():
+  """lscpu's "Model name" (the processor every timing is recorded with)."""
   try:
     out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
     return next(line.split(":", 1)[1].strip() for line in out.splitlines()
@@ -36,7 +37,8 @@ def _seconds(stamp):
   return clock.hour * 3600 + clock.minute * 60 + clock.second + clock.microsecond / 1e6
 
 
-def _wall_clock_seconds():
+def wall_clock_seconds():
+  """Local time of day in seconds, the clock absl's log stamps use."""
   now = datetime.datetime.now()
   return now.hour * 3600 + now.minute * 60 + now.second + now.microsecond / 1e6
 
@@ -71,16 +73,16 @@ def main(argv):
     repeats, argv = int(argv[0].split("=", 1)[1]), argv[1:]
   if argv and argv[0] == "--":
     argv = argv[1:]
-  print(f"processor: {_processor()}  ({os.cpu_count()} logical CPUs)")
+  print(f"processor: {processor()}  ({os.cpu_count()} logical CPUs)")
   print("| run | wall s | " + " | ".join(PHASES) + " |")
   print("|---|---|" + "---|" * len(PHASES))
   for run in range(repeats):
     with tempfile.TemporaryDirectory() as workdir:
-      started, began = _wall_clock_seconds(), time.perf_counter()
+      started, began = wall_clock_seconds(), time.perf_counter()
       proc = subprocess.run([sys.executable, "-m", "tfvae.train", *argv,
                              f"--workdir={workdir}/run"], capture_output=True, text=True,
                             check=False)
-      wall, ended = time.perf_counter() - began, _wall_clock_seconds()
+      wall, ended = time.perf_counter() - began, wall_clock_seconds()
     if proc.returncode:
       sys.exit(f"the run failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     split = phases(proc.stderr, started, ended)

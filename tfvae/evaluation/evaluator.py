@@ -46,14 +46,19 @@ def iwae_bound(model, x, num_importance_samples, chunk_size, seed, q_z=None, ind
   chunk = blocks_per_chunk * objectives.NOISE_BLOCK
   q_z = q_z if q_z is not None else model.posterior(x)
   batch = tf.shape(x)[0]
-  running = tf.fill([batch], -np.inf)
-  for c in tf.range(math.ceil(num_blocks / blocks_per_chunk)):
+  num_chunks = math.ceil(num_blocks / blocks_per_chunk)
+
+  def add_chunk(c, running):
     eps = objectives.importance_noise(batch, model.noise_dim, c * blocks_per_chunk,
                                       blocks_per_chunk, seed, index)
     log_w = objectives.log_weights(model.log_weight_terms(x, q_z, eps))
     sample = tf.range(chunk) + c * chunk
     log_w = tf.where((sample < num_importance_samples)[:, None], log_w, -np.inf)
-    running = tf.reduce_logsumexp(tf.stack([running, tf.reduce_logsumexp(log_w, 0)]), 0)
+    return c + 1, tf.reduce_logsumexp(tf.stack([running, tf.reduce_logsumexp(log_w, 0)]), 0)
+
+  # An explicit while loop (no autograph: tfvae's tf.functions are traced without it).
+  _, running = tf.while_loop(lambda c, _: c < num_chunks, add_chunk,
+                             (tf.constant(0), tf.fill([batch], -np.inf)))
   return running - math.log(num_importance_samples)
 
 
@@ -91,7 +96,20 @@ class Evaluator:
     self.strategy = strategy
     self.num_importance_samples = num_importance_samples
     self.chunk_size = chunk_size
-    self._step = tf.function(self._step_fn)
+    self._steps = {}  # one traced step per input signature: see _step_for
+
+  def _step_for(self, element_spec):
+    """The compiled step for batches of `element_spec`, traced once for every batch size.
+
+    The signature's batch dimension is None (eval_dataset's partial last batch), so the full
+    batches, the last one and other splits of the same structure share one graph instead of a
+    trace per batch shape (each trace costs seconds: the model, the IWAE loop, the reductions).
+    """
+    key = repr(element_spec)
+    if key not in self._steps:
+      self._steps[key] = tf.function(self._step_fn, input_signature=[element_spec],
+                                     autograph=False)
+    return self._steps[key]
 
   def _replica_sums(self, batch):
     seed = tf.constant(EVAL_SEED, tf.int32)
@@ -143,8 +161,10 @@ class Evaluator:
       generative_accuracy (argmax_y ELBO(x, y), likewise). num_examples (int).
     """
     totals = {}
-    for batch in distribute.distribute_dataset(self.strategy, dataset):
-      for k, v in self._step(batch).items():
+    batches = distribute.distribute_dataset(self.strategy, dataset)
+    step = self._step_for(batches.element_spec)
+    for batch in batches:
+      for k, v in step(batch).items():
         totals[k] = totals.get(k, 0.0) + np.asarray(v, np.float64)
     totals_keys = set(totals)
     count = totals.pop("count")

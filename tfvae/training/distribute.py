@@ -151,7 +151,8 @@ _ALL_REDUCE = weakref.WeakKeyDictionary()  # strategy -> its traced all-reduce, 
 def _all_reduce_fn(strategy):
   if strategy not in _ALL_REDUCE:
     _ALL_REDUCE[strategy] = tf.function(
-        lambda x: strategy.reduce("SUM", strategy.run(tf.identity, args=(x,)), axis=None))
+        lambda x: strategy.reduce("SUM", strategy.run(tf.identity, args=(x,)), axis=None),
+        autograph=False)
   return _ALL_REDUCE[strategy]
 
 

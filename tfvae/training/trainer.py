@@ -84,10 +84,16 @@ class Trainer:
       checkpoints.recover_index(self._ckpt_dir)  # the chief holds the workdir's lock
       self.manager = tf.train.CheckpointManager(self.checkpoint, self._ckpt_dir, max_to_keep=3)
     self._seed = tf.constant([config.seed, 1], tf.int32)
-    self._train_loop = tf.function(self._train_loop_fn)
+    # Traced without autograph (its conversion of every Python function reached was half of
+    # a first call's tracing time): loops are explicit tf.while_loops. The loop calls one step
+    # before and one inside its while loop: as a tf.function of its own the step is traced
+    # once for both (tracing the model, the gradient and the update twice cost seconds of
+    # every run's start); grappler inlines the call.
+    self._train_loop = tf.function(self._train_loop_fn, autograph=False)
+    self._one_step = tf.function(self._one_step_fn, autograph=False)
     self.evaluator = evaluator_lib.Evaluator(self.model, strategy, config.eval_importance_samples)
-    self._grads = tf.function(self._grads_fn, jit_compile=True) if config.jit_compile else (
-        self._grads_fn)
+    self._grads = (tf.function(self._grads_fn, jit_compile=True, autograph=False)
+                   if config.jit_compile else self._grads_fn)
 
   def train_iterator(self, data, start_step=0):
     """The source of train batches for `train`, starting at global step `start_step`.
@@ -172,7 +178,7 @@ class Trainer:
     batch = source.batches.rows(step, order_row, images, labels, begin, rows)
     return self._train_step_fn(batch, seed, step)
 
-  def _one_step(self, source, order):
+  def _one_step_fn(self, source, order):
     step = self.step.read_value()
     seed = tf.random.experimental.stateless_fold_in(self._seed, tf.cast(step, tf.int32))
     if order is None:
@@ -186,8 +192,13 @@ class Trainer:
 
   def _train_loop_fn(self, source, order, num_steps):
     sums = self._one_step(source, order)
-    for _ in tf.range(num_steps - 1):
-      sums = {k: v + w for (k, v), w in zip(sums.items(), self._one_step(source, order).values())}
+
+    def another_step(i, sums):
+      step_sums = self._one_step(source, order)
+      return i + 1, {k: v + step_sums[k] for k, v in sums.items()}
+
+    _, sums = tf.while_loop(lambda i, _: i < num_steps - 1, another_step,
+                            (tf.constant(0, num_steps.dtype), sums))
     return sums
 
   def _segments(self, source, num_steps):
