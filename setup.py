@@ -26,5 +26,5 @@ setup(
         "matplotlib",
         "tqdm",  # progress bars (TFDS depends on it too)
     ],
-    extras_require={"test": ["pytest>=8"]},
+    extras_require={"test": ["pytest>=8", "pytest-xdist>=3"]},
 )

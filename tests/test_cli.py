@@ -24,6 +24,7 @@ def _one_line_error(proc, program, text):
 
 
 @pytest.mark.parametrize("module", ["tfvae.evaluate", "tfvae.export", "tfvae.visualize"])
+@pytest.mark.slow
 def test_a_mistyped_workdir_is_one_line_and_status_2(module, tmp_path):
   proc = run_module(module, f"--workdir={tmp_path / 'no_such_run'}", check=False)
   _one_line_error(proc, module, "config.json does not exist: is --workdir=")
@@ -31,6 +32,7 @@ def test_a_mistyped_workdir_is_one_line_and_status_2(module, tmp_path):
 
 
 @pytest.mark.parametrize("module", ["tfvae.evaluate", "tfvae.export", "tfvae.visualize"])
+@pytest.mark.slow
 def test_a_run_without_a_checkpoint_is_one_line_and_status_2(module, tmp_path):
   from tfvae import config as config_lib  # pylint: disable=import-outside-toplevel
   config_lib.save(config_lib.Config(image_shape=(8, 8, 1), pixel_levels=17), str(tmp_path))
@@ -53,6 +55,7 @@ def test_a_run_without_a_checkpoint_is_one_line_and_status_2(module, tmp_path):
     ("tfvae.tune", ["--max_trials=x"], "flag --max_trials=x"),
     ("tfvae.gmm", ["--num_components=0"], "--num_components"),
 ])
+@pytest.mark.slow
 def test_flag_errors_are_one_line_and_status_2(module, args, text):
   _one_line_error(run_module(module, *args, check=False), module, text)
 
@@ -64,6 +67,7 @@ def test_flag_errors_are_one_line_and_status_2(module, args, text):
     ("/tmp/some/folder", "--dataset=/tmp/some/folder does not exist (a folder of images, or an "
                          ".npz, .npy or .csv file)."),
 ])
+@pytest.mark.slow
 def test_a_mistyped_dataset_or_a_missing_path_is_one_line(dataset, text, tmp_path):
   proc = run_module("tfvae.train", *QUICK, f"--dataset={dataset}",
                     f"--workdir={tmp_path / 'run'}", check=False)
@@ -93,6 +97,7 @@ def test_the_download_host_probe_answers(monkeypatch):
   assert not sources.can_reach_download_host()
 
 
+@pytest.mark.slow
 def test_help_lists_the_model_flags():
   proc = run_module("tfvae.train", "--help")
   for flag in ("--latent_dim", "--beta", "--dataset", "--workdir", "--[no]overwrite"):
@@ -102,6 +107,7 @@ def test_help_lists_the_model_flags():
   assert "--max_trials" in tune and "--latent_dim" in tune
 
 
+@pytest.mark.slow
 def test_a_default_run_prints_tfvae_lines_only_and_verbosity_brings_the_rest(tmp_path):
   quiet = run_module("tfvae.train", *QUICK, f"--workdir={tmp_path / 'quiet'}")
   lines = quiet.stderr.strip().splitlines()

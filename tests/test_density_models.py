@@ -276,6 +276,7 @@ def _grid_log_px(log_joint, dim, half_width=6.0, points=161):
 @pytest.mark.parametrize("kwargs", [
     dict(posterior="iaf", num_flows=2), dict(prior="vampprior", num_pseudo_inputs=5),
     dict(prior="mixture")], ids=["iaf", "vampprior", "mixture"])
+@pytest.mark.slow
 def test_importance_weighted_bound_converges_to_the_integrated_likelihood(kwargs):
   """With exact log q and log p, IWAE_K -> log p(x) (Burda et al. 2016, thm 1); log p(x) is
   integrated on a grid over a 2-D latent space."""
@@ -290,6 +291,7 @@ def test_importance_weighted_bound_converges_to_the_integrated_likelihood(kwargs
   assert np.all(bound <= exact + 0.02)
 
 
+@pytest.mark.slow
 def test_hvae_bound_is_exact_in_both_layers():
   """Two layers of one dimension each: log p(x) = log integral p(x|z1, z2) p(z1|z2) p(z2) by a
   2-D grid; the HVAE's importance-weighted bound converges to it."""
@@ -360,6 +362,7 @@ def test_best_checkpoint_tracks_the_lowest_loss_and_counts_patience_after_warmup
   assert fresh.should_stop(40)
 
 
+@pytest.mark.slow
 def test_training_stops_early_and_evaluates_and_exports_the_best_checkpoint(tmp_path):
   from tfvae.training import run  # pylint: disable=import-outside-toplevel
   from tfvae import summaries  # pylint: disable=import-outside-toplevel

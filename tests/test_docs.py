@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT
 
 
@@ -13,12 +15,14 @@ def _python(*args, timeout=1200):
                         env=env, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_the_generated_references_match_the_code():
   """docs/flags.md and docs/savedmodel.md are what tools/make_docs.py makes from the code."""
   proc = _python("tools/make_docs.py", "--check")
   assert proc.returncode == 0, proc.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_the_tutorial_runs_from_a_plain_script_with_logs_and_progress(tmp_path):
   """docs/tutorial.py: own images from a folder and a table from arrays, trained, loaded,
   queried and evaluated from Python; a plain script shows tfvae's log and progress lines."""

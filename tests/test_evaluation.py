@@ -68,6 +68,7 @@ def _elbo(model, x, num_samples):
                                SEED)["elbo"].numpy()
 
 
+@pytest.mark.slow
 def test_bounds_are_ordered_increase_with_k_and_reach_the_exact_marginal():
   # A non-optimal encoder: mean off by ~1.2 posterior std in one dimension, 1.5x too wide. (Much
   # further off, the weights are so heavy-tailed that one K=1000 estimate can overshoot.)
@@ -121,6 +122,7 @@ def test_rate_per_dimension_sums_to_the_rate():
   assert per_dim[0, 1] == 0.5 * 1.0  # 0.5 * (1 + 1 - 1 - 0): only the mean contributes
 
 
+@pytest.mark.slow
 def test_evaluator_under_two_replicas_matches_one_and_reports_diagnostics():
   config = config_lib.Config(hidden_sizes=(32,), latent_dim=6, image_shape=(8, 8, 1),
                              eval_importance_samples=20)
@@ -161,6 +163,7 @@ def _encoder_calls(model):
     {"model": "m2", "num_labels": "50", "labeled_batch_size": 16},
     {"model": "denoising_ae"},
 ], ids=["vae", "dequantized", "pc_vae", "m2", "denoising_ae"])
+@pytest.mark.slow
 def test_evaluation_does_not_depend_on_the_batch_size_or_replicas_and_encodes_once(overrides):
   config = config_lib.Config.from_dict({
       **config_lib.Config(hidden_sizes=(16,), latent_dim=3, image_shape=(8, 8, 1),

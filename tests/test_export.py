@@ -39,6 +39,7 @@ print(json.dumps(out))
 
 
 @pytest.mark.parametrize("likelihood,architecture", [("bernoulli", "mlp"), ("normal", "conv")])
+@pytest.mark.slow
 def test_export_loads_without_tfp_and_matches_the_model(tmp_path, likelihood, architecture):
   config = config_lib.Config(hidden_sizes=(16,), conv_filters=(8, 8), latent_dim=3,
                              likelihood=likelihood, architecture=architecture,
@@ -68,6 +69,7 @@ def test_export_loads_without_tfp_and_matches_the_model(tmp_path, likelihood, ar
   assert np.array(out["sample_a"]).shape == (3, 8, 8, 1)
 
 
+@pytest.mark.slow
 def test_saved_model_cli_lists_signatures_with_shapes(tmp_path):
   config = config_lib.Config(hidden_sizes=(8,), latent_dim=2, image_shape=(8, 8, 1))
   trainer = trainer_lib.Trainer(config, tf.distribute.OneDeviceStrategy("/cpu:0"))
@@ -122,6 +124,7 @@ print(json.dumps(errors))
 """
 
 
+@pytest.mark.slow
 def test_saved_model_in_a_fresh_process_rejects_wrong_inputs_naming_the_signature(tmp_path):
   config = config_lib.Config(hidden_sizes=(8,), latent_dim=2, image_shape=(8, 8, 1))
   trainer = trainer_lib.Trainer(config, tf.distribute.OneDeviceStrategy("/cpu:0"))
@@ -183,6 +186,7 @@ print(json.dumps(errors))
 """
 
 
+@pytest.mark.slow
 def test_the_saved_model_refuses_nan_codes_huge_samples_and_unknown_classes(tmp_path):
   # Before these checks: NaN codes decoded to a normal-looking image, sample(n=1e8) crashed
   # the serving process, and the M2 export accepted class 1000 with 10 classes.

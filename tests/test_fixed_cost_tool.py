@@ -5,9 +5,12 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT
 
 
+@pytest.mark.slow
 def test_the_phases_of_a_real_run_are_positive_and_add_up_to_the_wall_time():
   proc = subprocess.run(
       [sys.executable, "tools/fixed_cost.py", "--repeats=1", "--",

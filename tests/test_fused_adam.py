@@ -38,6 +38,7 @@ def _train(optimizer_class, strategy, steps, **kwargs):
 @pytest.mark.parametrize("devices", [1, 2])
 @pytest.mark.parametrize("kwargs", [{}, {"global_clipnorm": 0.1}, {"amsgrad": True}],
                          ids=["plain", "clipped", "amsgrad"])
+@pytest.mark.slow
 def test_fused_adam_takes_keras_adams_steps(devices, kwargs):
   # ReductionToOneDevice: no collective ops, whose instance keys can clash with those of the
   # MirroredStrategy objects other tests created in this process.

@@ -5,6 +5,7 @@ import math
 import os
 
 import numpy as np
+import pytest
 from scipy import stats
 
 from conftest import run_module
@@ -40,6 +41,7 @@ def test_one_component_mixture_is_the_fitted_gaussian_on_the_vae_test_pixels():
   np.testing.assert_allclose(model.means_[0], train.mean(0), atol=2e-3)
 
 
+@pytest.mark.slow
 def test_entry_point_writes_metrics_and_samples_and_beats_the_uniform_density(tmp_path):
   workdir = str(tmp_path / "gmm")
   proc = run_module("tfvae.gmm", f"--workdir={workdir}", "--num_components=3",
@@ -52,6 +54,7 @@ def test_entry_point_writes_metrics_and_samples_and_beats_the_uniform_density(tm
   assert os.path.getsize(os.path.join(workdir, "samples.png")) > 1000
 
 
+@pytest.mark.slow
 def test_unknown_dataset_is_one_line_naming_it(tmp_path):
   proc = run_module("tfvae.gmm", f"--workdir={tmp_path}", "--dataset=no_such_set", check=False)
   assert proc.returncode == 2

@@ -90,6 +90,7 @@ def _checkpoint_step(workdir):
   return int(latest.rsplit("-", 1)[1]) if latest else None
 
 
+@pytest.mark.slow
 def test_a_training_started_twice_is_refused_while_the_first_one_runs(tmp_path):
   # Before the lock both copies trained to the end in one ckpt/ (the failure): here the
   # first is frozen with SIGSTOP right after its first checkpoint, so the second's refusal does
@@ -137,6 +138,7 @@ def trained_run(tmp_path_factory):
     ("tfvae.export", []),
     ("tfvae.visualize", ["--what=samples"]),
 ])
+@pytest.mark.slow
 def test_every_writing_command_is_refused_at_once_on_a_held_workdir(trained_run, module, args):
   held = subprocess.Popen([sys.executable, "-c", _HOLDER, trained_run], cwd=ROOT,
                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -160,6 +162,7 @@ def test_every_writing_command_is_refused_at_once_on_a_held_workdir(trained_run,
     held.wait()
 
 
+@pytest.mark.slow
 def test_tune_is_refused_on_a_held_search_folder(holder):
   workdir, proc = holder
   tune = run_module("tfvae.tune", "--flagfile=configs/quickstart.cfg", "--train_steps=20",

@@ -138,6 +138,7 @@ VARIANTS = {"hvae_vampprior": ("hvae", "gated_mlp", dict(prior="vampprior", num_
 
 @pytest.mark.parametrize("model,architecture,extra", [(m, a, {}) for m, a in FAMILIES] + list(
     VARIANTS.values()), ids=[f"{m}-{a}" for m, a in FAMILIES] + list(VARIANTS))
+@pytest.mark.slow
 def test_every_model_trains_exports_and_reloads(tmp_path, model, architecture, extra):
   config = config_lib.Config(model=model, architecture=architecture, hidden_sizes=(32,),
                              conv_filters=(4, 8), latent_dim=2, train_steps=6, steps_per_loop=3,

@@ -96,6 +96,7 @@ def _validation_elbo(workdir):
   return metrics["elbo"]
 
 
+@pytest.mark.slow
 def test_two_workers_train_the_weights_of_one_process_and_only_the_chief_writes(tmp_path):
   steps = ["--train_steps=20", "--checkpoint_every=10", "--eval_every=10", "--seed=3"]
   multi, single = tmp_path / "multi", tmp_path / "single"
@@ -145,6 +146,7 @@ def test_two_workers_train_the_weights_of_one_process_and_only_the_chief_writes(
   assert "digits test (359 examples, step 20)" in proc.stderr
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_from_the_chiefs_checkpoint(tmp_path):
   workdir = str(tmp_path / "run")
   command = ["--train_steps=1000", "--checkpoint_every=10", "--eval_every=1000",
@@ -203,6 +205,7 @@ def test_a_killed_run_resumes_from_the_chiefs_checkpoint(tmp_path):
      '"index": 1}}', "--batch_size=63 is not divisible by the 2 replicas of "
      "--strategy=multi_worker (2 workers in TF_CONFIG)"),
 ])
+@pytest.mark.slow
 def test_a_bad_cluster_gives_one_line_and_status_2(tmp_path, tf_config, message):
   proc = run_module("tfvae.train", "--strategy=multi_worker", *TINY, "--batch_size=63",
                     "--train_steps=5", f"--workdir={tmp_path / 'run'}", check=False,

@@ -80,6 +80,7 @@ def _loss(model, batch):
 
 
 @pytest.mark.parametrize("family", sorted(models.MODELS))
+@pytest.mark.slow
 def test_an_option_a_family_ignores_changes_nothing_it_computes(family):
   """Built with each ignored option at another value, the model has the same variables and,
   with the same weights, the same training loss on the same batch: the table in
@@ -111,6 +112,7 @@ def test_a_read_option_does_change_the_loss():
   assert not np.allclose(_loss(model, batch), _loss(reference, batch))
 
 
+@pytest.mark.slow
 def test_train_warns_records_the_run_without_them_and_resumes_without_them(tmp_path):
   workdir = str(tmp_path / "run")
   common = ["--flagfile=configs/quickstart.cfg", "--model=ae", "--train_steps=40",

@@ -136,6 +136,7 @@ def test_vector_likelihoods_check_their_features():
   np.testing.assert_allclose(data.train.images.std(0), 1, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_a_resume_and_evaluate_on_changed_data_are_refused(tmp_path):
   images, labels = _digits()
   path = str(tmp_path / "digits.npz")
@@ -159,6 +160,7 @@ def test_a_resume_and_evaluate_on_changed_data_are_refused(tmp_path):
       proc.stderr.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_the_python_api_trains_loads_and_evaluates_arrays(tmp_path):
   """fit on numpy arrays -> load -> per-example elbo equals what evaluate reports."""
   images, labels = _digits()
@@ -188,6 +190,7 @@ def test_the_python_api_trains_loads_and_evaluates_arrays(tmp_path):
   assert proc.returncode == 2 and "tfvae.load(workdir).evaluate(data)" in proc.stderr
 
 
+@pytest.mark.slow
 def test_standardized_vectors_round_trip_through_the_export(tmp_path):
   """A tabular run with --standardize: the SavedModel, loaded in a fresh process, takes raw
   features and returns the reconstructions the Python API gives."""
@@ -223,6 +226,7 @@ def test_standardized_vectors_round_trip_through_the_export(tmp_path):
   assert "pictures of images" in proc.stderr
 
 
+@pytest.mark.slow
 def test_a_search_runs_on_a_csv_table(tmp_path):
   """tfvae.tune on --dataset=PATH: every trial reads the table and records it."""
   from sklearn import datasets  # pylint: disable=import-outside-toplevel

@@ -29,6 +29,7 @@ def _truncate(prefix):
     f.truncate(os.path.getsize(data) // 2)
 
 
+@pytest.mark.slow
 def test_a_truncated_latest_checkpoint_is_skipped_for_the_newest_that_restores(tmp_path):
   workdir = str(tmp_path)
   _train(workdir, 300)
@@ -47,6 +48,7 @@ def test_a_truncated_latest_checkpoint_is_skipped_for_the_newest_that_restores(t
 
 
 @pytest.mark.parametrize("damage", ["deleted", "garbage"])
+@pytest.mark.slow
 def test_a_lost_checkpoint_index_is_rebuilt_from_the_files(tmp_path, damage):
   workdir = str(tmp_path)
   _train(workdir, 200)
@@ -65,6 +67,7 @@ def test_a_lost_checkpoint_index_is_rebuilt_from_the_files(tmp_path, damage):
   assert tf.train.get_checkpoint_state(os.path.join(workdir, "ckpt")) is not None
 
 
+@pytest.mark.slow
 def test_checkpoints_without_config_json_are_refused_before_anything_is_written(tmp_path):
   workdir = str(tmp_path)
   _train(workdir, 100)
@@ -88,6 +91,7 @@ def test_checkpoints_without_config_json_are_refused_before_anything_is_written(
     ("--batch_size=5000", "--batch_size=5000 is larger than the 1198 train examples"),
     ("--validation_fraction=0.9995", "--batch_size=64 is larger than the 1 train examples"),
 ])
+@pytest.mark.slow
 def test_input_that_does_not_fit_the_data_leaves_no_config_behind(tmp_path, bad, message):
   workdir = str(tmp_path)
   proc = _train(workdir, 20, bad, check=False)
@@ -96,6 +100,7 @@ def test_input_that_does_not_fit_the_data_leaves_no_config_behind(tmp_path, bad,
   _train(workdir, 20)  # the corrected command is not refused as "a different config"
 
 
+@pytest.mark.slow
 def test_what_interrupted_writes_left_is_removed_at_the_next_start(tmp_path):
   workdir = str(tmp_path)
   _train(workdir, 100)

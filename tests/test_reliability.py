@@ -54,6 +54,7 @@ def _snapshot(workdir):
 
 
 @pytest.mark.parametrize("delay", [0.0, 0.6, 1.5])
+@pytest.mark.slow
 def test_kill_9_then_rerun_resumes_from_the_last_complete_checkpoint(tmp_path, delay):
   workdir = str(tmp_path)
   args = ["--train_steps=2500", "--checkpoint_every=100", f"--workdir={workdir}"]
@@ -71,6 +72,7 @@ def test_kill_9_then_rerun_resumes_from_the_last_complete_checkpoint(tmp_path, d
   assert "reconstruct" in tf.saved_model.load(str(tmp_path / "export")).signatures
 
 
+@pytest.mark.slow
 def test_a_half_written_checkpoint_is_never_picked_up(tmp_path):
   workdir = str(tmp_path)
   run_module("tfvae.train", *QUICK, "--train_steps=100", "--checkpoint_every=50",
@@ -84,6 +86,7 @@ def test_a_half_written_checkpoint_is_never_picked_up(tmp_path):
   assert _checkpoint_step(workdir) == 200
 
 
+@pytest.mark.slow
 def test_sigterm_writes_a_checkpoint_at_the_current_step_and_says_how_to_resume(tmp_path):
   workdir = str(tmp_path)
   args = ["--train_steps=100000", "--checkpoint_every=100", f"--workdir={workdir}"]
@@ -100,6 +103,7 @@ def test_sigterm_writes_a_checkpoint_at_the_current_step_and_says_how_to_resume(
   assert int(match.group(1)) % 25 == 0  # the loop in flight was finished
 
 
+@pytest.mark.slow
 def test_a_nan_batch_is_skipped_counted_and_training_continues(tmp_path):
   proc = run_module("tfvae.train", *QUICK, "--train_steps=100", "--checkpoint_every=50",
                     "--inject_nan_at_steps=3,4,60", f"--workdir={tmp_path}")
@@ -121,6 +125,7 @@ def _poisoned_run(workdir, first_nan_step, checkpoint_every):
                     f"--inject_nan_at_steps={poisoned}", f"--workdir={workdir}", check=False)
 
 
+@pytest.mark.slow
 def test_nan_in_every_batch_stops_with_a_clear_error_and_the_last_good_checkpoint(tmp_path):
   proc = _poisoned_run(tmp_path, 100, checkpoint_every=50)
   assert proc.returncode == 1 and "Traceback" not in proc.stderr
@@ -134,6 +139,7 @@ def test_nan_in_every_batch_stops_with_a_clear_error_and_the_last_good_checkpoin
   assert all(np.all(np.isfinite(v.numpy())) for v in model.variables)
 
 
+@pytest.mark.slow
 def test_a_run_that_fails_before_its_first_checkpoint_does_not_claim_one(tmp_path):
   proc = _poisoned_run(tmp_path, 0, checkpoint_every=200)
   assert proc.returncode == 1 and "Traceback" not in proc.stderr
@@ -149,6 +155,7 @@ def _strict_json(path):
     return json.load(f, parse_constant=refuse)
 
 
+@pytest.mark.slow
 def test_a_diverged_model_fails_the_run_and_its_metrics_are_null_with_the_reason(tmp_path):
   # One finite update at this learning rate wrecks the model; with many skips allowed the run
   # used to end with status 0, export the broken model and write Infinity into eval.json.
@@ -196,6 +203,7 @@ def existing_run(tmp_path_factory):
 
 
 @pytest.mark.parametrize("args,message", BAD_INPUTS, ids=[a[0] for a, _ in BAD_INPUTS])
+@pytest.mark.slow
 def test_bad_input_exits_before_training_with_one_message_and_changes_nothing(
     existing_run, args, message):
   workdir, unknown_cfg = existing_run
@@ -209,6 +217,7 @@ def test_bad_input_exits_before_training_with_one_message_and_changes_nothing(
   assert _snapshot(workdir) == before
 
 
+@pytest.mark.slow
 def test_overwrite_replaces_a_run_with_another_config(tmp_path):
   run_module("tfvae.train", *QUICK, "--train_steps=25", f"--workdir={tmp_path}")
   proc = run_module("tfvae.train", *QUICK, "--train_steps=25", "--latent_dim=3", "--overwrite",
@@ -219,6 +228,7 @@ def test_overwrite_replaces_a_run_with_another_config(tmp_path):
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.slow
 def test_a_signal_during_an_evaluation_is_one_line_and_leaves_eval_json_intact(tmp_path, signum):
   # Before: SIGTERM killed tfvae.evaluate silently (status 143), SIGINT printed a ~100-line
   # KeyboardInterrupt traceback.
@@ -246,6 +256,7 @@ def test_a_signal_during_an_evaluation_is_one_line_and_leaves_eval_json_intact(t
   assert lock_file.stat().st_size == 0  # released
 
 
+@pytest.mark.slow
 def test_a_garbage_config_json_is_one_line_naming_the_file(tmp_path):
   workdir = str(tmp_path)
   run_module("tfvae.train", *QUICK, "--train_steps=20", f"--workdir={workdir}")

@@ -54,6 +54,7 @@ def test_num_labels_errors_name_the_flag(digits):
   assert config_lib.Config(num_labels="all").labels_known is None
 
 
+@pytest.mark.slow
 def test_an_epoch_is_one_pass_of_the_unlabeled_rows_for_every_consumer(digits, tmp_path):
   config = config_lib.Config(model="pc_vae", num_labels="50", labeled_batch_size=16,
                              batch_size=64, hidden_sizes=(16,), latent_dim=2, epochs=1,
@@ -92,6 +93,7 @@ def test_mixed_batches_are_labeled_rows_then_unlabeled_rows_and_resume_identical
   assert (plain["label"].numpy() >= 0).all()
 
 
+@pytest.mark.slow
 def test_m1_library_and_entry_point(tmp_path):
   workdir = str(tmp_path)
   run_module("tfvae.train", "--flagfile=configs/quickstart.cfg", "--train_steps=300",
@@ -152,6 +154,7 @@ SSL_MODELS = ["pc_vae", "m2"]
 
 
 @pytest.mark.parametrize("model", SSL_MODELS)
+@pytest.mark.slow
 def test_ssl_model_trains_with_50_labels_exports_and_classifies(tmp_path, model):
   config = config_lib.Config(model=model, hidden_sizes=(32,), latent_dim=4, train_steps=6,
                              steps_per_loop=3, eval_every=3, batch_size=32, num_labels="50",
@@ -282,6 +285,7 @@ def test_m2_export_samples_a_chosen_class_and_transfers_style(tmp_path):
                              model.encoder(x, tf.one_hot(y, 10)).mean(), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_ssl_table_tool_prints_every_row(tmp_path):
   proc = run_module_script("tools/ssl_table.py", "--dataset=digits", "--num_labels=50",
                            "--label_seeds=1", "--nowith_all", "--train_steps=6",
@@ -344,6 +348,7 @@ def test_per_example_losses_do_not_depend_on_the_number_of_replicas(model_name):
   np.testing.assert_allclose(two, one, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_m2_trains_on_two_replicas_from_the_command_line(tmp_path):
   # A fresh process: two MirroredStrategy trainings in one process can reuse collective keys.
   workdir = str(tmp_path)
@@ -358,6 +363,7 @@ def test_m2_trains_on_two_replicas_from_the_command_line(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["mnist_m2.cfg", "mnist_pc_vae.cfg", "cifar10_m2.cfg"])
+@pytest.mark.slow
 def test_online_ssl_configs_train_on_mocked_tfds_data(name, tmp_path, monkeypatch):
   """The MNIST/CIFAR-10 configs (TFDS, online users) run end to end on tfds mock data."""
   import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel

@@ -65,6 +65,7 @@ def _files(workdir):
   return out
 
 
+@pytest.mark.slow
 def test_a_full_disk_during_a_checkpoint_is_one_line_and_the_run_resumes_after(tmp_path):
   workdir = str(tmp_path)
   first = _run("tfvae.train", *QUICK, "--train_steps=50", "--checkpoint_every=50",
@@ -98,6 +99,7 @@ def finished_run(tmp_path_factory):
   return workdir
 
 
+@pytest.mark.slow
 def test_a_full_disk_when_evaluate_writes_eval_json_is_one_line_and_keeps_it(finished_run):
   # A file-size limit would also stop AutoGraph's temporary files; /dev/full fails exactly the
   # write of eval.json's temporary file, with ENOSPC, as a full disk does.
@@ -151,6 +153,7 @@ def _skip_unless_permissions_hold(tmp):
     ("tfvae.visualize", []),
     ("tfvae.train", QUICK + ["--train_steps=100"]),
 ])
+@pytest.mark.slow
 def test_a_read_only_workdir_is_refused_at_once_in_one_line(finished_run, module, args):
   _skip_unless_permissions_hold(finished_run)
   before = _files(finished_run)

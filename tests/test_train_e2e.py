@@ -36,6 +36,7 @@ def quickstart_run(tmp_path_factory):
   return workdir, proc
 
 
+@pytest.mark.slow
 def test_quickstart_writes_config_events_eval_and_export(quickstart_run):
   workdir, proc = quickstart_run
   assert "validation elbo" in proc.stderr and "test elbo" in proc.stderr
@@ -54,6 +55,7 @@ def test_quickstart_writes_config_events_eval_and_export(quickstart_run):
   assert os.path.exists(os.path.join(workdir, "export", "saved_model.pb"))
 
 
+@pytest.mark.slow
 def test_export_in_a_fresh_process_reproduces_the_model(quickstart_run, tmp_path):
   workdir, _ = quickstart_run
   run_module("tfvae.export", f"--workdir={workdir}")
@@ -73,6 +75,7 @@ def test_export_in_a_fresh_process_reproduces_the_model(quickstart_run, tmp_path
                              atol=1e-6)
 
 
+@pytest.mark.slow
 def test_evaluate_cli_adds_the_importance_weighted_bound_to_eval_json(quickstart_run):
   workdir, _ = quickstart_run
   proc = run_module("tfvae.evaluate", f"--workdir={workdir}", "--split=test",
@@ -90,6 +93,7 @@ def test_evaluate_cli_adds_the_importance_weighted_bound_to_eval_json(quickstart
   assert evals["test_K200/nll"] == [(120, pytest.approx(test["nll"], rel=1e-5))]
 
 
+@pytest.mark.slow
 def test_visualize_cli_writes_every_figure_as_png_and_to_tensorboard(quickstart_run):
   workdir, _ = quickstart_run
   run_module("tfvae.visualize", f"--workdir={workdir}")
@@ -106,6 +110,7 @@ def test_visualize_cli_writes_every_figure_as_png_and_to_tensorboard(quickstart_
   assert {f"figures/{n}" for n in names} <= tags
 
 
+@pytest.mark.slow
 def test_visualize_rejects_an_unknown_figure_and_writes_nothing(quickstart_run):
   workdir, _ = quickstart_run
   before = set(os.listdir(os.path.join(workdir, "figures"))) if os.path.exists(
@@ -118,6 +123,7 @@ def test_visualize_rejects_an_unknown_figure_and_writes_nothing(quickstart_run):
   assert before == after
 
 
+@pytest.mark.slow
 def test_rerunning_resumes_from_the_checkpoint_and_refuses_another_model(tmp_path):
   workdir = str(tmp_path)
   proc = run_module("tfvae.train", *QUICK, "--train_steps=60", f"--workdir={workdir}")
@@ -148,6 +154,7 @@ def test_rerunning_resumes_from_the_checkpoint_and_refuses_another_model(tmp_pat
   assert json.load(open(os.path.join(workdir, "config.json")))["latent_dim"] == 8
 
 
+@pytest.mark.slow
 def test_two_cpu_replicas_from_the_command_line(tmp_path):
   proc = run_module("tfvae.train", *QUICK, "--train_steps=40", "--num_cpu_devices=2",
                     f"--workdir={tmp_path}")
@@ -155,6 +162,7 @@ def test_two_cpu_replicas_from_the_command_line(tmp_path):
   assert json.load(open(tmp_path / "eval.json"))["step"] == 40
 
 
+@pytest.mark.slow
 def test_bad_flag_value_exits_with_a_message_naming_it(tmp_path):
   proc = run_module("tfvae.train", *QUICK, "--latent_dim=0", f"--workdir={tmp_path}",
                     check=False)
@@ -162,6 +170,7 @@ def test_bad_flag_value_exits_with_a_message_naming_it(tmp_path):
   assert "Traceback" not in proc.stderr and not os.listdir(tmp_path)
 
 
+@pytest.mark.slow
 def test_a_dataset_that_cannot_be_had_gives_one_clear_message(tmp_path):
   proc = run_module("tfvae.train", *QUICK, "--dataset=no_such_dataset",
                     f"--workdir={tmp_path}", check=False)
@@ -183,6 +192,7 @@ def test_real_fashion_mnist_end_to_end(fashion_mnist_dir, tmp_path):
   assert os.path.exists(tmp_path / "export" / "saved_model.pb")
 
 
+@pytest.mark.slow
 def test_a_deterministic_autoencoder_from_the_command_line(tmp_path):
   proc = run_module("tfvae.train", "--flagfile=configs/quickstart.cfg", "--model=ae",
                     "--train_steps=40", "--eval_every=40", f"--workdir={tmp_path}")

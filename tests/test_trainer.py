@@ -50,6 +50,7 @@ def test_training_improves_the_validation_elbo(digits):
   assert trainer.evaluate(validation)["elbo"] > start + 5
 
 
+@pytest.mark.slow
 def test_two_replicas_take_the_same_step_as_one(digits):
   config, data = digits
   one = trainer_lib.Trainer(config, tf.distribute.MirroredStrategy(["/cpu:0"]))
@@ -135,6 +136,7 @@ def _chunk_means(step_losses, chunks):
     {"binarization": "dequantize", "likelihood": "normal"},
     {"model": "m2", "num_labels": "50", "labeled_batch_size": 16},
 ], ids=["vae", "dequantized", "m2_50_labels"])
+@pytest.mark.slow
 def test_data_on_device_and_the_tf_data_pipeline_give_the_same_trajectory(digits, overrides):
   config, data = digits
   config = config_lib.Config.from_dict({**config.to_dict(), "num_classes": 10, **overrides})
@@ -151,6 +153,7 @@ def test_data_on_device_and_the_tf_data_pipeline_give_the_same_trajectory(digits
 
 
 @pytest.mark.parametrize("data_on_device", [True, False])
+@pytest.mark.slow
 def test_the_steps_per_call_do_not_change_the_trajectory(digits, data_on_device):
   """--steps_per_loop sets how many steps one `Trainer.train` call runs (run.py): 25 calls of
   one step, 4 uneven calls and one call of 25 steps train the same weights."""
@@ -167,6 +170,7 @@ def test_the_steps_per_call_do_not_change_the_trajectory(digits, data_on_device)
     np.testing.assert_allclose(a, c, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_data_on_device_with_two_replicas_takes_the_one_replica_steps(digits):
   config, data = digits
   config = config_lib.Config.from_dict({**config.to_dict(), "data_on_device": True})

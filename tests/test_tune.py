@@ -51,6 +51,7 @@ def random_search(tmp_path_factory):
   return workdir, proc
 
 
+@pytest.mark.slow
 def test_random_search_writes_trials_csv_and_exports_the_best(random_search):
   workdir, proc = random_search
   rows = _rows(workdir)
@@ -75,6 +76,7 @@ def test_random_search_writes_trials_csv_and_exports_the_best(random_search):
   assert len(table) == 3 and table[0].startswith(f"| {best['trial']} |")
 
 
+@pytest.mark.slow
 def test_objective_equals_what_tfvae_evaluate_reports(random_search, tmp_path):
   workdir, _ = random_search
   row = _rows(workdir)[1]
@@ -114,6 +116,7 @@ def test_hparams_dashboard_lists_every_trial(random_search):
     assert scalars[row["trial"]] == pytest.approx(float(row["nll"]), rel=1e-6)
 
 
+@pytest.mark.slow
 def test_rerunning_the_same_command_runs_no_new_trial(random_search):
   workdir, _ = random_search
   before = _rows(workdir)
@@ -122,6 +125,7 @@ def test_rerunning_the_same_command_runs_no_new_trial(random_search):
   assert _rows(workdir) == before
 
 
+@pytest.mark.slow
 def test_raising_max_trials_runs_only_the_new_ones_and_repeats_the_search(random_search,
                                                                           tmp_path):
   workdir = str(tmp_path)
@@ -135,6 +139,7 @@ def test_raising_max_trials_runs_only_the_new_ones_and_repeats_the_search(random
     assert float(ours["nll"]) == pytest.approx(float(theirs["nll"]), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_a_workdir_holding_another_search_is_refused(random_search):
   workdir, _ = random_search
   before = _rows(workdir)
@@ -146,6 +151,7 @@ def test_a_workdir_holding_another_search_is_refused(random_search):
 
 
 @pytest.mark.parametrize("damage", ["torn oracle.json", "garbage tune.json"])
+@pytest.mark.slow
 def test_a_torn_search_state_is_one_line_saying_what_to_do(random_search, tmp_path, damage):
   # keras-tuner writes its state in place: a kill mid-write used to stop every later run with
   # a JSONDecodeError traceback.
@@ -168,6 +174,7 @@ def test_a_torn_search_state_is_one_line_saying_what_to_do(random_search, tmp_pa
   assert proc.stderr.strip().splitlines()[-1].startswith(expected)
 
 
+@pytest.mark.slow
 def test_hyperband_promotes_a_trial_and_continues_its_checkpoint(tmp_path):
   workdir = str(tmp_path)
   # 1198 digits / batch 256 = 4 steps per epoch. With max_epochs 3 and factor 3, Hyperband first
@@ -190,6 +197,7 @@ def test_hyperband_promotes_a_trial_and_continues_its_checkpoint(tmp_path):
   assert json.load(open(os.path.join(workdir, child["trial"], "config.json")))["epochs"] == 3
 
 
+@pytest.mark.slow
 def test_sigterm_mid_trial_stops_the_search_and_a_rerun_resumes_the_trial(tmp_path):
   workdir = str(tmp_path)
   args = [*TINY, "--max_trials=1", "--train_steps=4000", "--checkpoint_every=100",
@@ -220,6 +228,7 @@ def test_sigterm_mid_trial_stops_the_search_and_a_rerun_resumes_the_trial(tmp_pa
     ("--model=ae", "--model=ae: the search is over beta and latent size"),
     ("--strategy=multi_worker", "--strategy=multi_worker: tfvae.tune runs its trials in one"),
 ])
+@pytest.mark.slow
 def test_bad_input_exits_with_a_message_naming_the_flag(tmp_path, flag, message):
   proc = run_module("tfvae.tune", *TINY, flag, f"--workdir={tmp_path}", check=False)
   assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
@@ -273,6 +282,7 @@ def test_hyperband_oracle_proposes_trials_from_the_declared_space(tmp_path):
   assert 1e-4 <= values["learning_rate"] <= 1e-2 and values["tuner/epochs"] == 1
 
 
+@pytest.mark.slow
 def test_trials_that_cannot_train_are_failed_and_three_in_a_row_stop_the_search(tmp_path):
   proc = run_module("tfvae.tune", *TINY, "--max_trials=5", "--train_steps=2",
                     "--steps_per_loop=2", "--inject_nan_at_steps=0,1",
@@ -283,6 +293,7 @@ def test_trials_that_cannot_train_are_failed_and_three_in_a_row_stop_the_search(
   assert [r["status"] for r in _rows(tmp_path)] == ["FAILED"] * 3
 
 
+@pytest.mark.slow
 def test_m1_accuracy_objective_equals_what_tfvae_evaluate_reports(tmp_path):
   workdir = str(tmp_path)
   run_module("tfvae.tune", *TINY, "--max_trials=2", "--objective=m1_accuracy",
