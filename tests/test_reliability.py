@@ -235,8 +235,10 @@ def test_a_signal_during_an_evaluation_is_one_line_and_leaves_eval_json_intact(t
   workdir = str(tmp_path)
   run_module("tfvae.train", *QUICK, "--train_steps=50", f"--workdir={workdir}")
   before = (tmp_path / "eval.json").read_bytes()
+  # A signal is handled between TF calls: one example per batch keeps each call short (a
+  # batch of 100 at K = 200000 is one call of minutes), the whole evaluation long.
   proc = subprocess.Popen([sys.executable, "-m", "tfvae.evaluate", f"--workdir={workdir}",
-                           "--num_importance_samples=200000"], cwd=ROOT,
+                           "--num_importance_samples=200000", "--batch_size=1"], cwd=ROOT,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
   lock_file = tmp_path / ".tfvae.lock"
   deadline = time.time() + 120

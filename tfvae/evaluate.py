@@ -36,7 +36,9 @@ def define_flags():
                        lower_bound=1)
   flags.DEFINE_integer("batch_size", 100, "Examples per evaluation batch (global). Results do "
                        "not depend on it (each example's noise is seeded by its index); memory "
-                       "grows with batch_size x chunk_size.", lower_bound=1)
+                       "grows with batch_size x chunk_size. SIGTERM/Ctrl-C take effect when the batch in "
+                       "flight ends (a batch is one TensorFlow call: K x batch_size decoder "
+                       "passes), so at a large K a smaller batch stops sooner.", lower_bound=1)
   flags.DEFINE_integer("num_examples", 0, "Evaluate only the first N examples (0: all).",
                        lower_bound=0)
   flags.DEFINE_integer("m1_labels", 0, "If > 0: evaluate M1 instead, logistic regression on the "
