@@ -6,6 +6,7 @@ holding the four standard files, gzipped or not), the first 50000 train images f
 binarized once with a fixed seed for the test ELBO.
 """
 
+import argparse
 import gzip
 import os
 
@@ -35,3 +36,12 @@ def load(folder=DEFAULT_DIR):
   rng = np.random.default_rng(1234)
   test = (rng.uniform(size=test.shape) < test).astype(np.float32)
   return np.ascontiguousarray(train), test
+
+
+def arguments():
+  """The peers' common flags: --epochs, --batch_size, --data_dir (add more, then parse)."""
+  parser = argparse.ArgumentParser()
+  parser.add_argument("--epochs", type=int, default=1)
+  parser.add_argument("--batch_size", type=int, default=128)
+  parser.add_argument("--data_dir", default=DEFAULT_DIR)
+  return parser

@@ -19,7 +19,6 @@ import time
 
 _T0 = time.perf_counter()
 
-import argparse  # pylint: disable=g-import-not-at-top,wrong-import-position
 import json  # pylint: disable=g-import-not-at-top,wrong-import-position
 import os  # pylint: disable=g-import-not-at-top,wrong-import-position
 import sys  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -60,11 +59,8 @@ class VAE(nn.Module):
 
 
 def main():
-  parser = argparse.ArgumentParser()
-  parser.add_argument("--epochs", type=int, default=1)
-  parser.add_argument("--batch_size", type=int, default=128)
+  parser = idx.arguments()
   parser.add_argument("--loop", choices=("scan", "step"), default="scan")
-  parser.add_argument("--data_dir", default=idx.DEFAULT_DIR)
   args = parser.parse_args()
   phase("imports")
   train_u8, test = idx.load(args.data_dir)

@@ -13,7 +13,6 @@ import time
 
 _T0 = time.perf_counter()
 
-import argparse  # pylint: disable=g-import-not-at-top,wrong-import-position
 import json  # pylint: disable=g-import-not-at-top,wrong-import-position
 import os  # pylint: disable=g-import-not-at-top,wrong-import-position
 import sys  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -38,10 +37,7 @@ class _EpochStamps(keras.callbacks.Callback):
 
 
 def main():
-  parser = argparse.ArgumentParser()
-  parser.add_argument("--epochs", type=int, default=1)
-  parser.add_argument("--batch_size", type=int, default=128)
-  parser.add_argument("--data_dir", default=idx.DEFAULT_DIR)
+  parser = idx.arguments()
   args = parser.parse_args()
   phase("imports")
   train_u8, test = idx.load(args.data_dir)

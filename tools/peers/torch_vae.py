@@ -12,7 +12,6 @@ import time
 
 _T0 = time.perf_counter()
 
-import argparse  # pylint: disable=g-import-not-at-top,wrong-import-position
 import json  # pylint: disable=g-import-not-at-top,wrong-import-position
 import os  # pylint: disable=g-import-not-at-top,wrong-import-position
 import sys  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -57,10 +56,7 @@ class VAE(nn.Module):
 
 
 def main():
-  parser = argparse.ArgumentParser()
-  parser.add_argument("--epochs", type=int, default=1)
-  parser.add_argument("--batch_size", type=int, default=128)
-  parser.add_argument("--data_dir", default=idx.DEFAULT_DIR)
+  parser = idx.arguments()
   args = parser.parse_args()
   torch.set_num_threads(os.cpu_count())
   phase("imports")
