@@ -5,6 +5,7 @@ from absl import flags
 import pytest
 
 from tfvae import config as config_lib
+from tfvae import config_flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -12,9 +13,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def _parse(argv):
   fv = flags.FlagValues()
   flags.DEFINE_string("workdir", "/tmp/x", "", flag_values=fv)
-  config_lib.define_flags(fv)
+  config_flags.define_flags(fv)
   fv(["prog", *argv])
-  return config_lib.from_flags(fv)
+  return config_flags.from_flags(fv)
 
 
 def test_flags_match_dataclass_defaults():
@@ -121,7 +122,7 @@ def test_every_field_has_a_role_and_help_and_the_rules_follow_from_the_roles():
                                                   config_lib.CONTINUABLE_ROLES)] == [
                                                       "latent_dim", "epochs"]
   fv = flags.FlagValues()
-  config_lib.define_flags(fv)
+  config_flags.define_flags(fv)
   assert fv["standardize"].help == config_lib.Config.__dataclass_fields__[
       "standardize"].metadata["help"]
   assert "image_shape" not in fv and "data_fingerprint" not in fv  # resolved, not flags

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from conftest import run_module
 from tfvae import config as config_lib
+from tfvae import config_flags
 from tfvae import data as data_lib
 from tfvae.evaluation import evaluator as evaluator_lib
 from tfvae import models
@@ -371,9 +372,9 @@ def test_online_ssl_configs_train_on_mocked_tfds_data(name, tmp_path, monkeypatc
   monkeypatch.chdir(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   fv = flags.FlagValues()
   flags.DEFINE_string("workdir", "", "", flag_values=fv)
-  config_lib.define_flags(fv)
+  config_flags.define_flags(fv)
   fv(["prog", f"--flagfile=configs/{name}"])
-  config = config_lib.from_flags(fv)
+  config = config_flags.from_flags(fv)
   small = dict(data_dir=str(tmp_path / "tfds"), num_labels="20", train_steps=2,
                steps_per_loop=1, eval_every=2, batch_size=32, labeled_batch_size=8,
                eval_batch_size=50, eval_importance_samples=0, strategy="one_device",

@@ -1,10 +1,7 @@
 """The run configuration: one frozen dataclass, its absl flags and its JSON form.
 
-This module is the only bridge between command-line flags and the library: `define_flags(cls)`
-defines one absl flag per field of a flag dataclass (Config here, TuneSettings for the search)
-from the field's metadata, and `from_flags(flag_values, cls)` builds it back; library code only
-ever sees the dataclass. A run writes its resolved Config to WORKDIR/config.json;
-`load(workdir)` rebuilds it there.
+Library code only ever sees the dataclass; `tfvae.flags` turns its fields into absl flags and
+back. A run writes its resolved Config to WORKDIR/config.json; `load(workdir)` rebuilds it there.
 
 Each Config field has a role (ROLES). What may change where follows from the roles alone:
 resuming a run may change SCHEDULE, SAFEGUARD, NUMERICS and EXECUTION fields
@@ -15,7 +12,6 @@ resuming a run may change SCHEDULE, SAFEGUARD, NUMERICS and EXECUTION fields
 import dataclasses
 import json
 import os
-import typing
 
 from tfvae import atomic
 from tfvae import options
@@ -539,50 +535,3 @@ def check_resumable(saved, new):
     raise ConfigError(f"The workdir holds a run with a different config ({diffs}). "
                       "Use a new --workdir, the same flags to resume, or --overwrite to delete "
                       "that run and start over.")
-
-
-def define_flags(flag_values=None, cls=None):
-  """Defines one absl flag per field of flag dataclass `cls` (default Config) from its metadata
-  (help; choices from CHOICES for Config), but resolved fields. Call once, from an entry point."""
-  from absl import flags  # pylint: disable=import-outside-toplevel
-  cls, fv = cls or Config, flags.FLAGS if flag_values is None else flag_values
-  hints = typing.get_type_hints(cls)
-  for f in dataclasses.fields(cls):
-    name, default, kind, meta = f.name, f.default, hints[f.name], f.metadata
-    if meta["role"] == RESOLVED:
-      continue
-    choices = CHOICES.get(name) if cls is Config else None
-    if choices:
-      flags.DEFINE_enum(name, default, choices, meta["help"], flag_values=fv)
-    elif kind == bool:
-      flags.DEFINE_bool(name, default, meta["help"], flag_values=fv)
-    elif kind == int:
-      flags.DEFINE_integer(name, default, meta["help"], flag_values=fv)
-    elif kind == float:
-      flags.DEFINE_float(name, default, meta["help"], flag_values=fv)
-    elif kind == str:
-      flags.DEFINE_string(name, default, meta["help"], flag_values=fv)
-    else:  # tuple[int, ...]
-      flags.DEFINE_list(name, [str(v) for v in default], meta["help"], flag_values=fv)
-
-
-def from_flags(flag_values, cls=None):
-  """Builds flag dataclass `cls` (default Config) from parsed absl flags.
-
-  Raises:
-    ConfigError: naming the flag at fault, for a value that is not valid.
-  """
-  cls = cls or Config
-  values = {}
-  for f in dataclasses.fields(cls):
-    if f.metadata["role"] == RESOLVED:
-      continue
-    value = flag_values[f.name].value
-    if isinstance(f.default, tuple):
-      try:
-        value = tuple(int(v) for v in value)
-      except ValueError:
-        raise ConfigError(f"--{f.name}={','.join(value)} must be comma-separated "
-                          "integers.") from None
-    values[f.name] = value
-  return cls(**values)

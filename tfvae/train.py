@@ -20,18 +20,19 @@ from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-posit
 from absl import logging  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from tfvae import config as config_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfvae import config_flags  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 flags.DEFINE_string("workdir", "/tmp/tfvae", "Folder for everything this run writes.")
 flags.DEFINE_bool("overwrite", False, "If --workdir holds a run with a different config, delete "
                   "it and start over (otherwise that is refused).")
-config_lib.define_flags()
+config_flags.define_flags()
 flags.adopt_module_key_flags(config_lib)  # --help lists the model flags, not only these two
 FLAGS = flags.FLAGS
 
 
 def main(argv):
   del argv
-  config = config_lib.from_flags(FLAGS)
+  config = config_flags.from_flags(FLAGS)
   cli.import_tensorflow()
   from tfvae.training import run  # pylint: disable=import-outside-toplevel
   from tfvae.training import trainer  # pylint: disable=import-outside-toplevel

@@ -17,6 +17,7 @@ from absl import flags
 from absl import logging
 
 from tfvae import config as config_lib
+from tfvae import config_flags
 from tfvae.tuning import settings as tune_settings
 
 
@@ -24,7 +25,7 @@ def main(argv):
   del argv
   fv = flags.FLAGS
   settings = tune_settings.settings_from_flags(fv)
-  config = config_lib.from_flags(fv)
+  config = config_flags.from_flags(fv)
   cli.import_tensorflow()
   from tfvae.training import trainer as trainer_lib  # pylint: disable=import-outside-toplevel
   from tfvae.tuning import report  # pylint: disable=import-outside-toplevel

@@ -7,6 +7,7 @@ import dataclasses
 from absl import flags
 
 from tfvae import config as config_lib
+from tfvae import config_flags
 
 TUNERS = ("random", "hyperband", "bayesian")
 # --objective -> keras-tuner direction. nll and elbo are metrics of the validation evaluation
@@ -111,10 +112,10 @@ def define_flags():
   """Defines --workdir, the tune flags (TuneSettings) and the Config flags. Call once."""
   flags.DEFINE_string("workdir", "/tmp/tfvae/tune", "Folder of the search (one subfolder per "
                       "trial).")
-  config_lib.define_flags(cls=TuneSettings)
-  config_lib.define_flags()
+  config_flags.define_flags(cls=TuneSettings)
+  config_flags.define_flags()
 
 
 def settings_from_flags(flag_values):
   """TuneSettings from parsed flags. Raises ConfigError naming the flag."""
-  return config_lib.from_flags(flag_values, TuneSettings)
+  return config_flags.from_flags(flag_values, TuneSettings)
