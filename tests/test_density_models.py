@@ -17,6 +17,7 @@ import conftest
 from tfvae import config as config_lib
 from tfvae import flows
 from tfvae import networks
+from tfvae import noise
 from tfvae import objectives
 from tfvae import priors
 from tfvae.evaluation import evaluator as evaluator_lib
@@ -232,7 +233,7 @@ def test_iwae_with_one_sample_is_the_elbo():
     terms = model.losses({"image": x}, SEED, STEP, training=False)
     if k == 1:
       np.testing.assert_allclose(terms["loss"], -terms["elbo"], rtol=1e-6)
-    eps = objectives.replica_normal_noise(k, 4, 3, SEED)
+    eps = noise.replica_normal_noise(k, 4, 3, SEED)
     log_w = objectives.log_weights(model.log_weight_terms(x, model.posterior(x), eps))
     np.testing.assert_allclose(terms["loss"], -(special.logsumexp(log_w, 0) - np.log(k)),
                                rtol=1e-5)

@@ -45,16 +45,6 @@ def test_sample_latents_is_reparameterized_and_deterministic():
   np.testing.assert_allclose(tape.gradient(total, loc_var), np.full_like(loc, 3.0))
 
 
-def test_replica_noise_is_the_global_batch_noise_split_across_replicas():
-  strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-  seed = tf.constant([5, 6], tf.int32)
-  per_replica = strategy.run(lambda: objectives.replica_normal_noise(2, 3, 4, seed))
-  parts = strategy.experimental_local_results(per_replica)
-  np.testing.assert_array_equal(tf.concat(parts, axis=1),
-                                objectives.replica_normal_noise(2, 6, 4, seed))
-  assert not np.allclose(parts[0], parts[1])
-
-
 def test_elbo_terms_relations_and_monte_carlo_agreement():
   q_z, _, _ = _posterior(batch=3, dim=2)
   logits = tf.constant(np.random.default_rng(1).normal(size=[2, 6]), tf.float32)

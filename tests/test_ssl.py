@@ -14,6 +14,7 @@ from tfvae import config_flags
 from tfvae import data as data_lib
 from tfvae.evaluation import evaluator as evaluator_lib
 from tfvae import models
+from tfvae import noise
 from tfvae import objectives
 from tfvae.training import run
 from tfvae.evaluation import ssl
@@ -218,7 +219,7 @@ def test_m2_unlabeled_loss_is_the_expected_labeled_loss_minus_the_entropy():
   # ELBO(x, y) = log p(x|y,z) + log p(y) - KL, with z ~ q(z|x,y) from class y's noise.
   y = tf.one_hot([labels[0]], 10)
   q_z = model.encoder(batch["image"][:1], y)
-  eps = objectives.replica_normal_noise(1, 6, 3, tf.random.experimental.stateless_fold_in(
+  eps = noise.replica_normal_noise(1, 6, 3, tf.random.experimental.stateless_fold_in(
       SEED, int(labels[0])))[:, :1]
   z = q_z.bijector.forward(eps)[0]
   log_px = model.decode(z, y).log_prob(batch["image"][:1])

@@ -13,6 +13,8 @@ References:
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfvae import noise
+
 tfd = tfp.distributions
 
 
@@ -30,66 +32,6 @@ def rate(q_z, p_z):
     NotImplementedError: (from TFP) if no analytic KL is registered for the pair.
   """
   return tfd.kl_divergence(q_z, p_z)
-
-
-def example_normal_noise(seeds, index, shape):
-  """Standard normal noise drawn per example: an example's noise depends on its index only.
-
-  Slice [j, b] is drawn from the stateless seed `stateless_fold_in(seeds[j], index[b])`, so an
-  example gets the same noise whatever batch it is in (its size, its other rows, the replica
-  that holds it). Evaluation uses it (batches carry an "index"), so numbers do not depend on
-  --eval_batch_size or the replica count. It costs one small op per example and seed (a
-  `tf.map_fn`), which is why training draws its noise for the global batch at once instead.
-
-  Args:
-    seeds: list of J int32 Tensors [2] (J static).
-    index: int Tensor [b], the examples' indices in their split.
-    shape: list of ints (or int32 scalars), the shape of one draw.
-
-  Returns:
-    float32 Tensor [J, b, *shape].
-  """
-  # stateless_fold_in(seed, i) == [hash(seed), i]: hash each seed once, pair it with every index.
-  keys = tf.stack([tf.random.experimental.stateless_fold_in(s, 0)[0] for s in seeds])
-  index = tf.cast(index, tf.int32)
-
-  def one_example(i):
-    return tf.stack([tf.random.stateless_normal(shape, tf.stack([keys[j], i]), alg="philox")
-                     for j in range(len(seeds))])
-
-  noise = tf.map_fn(one_example, index, fn_output_signature=tf.float32, parallel_iterations=32)
-  return tf.transpose(noise, [1, 0, *range(2, 2 + len(shape))])  # [J, b, *shape]
-
-
-def replica_normal_noise(num_samples, batch_size, latent_dim, seed, index=None):
-  """Standard normal noise [L, b, D] for this replica's slice of the global batch.
-
-  Without `index`, the noise is drawn for the whole global batch (b * num_replicas_in_sync
-  rows) from `seed` and this replica takes its own rows, so every replica draws different noise
-  and the result for a given global batch does not depend on how many replicas share it
-  (exactly so when every replica holds b examples). Outside a distribution strategy it is plain
-  stateless noise. With `index` (evaluation), each example's noise is drawn from `seed` and its
-  index (`example_normal_noise`), independent of the batch and the replicas.
-
-  Args:
-    num_samples: int L.
-    batch_size: int32 scalar b, this replica's batch size.
-    latent_dim: int D.
-    seed: int32 Tensor [2], a stateless seed.
-    index: optional int Tensor [b], the examples' indices in their split.
-
-  Returns:
-    float32 Tensor [L, b, D].
-  """
-  if index is not None:
-    return tf.transpose(example_normal_noise([seed], index, [num_samples, latent_dim])[0],
-                        [1, 0, 2])
-  context = tf.distribute.get_replica_context()
-  num_replicas = context.num_replicas_in_sync if context else 1
-  replica = tf.cast(context.replica_id_in_sync_group if context else 0, tf.int32)
-  noise = tf.random.stateless_normal([num_samples, batch_size * num_replicas, latent_dim], seed,
-                                     alg="philox")  # auto_select differs under XLA
-  return noise[:, replica * batch_size:(replica + 1) * batch_size]
 
 
 def reparameterize(q_z, eps):
@@ -111,20 +53,21 @@ def reparameterize(q_z, eps):
 
 
 def sample_latents(q_z, num_samples, seed, index=None):
-  """Reparameterized samples z = loc + scale * eps from q(z|x), eps as `replica_normal_noise`.
+  """Reparameterized samples z = loc + scale * eps from q(z|x), eps from
+  `noise.replica_normal_noise`.
 
   Args:
     q_z: MultivariateNormalDiag (any loc-scale TransformedDistribution of a standard normal)
       with batch shape [B] and event shape [D].
     num_samples: int L.
     seed: int32 Tensor [2].
-    index: optional int Tensor [B]: per-example noise (see `replica_normal_noise`).
+    index: optional int Tensor [B]: per-example noise (see `noise.replica_normal_noise`).
 
   Returns:
     float32 Tensor [L, B, D], differentiable with respect to q_z's parameters.
   """
   loc = q_z.loc
-  eps = replica_normal_noise(num_samples, tf.shape(loc)[0], loc.shape[-1], seed, index)
+  eps = noise.replica_normal_noise(num_samples, tf.shape(loc)[0], loc.shape[-1], seed, index)
   return q_z.bijector.forward(eps)
 
 
@@ -196,7 +139,7 @@ def elbo_terms(x, q_z, decoder, p_z, num_samples, seed, beta=1.0, index=None):
     num_samples: int L >= 1.
     seed: int32 Tensor [2], stateless seed for the reparameterization noise.
     beta: float or scalar Tensor, weight of the rate in `loss`.
-    index: optional int Tensor [B]: per-example noise (see `replica_normal_noise`).
+    index: optional int Tensor [B]: per-example noise (see `noise.replica_normal_noise`).
 
   Returns:
     dict of float32 Tensors [B], nats: loss, elbo, rate, distortion.
@@ -212,21 +155,12 @@ def elbo_terms_at(x, z, q_z, decoder, p_z, beta=1.0):
           "distortion": distortion}
 
 
-# Importance samples are drawn in blocks of this many, each block from its own folded seed, so a
-# bound computed in chunks of any multiple of it sees the same noise as one computed at once.
-NOISE_BLOCK = 10
-
-
 def importance_log_weights(x, q_z, decoder, p_z, first_block, num_blocks, seed, index=None):
   """Importance log-weights log p(x|z_k) + log p(z_k) - log q(z_k|x) for a range of samples.
 
-  Samples k = first_block * NOISE_BLOCK ... (first_block + num_blocks) * NOISE_BLOCK - 1; block j
-  draws its noise with `replica_normal_noise` from the seed folded with j, so the weights of
-  sample k do not depend on how the samples are chunked. With `index` (evaluation), example b's
-  noise is instead the rows of one stream per example, drawn from `stateless_fold_in(seed,
-  index[b])` with shape [last sample + 1, D] and sliced: sample k is row k whatever the chunk
-  and the batch (stateless Philox fills rows in order, so a longer draw extends a shorter one;
-  tested), at one op per example and chunk.
+  Samples k = first_block * NOISE_BLOCK ... (first_block + num_blocks) * NOISE_BLOCK - 1, their
+  noise as `noise.importance_noise` draws it: the weights of sample k do not depend on how the
+  samples are chunked nor, with `index`, on the batch.
 
   Args:
     x: float32 [B, ...event].
@@ -236,37 +170,16 @@ def importance_log_weights(x, q_z, decoder, p_z, first_block, num_blocks, seed, 
     first_block: int32 scalar (Python int or Tensor), index of the first noise block.
     num_blocks: Python int, number of blocks (static: it sets the chunk's memory).
     seed: int32 Tensor [2].
-    index: optional int Tensor [B]: per-example noise (see `example_normal_noise`).
+    index: optional int Tensor [B]: per-example noise (see `noise.importance_noise`).
 
   Returns:
-    float32 Tensor [num_blocks * NOISE_BLOCK, B], nats.
+    float32 Tensor [num_blocks * noise.NOISE_BLOCK, B], nats.
   """
   loc = q_z.loc
-  eps = importance_noise(tf.shape(loc)[0], loc.shape[-1], first_block, num_blocks, seed, index)
+  eps = noise.importance_noise(tf.shape(loc)[0], loc.shape[-1], first_block, num_blocks, seed,
+                               index)
   z = q_z.bijector.forward(eps)
   return decoder(z).log_prob(x) + p_z.log_prob(z) - q_z.log_prob(z)
-
-
-def importance_noise(batch_size, dim, first_block, num_blocks, seed, index=None):
-  """The standard normal noise of importance samples first_block * NOISE_BLOCK ... (first_block
-  + num_blocks) * NOISE_BLOCK - 1, as `importance_log_weights` draws it (see there).
-
-  Args:
-    batch_size: int32 scalar B (this replica's).
-    dim: int, the noise dimension of one sample (a model's noise_dim).
-    first_block, num_blocks, seed, index: as `importance_log_weights`.
-
-  Returns:
-    float32 Tensor [num_blocks * NOISE_BLOCK, B, dim].
-  """
-  if index is None:
-    return tf.concat([replica_normal_noise(
-        NOISE_BLOCK, batch_size, dim,
-        tf.random.experimental.stateless_fold_in(seed, first_block + j))
-                      for j in range(num_blocks)], axis=0)
-  end = (first_block + num_blocks) * NOISE_BLOCK
-  eps = example_normal_noise([seed], index, [end, dim])[0]  # [B, end, dim]
-  return tf.transpose(eps[:, end - num_blocks * NOISE_BLOCK:], [1, 0, 2])
 
 
 def rate_per_dimension(q_z, p_z):
@@ -357,25 +270,6 @@ def rate_with_free_bits(q_z, p_z, free_bits):
   return tf.reduce_sum(tf.maximum(rate_per_dimension(q_z, p_z), free_bits), axis=-1)
 
 
-def replica_noise(sample, batch_size, event_shape, seed):
-  """Noise for this replica's slice of the global batch, as `replica_normal_noise` draws it.
-
-  Args:
-    sample: callable (shape, seed) -> Tensor, a stateless sampler.
-    batch_size: int32 scalar b, this replica's batch size.
-    event_shape: list of ints, the shape of one example's noise.
-    seed: int32 Tensor [2].
-
-  Returns:
-    Tensor [b, *event_shape].
-  """
-  context = tf.distribute.get_replica_context()
-  num_replicas = context.num_replicas_in_sync if context else 1
-  replica = tf.cast(context.replica_id_in_sync_group if context else 0, tf.int32)
-  noise = sample(tf.concat([[batch_size * num_replicas], event_shape], 0), seed)
-  return noise[replica * batch_size:(replica + 1) * batch_size]
-
-
 def corrupt(x, corruption, level, seed):
   """Input corruption of the denoising autoencoder (Vincent et al., ICML 2008 and JMLR 2010).
 
@@ -393,12 +287,12 @@ def corrupt(x, corruption, level, seed):
   """
   batch, event = tf.shape(x)[0], x.shape[1:]
   if corruption == "masking":
-    u = replica_noise(lambda s, sd: tf.random.stateless_uniform(s, sd, alg="philox"), batch,
-                      event, seed)
+    u = noise.replica_noise(lambda s, sd: tf.random.stateless_uniform(s, sd, alg="philox"),
+                            batch, event, seed)
     return tf.where(u < level, tf.zeros_like(x), x)
   if corruption == "gaussian":
-    eps = replica_noise(lambda s, sd: tf.random.stateless_normal(s, sd, alg="philox"), batch,
-                        event, seed)
+    eps = noise.replica_noise(lambda s, sd: tf.random.stateless_normal(s, sd, alg="philox"),
+                              batch, event, seed)
     return x + level * eps
   raise ValueError(f"corruption={corruption!r}: expected masking or gaussian.")
 

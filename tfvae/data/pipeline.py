@@ -181,7 +181,7 @@ def eval_dataset(data, split, batch_size):
   Returns:
     tf.data.Dataset of batches {"image": float32 [b, H, W, C], "label": int64 [b], "index":
     int64 [b]} where index is the example's position in the split. Models draw an evaluation
-    example's noise from its index (objectives.example_normal_noise), and with dequantization
+    example's noise from its index (noise.example_normal_noise), and with dequantization
     example i of the split always gets the same noise (seeded by split and i), so evaluation
     gives the same numbers whatever the batch size and the number of replicas.
   """

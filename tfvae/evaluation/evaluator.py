@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfvae.training import distribute
+from tfvae import noise
 from tfvae import objectives
 
 ACTIVE_UNIT_THRESHOLD = 0.01
@@ -24,7 +25,7 @@ def iwae_bound(model, x, num_importance_samples, chunk_size, seed, q_z=None, ind
   """log (1/K) sum_k p(x, z_k) / q(z_k|x), z_k ~ q(z|x), in chunks (Burda et al. 2016, eq. 8).
 
   Memory grows with chunk_size, not K: each chunk's log-weights are folded into a running
-  logsumexp. The noise of sample k is fixed by (seed, k) (see objectives.NOISE_BLOCK), so any
+  logsumexp. The noise of sample k is fixed by (seed, k) (see noise.NOISE_BLOCK), so any
   chunk_size gives the same number.
 
   Args:
@@ -32,24 +33,24 @@ def iwae_bound(model, x, num_importance_samples, chunk_size, seed, q_z=None, ind
     x: float32 [B, H, W, C].
     num_importance_samples: Python int K >= 1.
     chunk_size: Python int, importance samples per chunk (rounded up to a multiple of
-      objectives.NOISE_BLOCK).
+      noise.NOISE_BLOCK).
     seed: int32 Tensor [2].
     q_z: optional q(z|x) of x, if the caller has it (saves an encoder pass).
     index: optional int [B], the examples' indices in their split: each example's noise then
-      depends on (seed, index, k) only, not on the batch (objectives.example_normal_noise).
+      depends on (seed, index, k) only, not on the batch (noise.importance_noise).
 
   Returns:
     float32 Tensor [B], nats.
   """
-  num_blocks = math.ceil(num_importance_samples / objectives.NOISE_BLOCK)
-  blocks_per_chunk = min(num_blocks, max(1, chunk_size // objectives.NOISE_BLOCK))
-  chunk = blocks_per_chunk * objectives.NOISE_BLOCK
+  num_blocks = math.ceil(num_importance_samples / noise.NOISE_BLOCK)
+  blocks_per_chunk = min(num_blocks, max(1, chunk_size // noise.NOISE_BLOCK))
+  chunk = blocks_per_chunk * noise.NOISE_BLOCK
   q_z = q_z if q_z is not None else model.posterior(x)
   batch = tf.shape(x)[0]
   num_chunks = math.ceil(num_blocks / blocks_per_chunk)
 
   def add_chunk(c, running):
-    eps = objectives.importance_noise(batch, model.noise_dim, c * blocks_per_chunk,
+    eps = noise.importance_noise(batch, model.noise_dim, c * blocks_per_chunk,
                                       blocks_per_chunk, seed, index)
     log_w = objectives.log_weights(model.log_weight_terms(x, q_z, eps))
     sample = tf.range(chunk) + c * chunk

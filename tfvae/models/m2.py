@@ -13,7 +13,7 @@ p(x|y, z) the decoder's likelihood at [z, onehot(y)]. Inference: classifier q(y|
   labeled train examples).
 
 Every row's ELBO is computed for all K classes; the noise of class k is drawn from the step
-seed folded with k (sliced per replica as `objectives.replica_normal_noise`), so L(x, k) of a
+seed folded with k (sliced per replica as `noise.replica_normal_noise`), so L(x, k) of a
 labeled row equals the k-th term of the enumeration of the same row unlabeled.
 
 Reference:
@@ -25,6 +25,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvae import networks
+from tfvae import noise
 from tfvae import objectives
 from tfvae.models import base
 from tfvae.models import pc_vae
@@ -114,7 +115,7 @@ class M2(base.Model):
       seed: int32 Tensor [2]; class k's noise comes from the seed folded with k.
       training: bool, passed to the networks.
       index: optional int [B], the examples' indices in their split: per-example noise
-        (objectives.example_normal_noise), independent of the batch.
+        (noise.example_normal_noise), independent of the batch.
 
     Returns:
       dict of float32 [K, B], nats: elbo (includes log p(y)), distortion (-E log p(x|y,z)),
@@ -128,10 +129,10 @@ class M2(base.Model):
                                  onehot, training=training)  # batch [K, B]
     seeds = [tf.random.experimental.stateless_fold_in(seed, c) for c in range(k)]
     if index is None:
-      eps = tf.stack([objectives.replica_normal_noise(self.config.num_samples, batch, d, s)
+      eps = tf.stack([noise.replica_normal_noise(self.config.num_samples, batch, d, s)
                       for s in seeds], axis=1)  # [L, K, B, D]
     else:
-      eps = tf.transpose(objectives.example_normal_noise(
+      eps = tf.transpose(noise.example_normal_noise(
           seeds, index, [self.config.num_samples, d]), [2, 0, 1, 3])  # [L, K, B, D]
     z = q_z.bijector.forward(eps)
     p_x = self.decode(z, tf.broadcast_to(onehot[None], [self.config.num_samples, k, batch, k]),

@@ -7,6 +7,7 @@ with DReG gradients: tfvae/objectives.py)."""
 import tensorflow as tf
 
 from tfvae import networks
+from tfvae import noise
 from tfvae import objectives
 from tfvae import priors
 from tfvae.models import base
@@ -82,7 +83,7 @@ class VAE(base.EncoderDecoder):
       batch: dict with "image": float32 [B, H, W, C] in [0, 1] (or vectors [B, D]), and
         optionally "index": int [B], the examples' indices in their split (evaluation batches
         carry it: each example's noise then depends on its index, not on the batch;
-        objectives.replica_normal_noise).
+        noise.replica_normal_noise).
       seed: int32 Tensor [2], stateless seed for this step (folded per replica inside).
       step: int64 scalar Tensor, the global step (for beta schedules).
       training: bool; False uses beta = 1 and no free bits.
@@ -102,7 +103,7 @@ class VAE(base.EncoderDecoder):
     distortion used (a variant reuses them instead of encoding and sampling again)."""
     x, c = batch["image"], self.config
     q_z = self.encoder(x, training=training)
-    eps = objectives.replica_normal_noise(c.num_samples, tf.shape(x)[0], self.noise_dim, seed,
+    eps = noise.replica_normal_noise(c.num_samples, tf.shape(x)[0], self.noise_dim, seed,
                                           batch.get("index"))
     dreg = training and c.training_objective == "iwae_dreg"
     if dreg:  # z depends on q's parameters; log q's parameters are held fixed

@@ -162,7 +162,7 @@ def distribute_dataset(strategy, dataset):
   Each global batch is split into per-replica slices; with several workers, worker i keeps
   the i-th slice(s) of every global batch (no file sharding of in-memory data), so the workers
   together see exactly the batches one process would, and the noise each replica slices from
-  the global batch (objectives.replica_normal_noise) lines up with its rows. A finite dataset
+  the global batch (noise.replica_normal_noise) lines up with its rows. A finite dataset
   ends on every worker at the same step (TF agrees on it), also with a partial last batch.
 
   Args:
