@@ -80,6 +80,26 @@ def test_likelihood_log_probs_match_their_closed_forms():
                                err_msg=likelihood)
 
 
+def test_bernoulli_log_prob_and_gradient_match_tfp_and_float64():
+  logits = np.concatenate([np.linspace(-40, 40, 801), [-1e-3, 0.0, 1e-3]]).astype(np.float32)
+  logits = np.stack([logits] * 4)
+  x = np.zeros_like(logits)
+  x[1], x[2], x[3] = 1.0, 0.5, 0.01  # binary pixels and the fractions of a continuous target
+  exact = x * logits.astype(np.float64) - np.logaddexp(0.0, logits.astype(np.float64))
+  variable = tf.Variable(logits)
+  with tf.GradientTape(persistent=True) as tape:
+    ours = networks.Bernoulli(logits=variable, dtype=tf.float32).log_prob(x)
+    tfps = networks.tfd.Bernoulli(logits=variable, dtype=tf.float32).log_prob(x)
+  np.testing.assert_allclose(ours, exact, rtol=1e-6, atol=5e-6)
+  np.testing.assert_allclose(ours, tfps, rtol=1e-6, atol=5e-6)
+  np.testing.assert_allclose(tape.gradient(ours, variable), x - 1 / (1 + np.exp(-logits)),
+                             atol=1e-6)
+  np.testing.assert_allclose(tape.gradient(ours, variable), tape.gradient(tfps, variable),
+                             atol=1e-6)
+  decoder = networks.Decoder((8, 8, 1), 3, likelihood="bernoulli", hidden_sizes=(8,))
+  assert isinstance(decoder(tf.zeros([2, 3])).distribution, networks.Bernoulli)
+
+
 def test_normal_per_pixel_scales_vary_and_stay_above_the_floor():
   decoder = networks.Decoder((8, 8, 1), 3, likelihood="normal_per_pixel", hidden_sizes=(8,))
   scale = decoder(tf.random.stateless_normal([4, 3], [1, 1])).distribution.scale.numpy()

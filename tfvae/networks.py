@@ -27,6 +27,27 @@ SHARED_SCALE_LIKELIHOODS = ("normal", "laplace", "negative_binomial")
 COUNT_LIKELIHOODS = ("poisson", "negative_binomial")
 
 
+class Bernoulli(tfd.Bernoulli):
+  """`tfd.Bernoulli` whose log_prob from logits l is x * l - softplus(l): one softplus per pixel.
+
+  tfd.Bernoulli computes (1 - x) * -softplus(l) + x * -softplus(-l), two softplus and two
+  multiply_no_nan per pixel and as many again in the gradient; the two are equal for every x
+  (softplus(l) - softplus(-l) = l) and agree to float32 rounding for finite logits
+  (tests/test_networks.py). The decoder's log-likelihood is the largest elementwise cost of a
+  train step and of the importance-weighted bound (784 pixels x K samples per image:
+  docs/speed.md). Infinite logits give NaN here (where tfd.Bernoulli gives 0 or -inf); the
+  trainer skips a non-finite loss.
+
+  Args and shapes as tfd.Bernoulli (constructed from `logits`; `probs` falls back to it).
+  """
+
+  def _log_prob(self, event):
+    if self._logits is None:
+      return super()._log_prob(event)
+    logits = tf.convert_to_tensor(self._logits)
+    return tf.cast(event, logits.dtype) * logits - tf.math.softplus(logits)
+
+
 def prior(latent_dim):
   """p(z) = N(0, I) as a MultivariateNormalDiag, event shape [latent_dim]."""
   return tfd.MultivariateNormalDiag(loc=tf.zeros([latent_dim]), scale_diag=tf.ones([latent_dim]))
@@ -208,7 +229,7 @@ class Decoder(keras.Model):
     out = tf.reshape(out, tf.concat([batch_shape, self.out_shape], axis=0))
     ndims = len(self.image_shape)
     if self.likelihood == "bernoulli":
-      return tfd.Independent(tfd.Bernoulli(logits=out, dtype=tf.float32), ndims)
+      return tfd.Independent(Bernoulli(logits=out, dtype=tf.float32), ndims)
     if self.likelihood == "continuous_bernoulli":
       return tfd.Independent(tfd.ContinuousBernoulli(logits=out), ndims)
     if self.likelihood == "normal_per_pixel":
