@@ -143,3 +143,29 @@ def test_count_likelihoods_of_vectors_match_scipy():
       expected = stats.nbinom.logpmf(x, n, n / (n + mean)).sum(-1)
     np.testing.assert_allclose(p_x.mean(), mean, rtol=1e-5)
     np.testing.assert_allclose(p_x.log_prob(x), expected, rtol=1e-4, err_msg=likelihood)
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "continuous_bernoulli", "normal", "laplace",
+                                        "normal_per_pixel"])
+def test_every_likelihood_runs_under_mixed_bfloat16_with_float32_parameters(likelihood):
+  z = tf.random.stateless_normal([4, 3], [1, 2])
+  x = tf.random.stateless_uniform([4, 8, 8, 1], [3, 4], minval=0.05, maxval=0.95)
+  if likelihood == "bernoulli":
+    x = tf.round(x)
+  keras.utils.set_random_seed(0)
+  try:
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    low = networks.Decoder((8, 8, 1), 3, likelihood=likelihood, hidden_sizes=(16,))
+    p_low = low(z)
+  finally:
+    keras.config.set_dtype_policy("float32")
+  full = networks.Decoder((8, 8, 1), 3, likelihood=likelihood, hidden_sizes=(16,))
+  full(z)
+  assert [v.dtype for v in low.weights] == [tf.float32] * len(full.weights)
+  for a, b in zip(full.weights, low.weights):
+    a.assign(b)
+  assert p_low.dtype == tf.float32
+  got, expected = p_low.log_prob(x).numpy(), full(z).log_prob(x).numpy()
+  assert np.all(np.isfinite(got))
+  # bfloat16 compute (8-bit significands): ~3 digits; atol for sums of 64 pixels near 0.
+  np.testing.assert_allclose(got, expected, rtol=0.02, atol=0.02)

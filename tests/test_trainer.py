@@ -200,6 +200,8 @@ def test_mixed_bfloat16_computes_in_bfloat16_and_keeps_float32_weights(digits):
                                                               "dtype_policy": "float32"}),
                                   tf.distribute.OneDeviceStrategy("/cpu:0"))
     assert float32.model.encoder.body.layers[-1].compute_dtype == "float32"
+    # On CPU a bfloat16 policy runs without XLA (whose CPU backend upcasts bfloat16 matmuls).
+    assert config.jit_compile and float32.jit_compile and not trainer.jit_compile
     for a, b in zip(float32.model.variables, trainer.model.variables):
       a.assign(b)  # the same weights: bfloat16 compute changes the ELBO by well under 1%
     x = tf.constant(data.test.images[:200] / 16 > 0.5, tf.float32)

@@ -283,14 +283,15 @@ class Config:
   jit_compile: bool = field(
       True, NUMERICS,
       "XLA-compile the loss and gradient computation (not the optimizer update). On by "
-      "default: 13% faster for the MLP VAE on a 2-core CPU, but slower for the conv VAE "
-      "there, so the conv configs turn it off (README, Speed). XLA draws the same-seeded "
-      "noise in another order than TF does.")
+      "default: faster for the MLP VAE on CPU, but slower for the conv VAE there, so the conv "
+      "configs turn it off (README, Speed). Not used on CPU with --dtype_policy="
+      "mixed_bfloat16 (XLA's CPU backend computes bfloat16 matmuls in float32). XLA draws the "
+      "same-seeded noise in another order than TF does.")
   dtype_policy: str = field(
       "float32", NUMERICS,
       "Keras dtype policy of the networks: float32, or mixed_bfloat16 (bfloat16 compute, "
-      "float32 weights and distribution parameters; fast on GPUs/TPUs and CPUs with bfloat16 "
-      "units, slow on other CPUs: see tools/benchmark.py).")
+      "float32 weights and distribution parameters; faster on GPUs/TPUs and on CPUs with "
+      "bfloat16 units (AMX, AVX512_BF16: docs/speed.md), slow on other CPUs).")
 
   # EXECUTION: where and how it runs; never changes a result.
   data_dir: str = field(

@@ -102,6 +102,12 @@ def is_multi_worker(strategy):
   return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
 
+def on_cpu(strategy):
+  """True when every replica of `strategy` computes on a CPU device."""
+  return all(tf.DeviceSpec.from_string(d).device_type == "CPU"
+             for d in strategy.extended.worker_devices)
+
+
 def is_chief(strategy):
   """True in a single process, and on the chief of a multi-worker cluster: the "chief" task if
   the cluster has one, else worker 0."""

@@ -7,6 +7,7 @@ N replicas take the same step. The run around it (workdir, loop, signals) is tfv
 
 import os
 
+from absl import logging
 import keras
 import tensorflow as tf
 
@@ -92,8 +93,15 @@ class Trainer:
     self._train_loop = tf.function(self._train_loop_fn, autograph=False)
     self._one_step = tf.function(self._one_step_fn, autograph=False)
     self.evaluator = evaluator_lib.Evaluator(self.model, strategy, config.eval_importance_samples)
+    # XLA's CPU backend computes bfloat16 matmuls in float32 (its optimized HLO has no bfloat16
+    # dot left), where TF's own oneDNN kernels use bfloat16 units (docs/speed.md).
+    self.jit_compile = config.jit_compile and not (
+        config.dtype_policy == "mixed_bfloat16" and distribute.on_cpu(strategy))
+    if config.jit_compile and not self.jit_compile:
+      logging.info("--dtype_policy=mixed_bfloat16 on CPU: the gradient runs without XLA "
+                   "(faster there; docs/speed.md).")
     self._grads = (tf.function(self._grads_fn, jit_compile=True, autograph=False)
-                   if config.jit_compile else self._grads_fn)
+                   if self.jit_compile else self._grads_fn)
 
   def train_iterator(self, data, start_step=0):
     """The source of train batches for `train`, starting at global step `start_step`.
