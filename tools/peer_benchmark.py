@@ -17,7 +17,8 @@ Each implementation runs 1 epoch once to warm the file cache, then 1 epoch and 4
 --repeats times, interleaved (repeat, then epochs, then implementation), so a slow minute of
 the machine hits every row alike. Rows: tfvae with its defaults (validation with the K=10
 importance-weighted bound every epoch), tfvae_end_eval (validation once, at the end, ELBO
-only: what the peers do), and the peers.
+only: what the peers do), tfvae_bf16 (tfvae_end_eval with --dtype_policy=mixed_bfloat16), and
+the peers (float32).
   - examples/s = 3 epochs' examples / (wall(4 epochs) - wall(1 epoch)), medians: fixed costs
     cancel;
   - fixed cost = wall(1 epoch) - one epoch at that rate: imports, data, build, tracing and
@@ -44,7 +45,8 @@ import fixed_cost  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 EXAMPLES_PER_EPOCH = {128: 390 * 128, 1024: 48 * 1024}  # 50000 // batch steps
 MODEL_FLAGS = ["--hidden_sizes=512,256", "--latent_dim=32"]
-IMPLEMENTATIONS = ("tfvae", "tfvae_end_eval", "jax_scan", "jax_step", "torch_eager", "keras_fit")
+IMPLEMENTATIONS = ("tfvae", "tfvae_end_eval", "tfvae_bf16", "jax_scan", "jax_step", "torch_eager",
+                   "keras_fit")
 # tfvae's defaults evaluate the validation split every epoch with the K=10 importance-weighted
 # bound (10 decoder passes per image: 1.2-1.5 s per epoch here, a third of the epoch's FLOPs);
 # the peers evaluate once, at the end, with a one-sample ELBO. This row does what they do.
@@ -57,7 +59,8 @@ def _command(name, epochs, batch, args, workdir):
   if name.startswith("tfvae"):
     return [sys.executable, "-m", "tfvae.train", "--dataset=fashion_mnist",
             f"--data_dir={args.data_dir}", f"--epochs={epochs}", f"--batch_size={batch}",
-            *MODEL_FLAGS, *(END_EVAL_FLAGS if name == "tfvae_end_eval" else []),
+            *MODEL_FLAGS, *(END_EVAL_FLAGS if name != "tfvae" else []),
+            *(["--dtype_policy=mixed_bfloat16"] if name == "tfvae_bf16" else []),
             f"--workdir={workdir}"]
   python = {"jax_scan": args.jax_python, "jax_step": args.jax_python,
             "torch_eager": args.torch_python, "keras_fit": sys.executable}[name]
