@@ -38,7 +38,7 @@ class Bernoulli(tfd.Bernoulli):
   docs/speed.md). Infinite logits give NaN here (where tfd.Bernoulli gives 0 or -inf); the
   trainer skips a non-finite loss.
 
-  Args and shapes as tfd.Bernoulli (constructed from `logits`; `probs` falls back to it).
+  Args and shapes as tfd.Bernoulli; one constructed from `probs` has tfd.Bernoulli's log_prob.
   """
 
   def _log_prob(self, event):
@@ -203,8 +203,8 @@ class Decoder(keras.Model):
     if architecture != "conv":
       layers += dense_stack(architecture, list(reversed(hidden_sizes)))
       # Bernoulli logits under a bfloat16 policy: the last (largest) matmul in bfloat16 too,
-      # its output cast to float32 (docs/speed.md, bfloat16: 1.3x the examples/s, test ELBO
-      # measured there). Other likelihoods keep it in float32: a bfloat16 loc (8 bits) is
+      # its output cast to float32 (1.3x the examples/s at batch 1024 on AMX; the test ELBO
+      # at equal epochs: docs/speed.md). Other likelihoods keep it in float32: a bfloat16 loc (8 bits) is
       # too coarse for a small learned scale.
       low_precision_head = (likelihood == "bernoulli"
                             and keras.config.dtype_policy().compute_dtype != "float32")

@@ -51,7 +51,7 @@ def iwae_bound(model, x, num_importance_samples, chunk_size, seed, q_z=None, ind
 
   def add_chunk(c, running):
     eps = noise.importance_noise(batch, model.noise_dim, c * blocks_per_chunk,
-                                      blocks_per_chunk, seed, index)
+                                 blocks_per_chunk, seed, index)
     log_w = objectives.log_weights(model.log_weight_terms(x, q_z, eps))
     sample = tf.range(chunk) + c * chunk
     log_w = tf.where((sample < num_importance_samples)[:, None], log_w, -np.inf)

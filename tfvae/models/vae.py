@@ -104,7 +104,7 @@ class VAE(base.EncoderDecoder):
     x, c = batch["image"], self.config
     q_z = self.encoder(x, training=training)
     eps = noise.replica_normal_noise(c.num_samples, tf.shape(x)[0], self.noise_dim, seed,
-                                          batch.get("index"))
+                                     batch.get("index"))
     dreg = training and c.training_objective == "iwae_dreg"
     if dreg:  # z depends on q's parameters; log q's parameters are held fixed
       z = q_z.bijector.forward(eps)
