@@ -19,14 +19,13 @@ if __name__ == "__main__":
 from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import logging  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-from tfvae import config as config_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tfvae import config_flags  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 flags.DEFINE_string("workdir", "/tmp/tfvae", "Folder for everything this run writes.")
 flags.DEFINE_bool("overwrite", False, "If --workdir holds a run with a different config, delete "
                   "it and start over (otherwise that is refused).")
 config_flags.define_flags()
-flags.adopt_module_key_flags(config_lib)  # --help lists the model flags, not only these two
+flags.adopt_module_key_flags(config_flags)  # --help lists the model flags, not only these two
 FLAGS = flags.FLAGS
 
 

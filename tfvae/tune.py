@@ -16,7 +16,6 @@ if __name__ == "__main__":
 from absl import flags
 from absl import logging
 
-from tfvae import config as config_lib
 from tfvae import config_flags
 from tfvae.tuning import settings as tune_settings
 
@@ -46,6 +45,5 @@ def main(argv):
 
 if __name__ == "__main__":
   tune_settings.define_flags()
-  flags.adopt_module_key_flags(tune_settings)  # --help lists the search flags
-  flags.adopt_module_key_flags(config_lib)  # and the Config flags
+  flags.adopt_module_key_flags(config_flags)  # --help lists the search and Config flags
   cli.run("tfvae.tune", main)
