@@ -290,8 +290,9 @@ class Config:
   dtype_policy: str = field(
       "float32", NUMERICS,
       "Keras dtype policy of the networks: float32, or mixed_bfloat16 (bfloat16 compute, "
-      "float32 weights and distribution parameters; faster on GPUs/TPUs and on CPUs with "
-      "bfloat16 units (AMX, AVX512_BF16: docs/speed.md), slow on other CPUs).")
+      "float32 weights and distribution parameters; meant for GPUs/TPUs, and faster on CPUs "
+      "with bfloat16 units (measured with AMX and AVX512_BF16: docs/speed.md), slow on other "
+      "CPUs).")
 
   # EXECUTION: where and how it runs; never changes a result.
   data_dir: str = field(

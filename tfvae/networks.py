@@ -33,9 +33,9 @@ class Bernoulli(tfd.Bernoulli):
   tfd.Bernoulli computes (1 - x) * -softplus(l) + x * -softplus(-l), two softplus and two
   multiply_no_nan per pixel and as many again in the gradient; the two are equal for every x
   (softplus(l) - softplus(-l) = l) and agree to float32 rounding for finite logits
-  (tests/test_networks.py). The decoder's log-likelihood is the largest elementwise cost of a
-  train step and of the importance-weighted bound (784 pixels x K samples per image:
-  docs/speed.md). Infinite logits give NaN here (where tfd.Bernoulli gives 0 or -inf); the
+  (tests/test_networks.py). In the importance-weighted bound (784 pixels x K samples per
+  image) TFP's form took longer than the decoder's forward pass; this one takes half as long
+  (docs/speed.md). Infinite logits give NaN here (where tfd.Bernoulli gives 0 or -inf); the
   trainer skips a non-finite loss.
 
   Args and shapes as tfd.Bernoulli; one constructed from `probs` has tfd.Bernoulli's log_prob.

@@ -1,7 +1,7 @@
 """Stateless noise that depends on (seed, step, example), never on the batch size or replica count.
 
-Two ways of drawing it, both stateless Philox (`alg="philox"`: the same numbers on CPU, GPU and
-under XLA):
+Two ways of drawing it, both stateless Philox (`alg="philox"` named, not "auto_select", which
+differs under XLA):
 - Training draws the noise of the whole global batch from one seed and each replica takes its
   own rows (`replica_normal_noise`, `replica_noise`): one op per step, and a global batch gets the
   same noise on 1 or N replicas.

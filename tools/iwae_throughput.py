@@ -34,16 +34,18 @@ flags.DEFINE_integer("chunk_size", 500, "Importance samples per chunk.", lower_b
 FLAGS = flags.FLAGS
 
 HIDDEN, LATENT, PIXELS = (512, 256), 32, 784
+# The decoder's layer widths, and the FLOPs of its matmuls per importance sample.
+WIDTHS = [LATENT, *reversed(HIDDEN), PIXELS]
+FLOPS_PER_SAMPLE = 2 * sum(a * b for a, b in zip(WIDTHS[:-1], WIDTHS[1:]))
 
 
 def _gemm_gflops(tf, rows):
   """float32 tf.matmul GFLOP/s of one decoder pass over `rows` samples (its three GEMMs)."""
-  widths = [LATENT, *reversed(HIDDEN), PIXELS]
-  inputs = [tf.random.normal([rows, w]) for w in widths[:-1]]
-  weights = [tf.random.normal([a, b]) for a, b in zip(widths[:-1], widths[1:])]
+  inputs = [tf.random.normal([rows, w]) for w in WIDTHS[:-1]]
+  weights = [tf.random.normal([a, b]) for a, b in zip(WIDTHS[:-1], WIDTHS[1:])]
   gemms = tf.function(lambda: [tf.matmul(a, w) for a, w in zip(inputs, weights)])
   [g.numpy() for g in gemms()]  # pylint: disable=expression-not-assigned
-  flops = 2 * rows * sum(a * b for a, b in zip(widths[:-1], widths[1:]))
+  flops = rows * FLOPS_PER_SAMPLE
   repeats = max(3, int(3e10 / flops))
   began = time.perf_counter()
   for _ in range(repeats):
@@ -89,9 +91,7 @@ def main(argv):
   decoder_s = time.perf_counter() - began
 
   gflops = _gemm_gflops(tf, FLAGS.chunk_size * FLAGS.batch_size)
-  widths = [LATENT, *reversed(HIDDEN), PIXELS]
-  flops_per_sample = 2 * sum(a * b for a, b in zip(widths[:-1], widths[1:]))
-  bound = gflops * 1e9 / flops_per_sample
+  bound = gflops * 1e9 / FLOPS_PER_SAMPLE
   rate = n * k / evaluate_s
   print(json.dumps({
       "processor": fixed_cost.processor(), "num_examples": n, "num_importance_samples": k,
