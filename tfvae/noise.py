@@ -1,7 +1,9 @@
 """Stateless noise that depends on (seed, step, example), never on the batch size or replica count.
 
-Two ways of drawing it, both stateless Philox (`alg="philox"` named, not "auto_select", which
-differs under XLA):
+Two ways of drawing it, both stateless Philox (`alg="philox"` named: "auto_select" is ThreeFry
+under XLA, 7x slower there on a CPU). Under XLA on a CPU even Philox gives other numbers than
+TensorFlow's own kernel for the same seed (TF 2.21), so the noise of a train step depends on
+--jit_compile; within one setting it depends only on (seed, step, example):
 - Training draws the noise of the whole global batch from one seed and each replica takes its
   own rows (`replica_normal_noise`, `replica_noise`): one op per step, and a global batch gets the
   same noise on 1 or N replicas.
@@ -113,7 +115,7 @@ def replica_normal_noise(num_samples, batch_size, latent_dim, seed, index=None):
   num_replicas = context.num_replicas_in_sync if context else 1
   replica = tf.cast(context.replica_id_in_sync_group if context else 0, tf.int32)
   noise = tf.random.stateless_normal([num_samples, batch_size * num_replicas, latent_dim], seed,
-                                     alg="philox")  # auto_select differs under XLA
+                                     alg="philox")  # auto_select is ThreeFry under XLA
   return noise[:, replica * batch_size:(replica + 1) * batch_size]
 
 
