@@ -23,6 +23,7 @@ Each entry point is written as
       cli.run("tfvae.NAME", main)
 """
 
+import atexit
 import contextlib
 import logging as std_logging
 import os
@@ -219,4 +220,24 @@ def run(program, main):
     with user_errors(program):
       main(argv)
 
-  app.run(wrapped, flags_parser=_flags_parser(program))
+  try:
+    app.run(wrapped, flags_parser=_flags_parser(program))
+  except SystemExit as e:  # app.run always ends with one
+    _exit_now(e.code)
+
+
+def _exit_now(code):
+  """Ends the process with exit status `code` without Python's teardown of TensorFlow's modules.
+
+  That teardown took 1.1 s of every command's wall time (`python -c "import tensorflow,
+  tensorflow_probability"` 5.2 s against 4.1 s ending in os._exit; 2-core Intel Xeon,
+  2026-12-02). The atexit handlers still run (logging's flush among them) and the standard
+  streams are flushed; every file tfvae writes is closed before its entry point returns. A
+  multi-worker run (TF_CONFIG set) exits the usual way, letting its servers shut down.
+  """
+  if "TF_CONFIG" in os.environ or not isinstance(code, (int, type(None))):
+    raise SystemExit(code)
+  atexit._run_exitfuncs()  # pylint: disable=protected-access
+  for stream in (sys.stdout, sys.stderr):
+    stream.flush()
+  os._exit(code or 0)  # pylint: disable=protected-access

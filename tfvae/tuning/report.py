@@ -82,8 +82,10 @@ def write_hparams_config(workdir, settings):
              hp_api.HParam("learning_rate")]
   if settings.tuner == "hyperband":
     hparams.append(hp_api.HParam("epochs"))
-  with tf.summary.create_file_writer(os.path.join(workdir, "tensorboard")).as_default():
+  writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
+  with writer.as_default():
     hp_api.hparams_config(hparams=hparams, metrics=[hp_api.Metric(m) for m in METRICS])
+  writer.close()  # entry points end in os._exit (tfvae/cli.py): nothing may stay buffered
 
 
 def write_trial_hparams(workdir, name, config, values, metrics):
