@@ -1,9 +1,10 @@
 """Stateless noise that depends on (seed, step, example), never on the batch size or replica count.
 
 Two ways of drawing it, both stateless Philox (`alg="philox"` named: "auto_select" is ThreeFry
-under XLA, 7x slower there on a CPU). Under XLA on a CPU even Philox gives other numbers than
-TensorFlow's own kernel for the same seed (TF 2.21), so the noise of a train step depends on
---jit_compile; within one setting it depends only on (seed, step, example):
+under XLA, 7x slower there for 128x784 uniforms on a 2-core Xeon, docs/speed.md). Under XLA on
+a CPU even Philox gives other numbers than TensorFlow's own kernel for the same seed (TF 2.21),
+so the noise of a train step depends on --jit_compile; within one setting it depends only on
+(seed, step, example):
 - Training draws the noise of the whole global batch from one seed and each replica takes its
   own rows (`replica_normal_noise`, `replica_noise`): one op per step, and a global batch gets the
   same noise on 1 or N replicas.

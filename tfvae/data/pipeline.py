@@ -130,7 +130,7 @@ class TrainBatches:
     x = tf.cast(tf.gather(images, indices[begin:begin + size]), tf.float32)
     step_seed = tf.random.experimental.stateless_fold_in(self.seed + 1, tf.cast(step, tf.int32))
     if self.dequantize or self.binarize:
-      # Philox named, as in tfvae/noise.py: "auto_select" is ThreeFry under XLA, 7x slower.
+      # Philox named, as in tfvae/noise.py: "auto_select" is ThreeFry under XLA, slower.
       noise = tf.random.stateless_uniform([self.batch_size, *self.images.shape[1:]],
                                           seed=step_seed, alg="philox")[begin:begin + size]
     if self.dequantize:
