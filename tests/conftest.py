@@ -36,6 +36,16 @@ def run_module(module, *args, check=True, env=None):
   return proc
 
 
+@pytest.fixture(params=["absolute", "relative"])
+def workdir(request, tmp_path, monkeypatch):
+  """A run folder as an absolute path, and as a path relative to the current directory (ROOT,
+  where run_module starts the commands), as the README's examples give it."""
+  if request.param == "absolute":
+    return str(tmp_path)
+  monkeypatch.chdir(ROOT)
+  return os.path.relpath(tmp_path, ROOT)
+
+
 @pytest.fixture(scope="session")
 def fashion_mnist_dir(tmp_path_factory):
   """A TFDS data_dir with the real fashion_mnist prepared from Debian's files."""

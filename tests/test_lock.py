@@ -91,11 +91,10 @@ def _checkpoint_step(workdir):
 
 
 @pytest.mark.slow
-def test_a_training_started_twice_is_refused_while_the_first_one_runs(tmp_path):
+def test_a_training_started_twice_is_refused_while_the_first_one_runs(workdir):
   # Before the lock both copies trained to the end in one ckpt/ (the failure): here the
   # first is frozen with SIGSTOP right after its first checkpoint, so the second's refusal does
   # not depend on timing.
-  workdir = str(tmp_path)
   args = [*QUICK, "--train_steps=100000", "--checkpoint_every=100", f"--workdir={workdir}"]
   first = subprocess.Popen([sys.executable, "-m", "tfvae.train", *args], cwd=ROOT,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

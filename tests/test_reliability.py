@@ -53,10 +53,15 @@ def _snapshot(workdir):
   return out
 
 
-@pytest.mark.parametrize("delay", [0.0, 0.6, 1.5])
+@pytest.mark.parametrize("delay,relative", [(0.0, False), (0.6, False), (1.5, False),
+                                             (0.6, True)])
 @pytest.mark.slow
-def test_kill_9_then_rerun_resumes_from_the_last_complete_checkpoint(tmp_path, delay):
+def test_kill_9_then_rerun_resumes_from_the_last_complete_checkpoint(tmp_path, monkeypatch,
+                                                                     delay, relative):
   workdir = str(tmp_path)
+  if relative:  # --workdir=runs/mine, as in the README
+    monkeypatch.chdir(ROOT)
+    workdir = os.path.relpath(tmp_path, ROOT)
   args = ["--train_steps=2500", "--checkpoint_every=100", f"--workdir={workdir}"]
   proc = _start(*args)
   _wait_for_checkpoint(workdir, proc)

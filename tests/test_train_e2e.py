@@ -124,8 +124,7 @@ def test_visualize_rejects_an_unknown_figure_and_writes_nothing(quickstart_run):
 
 
 @pytest.mark.slow
-def test_rerunning_resumes_from_the_checkpoint_and_refuses_another_model(tmp_path):
-  workdir = str(tmp_path)
+def test_rerunning_resumes_from_the_checkpoint_and_refuses_another_model(workdir):
   proc = run_module("tfvae.train", *QUICK, "--train_steps=60", f"--workdir={workdir}")
   assert "Training from step 0 to 60" in proc.stderr
   # Numbers other commands added to eval.json survive the extension of the training.

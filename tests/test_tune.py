@@ -198,8 +198,7 @@ def test_hyperband_promotes_a_trial_and_continues_its_checkpoint(tmp_path):
 
 
 @pytest.mark.slow
-def test_sigterm_mid_trial_stops_the_search_and_a_rerun_resumes_the_trial(tmp_path):
-  workdir = str(tmp_path)
+def test_sigterm_mid_trial_stops_the_search_and_a_rerun_resumes_the_trial(workdir):
   args = [*TINY, "--max_trials=1", "--train_steps=4000", "--checkpoint_every=100",
           "--eval_every=4000", f"--workdir={workdir}"]
   proc = subprocess.Popen([sys.executable, "-m", "tfvae.tune", *args], cwd=ROOT,

@@ -54,8 +54,10 @@ def candidates(ckpt_dir):
   state = tf.train.get_checkpoint_state(ckpt_dir)
   if state is None:
     return on_disk(ckpt_dir)
+  # get_checkpoint_state has already joined the index's relative names onto ckpt_dir (which
+  # may itself be relative: --workdir=runs/mine): join nothing more.
   listed = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
-  return [p if os.path.isabs(p) else os.path.join(ckpt_dir, p) for p in reversed(listed)]
+  return list(reversed(listed))
 
 
 def write_index(ckpt_dir, paths):
@@ -116,6 +118,6 @@ def restore(checkpoint, paths):
     raise CheckpointMismatch(
         f"No checkpoint in {os.path.dirname(paths[0])} restores into this model: " + "; ".join(
             f"{os.path.basename(p)}: {r}" for p, r in skipped)
-        + ". If the run's config.json was lost or changed, restore it, or train elsewhere "
-        "(another --workdir, or --overwrite to delete this run).")
+        + ". The checkpoints are kept. If the run's config.json was lost or changed, restore "
+        "it, or train elsewhere (another --workdir).")
   return None, skipped
