@@ -120,6 +120,55 @@ def test_csv_vectors_labels_and_bad_columns(tmp_path):
     data_lib.from_file(path)
 
 
+def _png_header_only(path, width, height):
+  """A PNG that declares width x height 8-bit gray pixels (Pillow checks the size on open)."""
+  import struct, zlib  # pylint: disable=import-outside-toplevel,multiple-imports
+  def chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+  with open(path, "wb") as f:
+    f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b""))
+
+
+def test_sixteen_bit_pngs_keep_their_high_byte(tmp_path):
+  """F14: convert("L") saturated 16-bit gray (every nonzero pixel became 255)."""
+  values = np.array([[0, 255, 256, 1000], [32768, 40000, 65280, 65535]], np.uint16)
+  Image.fromarray(values).save(tmp_path / "deep.png")
+  with Image.open(tmp_path / "deep.png") as img:
+    assert img.mode == "I;16" and np.array_equal(np.asarray(img), values)  # a real 16-bit PNG
+  x = data_lib.from_directory(str(tmp_path)).train[0]
+  np.testing.assert_array_equal(x[0, ..., 0], [[0, 0, 1, 3], [128, 156, 255, 255]])
+  Image.fromarray(np.zeros((2, 4, 3), np.uint8)).save(tmp_path / "rgb.png")  # read as RGB
+  x = data_lib.from_directory(str(tmp_path)).train[0]
+  deep = x[np.argmax(x.reshape(2, -1).max(1))]
+  np.testing.assert_array_equal(deep[..., 1], [[0, 0, 1, 3], [128, 156, 255, 255]])
+
+
+def test_an_image_too_large_to_decode_is_one_line(tmp_path):
+  """F15: a 20000x20000 PNG raised PIL's DecompressionBombError."""
+  Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "small.png")
+  _png_header_only(tmp_path / "huge.png", 20000, 20000)
+  with pytest.raises(DataError, match=r"huge.png is too large to decode .*shrink it first"):
+    data_lib.from_directory(str(tmp_path))
+
+
+def test_images_beside_class_folders_are_read_unlabeled(tmp_path):
+  """F17: an image beside class subfolders was dropped silently (300 of 301 read)."""
+  images, labels = _digits()
+  _write_png_folder(tmp_path, (images[:30] * 15).astype(np.uint8), labels[:30] % 3)
+  Image.fromarray(np.full((8, 8), 7, np.uint8)).save(tmp_path / "loose.png")
+  source = data_lib.from_directory(str(tmp_path))
+  x, y = source.train
+  assert len(x) == 31 and source.class_names == ("class_0", "class_1", "class_2")
+  assert (y == -1).sum() == 1 and (x[y == -1] == 7).all()
+  assert np.bincount(y[y >= 0]).tolist() == np.bincount(labels[:30] % 3).tolist()
+  os.makedirs(tmp_path / "train")
+  os.rename(tmp_path / "class_0", tmp_path / "train" / "class_0")
+  with pytest.raises(DataError, match=r"1 image files lie beside train/ and belong to no split "
+                     r"\(first: .*loose.png\)"):
+    data_lib.from_directory(str(tmp_path))
+
+
 def test_vector_likelihoods_check_their_features():
   x = np.array([[0, 1, 2], [1, 0, 3], [0, 0, 1], [1, 1, 0], [0, 1, 5]] * 4, np.float32)
   source = data_lib.from_arrays(x)

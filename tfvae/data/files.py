@@ -5,14 +5,18 @@
 arrays) whose origin is the absolute path, so every later command reads the same file again.
 
 Folders: PNG/JPEG/BMP/GIF files read with Pillow, as gray (mode L) when every file is gray and
-RGB otherwise. Class subfolders give labels (sorted names are classes 0..K-1); image files
-directly in the folder are unlabeled. Optional `train/`, `validation/` and `test/` subfolders
-give the splits (each then holds the class subfolders or the files).
+RGB otherwise, 8 bits per channel: 16-bit PNGs keep their high byte (v // 256, 65535 -> 255),
+which is what Pillow does with 16-bit RGB PNGs. Class subfolders give labels (sorted names are
+classes 0..K-1); image files directly in the folder are unlabeled (label -1), also beside class
+subfolders (a log line says how many). Optional `train/`, `validation/` and `test/` subfolders
+give the splits (each then holds the class subfolders or the files); an image beside them is
+refused, as it belongs to no split.
 """
 
 import csv
 import os
 
+from absl import logging
 import numpy as np
 
 from tfvae.data import arrays
@@ -52,18 +56,22 @@ def _image_files(folder):
 
 
 def _labeled_files(folder, class_names=None):
-  """(files, labels, class names) of one folder: class subfolders, else its own image files."""
+  """(files, labels, class names) of one folder: the images of its class subfolders (labeled)
+  and its own image files (label -1)."""
   subfolders = sorted(d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d))
                       and not d.startswith("."))
+  loose = _image_files(folder)
   if not subfolders:
-    files = _image_files(folder)
-    return files, [-1] * len(files), ()
+    return loose, [-1] * len(loose), ()
   names = tuple(class_names or subfolders)
   unknown = sorted(set(subfolders) - set(names))
   if unknown:
     raise DataError(f"{folder}: class folders {unknown} are not among the train split's "
                     f"classes {list(names)}.")
-  files, labels = [], []
+  if loose:
+    logging.info("%s: %d image files beside the class folders are read unlabeled (label -1).",
+                 folder, len(loose))
+  files, labels = loose, [-1] * len(loose)
   for d in subfolders:
     found = _image_files(os.path.join(folder, d))
     files += found
@@ -71,18 +79,41 @@ def _labeled_files(folder, class_names=None):
   return files, labels, names
 
 
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")  # how Pillow opens 16-bit gray
+
+
+def _read_image(path, what):
+  """The Pillow image of `path`, 16-bit gray reduced to 8-bit L (v // 256).
+
+  Raises:
+    DataError: naming the file: unreadable, over Pillow's size limit, or gray values beyond
+      16 bits.
+  """
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  try:
+    with Image.open(path) as img:
+      img.load()
+      img = img.copy()
+  except Image.DecompressionBombError as e:
+    raise DataError(f"{what}: {path} is too large to decode ({e}): shrink it first (tfvae reads "
+                    "every image whole; --image_size resizes only after reading).") from None
+  except (OSError, ValueError) as e:
+    raise DataError(f"{what}: {path} is not a readable image ({e}).") from None
+  if img.mode not in _SIXTEEN_BIT_MODES:
+    return img
+  x = np.asarray(img)
+  if x.min() < 0 or x.max() > 65535:
+    raise DataError(f"{what}: {path} is a {img.mode} image with values {x.min()}..{x.max()}; "
+                    "expected 8- or 16-bit gray (0..65535).")
+  return Image.fromarray((x.astype(np.int64) >> 8).astype(np.uint8), "L")
+
+
 def _read_images(files, image_size, what):
   """uint8 [N, H, W, C] of `files` (C = 1 if all are gray, else 3), resized to image_size."""
   from PIL import Image  # pylint: disable=import-outside-toplevel
-  images, first = [], None
-  for path in files:
-    try:
-      with Image.open(path) as img:
-        img.load()
-        images.append(img.copy())
-    except (OSError, ValueError) as e:
-      raise DataError(f"{what}: {path} is not a readable image ({e}).") from None
-  gray = all(img.mode in ("L", "1", "I;16", "I", "LA") for img in images)
+  images = [_read_image(path, what) for path in files]
+  first = None
+  gray = all(img.mode in ("L", "1", "LA") for img in images)
   out = []
   for path, img in zip(files, images):
     img = img.convert("L" if gray else "RGB")
@@ -109,13 +140,16 @@ def from_directory(path, image_size=None):
       must have one size.
 
   Returns:
-    Source of uint8 images [N, H, W, C] (max_value 255), labels from class folders (else -1),
-    with the splits the folder has; each split's files in a fixed shuffled order (seed 0), so
-    that a validation or test split cut from it holds every class.
+    Source of uint8 images [N, H, W, C] (max_value 255; a 16-bit PNG keeps its high byte),
+    labels from class folders (-1 for the files directly in a folder, beside class folders or
+    not), with the splits the folder has; each split's files in a fixed shuffled order (seed 0),
+    so that a validation or test split cut from it holds every class.
 
   Raises:
-    DataError: naming the folder or file: no images, an unreadable file, images of different
-      sizes without image_size, a split with classes the train split lacks.
+    DataError: naming the folder or file: no images, an unreadable file, an image over Pillow's
+      size limit (Image.MAX_IMAGE_PIXELS, a guard against decompression bombs), images of
+      different sizes without image_size, a split with classes the train split lacks, image
+      files beside train/, validation/ or test/.
   """
   path = os.path.abspath(path)
   if not os.path.isdir(path):
@@ -126,6 +160,10 @@ def from_directory(path, image_size=None):
   present = [s for s in SPLITS if os.path.isdir(os.path.join(path, s))]
   if present and "train" not in present:
     raise DataError(f"--dataset={path} has {'/'.join(present)}/ but no train/ folder.")
+  if present and (loose := _image_files(path)):
+    raise DataError(f"--dataset={path}: {len(loose)} image files lie beside "
+                    f"{'/, '.join(present)}/ and belong to no split (first: {loose[0]}): move "
+                    "them into one.")
   folders = {s: os.path.join(path, s) for s in present} or {"train": path}
   parts, names = {}, None
   for split, folder in folders.items():
