@@ -152,6 +152,21 @@ def test_an_image_too_large_to_decode_is_one_line(tmp_path):
     data_lib.from_directory(str(tmp_path))
 
 
+def test_a_damaged_npz_is_one_line(tmp_path):
+  """F16: a garbage .npz raised zipfile.BadZipFile (an empty one EOFError)."""
+  path = tmp_path / "arrays.npz"
+  np.savez(path, x_train=np.arange(64 * 20, dtype=np.uint8).reshape(20, 8, 8))
+  whole = path.read_bytes()
+  for damaged, message in [(whole[:len(whole) // 2], "is not an .npz file"),
+                           (b"PK\x03\x04" + bytes(range(256)), "is not an .npz file"),
+                           (b"", "is not an .npz file"),
+                           (whole[:200] + bytes(100) + whole[300:], "could not be read "
+                            r"\(BadZipFile: Bad CRC-32")]:
+    path.write_bytes(damaged)
+    with pytest.raises(DataError, match=rf"^--dataset=.*arrays.npz {message}"):
+      data_lib.from_file(str(path))
+
+
 def test_images_beside_class_folders_are_read_unlabeled(tmp_path):
   """F17: an image beside class subfolders was dropped silently (300 of 301 read)."""
   images, labels = _digits()

@@ -15,6 +15,8 @@ refused, as it belongs to no split.
 
 import csv
 import os
+import zipfile
+import zlib
 
 from absl import logging
 import numpy as np
@@ -205,8 +207,9 @@ def from_file(path, max_value=None, label_column=""):
     Source whose origin is the absolute path.
 
   Raises:
-    DataError: naming the file: unknown extension, missing keys, a CSV column that is not
-      numeric (with the first offending row), and everything `from_arrays` checks.
+    DataError: naming the file: unknown extension, a damaged or cut-short file (an .npz that is
+      no zip archive or fails its CRC), missing keys, a CSV column that is not numeric (with the
+      first offending row), and everything `from_arrays` checks.
   """
   path = os.path.abspath(path)
   what = f"--dataset={path}"
@@ -216,6 +219,9 @@ def from_file(path, max_value=None, label_column=""):
       return arrays.from_arrays(np.load(path, allow_pickle=False), max_value=max_value,
                                 origin=path)
     if lower.endswith(".npz"):
+      if not zipfile.is_zipfile(path):
+        raise DataError(f"{what} is not an .npz file (no zip archive, as np.savez writes; "
+                        "damaged, cut short, or another format).")
       with np.load(path, allow_pickle=False) as f:
         found = {}
         for split, options in _NPZ_KEYS.items():
@@ -236,8 +242,8 @@ def from_file(path, max_value=None, label_column=""):
   except DataError as e:
     message = str(e)
     raise DataError(message if message.startswith(what) else f"{what}: {message}") from None
-  except (OSError, ValueError) as e:
-    raise DataError(f"{what} could not be read ({type(e).__name__}: {e}).") from None
+  except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+    raise DataError(f"{what} could not be read ({type(e).__name__}: {e}); is it damaged?") from None
   raise DataError(f"{what}: unknown file type; tfvae reads folders of images and .npz, .npy "
                   "and .csv files.")
 
