@@ -116,8 +116,33 @@ def test_csv_vectors_labels_and_bad_columns(tmp_path):
   with pytest.raises(DataError, match=r"table.csv: column 'city' is not numeric \(row 2: 'Oslo'\)"):
     data_lib.from_file(path)
   _write_csv(path, ["a", "b"], [[1, 2], [3, "nan"]])
-  with pytest.raises(DataError, match="feature 1 of example 1 is nan"):
+  with pytest.raises(DataError, match=r"table.csv: column 'b', row 3: 'nan' .*NaN or infinite"):
     data_lib.from_file(path)
+
+
+@pytest.mark.parametrize("cell", ["1e38", "-1e39", "inf"])
+def test_csv_values_float32_cannot_train_on_name_the_column_and_row(tmp_path, cell):
+  """F20: 1e38 is a finite float32, but --standardize and the likelihoods square it (a NaN run)."""
+  path = str(tmp_path / "table.csv")
+  _write_csv(path, ["a", "b", "c"], [[1, 2, 3], [4, 5, 6], [7, cell, 9]])
+  with pytest.raises(DataError, match=rf"^--dataset=.*table.csv: column 'b', row 4: '{cell}' "
+                     r"\(1 such values\) is (beyond \+-1e\+15|NaN or infinite)"):
+    data_lib.from_file(path)
+  _write_csv(path, ["a", "b"], [[1, 2], [3, 1e14]])  # large, but trains in float32
+  assert data_lib.from_file(path).train[0][1, 1] == np.float32(1e14)
+  with pytest.raises(DataError, match=r"x_train: feature 1 of example 0 is 1e\+38 .*rescale"):
+    data_lib.from_arrays(np.array([[0.0, 1e38], [1.0, 2.0]]))
+
+
+def test_a_csv_label_column_named_twice_is_refused(tmp_path):
+  """F20: a duplicated header name made --label_column take the first of them, silently."""
+  path = str(tmp_path / "table.csv")
+  _write_csv(path, ["label", "a", "label"], [[1, 0.5, 0], [0, 1.5, 1]])
+  with pytest.raises(DataError, match=r"table.csv: --label_column=label names 2 columns "
+                     r"\(columns 1, 3 of the header\)"):
+    data_lib.from_file(path, label_column="label")
+  _write_csv(path, ["a", "a", "label"], [[1, 0.5, 0], [0, 1.5, 1]])  # features may share names
+  assert data_lib.from_file(path, label_column="label").train[0].shape == (2, 2)
 
 
 def _png_header_only(path, width, height):

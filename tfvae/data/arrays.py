@@ -19,6 +19,10 @@ from tfvae.errors import DataError
 
 IN_MEMORY = "in-memory arrays"  # config.dataset of a run trained from arrays given in Python
 _FINGERPRINT_ROWS = 256  # rows hashed per split: enough to notice changed data, fast on 70000
+# Vector features beyond this magnitude are refused: tfvae trains in float32 (largest 3.4e38), and
+# the squares that --standardize and the likelihoods take of 1e15, summed over a million rows, stay
+# below it (1e36); 1e38 trains to NaN.
+MAX_FEATURE = 1e15
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +86,20 @@ def _labels(labels, num, what):
   return labels.astype(np.int64)
 
 
+def unusable_features(x):
+  """bool [N, D]: where the features x [N, D] are NaN, infinite or beyond +-MAX_FEATURE."""
+  with np.errstate(invalid="ignore"):
+    return ~(np.abs(x) <= MAX_FEATURE)
+
+
+def unusable_reason(value):
+  """Why a feature flagged by `unusable_features` cannot be trained on, and what to do."""
+  if not np.isfinite(value):
+    return "NaN or infinite: remove or impute such values first"
+  return (f"beyond +-{MAX_FEATURE:g}, where float32 training overflows: rescale the feature "
+          "(e.g. divide it by a power of ten, or take its logarithm)")
+
+
 def _examples(x, max_value, what):
   """(x as stored, max_value) after the checks of `from_arrays`."""
   x = np.asarray(x)
@@ -109,13 +127,13 @@ def _examples(x, max_value, what):
                       "(--max_value).")
     return x.astype(np.uint8), max_value
   if x.ndim == 2 and x.dtype.kind in "iuf":  # vectors
-    x = x.astype(np.float32)
-    bad = ~np.isfinite(x)
+    bad = unusable_features(x)
     if bad.any():
       row, column = map(int, np.argwhere(bad)[0])
-      raise DataError(f"{what}: feature {column} of example {row} is {x[row, column]} (NaN or "
-                      f"infinite; {int(bad.sum())} such values): remove or impute them first.")
-    return x, 1
+      raise DataError(f"{what}: feature {column} of example {row} is {x[row, column]:g} "
+                      f"({int(bad.sum())} such values), "
+                      f"{unusable_reason(x[row, column])}.")
+    return x.astype(np.float32), 1
   if x.dtype.kind == "f":
     raise DataError(f"{what}: float images {x.shape} are not supported: pass integer pixels "
                     "(e.g. np.round(x * 255).astype(np.uint8)), or flatten them to vectors "
@@ -146,7 +164,7 @@ def from_arrays(x_train, y_train=None, x_test=None, y_test=None, x_validation=No
 
   Raises:
     DataError: naming the array and what is wrong: not images or vectors, shapes of splits
-      that differ, NaN or infinite features, pixels outside 0..max_value, labels that are not
+      that differ, NaN, infinite or huge features (beyond +-MAX_FEATURE, 1e15), pixels outside 0..max_value, labels that are not
       integers or do not match the examples.
   """
   train_x, max_value = _examples(x_train, max_value, "x_train")

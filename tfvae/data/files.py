@@ -208,8 +208,10 @@ def from_file(path, max_value=None, label_column=""):
 
   Raises:
     DataError: naming the file: unknown extension, a damaged or cut-short file (an .npz that is
-      no zip archive or fails its CRC), missing keys, a CSV column that is not numeric (with the
-      first offending row), and everything `from_arrays` checks.
+      no zip archive or fails its CRC), missing keys, a CSV column that is not numeric or holds
+      NaN, infinite or huge values (beyond +-1e15, arrays.MAX_FEATURE; with the column and the
+      first offending row), a --label_column that is not in the header or named twice, and
+      everything `from_arrays` checks.
   """
   path = os.path.abspath(path)
   what = f"--dataset={path}"
@@ -257,6 +259,10 @@ def _from_csv(path, label_column):
   if label_column and label_column not in header:
     raise DataError(f"--label_column={label_column} is not a column (columns: "
                     f"{', '.join(header)}).")
+  if label_column and header.count(label_column) > 1:
+    columns = [j + 1 for j, name in enumerate(header) if name == label_column]
+    raise DataError(f"--label_column={label_column} names {len(columns)} columns (columns "
+                    f"{', '.join(map(str, columns))} of the header): rename all but one.")
   values = np.empty((len(body), len(header)), np.float64)
   for i, row in enumerate(body):
     if len(row) != len(header):
@@ -267,6 +273,11 @@ def _from_csv(path, label_column):
       except ValueError:
         raise DataError(f"column {header[j]!r} is not numeric (row {i + 2}: {cell!r}); encode "
                         "it as numbers or drop it.") from None
+  bad = arrays.unusable_features(values)
+  if bad.any():
+    i, j = map(int, np.argwhere(bad)[0])
+    raise DataError(f"column {header[j]!r}, row {i + 2}: {body[i][j]!r} ({int(bad.sum())} such "
+                    f"values) is {arrays.unusable_reason(values[i, j])}.")
   if label_column:
     j = header.index(label_column)
     return arrays.from_arrays(np.delete(values, j, axis=1), values[:, j], origin=path)
