@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from conftest import ROOT, run_module
 from tfvae import summaries
+from tfvae.training import failures
 from tfvae.training import trainer as trainer_lib
 
 QUICK = ["--flagfile=configs/quickstart.cfg", "--steps_per_loop=25", "--eval_every=1000",
@@ -274,3 +275,88 @@ def test_a_garbage_config_json_is_one_line_naming_the_file(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert proc.stderr.strip().splitlines()[-1].startswith(
         f"{module}: {tmp_path / 'config.json'} is not a tfvae config (JSONDecodeError: ")
+
+
+@pytest.mark.parametrize("args", [["--inject_nan_at_steps=" + ",".join(map(str, range(50)))],
+                                  ["--beta=1e38"]], ids=["nan_batches", "huge_beta"])
+@pytest.mark.slow
+def test_a_run_whose_every_update_was_skipped_fails_and_is_not_exported(tmp_path, args):
+  # Before: fewer skips than --max_consecutive_skips in a row, so the run exited 0 and exported
+  # its initialization as a trained model.
+  proc = run_module("tfvae.train", *QUICK, "--train_steps=50", *args, f"--workdir={tmp_path}",
+                    check=False)
+  assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+  message = proc.stderr.strip().splitlines()[-1]
+  assert message.startswith(
+      "tfvae.train: 50 of the 50 updates up to step 50 were skipped for a non-finite loss or "
+      "gradient, so only 0 changed the weights: the model has not trained")
+  assert not (tmp_path / "export").exists()
+  assert _strict_json(tmp_path / "eval.json")["skipped_updates"] == {
+      "step": 50, "skipped": 50, "updates": 50}
+  # The same command again (nothing left to train) is refused the same way, not exported.
+  again = run_module("tfvae.train", *QUICK, "--train_steps=50", *args, f"--workdir={tmp_path}",
+                     check=False)
+  assert again.returncode == 1 and again.stderr.strip().splitlines()[-1] == message
+  assert not (tmp_path / "export").exists()
+
+
+def test_untrained_needs_nearly_all_updates_skipped(tmp_path):
+  def record(skipped, updates):
+    return failures.skips(str(tmp_path), 100, skipped, updates)
+  assert failures.untrained(record(89, 100), "w") is None
+  assert failures.untrained(record(0, 0), "w") is None  # nothing trained, nothing recorded
+  error = failures.untrained(record(90, 100), "w")
+  assert isinstance(error, failures.TrainingError)
+  assert "90 of the 100 updates up to step 100" in str(error)
+  (tmp_path / "eval.json").write_text(
+      json.dumps({"skipped_updates": {"step": 100, "skipped": 100, "updates": 100}}))
+  assert failures.untrained(record(0, 0), "w") is not None  # what the training recorded
+  assert failures.skips(str(tmp_path), 200, 0, 0)["updates"] == 0  # of another step: not used
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.slow
+def test_a_signal_during_the_last_validation_stops_the_run_and_keeps_its_checkpoint(
+    tmp_path, signum):
+  # Before: the signal was ignored, the run reported Done and exited 0. The last loop's
+  # validation is made long (K = 20000 per example, one example per call) so that the signal
+  # surely arrives during it.
+  log = tmp_path / "stderr.txt"
+  workdir = tmp_path / "run"
+  with open(log, "w") as stderr:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tfvae.train", *QUICK, "--train_steps=25", "--eval_every=25",
+         "--eval_importance_samples=20000", "--eval_batch_size=1", f"--workdir={workdir}"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr, text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+  deadline = time.time() + 120
+  while "progress: step 25/25" not in log.read_text():  # trained; validating now
+    assert proc.poll() is None and time.time() < deadline, log.read_text()[-3000:]
+    time.sleep(0.05)
+  time.sleep(1.0)
+  proc.send_signal(signum)
+  proc.wait(timeout=300)
+  stderr = log.read_text()
+  assert proc.returncode == 128 + signum, stderr[-3000:]
+  assert "Traceback" not in stderr and "Done:" not in stderr
+  assert f"Stopped by {signal.Signals(signum).name} at step 25" in stderr
+  assert _checkpoint_step(str(workdir)) == 25  # the checkpoint written is kept
+  assert not (workdir / "export").exists()
+
+
+@pytest.mark.parametrize("damage", ["truncate", "delete"])
+@pytest.mark.slow
+def test_a_finished_run_with_a_damaged_export_exports_it_again(tmp_path, damage):
+  # Before: "Nothing left to train ... its SavedModel in .../export", exit 0, export unusable.
+  args = [*QUICK, "--train_steps=25", f"--workdir={tmp_path}"]
+  run_module("tfvae.train", *args)
+  saved_model = tmp_path / "export" / "saved_model.pb"
+  if damage == "truncate":
+    saved_model.write_bytes(saved_model.read_bytes()[:1000])
+  else:
+    saved_model.unlink()
+  proc = run_module("tfvae.train", *args)
+  assert "does not load" in proc.stderr and "Nothing left to train" not in proc.stderr
+  assert "reconstruct" in tf.saved_model.load(str(tmp_path / "export")).signatures
+  again = run_module("tfvae.train", *args)  # now whole: nothing to do
+  assert "Nothing left to train" in again.stderr

@@ -64,6 +64,38 @@ def too_many_skips(consecutive, limit, step, workdir):
       + " Try a lower --learning_rate or --clip_grad_norm.")
 
 
+# A run that skipped at least this fraction of its updates has not trained (its weights are
+# their initialization, or nearly): --free_bits=inf or --beta=nan skip every one.
+UNTRAINED_IF_SKIPPED = 0.9
+SKIPS_KEY = "skipped_updates"  # eval.json: {"step", "skipped", "updates"} of the last training
+
+
+def skips(workdir, step, skipped, updates):
+  """{"step", "skipped", "updates"}: the updates up to `step` that this process ran (`updates`)
+  and skipped (`skipped`); when it ran none (a later command evaluating a finished training),
+  those eval.json recorded for `step`, so that a rerun does not export what the training
+  refused."""
+  if not updates:
+    recorded = workdir_lib.read_eval_json(workdir).get(SKIPS_KEY)
+    if isinstance(recorded, dict) and recorded.get("step") == step:
+      return recorded
+  return {"step": step, "skipped": skipped, "updates": updates}
+
+
+def untrained(record, workdir):
+  """TrainingError when at least UNTRAINED_IF_SKIPPED of the updates of `record` (what `skips`
+  returns) were skipped for a non-finite loss or gradient; else None."""
+  skipped, updates = record["skipped"], record["updates"]
+  if updates <= 0 or skipped < UNTRAINED_IF_SKIPPED * updates:
+    return None
+  return TrainingError(
+      f"{skipped} of the {updates} updates up to step {record['step']} were skipped for a "
+      f"non-finite loss or gradient, so only {updates - skipped} changed the weights: the model "
+      "has not trained, so it was not exported (its checkpoints are in "
+      f"{os.path.join(workdir, 'ckpt')}). Try a lower --learning_rate, --beta or "
+      "--clip_grad_norm, with --overwrite or in another --workdir.")
+
+
 # Non-finite final metrics that mean the model diverged (an accuracy is NaN by design on a split
 # without labels).
 DIVERGED_IF_NONFINITE = ("loss", "elbo", "rate", "distortion", "iwae_bound", "nll",

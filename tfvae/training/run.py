@@ -158,6 +158,30 @@ def train_and_evaluate(config, workdir, overwrite=False, strategy=None, source=N
     return _train_in_workdir(config, data, workdir, strategy, chief, refused)
 
 
+def _export_loads(path):
+  """Whether the SavedModel at `path` loads; a warning says why not."""
+  try:
+    tf.saved_model.load(path)
+    return True
+  except (OSError, ValueError, tf.errors.OpError) as e:
+    reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+    logging.warning("The SavedModel in %s does not load (%s): exporting it again.", path, reason)
+    return False
+
+
+def _stop_if_signalled(stop, strategy, trainer, writers, step, workdir, saved):
+  """Raises failures.Interrupted if any worker received SIGTERM or SIGINT, after a checkpoint at
+  `step` (written now unless `saved`). Every worker stops at the same step (a collective when
+  there are several) and saves or not alike."""
+  sigterm, sigint = distribute.any_worker(
+      strategy, [stop.received == signal.SIGTERM, stop.received == signal.SIGINT])
+  if sigterm or sigint:
+    if not saved:
+      trainer.save()
+    writers["train"].flush()
+    raise failures.Interrupted(signal.SIGTERM if sigterm else signal.SIGINT, step, workdir)
+
+
 def _train_in_workdir(config, data, workdir, strategy, chief, refused):
   """train_and_evaluate once the data are read and checked, and the chief holds the lock (or
   was refused: `refused`, which every worker learns)."""
@@ -193,6 +217,8 @@ def _train_in_workdir(config, data, workdir, strategy, chief, refused):
     total = start
   if start >= total:
     finished = workdir_lib.finished_results(workdir, start)
+    if finished and not _export_loads(os.path.join(workdir, "export")):
+      finished = None  # damaged (a truncated saved_model.pb): evaluated and exported again
     if finished:
       logging.info("Nothing left to train: %s holds a finished run at step %d (%s). Its results "
                    "are in %s, its SavedModel in %s.", workdir, start,
@@ -244,13 +270,7 @@ def _train_in_workdir(config, data, workdir, strategy, chief, refused):
           "examples_per_second": examples_per_second,
           "skipped_updates": int(trainer.skipped_updates.numpy())})
       progress.update(step, metrics["loss"])
-      # Every worker stops at the same step (a collective when there are several).
-      sigterm, sigint = distribute.any_worker(
-          strategy, [stop.received == signal.SIGTERM, stop.received == signal.SIGINT])
-      if sigterm or sigint:
-        trainer.save()
-        writers["train"].flush()
-        raise failures.Interrupted(signal.SIGTERM if sigterm else signal.SIGINT, step, workdir)
+      _stop_if_signalled(stop, strategy, trainer, writers, step, workdir, saved=False)
       if step % eval_every == 0 or step == total:
         metrics = validation_metrics = trainer.evaluate(validation)
         summaries.write_scalars(writers["eval"], step, metrics)
@@ -271,7 +291,9 @@ def _train_in_workdir(config, data, workdir, strategy, chief, refused):
           total = step
       if step % config.checkpoint_every == 0 or step == total:
         trainer.save()
-
+    # A signal during the last loop's validation or checkpoint write stops here, like the others
+    # (that loop saved at `step`; with no loop, `step` is the restored checkpoint's).
+    _stop_if_signalled(stop, strategy, trainer, writers, step, workdir, saved=True)
   checkpoint_step = step
   best_path = early_stopping.best_checkpoint(workdir)
   if best_path and best.best_step != step:  # evaluate and export the best weights
@@ -293,11 +315,13 @@ def _train_in_workdir(config, data, workdir, strategy, chief, refused):
       metrics["num_importance_samples"] = config.eval_importance_samples
     entries["final"][split] = workdir_lib.eval_key(split, metrics)
     entries[entries["final"][split]] = metrics
-  diverged = failures.diverged(results, checkpoint_step)
+  skips = failures.skips(workdir, step, int(trainer.skipped_updates.numpy()), step - start)
+  failed = failures.diverged(results, checkpoint_step) or failures.untrained(skips, workdir)
   if chief:
-    workdir_lib.merge_eval_json(workdir, entries)  # non-finite values as null, with the reason
-  if diverged:
-    raise diverged
+    workdir_lib.merge_eval_json(  # non-finite values as null, with the reason
+        workdir, {**entries, failures.SKIPS_KEY: skips} if skips["updates"] else entries)
+  if failed:
+    raise failed
   logging.info("step %d  test %s", step, describe(results["test"], config))
   with distribute.write_dir(strategy, workdir) as export_dir:  # every worker saves
     serving.export(trainer.model, os.path.join(export_dir, "export"), step=step,
