@@ -70,11 +70,13 @@ def sample_grid_figure(gmm, image_shape, num, seed, title):
   import matplotlib  # pylint: disable=import-outside-toplevel
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
-  import numpy as np  # pylint: disable=import-outside-toplevel
   from tfvae import summaries  # pylint: disable=import-outside-toplevel
 
-  gmm.random_state = seed
-  images, _ = gmm.sample(num)
+  previous, gmm.random_state = gmm.random_state, seed  # a RandomState of its own, not NumPy's
+  try:
+    images, _ = gmm.sample(num)
+  finally:
+    gmm.random_state = previous
   grid = summaries.image_grid(images.reshape(num, *image_shape), 10)[0]
   fig, ax = plt.subplots(figsize=(7, 7.5))
   ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=1,
@@ -83,5 +85,4 @@ def sample_grid_figure(gmm, image_shape, num, seed, title):
   ax.set_yticks([])
   ax.set_xlabel(f"{num} samples x ~ GMM (clipped to [0, 1])")
   fig.suptitle(f"Gaussian mixture samples - {title}")
-  np.random.seed(seed)
   return fig

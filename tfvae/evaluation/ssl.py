@@ -115,15 +115,21 @@ def supervised_network_accuracy(train_images, train_labels, test_images, test_la
     float accuracy in [0, 1].
   """
   import keras  # pylint: disable=import-outside-toplevel
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  from tfvae import keras_scope  # pylint: disable=import-outside-toplevel
   from tfvae import networks  # pylint: disable=import-outside-toplevel
-  keras.utils.set_random_seed(seed)
   num_classes = config.num_classes or int(max(np.max(train_labels), np.max(test_labels))) + 1
-  net = keras.Sequential([keras.Input(train_images.shape[1:])]
-                         + networks.image_body(config.architecture, config.hidden_sizes,
-                                               config.conv_filters)
-                         + [keras.layers.Dense(num_classes)])
+  with keras_scope.building("float32", seed):  # no global seed is set
+    net = keras.Sequential([keras.Input(train_images.shape[1:])]
+                           + networks.image_body(config.architecture, config.hidden_sizes,
+                                                 config.conv_filters)
+                           + [keras.layers.Dense(num_classes)])
   net.compile(keras.optimizers.Adam(config.learning_rate),
               keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-  net.fit(train_images, np.asarray(train_labels), batch_size=batch_size, epochs=epochs, verbose=0)
+  # Shuffled by an op seed (a new order each epoch), not by the global generators fit would use.
+  batches = tf.data.Dataset.from_tensor_slices(
+      (np.asarray(train_images, np.float32), np.asarray(train_labels))).shuffle(
+          len(train_labels), seed=seed).batch(batch_size)
+  net.fit(batches, epochs=epochs, verbose=0)
   predicted = np.argmax(net.predict(test_images, batch_size=1000, verbose=0), -1)
   return float(np.mean(predicted == np.asarray(test_labels)))

@@ -28,9 +28,11 @@ MODELS = {
 }
 
 
-def build(config):
-  """Builds the model named by `config.model` (image_shape must be resolved), with the Keras
-  dtype policy `config.dtype_policy` (made global: Keras reads it when layers are created)."""
-  import keras  # pylint: disable=import-outside-toplevel
-  keras.config.set_dtype_policy(config.dtype_policy)
-  return MODELS[config.model](config)
+def build(config, seed=None):
+  """Builds the model named by `config.model` (image_shape must be resolved), its layers under
+  the Keras dtype policy `config.dtype_policy`, its initial weights drawn from `seed` (int; None:
+  random). Keras's global policy and seed generator are restored afterwards
+  (tfvae/keras_scope.py): the caller's process is left as it was."""
+  from tfvae import keras_scope  # pylint: disable=import-outside-toplevel
+  with keras_scope.building(config.dtype_policy, seed):
+    return MODELS[config.model](config)

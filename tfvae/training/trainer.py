@@ -8,7 +8,6 @@ N replicas take the same step. The run around it (workdir, loop, signals) is tfv
 import os
 
 from absl import logging
-import keras
 import tensorflow as tf
 
 from tfvae import config as config_lib
@@ -64,9 +63,8 @@ class Trainer:
   def __init__(self, config, strategy, workdir=None):
     self.config = config
     self.strategy = strategy
-    keras.utils.set_random_seed(config.seed)  # weight initialization
     with strategy.scope():
-      self.model = models.build(config)
+      self.model = models.build(config, seed=config.seed)  # no global seed is set
       self.optimizer = fused_adam.FusedAdam(
           config.learning_rate, global_clipnorm=config.clip_grad_norm or None,
           normalize_gradients=config.gradient_normalization == "per_parameter")
