@@ -209,6 +209,38 @@ def test_images_beside_class_folders_are_read_unlabeled(tmp_path):
     data_lib.from_directory(str(tmp_path))
 
 
+def test_float_images_in_the_unit_range_are_stored_as_pixels():
+  # Before: every float image was refused, with advice (np.round(x * 255)) that spoils 0..255
+  # floats.
+  images, labels = _digits()
+  source = data_lib.from_arrays(images / 16.0, labels)  # float64 [N, 8, 8] in [0, 1]
+  x, _ = source.train
+  assert x.dtype == np.uint8 and x.shape == (len(images), 8, 8, 1) and source.max_value == 255
+  np.testing.assert_array_equal(x[..., 0], np.round(images / 16.0 * 255))
+  exact = data_lib.from_arrays((images / 16.0).astype(np.float32), labels, max_value=16)
+  np.testing.assert_array_equal(exact.train[0][..., 0], images)  # 16 levels: exactly the digits
+  rgb = np.random.default_rng(0).random((5, 4, 4, 3)).astype(np.float32)
+  np.testing.assert_array_equal(data_lib.from_arrays(rgb).train[0], np.round(rgb * 255))
+  uint8 = (images * 15).astype(np.uint8)  # uint8 / 255 round-trips exactly
+  np.testing.assert_array_equal(data_lib.from_arrays(uint8 / 255.0).train[0][..., 0], uint8)
+
+
+@pytest.mark.parametrize("values,message", [
+    (lambda x: x.astype(np.float32), r"x_train: float pixels range from 0 to 16, outside "
+     r"\[0, 1\]\. .*x\.astype\(np\.uint8\)"),
+    (lambda x: x / 16.0 - 0.5, r"x_train: float pixels range from -0.5 to 0.5, outside \[0, 1\]"),
+    (lambda x: np.where(x > 8, np.nan, x / 16.0), r"x_train: \d+ of its \d+ values are NaN or "
+     "infinite"),
+])
+def test_float_images_outside_the_unit_range_name_the_range_found(values, message):
+  images, labels = _digits()
+  with pytest.raises(DataError, match=message) as refused:
+    data_lib.from_arrays(values(images), labels)
+  assert "np.round(x * 255)" not in str(refused.value)
+  with pytest.raises(DataError, match=message.replace("x_train", "x_test")):
+    data_lib.from_arrays(images, labels, x_test=values(images), max_value=16)
+
+
 def test_vector_likelihoods_check_their_features():
   x = np.array([[0, 1, 2], [1, 0, 3], [0, 0, 1], [1, 1, 0], [0, 1, 5]] * 4, np.float32)
   source = data_lib.from_arrays(x)

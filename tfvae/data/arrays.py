@@ -5,7 +5,8 @@ Every way in (digits, TFDS, a folder, a file, numpy arrays in Python) ends in a 
 fixed-seed binarization and the checks are the same whichever way the data came.
 
 Two kinds of data:
-  images:  integer pixels, uint8 [N, H, W, C] in [0, max_value] (max_value 255 for uint8 input);
+  images:  integer pixels, uint8 [N, H, W, C] in [0, max_value] (max_value 255 for uint8 input;
+           float images in [0, 1] are stored as round(x * max_value));
   vectors: float32 [N, D] feature vectors, any real values (tabular data), trained with the MLP.
 """
 
@@ -100,46 +101,117 @@ def unusable_reason(value):
           "(e.g. divide it by a power of ten, or take its logarithm)")
 
 
+def checked_vectors(x, what):
+  """x [N, D] once every feature is a finite number within +-MAX_FEATURE; else DataError naming
+  `what`, the first bad feature and its example."""
+  if x.dtype.kind not in "iuf":
+    raise DataError(f"{what}: {x.dtype} values are not numbers (e.g. None); expected numeric "
+                    "vectors [N, D].")
+  bad = unusable_features(x)
+  if bad.any():
+    row, column = map(int, np.argwhere(bad)[0])
+    raise DataError(f"{what}: feature {column} of example {row} is {x[row, column]:g} "
+                    f"({int(bad.sum())} such values), "
+                    f"{unusable_reason(x[row, column])}.")
+  return x
+
+
+def checked_pixels(x, max_value, what):
+  """x once its values are pixels, else DataError naming `what` and the range found.
+
+  The one check of pixel values that `from_arrays`, `tfvae.TrainedModel` (elbo, encode, ...) and
+  the SavedModel's input contract (tfvae/serving.py, which checks the same [0, 1] in its graph)
+  share. Pixels are integers in 0..max_value (any integer dtype), bool (0/1), or floats in
+  [0, 1] (the pixel divided by its maximum, e.g. uint8 / 255); NaN, inf, None (an object array)
+  and floats outside [0, 1] are refused. An empty array passes.
+
+  Args:
+    x: numpy array of images, any shape.
+    max_value: int, the integer pixel value that means 1.0 (255; 16 for digits).
+    what: the argument's name in messages (e.g. "x", "x_train").
+
+  Returns:
+    x itself.
+
+  Raises:
+    DataError: integers outside 0..max_value, floats outside [0, 1] or not finite, other dtypes.
+  """
+  if x.dtype.kind == "b" or not x.size:
+    return x
+  if x.dtype.kind in "iu":
+    if x.min() < 0 or x.max() > max_value:
+      raise DataError(f"{what}: pixel values {x.min()}..{x.max()} are outside 0..{max_value} "
+                      "(--max_value: the pixel value that means white).")
+    return x
+  if x.dtype.kind != "f":
+    raise DataError(f"{what}: {x.dtype} values (e.g. None) are not pixels: expected integer "
+                    f"pixels 0..{max_value} or floats in [0, 1].")
+  finite = np.isfinite(x)
+  if not finite.all():
+    raise DataError(f"{what}: {int((~finite).sum())} of its {x.size} values are NaN or infinite; "
+                    "pixels must be finite, in [0, 1] as floats.")
+  low, high = x.min(), x.max()
+  if low < 0 or high > 1:
+    raise DataError(
+        f"{what}: float pixels range from {low:g} to {high:g}, outside [0, 1]. Pass floats in "
+        "[0, 1] (each pixel divided by the value that means white, e.g. x / 255), or whole "
+        "pixel values as integers (e.g. x.astype(np.uint8) for floats holding 0..255; with "
+        "max_value=16 for 0..16).")
+  return x
+
+
+def unit_pixels(x, max_value, what):
+  """float32 pixels in [0, 1] of images as a user holds them (what the SavedModel takes).
+
+  Args:
+    x: numpy array of images, any shape: integer pixels 0..max_value (divided by max_value),
+      bool (0/1) or floats in [0, 1] (kept as they are).
+    max_value: int, the integer pixel value that means 1.0.
+    what: the argument's name in messages.
+
+  Returns:
+    float32 numpy array of x's shape, values in [0, 1].
+
+  Raises:
+    DataError: as `checked_pixels`.
+  """
+  x = checked_pixels(x, max_value, what)
+  if x.dtype.kind in "iu":
+    return (x / max_value).astype(np.float32)
+  return x.astype(np.float32)
+
+
 def _examples(x, max_value, what):
   """(x as stored, max_value) after the checks of `from_arrays`."""
   x = np.asarray(x)
   if x.ndim < 2 or not len(x):
     raise DataError(f"{what}: {x.dtype} array of shape {x.shape}; expected images [N, H, W] or "
                     "[N, H, W, C], or vectors [N, D], with N >= 1.")
-  if x.dtype.kind in "iu" and x.ndim in (3, 4):  # integer images
+  if x.dtype.kind in "iuf" and x.ndim in (3, 4):  # images
     x = x[..., None] if x.ndim == 3 else x
     if x.shape[-1] not in (1, 3, 4):
       raise DataError(f"{what}: images of shape {x.shape[1:]} have {x.shape[-1]} channels; "
                       "expected [H, W] or [H, W, C] with C 1 (gray), 3 (RGB) or 4 (RGBA).")
+    floats = x.dtype.kind == "f"
     if max_value is None:
-      if x.dtype != np.uint8:
+      if x.dtype != np.uint8 and not floats:
         raise DataError(f"{what}: {x.dtype} images with values {x.min()}..{x.max()}: say which "
                         "value means white (--max_value, e.g. 16 for 0..16 pixels, or 255).")
       max_value = 255
-      if x.max() < 128:
+      if not floats and x.max() < 128:
         logging.warning("%s: uint8 pixels reach only %d, read as 0..255 (%d is %.2f). If %d "
                         "means white, set --max_value=%d.", what, x.max(), x.max(),
                         x.max() / 255, x.max(), x.max())
     if not 1 <= max_value <= 255:
       raise DataError(f"{what}: --max_value={max_value} must be in 1..255.")
-    if x.min() < 0 or x.max() > max_value:
-      raise DataError(f"{what}: pixel values {x.min()}..{x.max()} are outside 0..{max_value} "
-                      "(--max_value).")
+    checked_pixels(x, max_value, what)
+    if floats:  # [0, 1] -> the nearest of max_value + 1 levels (exact for uint8 / 255)
+      x = np.round(x.astype(np.float64) * max_value)
     return x.astype(np.uint8), max_value
   if x.ndim == 2 and x.dtype.kind in "iuf":  # vectors
-    bad = unusable_features(x)
-    if bad.any():
-      row, column = map(int, np.argwhere(bad)[0])
-      raise DataError(f"{what}: feature {column} of example {row} is {x[row, column]:g} "
-                      f"({int(bad.sum())} such values), "
-                      f"{unusable_reason(x[row, column])}.")
-    return x.astype(np.float32), 1
-  if x.dtype.kind == "f":
-    raise DataError(f"{what}: float images {x.shape} are not supported: pass integer pixels "
-                    "(e.g. np.round(x * 255).astype(np.uint8)), or flatten them to vectors "
-                    "[N, D].")
-  raise DataError(f"{what}: {x.dtype} array of shape {x.shape}; expected integer images [N, H, "
-                  "W(, C)] or numeric vectors [N, D].")
+    return checked_vectors(x, what).astype(np.float32), 1
+  raise DataError(f"{what}: {x.dtype} array of shape {x.shape}; expected images [N, H, "
+                  "W(, C)] (integer pixels, or floats in [0, 1]) or numeric vectors [N, D].")
 
 
 def from_arrays(x_train, y_train=None, x_test=None, y_test=None, x_validation=None,
@@ -147,15 +219,19 @@ def from_arrays(x_train, y_train=None, x_test=None, y_test=None, x_validation=No
   """A Source from numpy arrays (what `tfvae.fit(config, workdir, data=...)` takes).
 
   Args:
-    x_train: integer images [N, H, W] or [N, H, W, C] (C = 1, 3 or 4), or numeric vectors
-      [N, D] (tabular data; stored as float32).
+    x_train: images [N, H, W] or [N, H, W, C] (C = 1, 3 or 4), or numeric vectors [N, D]
+      (tabular data; stored as float32). Images are integer pixels 0..max_value, or floats in
+      [0, 1] (e.g. uint8 / 255), which are stored as uint8 round(x * max_value) (max_value
+      default 255: exact for images that were uint8 / 255; other floats move by at most
+      half a level, 1 / (2 max_value)). Floats that hold whole pixel values (0..255) must be cast to integers first.
     y_train: optional integer labels [N] (class indices 0..K-1, -1 for unknown).
     x_test, y_test: an optional test split; without one, `build` cuts it off train
       (--test_fraction, a fixed permutation).
     x_validation, y_validation: an optional validation split; without one, `build` holds out
       the last --validation_fraction of train.
-    max_value: images only: the pixel value that means white (1.0). Default: 255 for uint8
-      images; required for other integer dtypes.
+    max_value: images only: the integer pixel value that means white (1.0), in 1..255.
+      Default: 255 for uint8 and float images; required for other integer dtypes. For float
+      images, the levels they are quantized to (e.g. 16 for digits / 16).
     class_names: optional names of the classes 0..K-1.
     origin: recorded as the run's dataset (a path for files; IN_MEMORY here).
 
@@ -164,8 +240,9 @@ def from_arrays(x_train, y_train=None, x_test=None, y_test=None, x_validation=No
 
   Raises:
     DataError: naming the array and what is wrong: not images or vectors, shapes of splits
-      that differ, NaN, infinite or huge features (beyond +-MAX_FEATURE, 1e15), pixels outside 0..max_value, labels that are not
-      integers or do not match the examples.
+      that differ, NaN, infinite or huge features (beyond +-MAX_FEATURE, 1e15), integer pixels
+      outside 0..max_value, float pixels outside [0, 1] or not finite (the message gives the
+      range found), labels that are not integers or do not match the examples.
   """
   train_x, max_value = _examples(x_train, max_value, "x_train")
   parts = {"train": (train_x, _labels(y_train, len(train_x), "y_train"))}
