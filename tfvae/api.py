@@ -8,10 +8,13 @@
     model.evaluate(data, split="test", num_importance_samples=5000)
 
 Every command line tool is built on these calls and writes the same workdir (config.json,
-ckpt/, tensorboard/, eval.json, export). Inputs are numpy arrays: integer pixels (uint8, as
-stored) or float32 pixels already in [0, 1] for images [N, H, W, C]; raw float vectors [N, D]
-(standardized inside with the run's statistics under --standardize, outputs in raw units, as
-the SavedModel does).
+ckpt/, tensorboard/, eval.json, export). Inputs are numpy arrays: images [N, H, W, C] as
+integer pixels 0..max_value (as stored; divided by the run's max value, 255 or 16 for digits),
+bool, or floats already in [0, 1]; raw float vectors [N, D] (standardized inside with the
+run's statistics under --standardize, outputs in raw units, as the SavedModel does). Values
+the SavedModel refuses are refused here too, with a DataError naming the argument and the
+range found (tfvae.data.arrays.checked_pixels): integer pixels above max_value, floats outside
+[0, 1] (e.g. raw 0..255 floats), NaN, inf, None.
 """
 
 import contextlib
@@ -23,6 +26,7 @@ from absl import flags
 from absl import logging
 import numpy as np
 import tensorflow as tf
+import tensorflow_probability as tfp
 
 from tfvae import cli
 from tfvae import data as data_lib
@@ -32,6 +36,9 @@ from tfvae import workdir as workdir_lib
 from tfvae.data import arrays
 from tfvae.errors import ConfigError
 from tfvae.evaluation import evaluator as evaluator_lib
+from tfvae.serving import MAX_SAMPLES
+
+tfd = tfp.distributions
 
 
 _QUIET = cli.TfvaeInfoOnly()
@@ -43,6 +50,22 @@ def _show_logs():
   if not flags.FLAGS.is_parsed() and logging.get_verbosity() < logging.INFO:
     logging.set_verbosity(logging.INFO)
     std_logging.getLogger("absl").addFilter(_QUIET)
+
+
+SPLITS = ("train", "validation", "test")
+
+
+def _check_int(name, value, low, high=None, why=""):
+  """ValueError naming the argument unless value is an int (not bool) in [low, high]."""
+  if (isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer))
+      or value < low or (high is not None and value > high)):
+    bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
+    raise ValueError(f"{name}={value!r}: expected an int {bounds}{why}.")
+
+
+def _check_split(split):
+  if split not in SPLITS:
+    raise ValueError(f"split={split!r}: expected one of {', '.join(map(repr, SPLITS))}.")
 
 
 def _as_source(data):
@@ -131,16 +154,21 @@ class TrainedModel:
     return (f"TrainedModel({self.config.model}, latent_dim={self.config.latent_dim}, "
             f"step={self.step}, workdir={self.workdir!r})")
 
-  def _inputs(self, x):
-    """float32 Tensor [N, *image_shape] of x (integer pixels scaled by the run's max value)."""
+  def _inputs(self, x, name="x"):
+    """float32 Tensor [N, *image_shape] of x, checked as the SavedModel checks it (images:
+    tfvae.data.arrays.unit_pixels; vectors: finite features), raw features standardized under
+    --standardize."""
     x = np.asarray(x)
     shape = tuple(self.config.image_shape)
     if x.shape[1:] != shape and x.ndim == len(shape) and len(shape) == 3 and shape[-1] == 1:
       x = x[..., None]  # [N, H, W] gray images
-    if x.shape[1:] != shape:
-      raise ValueError(f"x has shape {x.shape}; this model takes [N, {', '.join(map(str, shape))}].")
-    if x.dtype.kind in "iu" and len(shape) == 3:
-      x = x / (self.config.pixel_levels - 1)
+    if x.shape[1:] != shape or not x.ndim:
+      raise ValueError(f"{name} has shape {x.shape}; this model takes "
+                       f"[N, {', '.join(map(str, shape))}].")
+    if len(shape) == 3:
+      x = arrays.unit_pixels(x, self.config.pixel_levels - 1, name)
+    else:
+      x = arrays.checked_vectors(x, name)
     if self.config.feature_mean:  # --standardize: raw features in
       x = (x - np.asarray(self.config.feature_mean)) / np.asarray(self.config.feature_scale)
     return tf.constant(x, tf.float32)
@@ -153,35 +181,62 @@ class TrainedModel:
           self.config.feature_mean, np.float32)
     return x
 
-  def encode(self, x):
+  def encode(self, x: np.ndarray) -> tfd.Distribution:
     """q(z|x): a tfd.Distribution with batch [N], event [latent_dim] (its mean() is the code;
     a point mass for deterministic autoencoders).
 
+    Args:
+      x: images [N, H, W, C] (or [N, H, W] gray): integer pixels 0..max_value (the run's,
+        e.g. 255 or 16; divided by it), bool, or floats in [0, 1]; or vectors [N, D] of finite
+        raw features. (See the module docstring.)
+
     Raises:
       ValueError: for a model whose posterior needs a label as well (m2), or x of another shape.
+      DataError (a ValueError): x's values are not pixels (integers outside 0..max_value, floats
+        outside [0, 1], NaN, inf, None), naming x and the range found.
     """
     if self.model.label_classes:
       raise ValueError(f"--model={self.config.model} encodes x together with a label y: use "
                        "model.model.encode(x, y_onehot).")
     return self.model.posterior(self._inputs(x))
 
-  def decode(self, z):
+  def decode(self, z: np.ndarray) -> tfd.Distribution:
     """p(x|z): a tfd.Distribution, batch [N], event image_shape, for codes z float [N, D]
-    (over standardized features with --standardize)."""
-    return self.model.decode(tf.constant(np.asarray(z), tf.float32))
-
-  def reconstruct(self, x):
-    """float32 numpy [N, *image_shape]: the decoder mean at the posterior mean (raw units)."""
-    return self._raw(self.model.reconstruct(self._inputs(x)))
-
-  def sample(self, num, seed=0):
-    """{"mean", "sample"}: float32 numpy [num, *image_shape] from z ~ p(z) (models with a prior).
+    (over standardized features with --standardize).
 
     Raises:
-      ValueError: for deterministic autoencoders (no prior).
+      ValueError: z of another shape; DataError (a ValueError): z not finite, as the SavedModel.
+    """
+    z = np.asarray(z)
+    if z.ndim != 2 or z.shape[1] != self.config.latent_dim:
+      raise ValueError(f"z has shape {z.shape}; this model decodes [N, {self.config.latent_dim}].")
+    return self.model.decode(tf.constant(arrays.checked_vectors(z, "z"), tf.float32))
+
+  def reconstruct(self, x: np.ndarray) -> np.ndarray:
+    """float32 numpy [N, *image_shape]: the decoder mean at the posterior mean (raw units).
+
+    Raises:
+      ValueError / DataError: x as in `encode`.
+    """
+    return self._raw(self.model.reconstruct(self._inputs(x)))
+
+  def sample(self, num: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """{"mean", "sample"}: float32 numpy [num, *image_shape] from z ~ p(z) (models with a prior).
+
+    Args:
+      num: int, 0 <= num <= MAX_SAMPLES (65536, as the SavedModel's sample: the outputs are
+        held in memory; call again with other seeds for more).
+      seed: int32 (in [-2**31, 2**31)); the same seed gives the same images.
+
+    Raises:
+      ValueError: for deterministic autoencoders (no prior), or num / seed not such an int
+        (raised before any work).
     """
     if not self.model.generative:
       raise ValueError(f"--model={self.config.model} has no prior p(z) to sample from.")
+    _check_int("num", num, 0, MAX_SAMPLES, " (the outputs are held in memory: call sample "
+               "again with another seed for more)")
+    _check_int("seed", seed, -2 ** 31, 2 ** 31 - 1, " (an int32)")
     out = self.model.sample(tf.constant(num, tf.int32), tf.constant([seed, 0], tf.int32))
     return {k: self._raw(v) for k, v in out.items()}
 
@@ -193,30 +248,45 @@ class TrainedModel:
                                            tf.constant(self.step, tf.int64), training=False)
     return {k: v.numpy() for k, v in terms.items()}
 
-  def elbo(self, x):
+  def elbo(self, x: np.ndarray) -> np.ndarray:
     """float32 numpy [N]: the ELBO of each example (nats; the evaluation noise, deterministic:
     example i gets the noise `evaluate` gives the i-th example of a split). With --standardize
     it bounds the log-density of the standardized features.
 
+    Args:
+      x: as in `encode`.
+
     Raises:
-      ValueError: for models without an ELBO (deterministic autoencoders).
+      ValueError: for models without an ELBO (deterministic autoencoders), x of another shape.
+      DataError (a ValueError): x's values are not pixels, as in `encode`.
     """
     terms = self._terms(x)
     if "elbo" not in terms:
       raise ValueError(f"--model={self.config.model} has no ELBO.")
     return terms["elbo"]
 
-  def iwae_bound(self, x, num_importance_samples=1000, chunk_size=500):
+  def iwae_bound(self, x: np.ndarray, num_importance_samples: int = 1000,
+                 chunk_size: int = 500) -> np.ndarray:
     """float32 numpy [N]: the importance-weighted bound on log p(x) (Burda et al. 2016), nats.
 
+    Args:
+      x: as in `encode`.
+      num_importance_samples: int >= 1, K (K = 1 gives the ELBO's expectation).
+      chunk_size: int >= 1, importance samples evaluated at once (bounds memory).
+
     Raises:
-      ValueError: for models without a prior (deterministic autoencoders) or posterior (m2).
+      ValueError: for models without a prior (deterministic autoencoders) or posterior (m2),
+        num_importance_samples or chunk_size not an int >= 1 (before any work), x as in
+        `encode`.
     """
     if not self.model.generative:
       raise ValueError(f"--model={self.config.model} has no prior: no bound on log p(x).")
     if self.model.label_classes:
       raise ValueError(f"--model={self.config.model}: q(z|x, y) needs a class; its bound on "
                        "log p(x) is the elbo (-U(x)).")
+    _check_int("num_importance_samples", num_importance_samples, 1)
+    _check_int("chunk_size", chunk_size, 1)
+    x = self._inputs(x)
 
     @tf.function(autograph=False)
     def bound(x):
@@ -225,7 +295,7 @@ class TrainedModel:
           tf.constant(evaluator_lib.EVAL_SEED, tf.int32), q_z=self.model.posterior(x),
           index=tf.range(tf.shape(x)[0], dtype=tf.int64))
 
-    return bound(self._inputs(x)).numpy()
+    return bound(x).numpy()
 
   def data(self, source=None):
     """The run's Data: `source` (given to `fit`) or config.dataset read again, checked against
@@ -252,10 +322,17 @@ class TrainedModel:
       binarization, num_importance_samples, step and wall_time_s.
 
     Raises:
+      ValueError: split not one of the three, num_importance_samples, chunk_size or batch_size
+        not an int >= 1, num_examples not an int >= 0 (each named, before any work).
       DataError: if the data cannot be read or differ from the run's.
       tfvae.lock.WorkdirInUse: with write, if another process holds the workdir (checked
         before the evaluation runs; so is the workdir's writability, ConfigError).
     """
+    _check_split(split)
+    _check_int("num_importance_samples", num_importance_samples, 1)
+    _check_int("chunk_size", chunk_size, 1)
+    _check_int("batch_size", batch_size, 1)
+    _check_int("num_examples", num_examples, 0)
     with self._writing(write):
       return self._evaluate(data, split, num_importance_samples, chunk_size, batch_size,
                             num_examples, write)
@@ -295,9 +372,11 @@ class TrainedModel:
       dict: accuracy in [0, 1], num_labels, label_seed, split, num_examples, step.
 
     Raises:
+      ValueError: split not "train", "validation" or "test" (before any work).
       DataError: if N does not fit the data.
       tfvae.lock.WorkdirInUse: with write, if another process holds the workdir.
     """
+    _check_split(split)
     from tfvae.evaluation import ssl  # pylint: disable=import-outside-toplevel
     with self._writing(write):
       return self._m1_accuracy(ssl, num_labels, label_seed, split, data, write)

@@ -1,0 +1,110 @@
+"""The Python API (tfvae/api.py): a TrainedModel refuses what its SavedModel refuses, and its
+arguments are checked before any work. One short run on digits serves every test."""
+
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfvae
+from tfvae import serving
+from tfvae.errors import DataError
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+  """(TrainedModel, digits test images uint8 0..16 [N, 8, 8, 1], the loaded SavedModel)."""
+  workdir = str(tmp_path_factory.mktemp("api") / "run")
+  tfvae.fit(tfvae.Config(dataset="digits", latent_dim=4, hidden_sizes=(32,), train_steps=40,
+                         steps_per_loop=20, eval_importance_samples=0), workdir)
+  model = tfvae.load(workdir)
+  x = model.data().test.images[:10]
+  return model, x, tf.saved_model.load(f"{workdir}/export")
+
+
+def _bad_pixels(x):
+  """name -> images the SavedModel refuses (float32: its signatures take nothing else)."""
+  unit = (x / 16).astype(np.float32)
+  nan = unit.copy()
+  nan[0, 0, 0, 0] = np.nan
+  inf = unit.copy()
+  inf[1, 2, 3, 0] = np.inf
+  return {"negated": -unit, "raw 0..16 floats": x.astype(np.float32), "nan": nan, "inf": inf,
+          "just above 1": np.minimum(unit + 1e-3, 1.001).astype(np.float32)}
+
+
+@pytest.mark.parametrize("case", ["negated", "raw 0..16 floats", "nan", "inf", "just above 1"])
+def test_pixels_the_saved_model_refuses_are_refused_by_elbo_and_encode(run, case):
+  # Before: elbo(-x) was +86 nats, elbo of raw 0..16 floats -3029, NaN pixels gave NaN.
+  model, x, saved = run
+  bad = _bad_pixels(x)[case]
+  with pytest.raises(tf.errors.InvalidArgumentError, match="signature elbo expects x"):
+    saved.signatures["elbo"](x=tf.constant(bad))
+  expected = (r"x: 1 of its 640 values are NaN or infinite" if case in ("nan", "inf") else
+              r"x: float pixels range from -?[0-9.e+-]+ to [0-9.e+-]+, outside \[0, 1\]")
+  for method in (model.elbo, model.encode, model.reconstruct, model.iwae_bound):
+    with pytest.raises(DataError, match=expected):
+      method(bad)
+  with pytest.raises(DataError, match="x: float pixels range from -1 to -0, outside"
+                     if case == "negated" else "x: "):
+    model.elbo(bad)
+
+
+def test_floats_name_the_range_found_and_integers_the_run_s_max_value(run):
+  model, x, _ = run
+  with pytest.raises(DataError, match=r"x: float pixels range from 0 to 16, outside \[0, 1\].*"
+                     r"x.astype\(np.uint8\)"):
+    model.elbo(x.astype(np.float64))
+  with pytest.raises(DataError, match=r"x: pixel values 1..17 are outside 0..16"):
+    model.elbo(np.minimum(x.astype(np.int32) + 1, 17))
+  with pytest.raises(DataError, match=r"x: pixel values -1..15 are outside 0..16"):
+    model.encode(x.astype(np.int64) - 1)
+  with pytest.raises(DataError, match=r"x: object values \(e.g. None\) are not pixels"):
+    model.elbo(np.full(x.shape, None))
+  with pytest.raises(DataError, match=r"z: feature 1 of example 0 is nan"):
+    model.decode(np.array([[0.0, np.nan, 0.0, 0.0]]))
+
+
+def test_integer_float_and_bool_pixels_give_the_saved_models_elbo(run):
+  model, x, saved = run
+  unit = (x / 16).astype(np.float32)
+  ours = model.elbo(x)  # integers: divided by the run's max value (16)
+  np.testing.assert_allclose(model.elbo(unit), ours, rtol=1e-6)
+  np.testing.assert_allclose(model.elbo(unit.astype(np.float64)), ours, rtol=1e-6)
+  np.testing.assert_allclose(model.elbo(x[..., 0]), ours, rtol=1e-6)  # [N, H, W]
+  binary = unit > 0.5
+  np.testing.assert_allclose(model.elbo(binary), model.elbo(binary.astype(np.float32)))
+  edges = np.zeros_like(unit)
+  edges[1] = 1.0  # both ends of [0, 1] are pixels
+  assert np.all(np.isfinite(model.elbo(edges)))
+  # The SavedModel accepts the same pixels (its ELBO draws other noise: one seed for all).
+  theirs = saved.signatures["elbo"](x=tf.constant(unit))["elbo"].numpy()
+  assert theirs.shape == ours.shape and np.mean(theirs) == pytest.approx(np.mean(ours), abs=3)
+
+
+def test_arguments_are_checked_before_any_work_naming_them(run):
+  model, x, _ = run
+  with pytest.raises(ValueError, match=r"num_importance_samples=0: expected an int >= 1"):
+    model.iwae_bound(x, num_importance_samples=0)  # was ZeroDivisionError
+  with pytest.raises(ValueError, match=r"chunk_size=-5: expected an int >= 1"):
+    model.iwae_bound(x, chunk_size=-5)
+  with pytest.raises(ValueError, match=r"split='bogus': expected one of 'train', "
+                     r"'validation', 'test'"):
+    model.evaluate(split="bogus")  # was AttributeError
+  with pytest.raises(ValueError, match=r"split='bogus'"):
+    model.m1_accuracy(10, split="bogus")
+  with pytest.raises(ValueError, match=r"num_importance_samples=2.5: expected an int >= 1"):
+    model.evaluate(num_importance_samples=2.5)
+  began = time.perf_counter()
+  with pytest.raises(ValueError, match=rf"num=10000000000: expected an int in \[0, "
+                     rf"{serving.MAX_SAMPLES}\] \(the outputs are held in memory"):
+    model.sample(10 ** 10)  # ran 25 s, then failed in a reshape
+  assert time.perf_counter() - began < 1
+  for num in (serving.MAX_SAMPLES + 1, -1, 2.0, True):
+    with pytest.raises(ValueError, match=r"num="):
+      model.sample(num)
+  with pytest.raises(ValueError, match=r"seed=4294967296: expected an int in"):
+    model.sample(2, seed=2 ** 32)
+  assert model.sample(np.int64(2), seed=3)["mean"].shape == (2, 8, 8, 1)
+  assert model.sample(0)["sample"].shape == (0, 8, 8, 1)
