@@ -44,6 +44,32 @@ def test_a_second_holder_is_refused_with_the_first_ones_pid_host_and_command(hol
   assert "(the holder), since 20" in message
 
 
+def test_loading_a_run_whose_training_has_not_written_config_json_names_the_holder(holder):
+  # Before: "config.json does not exist: is --workdir a tfvae run?", with a training running.
+  import tfvae  # pylint: disable=import-outside-toplevel
+  workdir, proc = holder
+  with pytest.raises(lock.WorkdirInUse, match=rf"--workdir={workdir} has no config.json or "
+                     rf"checkpoint yet: it is in use by pid {proc.pid} on .*\(the holder\)"):
+    tfvae.load(workdir)
+  assert lock.holder(workdir).startswith(f"pid {proc.pid} on ")
+  proc.kill()
+  proc.wait()
+  assert lock.holder(workdir) is None
+  with pytest.raises(FileNotFoundError, match="is --workdir=.* a tfvae run"):
+    tfvae.load(workdir)  # no holder: not a run
+
+
+@pytest.mark.slow
+def test_evaluate_before_the_training_wrote_config_json_names_the_holder(holder):
+  workdir, proc = holder
+  result = run_module("tfvae.evaluate", f"--workdir={workdir}", check=False)
+  assert result.returncode == 2
+  last = result.stderr.strip().splitlines()[-1]
+  assert last.startswith(f"tfvae.evaluate: --workdir={workdir} has no config.json yet: it is "
+                         f"in use by pid {proc.pid} on ")
+  assert "(the holder)" in last and "a tfvae run" not in last
+
+
 def test_the_lock_of_a_killed_process_is_taken_over_with_a_warning(holder, caplog):
   workdir, proc = holder
   proc.kill()  # SIGKILL: no clean release, the kernel drops the flock

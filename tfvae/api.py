@@ -129,9 +129,15 @@ def load(workdir, strategy=None):
 
   Raises:
     FileNotFoundError: if the workdir has no config.json or no checkpoint.
+    tfvae.lock.WorkdirInUse: if it has none yet because a training holds the workdir (the
+      message names that process).
   """
   from tfvae.training import trainer  # pylint: disable=import-outside-toplevel
-  config, model, step = trainer.restore_model(workdir, strategy)
+  try:
+    config, model, step = trainer.restore_model(workdir, strategy)
+  except FileNotFoundError:
+    lock.refuse_unfinished(workdir, "config.json or checkpoint")
+    raise
   return TrainedModel(config, model, step, workdir, strategy)
 
 

@@ -50,7 +50,12 @@ def define_flags():
 def _load(workdir):
   """The run's TrainedModel under its strategy (a multi-worker run evaluates in this process)."""
   from tfvae import config as config_lib  # pylint: disable=import-outside-toplevel
-  config = config_lib.load(workdir)
+  from tfvae import lock  # pylint: disable=import-outside-toplevel
+  try:
+    config = config_lib.load(workdir)
+  except FileNotFoundError:  # a training that has not written it yet: name it
+    lock.refuse_unfinished(workdir, config_lib.CONFIG_FILENAME)
+    raise
   cli.import_tensorflow()
   from tfvae import api  # pylint: disable=import-outside-toplevel
   from tfvae.training import trainer  # pylint: disable=import-outside-toplevel

@@ -66,6 +66,40 @@ def _open(workdir):
                       "(cp -rL) and run it there.") from None
 
 
+def holder(workdir):
+  """Who else holds the lock of `workdir` ("pid P on HOST (COMMAND), since T"), or None: no lock
+  file, a free lock, or one this process holds. Takes nothing and creates nothing (a shared
+  flock tried for an instant); for messages, e.g. a run whose training has not yet written
+  config.json."""
+  if os.path.realpath(workdir) in _held:
+    return None
+  try:
+    fd = os.open(os.path.join(workdir, LOCK_FILENAME), os.O_RDONLY | os.O_NOFOLLOW)
+  except OSError:
+    return None
+  try:
+    try:
+      fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as e:
+      if e.errno not in (errno.EAGAIN, errno.EACCES):
+        return None
+      info = _read_info(fd)
+      return _describe(info) if info else "another process"
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    return None
+  finally:
+    os.close(fd)
+
+
+def refuse_unfinished(workdir, missing):
+  """Raises WorkdirInUse naming the holder if another process holds `workdir`'s lock (a training
+  that has not written `missing` yet, e.g. config.json); returns otherwise."""
+  who = holder(workdir)
+  if who:
+    raise WorkdirInUse(f"--workdir={workdir} has no {missing} yet: it is in use by {who}, which "
+                       f"has not written it yet. Wait for it (or stop it), then run again.")
+
+
 @contextlib.contextmanager
 def hold(workdir, command=None):
   """Holds the exclusive lock of `workdir` (created if missing) inside the block.
