@@ -105,12 +105,21 @@ def _checked_labels(y, num_classes, name, signature, allow_negative=False):
 
 
 def _checked_count(n, signature):
-  """`n` once 0 <= n <= MAX_SAMPLES; otherwise an InvalidArgumentError naming the signature."""
+  """`n` once it is one number (shape []) with 0 <= n <= MAX_SAMPLES; otherwise an
+  InvalidArgumentError naming the signature and n."""
+  # A signature call binds n by dtype only, so n [4, 4] reaches this graph, whose static shape
+  # says []: shape ops fold to that. Its values are counted at run time instead (tf.where).
+  flat = tf.reshape(n, [-1])
+  count = tf.size(tf.where(tf.equal(flat, flat)))
   with tf.control_dependencies([tf.debugging.Assert(
-      tf.logical_and(n >= 0, n <= MAX_SAMPLES),
+      tf.equal(count, 1),
+      [f"signature {signature} expects n int32 [] (one number); got n =", n], summarize=8)]):
+    flat = tf.identity(flat)
+  with tf.control_dependencies([tf.debugging.Assert(
+      tf.reduce_all(tf.logical_and(flat >= 0, flat <= MAX_SAMPLES)),
       [f"signature {signature} expects 0 <= n <= {MAX_SAMPLES} (the outputs of one call are "
        "held in memory: call it again with another seed for more); got n =", n])]):
-    return tf.identity(n)
+    return tf.reshape(flat, [])  # (a [1] or [1, 1] n is that one number)
 
 
 def _likelihood_params(likelihood, p_x):
