@@ -126,3 +126,79 @@ def test_every_field_has_a_role_and_help_and_the_rules_follow_from_the_roles():
   assert fv["standardize"].help == config_lib.Config.__dataclass_fields__[
       "standardize"].metadata["help"]
   assert "image_shape" not in fv and "data_fingerprint" not in fv  # resolved, not flags
+
+
+@pytest.mark.parametrize("values, text", [
+    (dict(latent_dim="16"), "--latent_dim='16' must be an integer, not str"),
+    (dict(latent_dim=16.5), "--latent_dim=16.5 must be an integer, not float"),
+    (dict(latent_dim=True), "--latent_dim=True must be an integer, not bool"),
+    (dict(num_labels=5), "--num_labels=5 must be a string ('all' or a positive integer"),
+    (dict(beta="2"), "--beta='2' must be a number, not str"),
+    (dict(standardize=1), "--standardize=1 must be true or false, not int"),
+    (dict(hidden_sizes=(64, 2.5)), "--hidden_sizes=(64, 2.5) must be a list of integers"),
+    (dict(hidden_sizes=64), "--hidden_sizes=64 must be a list of ints, not int"),
+    (dict(feature_mean=(0.0, float("nan"))), "--feature_mean=(0.0, nan) must be a list of "
+                                              "finite numbers"),
+])
+def test_python_arguments_of_another_type_are_refused_naming_the_argument(values, text):
+  with pytest.raises(config_lib.ConfigError) as raised:
+    config_lib.Config(**values)
+  assert str(raised.value).startswith(text)
+
+
+def test_numpy_numbers_and_lists_are_stored_as_python_numbers_and_tuples(tmp_path):
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  config = config_lib.Config(latent_dim=np.int64(4), beta=np.float32(2.0), hidden_sizes=[8, 4],
+                             image_shape=(np.int64(8), 8, 1))
+  assert isinstance(config.latent_dim, int) and isinstance(config.beta, float)
+  assert config.hidden_sizes == (8, 4) and config.image_shape == (8, 8, 1)
+  assert config == config_lib.Config(latent_dim=4, beta=2.0, hidden_sizes=(8, 4),
+                                     image_shape=(8, 8, 1))
+  config_lib.save(config, str(tmp_path))  # JSON takes them
+  assert config_lib.load(str(tmp_path)) == config
+
+
+@pytest.mark.parametrize("argv, text", [
+    (["--learning_rate=nan"], "--learning_rate=nan must be a finite number."),
+    (["--learning_rate=inf"], "--learning_rate=inf must be a finite number."),
+    (["--beta=nan"], "--beta=nan must be a finite number."),
+    (["--beta=inf"], "--beta=inf must be a finite number."),
+    (["--free_bits=inf"], "--free_bits=inf must be a finite number."),
+    (["--seed=-1"], "--seed=-1 must be in 0..2147483647"),
+    ([f"--seed={2**40}"], f"--seed={2**40} must be in 0..2147483647"),
+    (["--label_seed=-1"], "--label_seed=-1 must be in 0..2147483647"),
+])
+def test_non_finite_rates_and_seeds_out_of_range_are_refused_naming_the_flag(argv, text):
+  with pytest.raises(config_lib.ConfigError) as raised:
+    _parse(argv)
+  assert str(raised.value) == text or str(raised.value).startswith(text)
+  _parse([argv[0].split("=")[0] + "=1"])  # the flag itself is fine
+
+
+def test_a_config_json_holding_a_value_of_another_type_is_refused_naming_file_and_key(tmp_path):
+  config_lib.save(config_lib.Config(image_shape=(8, 8, 1)), str(tmp_path))
+  path = tmp_path / "config.json"
+  for key, value, text in (("latent_dim", 16.5, "--latent_dim=16.5 must be an integer"),
+                           ("learning_rate", float("nan"), "--learning_rate=nan must be a "
+                                                            "finite number")):
+    values = json.loads(path.read_text())
+    path.write_text(json.dumps({**values, key: value}))  # json.dumps writes NaN as NaN
+    with pytest.raises(config_lib.ConfigError) as raised:
+      config_lib.load(str(tmp_path))
+    assert str(raised.value).startswith(f"{path} is not a tfvae config (ConfigError: {text}")
+    path.write_text(json.dumps(values))
+    config_lib.load(str(tmp_path))
+
+
+@pytest.mark.parametrize("flag", ["--seed=-1", "--seed=1099511627776", "--learning_rate=nan",
+                                  "--learning_rate=inf", "--beta=nan", "--free_bits=inf"])
+@pytest.mark.slow
+def test_train_refuses_them_in_one_line_before_anything_is_written(tmp_path, flag):
+  from conftest import run_module  # pylint: disable=import-outside-toplevel
+  workdir = tmp_path / "run"
+  proc = run_module("tfvae.train", "--flagfile=configs/quickstart.cfg", "--train_steps=20",
+                    f"--workdir={workdir}", flag, check=False)
+  lines = proc.stderr.strip().splitlines()
+  assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-3000:]
+  assert lines[0].startswith(f"tfvae.train: {flag}") and "must be" in lines[0], lines[0]
+  assert not workdir.exists()  # no lock, no config.json (with a NaN token) written

@@ -14,6 +14,7 @@ import json
 import os
 
 from tfvae import atomic
+from tfvae import config_checks
 from tfvae import options
 from tfvae.errors import ConfigError  # pylint: disable=unused-import  (re-exported)
 
@@ -354,73 +355,10 @@ class Config:
       "--standardize: the train split's per-feature standard deviation (1 where it is 0).")
 
   def __post_init__(self):
-    if self.num_labels != "all" and not (self.num_labels.isdigit() and int(self.num_labels) > 0):
-      raise ConfigError(f"--num_labels={self.num_labels!r} must be 'all' or a positive integer.")
-    # Checks between options apply to the options this run reads (tfvae/options.py).
-    if options.reads(self, "labeled_batch_size") and not (
-        0 < self.labeled_batch_size < self.batch_size):
-      raise ConfigError(f"--labeled_batch_size={self.labeled_batch_size} must be in [1, "
-                        f"--batch_size={self.batch_size}) for --model={self.model}.")
-    for name in ("classifier_weight", "prediction_weight"):
-      if getattr(self, name) < 0:
-        raise ConfigError(f"--{name}={getattr(self, name)} must be >= 0.")
-    for name, choices in CHOICES.items():  # (absl checks them too, before this)
-      if getattr(self, name) not in choices:
-        raise ConfigError(f"--{name}={getattr(self, name)!r} is not one of {', '.join(choices)}.")
-    positive = ("latent_dim", "num_samples", "num_flows", "num_pseudo_inputs",
-                "num_mixture_components", "batch_size", "eval_batch_size", "steps_per_loop",
-                "checkpoint_every", "num_cpu_devices", "max_consecutive_skips")
-    for name in positive:
-      if getattr(self, name) < 1:
-        raise ConfigError(f"--{name}={getattr(self, name)} must be a positive integer.")
-    for name in ("epochs", "train_steps", "eval_every", "eval_importance_samples",
-                 "early_stopping_patience"):
-      if getattr(self, name) < 0:
-        raise ConfigError(f"--{name}={getattr(self, name)} must be >= 0.")
-    if self.epochs == 0 and self.train_steps == 0:
-      raise ConfigError("Set --epochs or --train_steps to a positive number.")
-    for name in ("beta", "free_bits", "sparsity_weight", "contraction_weight", "corruption_level",
-                 "warmup_steps"):
-      if getattr(self, name) < 0:
-        raise ConfigError(f"--{name}={getattr(self, name)} must be >= 0.")
-    if options.reads(self, "warmup_steps") and self.warmup_steps < 1:
-      raise ConfigError(f"--beta_schedule={self.beta_schedule} needs --warmup_steps >= 1.")
-    if self.num_cycles < 1:
-      raise ConfigError(f"--num_cycles={self.num_cycles} must be a positive integer.")
-    if options.reads(self, "corruption") and self.corruption == "masking" and (
-        self.corruption_level >= 1):
-      raise ConfigError(f"--corruption_level={self.corruption_level} must be in [0, 1) for "
-                        "--corruption=masking (it is the probability of masking a pixel).")
-    if options.reads(self, "training_objective") and self.training_objective == "iwae_dreg" and (
-        self.posterior != "diagonal" or self.prior == "vampprior"):
-      raise ConfigError("--training_objective=iwae_dreg needs --posterior=diagonal and a prior "
-                        f"that does not share the encoder (got --posterior={self.posterior}, "
-                        f"--prior={self.prior}); use --training_objective=iwae.")
-    if self.model == "hvae" and (self.posterior != "diagonal" or
-                                 self.training_objective == "iwae_dreg"):
-      raise ConfigError("--model=hvae supports --posterior=diagonal and --training_objective="
-                        "elbo or iwae only.")
-    if options.reads(self, "free_bits") and self.free_bits > 0 and (
-        self.model == "hvae" or self.prior != "standard_normal" or self.posterior != "diagonal"):
-      raise ConfigError(f"--free_bits={self.free_bits} needs the analytic per-dimension KL: "
-                        "--model=vae with --prior=standard_normal and --posterior=diagonal.")
-    if self.clip_grad_norm < 0:
-      raise ConfigError(f"--clip_grad_norm={self.clip_grad_norm} must be >= 0.")
-    if self.learning_rate <= 0:
-      raise ConfigError(f"--learning_rate={self.learning_rate} must be > 0.")
-    if not 0 < self.test_fraction < 1:
-      raise ConfigError(f"--test_fraction={self.test_fraction} must be in (0, 1).")
-    if self.image_size and (len(self.image_size) != 2 or min(self.image_size) < 1):
-      raise ConfigError(f"--image_size={','.join(map(str, self.image_size))} must be two "
-                        "positive integers H,W.")
-    if not 0 <= self.max_value <= 255:
-      raise ConfigError(f"--max_value={self.max_value} must be in 1..255 (0: 255).")
-    if not 0 < self.validation_fraction < 1:
-      raise ConfigError(f"--validation_fraction={self.validation_fraction} must be in (0, 1).")
-    for name in ("hidden_sizes", "conv_filters"):
-      sizes = getattr(self, name)
-      if not sizes or any(s < 1 for s in sizes):
-        raise ConfigError(f"--{name}={','.join(map(str, sizes))} must be positive integers.")
+    # Types first (numpy numbers and lists converted), then values (tfvae/config_checks.py).
+    for name, value in config_checks.typed(self).items():
+      object.__setattr__(self, name, value)  # frozen: set once, before anyone sees it
+    config_checks.check(self, CHOICES)
 
   @property
   def labels_known(self):
@@ -472,7 +410,7 @@ def save(config, workdir):
   """Writes `config` to WORKDIR/config.json (atomically: write to a temp name, then rename)."""
   os.makedirs(workdir, exist_ok=True)
   atomic.write_json(os.path.join(workdir, CONFIG_FILENAME), config.to_dict(), indent=2,
-                    sort_keys=True)
+                    sort_keys=True, allow_nan=False)  # (a Config's floats are finite)
 
 
 def load(workdir):
@@ -492,10 +430,10 @@ def load(workdir):
       raise ValueError(f"a JSON {type(values).__name__}, not an object")
     return Config.from_dict(values)
   except (ValueError, TypeError, UnicodeDecodeError) as e:
+    why = (str(e).splitlines() or [""])[0][:200].rstrip(".")
     raise ConfigError(
-        f"{path} is not a tfvae config ({type(e).__name__}: {str(e).splitlines()[0][:200]}): "
-        "restore it from a copy, or start the run over with --overwrite (which deletes it).") \
-        from None
+        f"{path} is not a tfvae config ({type(e).__name__}: {why}): restore it from a copy, or "
+        "start the run over with --overwrite (which deletes it).") from None
 
 
 def role(name):
