@@ -7,9 +7,11 @@ tfvae does about it:
   - a checkpoint that does not read (a truncated or deleted data file: `IndexError: Read less
     bytes than requested`): skipped with a warning naming it and why; the next older one the
     index lists is restored;
-  - an index that is missing or does not parse: every complete-looking checkpoint on disk is a
-    candidate (newest first), and a training (which holds the workdir's lock) rewrites the index
-    from them;
+  - an index that is missing, does not parse (ASCII or binary garbage), or lists checkpoints
+    outside its folder (absolute paths of a run folder since moved or copied): every
+    complete-looking checkpoint on disk is a candidate (newest first), and a training (which holds
+    the workdir's lock) rewrites the index from them. A run only ever uses, and its
+    CheckpointManager only ever deletes, the checkpoints in its own folder;
   - files of a checkpoint the index does not list: a save interrupted before its index update;
     never picked up (the next save of that step overwrites them).
 A checkpoint that reads but does not fit the model (another config) is not damage: when no
@@ -46,18 +48,33 @@ def on_disk(ckpt_dir):
   return [path for _, path in sorted(found, reverse=True)]
 
 
-def candidates(ckpt_dir):
-  """The checkpoints to try, newest first: those the index lists; where the index is missing or
-  unreadable, those on disk (`on_disk`). [] when there is none."""
+def _listed(ckpt_dir):
+  """(the prefixes the index lists, oldest first, None) when it is usable; else (None, why):
+  "missing", "unreadable", or "stale: ..." when it lists a checkpoint outside ckpt_dir."""
   if not os.path.exists(os.path.join(ckpt_dir, INDEX_FILENAME)):
-    return on_disk(ckpt_dir)
-  state = tf.train.get_checkpoint_state(ckpt_dir)
+    return None, "missing"
+  try:
+    state = tf.train.get_checkpoint_state(ckpt_dir)  # None for ASCII garbage
+  except UnicodeDecodeError:  # binary garbage
+    state = None
   if state is None:
-    return on_disk(ckpt_dir)
+    return None, "unreadable"
   # get_checkpoint_state has already joined the index's relative names onto ckpt_dir (which
-  # may itself be relative: --workdir=runs/mine): join nothing more.
+  # may itself be relative: --workdir=runs/mine): join nothing more. Absolute names are kept.
   listed = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
-  return list(reversed(listed))
+  here = os.path.realpath(ckpt_dir)
+  for path in listed:
+    if os.path.realpath(os.path.dirname(path)) != here:
+      return None, f"stale: it lists {path}, outside its folder (a run folder moved or copied)"
+  return listed, None
+
+
+def candidates(ckpt_dir):
+  """The checkpoints to try, newest first: those the index lists; where the index is missing,
+  unreadable or lists checkpoints of another folder, those on disk (`on_disk`). [] when there
+  is none."""
+  listed, _ = _listed(ckpt_dir)
+  return on_disk(ckpt_dir) if listed is None else list(reversed(listed))
 
 
 def write_index(ckpt_dir, paths):
@@ -68,16 +85,22 @@ def write_index(ckpt_dir, paths):
 
 
 def recover_index(ckpt_dir):
-  """Rewrites a missing or unreadable index from the checkpoints on disk (a warning says so).
+  """Rewrites a missing, unreadable or foreign index (`candidates`) from the checkpoints on disk
+  (a warning says so), before a CheckpointManager reads it: one that listed another folder's
+  checkpoints would delete them. Without a checkpoint on disk such an index is removed.
 
   Call it only while holding the workdir's lock (tfvae/lock.py). Returns the prefixes listed.
   """
   paths = on_disk(ckpt_dir)
+  listed, why = _listed(ckpt_dir)
   index = os.path.join(ckpt_dir, INDEX_FILENAME)
-  if not paths or (os.path.exists(index) and tf.train.get_checkpoint_state(ckpt_dir)):
+  if listed is not None or (why == "missing" and not paths):
     return []
-  logging.warning("%s is %s; rebuilt it from the checkpoints on disk: %s.", index,
-                  "unreadable" if os.path.exists(index) else "missing",
+  if not paths:  # a CheckpointManager would fail on it, or delete what it lists
+    logging.warning("%s is %s; removed it (no checkpoint on disk).", index, why)
+    os.remove(index)
+    return []
+  logging.warning("%s is %s; rebuilt it from the checkpoints on disk: %s.", index, why,
                   ", ".join(os.path.basename(p) for p in paths))
   write_index(ckpt_dir, paths)
   return paths
