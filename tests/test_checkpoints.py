@@ -1,6 +1,6 @@
 """Which checkpoint of a run restores (tfvae/training/checkpoints.py), for absolute and relative
-run folders and for an index of binary garbage or of another folder, and the resume of `tfvae.fit` with
-a relative workdir."""
+run folders and for an index of binary garbage or of another folder, and the resume of
+`tfvae.fit` with a relative workdir."""
 
 import os
 

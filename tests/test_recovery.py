@@ -1,13 +1,16 @@
-"""Damaged workdir state (tfvae/training/checkpoints.py, workdir.remove_leftovers), through the
-real commands: each case is the damage a torn write or a user's mistake leaves."""
+"""Damaged workdir state (tfvae/training/checkpoints.py, workdir.remove_leftovers, a damaged
+eval.json, ckpt/best/best.json or config.json), through the real commands: each case is the
+damage a torn write, a disk or a user's mistake leaves."""
 
 import json
 import os
+import shutil
 
 import pytest
 import tensorflow as tf
 
 from conftest import run_module
+from tfvae import workdir as workdir_lib
 from tfvae.training import early_stopping
 
 QUICK = ["--flagfile=configs/quickstart.cfg", "--steps_per_loop=25", "--eval_every=1000",
@@ -47,17 +50,38 @@ def test_a_truncated_latest_checkpoint_is_skipped_for_the_newest_that_restores(t
   tf.train.load_checkpoint(os.path.join(ckpt, "ckpt-300"))  # rewritten whole
 
 
-@pytest.mark.parametrize("damage", ["deleted", "garbage"])
-@pytest.mark.slow
-def test_a_lost_checkpoint_index_is_rebuilt_from_the_files(tmp_path, damage):
-  workdir = str(tmp_path)
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+  """A finished 200-step run (checkpoints ckpt-100 and ckpt-200, the best at 200, eval.json,
+  export), trained once for the tests that damage a copy of it."""
+  workdir = str(tmp_path_factory.mktemp("trained") / "run")
   _train(workdir, 200)
+  return workdir
+
+
+@pytest.fixture
+def run_copy(trained, tmp_path):
+  """A copy of the `trained` run to damage (its export link is relative: it comes along)."""
+  workdir = str(tmp_path / "run")
+  shutil.copytree(trained, workdir, symlinks=True)
+  return workdir
+
+
+@pytest.mark.parametrize("damage", ["deleted", "garbage", "binary", "moved"])
+@pytest.mark.slow
+def test_a_lost_checkpoint_index_is_rebuilt_from_the_files(run_copy, damage):
+  workdir = run_copy
   index = os.path.join(workdir, "ckpt", "checkpoint")
   if damage == "deleted":
     os.remove(index)
+  elif damage == "moved":  # absolute paths of where the run folder was
+    gone = os.path.join(os.path.dirname(workdir), "gone", "ckpt")
+    tf.compat.v1.train.update_checkpoint_state(
+        os.path.join(workdir, "ckpt"), os.path.join(gone, "ckpt-200"),
+        all_model_checkpoint_paths=[os.path.join(gone, f"ckpt-{s}") for s in (100, 200)])
   else:
-    with open(index, "w") as f:
-      f.write("\x00garbage {")
+    with open(index, "wb") as f:
+      f.write(b"\x00garbage {" if damage == "garbage" else b"\xff\xfe\x00\x9c")  # not UTF-8
   evaluate = run_module("tfvae.evaluate", f"--workdir={workdir}", "--num_importance_samples=2",
                         "--num_examples=50")
   assert '"step": 200' in evaluate.stdout  # read-only commands find the files too
@@ -124,7 +148,6 @@ def test_what_interrupted_writes_left_is_removed_at_the_next_start(tmp_path):
 
 
 def test_an_eval_json_with_nan_from_an_older_run_is_rewritten_as_strict_json(tmp_path):
-  from tfvae import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
   (tmp_path / "eval.json").write_text(  # what json.dump wrote before (allow_nan)
       '{"test": {"elbo": NaN, "per_class": {"a": Infinity}, "rate": 1.5}, "step": 3}')
   workdir_lib.merge_eval_json(str(tmp_path), {"validation": {"elbo": -2.0}})
@@ -135,3 +158,126 @@ def test_an_eval_json_with_nan_from_an_older_run_is_rewritten_as_strict_json(tmp
   assert merged["test"]["rate"] == 1.5 and merged["test"]["nonfinite"]["elbo"] == "nan"
   assert merged["validation"] == {"elbo": -2.0} and merged["step"] == 3
   assert not (tmp_path / "eval.json.tmp").exists()
+
+
+@pytest.mark.parametrize("content", [b'{"step": 2', b"\xff\xfe", b"[1, 2]", b""])
+def test_merging_into_a_damaged_eval_json_keeps_it_aside(tmp_path, content):
+  path = tmp_path / "eval.json"
+  path.write_bytes(content)
+  (tmp_path / "eval.json.damaged").write_text("an earlier one")
+  with pytest.raises(workdir_lib.DamagedEvalJson, match=f"^{path} is damaged"):
+    workdir_lib.read_eval_json(str(tmp_path))
+  assert workdir_lib.finished_results(str(tmp_path), 2) is None
+  assert workdir_lib.merge_eval_json(str(tmp_path), {"test": {"step": 2}}) == {
+      "test": {"step": 2}}
+  assert (tmp_path / "eval.json.damaged.1").read_bytes() == content
+  assert (tmp_path / "eval.json.damaged").read_text() == "an earlier one"
+
+
+@pytest.mark.parametrize("final", [None, [1], {"validation": ["x"], "test": "test"},
+                                   {"validation": "validation", "test": "test"}])
+def test_an_eval_json_of_another_shape_is_no_finished_run(tmp_path, final):
+  entry = {"step": 2}
+  (tmp_path / "eval.json").write_text(json.dumps(
+      {"step": 2, "final": final, "validation": 3, "test": entry}))
+  assert workdir_lib.finished_results(str(tmp_path), 2) is None
+
+
+def _evaluate(workdir, check=True):
+  return run_module("tfvae.evaluate", f"--workdir={workdir}", "--num_importance_samples=2",
+                    "--num_examples=50", check=check)
+
+
+@pytest.mark.parametrize("command,damage", [
+    ("train", "truncated"), ("train", "binary"), ("evaluate", "garbage"), ("evaluate", "list")])
+@pytest.mark.slow
+def test_a_damaged_eval_json_is_set_aside_whole_and_written_anew(run_copy, command, damage):
+  path = os.path.join(run_copy, "eval.json")
+  text = open(path, "rb").read()
+  damaged = {"truncated": text[:len(text) // 2], "binary": b"\xff\xfe\x00",
+             "garbage": b"\x00garbage {", "list": b"[1, 2]"}[damage]
+  with open(path, "wb") as f:
+    f.write(damaged)
+  proc = _train(run_copy, 200) if command == "train" else _evaluate(run_copy)
+  assert f"{path} is damaged (" in proc.stderr, proc.stderr[-3000:]
+  assert "renamed it to eval.json.damaged, which is kept as it was" in proc.stderr
+  assert open(path + ".damaged", "rb").read() == damaged  # nothing lost
+  merged = json.load(open(path))
+  if command == "train":  # not a finished run: evaluated and exported again
+    assert "Nothing left to train" not in proc.stderr
+    assert merged["final"] == {"validation": "validation", "test": "test"}
+    assert merged["step"] == merged["test"]["step"] == 200
+  else:
+    assert list(merged) == ["test_K2"] and merged["test_K2"]["step"] == 200
+
+
+@pytest.mark.slow
+def test_an_eval_json_without_its_final_record_is_no_finished_run(run_copy):
+  path = os.path.join(run_copy, "eval.json")
+  values = json.load(open(path))
+  with open(path, "w") as f:
+    json.dump({**values, "final": None, "m1_test_10labels_seed0": {"accuracy": 0.5}}, f)
+  proc = _train(run_copy, 200)
+  assert "is at step 200 of 200: evaluating and exporting it" in proc.stderr, proc.stderr[-3000:]
+  merged = json.load(open(path))
+  assert merged["final"] == {"validation": "validation", "test": "test"}
+  assert merged["m1_test_10labels_seed0"] == {"accuracy": 0.5}  # the other entries are kept
+  assert not os.path.exists(path + ".damaged")
+
+
+@pytest.mark.parametrize("content", [
+    b'{"step": 2', b"\xff\xfe", b"[1, 2]", b'{"step": null, "loss": 1.5}',
+    b'{"step": 3, "loss": NaN}', b'{"step": 3}'])
+def test_a_damaged_best_json_is_refused_naming_it_but_its_checkpoint_stays_usable(tmp_path,
+                                                                                 content):
+  folder = early_stopping.best_dir(str(tmp_path))
+  tf.train.CheckpointManager(tf.train.Checkpoint(v=tf.Variable(1.0)), folder,
+                             max_to_keep=1).save(checkpoint_number=7)
+  path = os.path.join(folder, "best.json")
+  with open(path, "wb") as f:
+    f.write(content)
+  with pytest.raises(early_stopping.DamagedBest) as raised:
+    early_stopping.read_best(str(tmp_path))
+  message = str(raised.value)
+  assert message.startswith(f"{path} is damaged (") and "\n" not in message
+  assert f"Restore it from a copy, or delete the folder {folder}" in message
+  assert early_stopping.best_checkpoint(str(tmp_path)) == os.path.join(folder, "ckpt-7")
+  with open(path, "w") as f:
+    f.write('{"step": 7, "loss": 1.5}')
+  assert early_stopping.read_best(str(tmp_path)) == {"step": 7, "loss": 1.5}
+
+
+@pytest.mark.slow
+def test_a_damaged_best_json_stops_training_in_one_line_and_the_others_use_its_checkpoint(
+    run_copy):
+  path = os.path.join(early_stopping.best_dir(run_copy), "best.json")
+  with open(path, "w") as f:
+    f.write('{"step": 2')
+  before = sorted(os.listdir(os.path.join(run_copy, "ckpt"))), sorted(
+      os.listdir(early_stopping.best_dir(run_copy)))
+  proc = _train(run_copy, 300, check=False)
+  assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+  assert _last_line(proc).startswith(f"tfvae.train: {path} is damaged (JSONDecodeError: ")
+  assert (sorted(os.listdir(os.path.join(run_copy, "ckpt"))), sorted(
+      os.listdir(early_stopping.best_dir(run_copy)))) == before
+  assert open(path).read() == '{"step": 2'
+  export = run_module("tfvae.export", f"--workdir={run_copy}")
+  assert "Exported the step-200 model" in export.stdout and "is damaged" in export.stderr
+  assert '"step": 200' in _evaluate(run_copy).stdout
+
+
+@pytest.mark.parametrize("module", ["tfvae.train", "tfvae.evaluate", "tfvae.export",
+                                    "tfvae.visualize"])
+@pytest.mark.slow
+def test_a_config_json_value_of_another_type_is_one_line_for_every_command(run_copy, module):
+  path = os.path.join(run_copy, "config.json")
+  values = json.load(open(path))
+  with open(path, "w") as f:
+    json.dump({**values, "latent_dim": 16.5}, f)
+  args = QUICK + ["--train_steps=200"] if module == "tfvae.train" else []
+  proc = run_module(module, *args, f"--workdir={run_copy}", check=False)
+  assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+  assert _last_line(proc) == (
+      f"{module}: {path} is not a tfvae config (ConfigError: --latent_dim=16.5 must be an "
+      "integer, not float): restore it from a copy, or start the run over with --overwrite "
+      "(which deletes it).")

@@ -25,6 +25,7 @@ import shutil
 from absl import logging
 
 from tfvae import atomic
+from tfvae.errors import ConfigError
 
 EVAL_FILENAME = "eval.json"
 
@@ -47,13 +48,37 @@ def m1_key(split, num_labels, label_seed):
   return f"m1_{split}_{num_labels}labels_seed{label_seed}"
 
 
+class DamagedEvalJson(ConfigError):
+  """WORKDIR/eval.json does not parse as a JSON object (truncated, garbage, `[1, 2]`)."""
+
+
 def read_eval_json(workdir):
-  """WORKDIR/eval.json as a dict ({} when there is none)."""
+  """WORKDIR/eval.json as a dict ({} when there is none).
+
+  Raises:
+    DamagedEvalJson: naming the file, when it does not hold a JSON object.
+  """
   path = os.path.join(workdir, EVAL_FILENAME)
   if not os.path.exists(path):
     return {}
-  with open(path) as f:
-    return json.load(f)
+  try:
+    with open(path, "rb") as f:
+      values = json.loads(f.read().decode("utf-8"))
+  except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
+    raise DamagedEvalJson(f"{path} is damaged ({type(e).__name__}: "
+                          f"{(str(e).splitlines() or [''])[0][:200]})") from None
+  if not isinstance(values, dict):
+    raise DamagedEvalJson(f"{path} is damaged (a JSON {type(values).__name__}, not an object)")
+  return values
+
+
+def _set_aside(path):
+  """Renames the file `path` to the first free PATH.damaged[.N]; returns the new name."""
+  aside, n = f"{path}.damaged", 1
+  while os.path.lexists(aside):
+    aside, n = f"{path}.damaged.{n}", n + 1
+  os.rename(path, aside)
+  return aside
 
 
 def _finite(value):
@@ -96,11 +121,23 @@ def merge_eval_json(workdir, entries):
   previous file or the new one, never a torn one. The file is strict JSON: a non-finite metric
   is written as null, and its entry's "nonfinite" names it (`strict`).
 
+  A damaged eval.json (one that is not a JSON object) is renamed to eval.json.damaged (or
+  .damaged.N), never overwritten, with a warning naming both; the merge then starts from {}.
+  Call it only while holding the workdir's lock (tfvae/lock.py).
+
   Returns:
     The merged dict.
   """
+  try:
+    old = read_eval_json(workdir)
+  except DamagedEvalJson as e:
+    aside = _set_aside(os.path.join(workdir, EVAL_FILENAME))
+    logging.warning("%s: renamed it to %s, which is kept as it was, and wrote a new %s with this "
+                    "command's results (copy any you need from the old file).", e,
+                    os.path.basename(aside), EVAL_FILENAME)
+    old = {}
   merged = {k: strict(v) if isinstance(v, dict) else _nulled(v)  # old NaN entries too
-            for k, v in {**read_eval_json(workdir), **entries}.items()}
+            for k, v in {**old, **entries}.items()}
   atomic.write_json(os.path.join(workdir, EVAL_FILENAME), merged, indent=2, allow_nan=False)
   return merged
 
@@ -127,13 +164,24 @@ def finished_results(workdir, step):
   killed during its final evaluation or export is therefore not finished: re-running the command
   evaluates and exports it.
 
+  A damaged eval.json, or one whose entries are not what a training writes (`"final": null`),
+  is no record of a finished run either: None, and the final evaluation that follows sets it
+  right (`merge_eval_json`).
+
   Returns:
     {"step", "validation", "test"} as `run.train_and_evaluate` returns them, or None.
   """
-  results = read_eval_json(workdir)
-  final = results.get("final", {})
-  entries = {split: results.get(final.get(split)) for split in ("validation", "test")}
-  if results.get("step") != step or any(e is None or e.get("step") != step
+  try:
+    results = read_eval_json(workdir)
+  except DamagedEvalJson:
+    return None
+  final = results.get("final")
+  if not isinstance(final, dict):
+    return None
+  keys = [final.get(split) for split in ("validation", "test")]
+  entries = dict(zip(("validation", "test"),
+                     (results.get(k) if isinstance(k, str) else None for k in keys)))
+  if results.get("step") != step or any(not isinstance(e, dict) or e.get("step") != step
                                         for e in entries.values()):
     return None
   if exported_step(workdir) != step:

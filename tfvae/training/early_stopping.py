@@ -12,9 +12,12 @@ import json
 import math
 import os
 
+from absl import logging
 import tensorflow as tf
 
 from tfvae import atomic
+from tfvae.errors import ConfigError
+from tfvae.training import checkpoints
 from tfvae.training import distribute
 
 BEST_DIRNAME = "best"
@@ -35,18 +38,62 @@ def best_dir(workdir):
   return os.path.join(workdir, "ckpt", BEST_DIRNAME)
 
 
+class DamagedBest(ConfigError):
+  """WORKDIR/ckpt/best/best.json does not hold {"step", "loss"}; the message says what to do."""
+
+
+def _damage(values):
+  """Why `values` (best.json parsed) is not {"step": int >= 0, "loss": number}, or None."""
+  if not isinstance(values, dict):
+    return f"a JSON {type(values).__name__}, not an object"
+  step, loss = values.get("step"), values.get("loss")
+  if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+    return f'"step": {step!r} is not a step'
+  if not isinstance(loss, (int, float)) or isinstance(loss, bool) or math.isnan(loss):
+    return f'"loss": {loss!r} is not a loss'
+  return None
+
+
 def read_best(workdir):
-  """{"step": int, "loss": float} of the best checkpoint of a run, or None."""
-  path = os.path.join(best_dir(workdir), BEST_FILENAME)
+  """{"step": int, "loss": float} of the best checkpoint of a run, or None when there is none.
+
+  Raises:
+    DamagedBest: naming the file, when best.json does not parse or holds something else. A
+      training refuses to go on (it would replace the best checkpoint without knowing its
+      loss); the message says to restore the file or delete ckpt/best.
+  """
+  folder = best_dir(workdir)
+  path = os.path.join(folder, BEST_FILENAME)
   if not os.path.exists(path):
     return None
-  with open(path) as f:
-    return json.load(f)
+  try:
+    with open(path, "rb") as f:
+      values = json.loads(f.read().decode("utf-8"))
+    why = _damage(values)
+  except (ValueError, OSError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+    why = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}"
+  if why:
+    raise DamagedBest(
+        f"{path} is damaged ({why}); it records the step and validation loss of the best "
+        f"checkpoint beside it. Restore it from a copy, or delete the folder {folder} (the "
+        "next evaluation of a training then starts a new best checkpoint; the other "
+        "checkpoints are kept).")
+  return values
 
 
 def best_checkpoint(workdir):
-  """The path prefix of the best checkpoint of a run, or None."""
-  return tf.train.latest_checkpoint(best_dir(workdir)) if read_best(workdir) else None
+  """The path prefix of the best checkpoint of a run, or None.
+
+  A damaged best.json does not hide the checkpoint beside it: that one is returned, with a
+  warning (`read_best` says what to do).
+  """
+  try:
+    if not read_best(workdir):
+      return None
+  except DamagedBest as e:
+    logging.warning("%s Using the checkpoint in that folder all the same.", e)
+  found = checkpoints.candidates(best_dir(workdir))  # an index of another folder: not used
+  return found[0] if found else None
 
 
 class BestCheckpoint:
@@ -94,6 +141,7 @@ class BestCheckpoint:
     if self.workdir:
       with distribute.write_dir(self.strategy, self.workdir) as root:
         folder = best_dir(root)
+        checkpoints.recover_index(folder)  # the manager deletes what the index lists
         tf.train.CheckpointManager(self.checkpoint, folder, max_to_keep=1).save(
             checkpoint_number=step)
         # after the checkpoint: best.json never points ahead
