@@ -76,7 +76,10 @@ def skips(workdir, step, skipped, updates):
   those eval.json recorded for `step`, so that a rerun does not export what the training
   refused."""
   if not updates:
-    recorded = workdir_lib.read_eval_json(workdir).get(SKIPS_KEY)
+    try:
+      recorded = workdir_lib.read_eval_json(workdir).get(SKIPS_KEY)
+    except workdir_lib.DamagedEvalJson:  # set aside when the results are merged
+      recorded = None
     if isinstance(recorded, dict) and recorded.get("step") == step:
       return recorded
   return {"step": step, "skipped": skipped, "updates": updates}
