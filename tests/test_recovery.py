@@ -131,7 +131,8 @@ def test_what_interrupted_writes_left_is_removed_at_the_next_start(tmp_path):
   export = os.path.realpath(os.path.join(workdir, "export"))
   leftovers = ["ckpt/ckpt-200_temp/part-00000-of-00001", "ckpt/checkpoint.tmp3f2a9c",
                "ckpt/best/best.json.tmp", "config.json.tmp", "eval.json.tmp",
-               "export.1796150000000000000/saved_model.pb", "figures/samples.png.tmp"]
+               "export.1796150000000000000/saved_model.pb", "figures/samples.png.tmp",
+               "eval.json.k3j2h1a9.tmp", "figures/samples.png.x_9y8z7w.tmp"]
   for name in leftovers:
     os.makedirs(os.path.dirname(os.path.join(workdir, name)), exist_ok=True)
     with open(os.path.join(workdir, name), "w") as f:

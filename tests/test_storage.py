@@ -99,21 +99,40 @@ def finished_run(tmp_path_factory):
   return workdir
 
 
+# Runs `python -m MODULE ARGS` with the writes of eval.json's temporary file on /dev/full: they
+# fail with ENOSPC, as on a full disk (tfvae/atomic.py writes to a fresh name from mkstemp).
+_EVAL_JSON_ON_DEV_FULL = """
+import os, runpy, stat, sys, tempfile
+mkstemp, fchmod = tempfile.mkstemp, os.fchmod
+def on_dev_full(*args, **kwargs):
+  fd, name = mkstemp(*args, **kwargs)
+  if os.path.basename(name).startswith("eval.json."):
+    full = os.open("/dev/full", os.O_WRONLY)
+    os.dup2(full, fd)
+    os.close(full)
+  return fd, name
+tempfile.mkstemp = on_dev_full
+# Never the mode of /dev/full itself (tfvae/atomic.py sets its temporary file's mode by its fd).
+os.fchmod = lambda fd, mode: fchmod(fd, mode) if stat.S_ISREG(os.fstat(fd).st_mode) else None
+sys.argv = sys.argv[1:]
+runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+"""
+
+
 @pytest.mark.slow
 def test_a_full_disk_when_evaluate_writes_eval_json_is_one_line_and_keeps_it(finished_run):
   # A file-size limit would also stop AutoGraph's temporary files; /dev/full fails exactly the
   # write of eval.json's temporary file, with ENOSPC, as a full disk does.
   before = _files(finished_run)
-  temporary = os.path.join(finished_run, "eval.json.tmp")
-  os.symlink("/dev/full", temporary)
-  try:
-    proc = _run("tfvae.evaluate", f"--workdir={finished_run}", "--num_importance_samples=20")
-  finally:
-    os.remove(temporary)
-  assert proc.returncode == 1
+  proc = subprocess.run(
+      [sys.executable, "-c", _EVAL_JSON_ON_DEV_FULL, "tfvae.evaluate", f"--workdir={finished_run}",
+       "--num_importance_samples=20"], cwd=ROOT, capture_output=True, text=True, timeout=600,
+      env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+  assert proc.returncode == 1, proc.stderr[-3000:]
   assert _last_line(proc).startswith(
-      f"tfvae.evaluate: writing {temporary} failed: No space left on device. Free space there")
-  assert _files(finished_run) == before  # eval.json whole
+      f"tfvae.evaluate: writing {os.path.join(finished_run, 'eval.json')} failed: No space left "
+      "on device. Free space there")
+  assert _files(finished_run) == before  # eval.json whole, no temporary file left
 
 
 def _make_read_only(workdir):

@@ -52,10 +52,9 @@ def main(argv):
   atomic.write_json(os.path.join(workdir, "gmm.json"), metrics, indent=2)
   title = f"{FLAGS.num_components} {FLAGS.covariance_type} components, {FLAGS.dataset}"
   fig = gmm_lib.sample_grid_figure(mixture, image_shape, 100, FLAGS.seed, title)
-  fig.savefig(os.path.join(workdir, "samples.png.tmp"), format="png", dpi=100,
-              bbox_inches="tight")
+  with atomic.replacing(os.path.join(workdir, "samples.png"), "wb") as f:
+    fig.savefig(f, format="png", dpi=100, bbox_inches="tight")
   plt.close(fig)
-  os.replace(os.path.join(workdir, "samples.png.tmp"), os.path.join(workdir, "samples.png"))
   logging.info("wrote %s", os.path.join(workdir, "gmm.json"))
   print(f"test nll {metrics['nll']:.2f} nats, {metrics['bits_per_dim']:.4f} bits/dim "
         f"({metrics['num_components']} {metrics['covariance_type']} components, "

@@ -39,13 +39,13 @@ class); reconstruct (at the predicted class); elbo(x) -> elbo (the bound -U(x) o
 rate, distortion.
 """
 
-import json
 import os
 import shutil
 import time
 
 import tensorflow as tf
 
+from tfvae import atomic
 from tfvae import flows
 from tfvae import lock
 
@@ -320,10 +320,7 @@ def _export(model, path, step, checkpoint_step):
           "latent_dim": model.config.latent_dim, "signatures": sorted(signatures),
           "input": input_contract(model.config)}
   os.makedirs(os.path.dirname(os.path.join(target, workdir_lib.EXPORT_INFO)), exist_ok=True)
-  with open(os.path.join(target, workdir_lib.EXPORT_INFO), "w") as f:
-    json.dump(info, f, indent=2)
-    f.flush()
-    os.fsync(f.fileno())
+  atomic.write_json(os.path.join(target, workdir_lib.EXPORT_INFO), info, indent=2)
   previous = os.path.realpath(path) if os.path.islink(path) else None
   if os.path.isdir(path) and not os.path.islink(path):  # a plain folder: move it out of the way
     previous = f"{path}.{time.time_ns()}.old"

@@ -8,6 +8,7 @@ reconstructions, samples, interpolation, traversals, manifold, latent_pca, histo
 import io
 import os
 
+from tfvae import atomic
 from tfvae import cli
 
 if __name__ == "__main__":
@@ -145,9 +146,7 @@ def _draw(workdir, what, split, num_examples, seed):
     fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
     paths[name] = os.path.join(out_dir, f"{name}.png")
-    with open(paths[name] + ".tmp", "wb") as f:
-      f.write(buffer.getvalue())
-    os.replace(paths[name] + ".tmp", paths[name])
+    atomic.write_bytes(paths[name], buffer.getvalue())
     with writer.as_default(step=step):
       tf.summary.image(f"figures/{name}", tf.image.decode_png(buffer.getvalue())[None])
     logging.info("wrote %s", paths[name])

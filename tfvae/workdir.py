@@ -190,14 +190,15 @@ def finished_results(workdir, step):
 
 
 # What an interrupted write leaves behind (kill -9, a full disk), by folder of the workdir:
-# our own temp files (NAME.tmp), TensorFlow's (a checkpoint's ckpt-N_temp/ folder, the index's
-# checkpoint.tmp<uuid>), and export folders the export link does not point at.
+# our own temp files (NAME.<random>.tmp; NAME.tmp of older versions), TensorFlow's (a
+# checkpoint's ckpt-N_temp/ folder, the index's checkpoint.tmp<uuid>), and export folders the
+# export link does not point at.
 _LEFTOVERS = {  # folder (relative to the workdir) -> the temp names written there
-    "": re.compile(r"^(config|eval)\.json\.tmp$"),
+    "": re.compile(rf"^(config|eval)\.json{atomic.TEMPORARY_SUFFIX}$"),
     "ckpt": re.compile(r"^(checkpoint\.tmp[0-9a-f]+|ckpt-\d+_temp)$"),
     os.path.join("ckpt", "best"): re.compile(
-        r"^(best\.json\.tmp|checkpoint\.tmp[0-9a-f]+|ckpt-\d+_temp)$"),
-    "figures": re.compile(r"^[a-z0-9_]+\.png\.tmp$"),
+        rf"^(best\.json{atomic.TEMPORARY_SUFFIX}|checkpoint\.tmp[0-9a-f]+|ckpt-\d+_temp)$"),
+    "figures": re.compile(rf"^[a-z0-9_]+\.png{atomic.TEMPORARY_SUFFIX}$"),
 }
 _EXPORT_LEFTOVER = re.compile(r"^export\.\d+(\.link|\.old)?$")
 
