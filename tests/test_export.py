@@ -89,7 +89,7 @@ def test_export_swaps_atomically_and_cleans_up(tmp_path):
   trainer = trainer_lib.Trainer(config, tf.distribute.OneDeviceStrategy("/cpu:0"))
   path = str(tmp_path / "export")
   first = serving.export(trainer.model, path)
-  (tmp_path / "export.123.half-written").mkdir()  # as a kill -9 during a save leaves it
+  (tmp_path / "export.123").mkdir()  # as a kill -9 during a save leaves it
   second = serving.export(trainer.model, path)
   assert os.path.islink(path) and os.path.realpath(path) == second != first
   assert sorted(p.name for p in tmp_path.iterdir()) == [

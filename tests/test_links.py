@@ -8,10 +8,16 @@ import os
 import shutil
 
 import pytest
+import tensorflow as tf
 
-from conftest import run_module
+from conftest import run_module, tiny_model
 from tfvae import atomic
+from tfvae import config as config_lib
+from tfvae import lock
+from tfvae import serving
 from tfvae import workdir as workdir_lib
+from tfvae.errors import ForeignLink
+from tfvae.training import trainer as trainer_lib
 
 QUICK = ["--flagfile=configs/quickstart.cfg", "--hidden_sizes=64", "--steps_per_loop=25",
          "--eval_every=1000", "--eval_importance_samples=0", "--train_steps=50"]
@@ -88,6 +94,52 @@ def test_leftovers_are_removed_by_their_new_names_and_links_only_as_links(tmp_pa
   assert _intact(outside) and (run / "notes.tmp").exists()
 
 
+# F2: the export link.
+
+
+def test_leftovers_refuse_an_export_link_tfvae_did_not_make(tmp_path):
+  outside = _victim(tmp_path)
+  run = tmp_path / "run"
+  run.mkdir()
+  os.symlink(outside, run / "export")
+  with pytest.raises(ForeignLink, match=f"{run / 'export'} is a link to {outside}, not to a "
+                     "folder export.<digits> that tfvae made"):
+    workdir_lib.remove_leftovers(str(run))
+  assert _intact(outside)
+
+
+@pytest.mark.parametrize("link", ["absolute", "relative", "own name, itself a link"])
+def test_an_export_link_elsewhere_is_refused_before_saving_and_its_target_kept(tmp_path, link):
+  outside = _victim(tmp_path)
+  run = tmp_path / "run"
+  run.mkdir()
+  if link == "absolute":
+    os.symlink(outside, run / "export")
+  elif link == "relative":
+    os.symlink(os.path.join("..", "outside"), run / "export")
+  else:
+    os.symlink(outside, run / "export.1796150000000000000")
+    os.symlink("export.1796150000000000000", run / "export")
+  with pytest.raises(ForeignLink, match="a new export would delete the folder it links to"):
+    serving.export(tiny_model(), str(run / "export"))
+  assert _intact(outside)
+  assert not [n for n in os.listdir(run) if n.startswith("export.") and n[7:].isdigit()
+              and not os.path.islink(run / n)]  # nothing saved
+
+
+def test_an_export_removes_only_its_own_folders(tmp_path):
+  run = tmp_path / "run"
+  (run / "export.17").mkdir(parents=True)  # a save interrupted by kill -9: removed
+  mine = _victim(run, "export.backup")  # the user's
+  (run / "export.1.txt").write_text("the user's")
+  config = config_lib.Config(hidden_sizes=(8,), latent_dim=2, image_shape=(8, 8, 1))
+  model = trainer_lib.Trainer(config, tf.distribute.OneDeviceStrategy("/cpu:0")).model
+  target = serving.export(model, str(run / "export"))
+  assert sorted(os.listdir(run)) == sorted([lock.LOCK_FILENAME, "export", "export.1.txt",
+                                            "export.backup", os.path.basename(target)])
+  assert _intact(mine) and workdir_lib.export_target(str(run / "export")) == target
+
+
 # The commands, on a copy of one finished run.
 
 
@@ -118,3 +170,23 @@ def test_evaluate_and_visualize_never_write_through_a_temporary_name_link(
   assert _intact(outside)
   assert os.path.isfile(os.path.join(workdir, written))
   assert not os.path.islink(os.path.join(workdir, written))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("module,args", [("tfvae.export", []), ("tfvae.train", QUICK)])
+def test_export_and_train_refuse_an_export_link_elsewhere_in_one_line(finished_run, workdir,
+                                                                      tmp_path_factory,
+                                                                      module, args):
+  _copy(finished_run, workdir)
+  outside = _victim(tmp_path_factory.mktemp("elsewhere"))
+  os.remove(os.path.join(workdir, "export"))
+  os.symlink(outside, os.path.join(workdir, "export"))
+  proc = run_module(module, *args, f"--workdir={workdir}", check=False)
+  assert proc.returncode == 2, proc.stderr[-3000:]
+  line = _last_line(proc)
+  assert line.startswith(f"{module}: ") and line.endswith(
+      f"/export is a link to {outside}, not to a folder export.<digits> that tfvae made beside "
+      f"it: a new export would delete the folder it links to, so tfvae refuses. Remove the "
+      f"link (rm {os.path.abspath(workdir) if module == 'tfvae.export' else workdir}/export "
+      "keeps its target) and re-run."), line
+  assert _intact(outside)

@@ -18,6 +18,11 @@ class DataError(ValueError):
   """A dataset cannot be had or read; the message names the flag or file and what to do."""
 
 
+class ForeignLink(ConfigError):
+  """A link in a run folder that tfvae would write or delete through points where tfvae did not
+  make it (the link policy: tfvae/workdir.py); the message names the link and its target."""
+
+
 class Stopped(BaseException):
   """SIGTERM/SIGINT outside the training loop (an evaluation, an export, a final evaluation):
   raised by the handler tfvae/cli.py installs; the command exits with status 128 + signum. A

@@ -282,8 +282,10 @@ def export(model, path, step=None, checkpoint_step=None):
 
   Each export is written to its own folder PATH.<time_ns> beside `path`; `path` is a symbolic
   link that os.replace swaps to the new folder only once the SavedModel is complete, then the
-  previous folder is removed. A reader (or a kill -9 at any moment) sees either the previous
-  complete export or the new one. Copy it with `cp -rL` to follow the link.
+  previous folder is removed (only PATH.<time_ns> folders beside `path` are ever removed; a
+  link at `path` to anything else is refused before the save). A reader (or a kill -9 at any
+  moment) sees either the previous complete export or the new one. Copy it with `cp -rL` to
+  follow the link.
 
   The folder also holds assets.extra/tfvae.json (the TF Serving place for extra files): the
   step, the model family and likelihood, the signatures and the input contract
@@ -302,6 +304,8 @@ def export(model, path, step=None, checkpoint_step=None):
   Raises:
     tfvae.lock.WorkdirInUse: if another process holds the lock of the folder `path` is in
       (the workdir): two exports at once would delete each other's folders.
+    tfvae.errors.ForeignLink: if `path` is a link to anything but a PATH.<digits> folder
+      beside it (tfvae.workdir.export_target).
   """
   path = os.path.abspath(path)
   with lock.hold(os.path.dirname(path)):
@@ -310,6 +314,7 @@ def export(model, path, step=None, checkpoint_step=None):
 
 def _export(model, path, step, checkpoint_step):
   """export, once the folder's lock is held."""
+  previous = workdir_lib.export_target(path)  # refuses a link tfvae did not make, before saving
   module = _Exported(model)
   parent, name = os.path.split(path)
   target = f"{path}.{time.time_ns()}"
@@ -321,7 +326,6 @@ def _export(model, path, step, checkpoint_step):
           "input": input_contract(model.config)}
   os.makedirs(os.path.dirname(os.path.join(target, workdir_lib.EXPORT_INFO)), exist_ok=True)
   atomic.write_json(os.path.join(target, workdir_lib.EXPORT_INFO), info, indent=2)
-  previous = os.path.realpath(path) if os.path.islink(path) else None
   if os.path.isdir(path) and not os.path.islink(path):  # a plain folder: move it out of the way
     previous = f"{path}.{time.time_ns()}.old"
     os.replace(path, previous)
@@ -330,9 +334,13 @@ def _export(model, path, step, checkpoint_step):
   os.replace(link, path)  # atomic on POSIX
   if previous and previous != target:
     shutil.rmtree(previous, ignore_errors=True)
-  # Folders of exports interrupted before their swap (kill -9) are never pointed at: remove them.
+  # Folders of exports interrupted before their swap (kill -9) are never pointed at: remove them
+  # (tfvae's own names only; a link among them as a link).
   for entry in os.listdir(parent):
     stale = os.path.join(parent, entry)
-    if entry.startswith(name + ".") and stale != target and not os.path.islink(stale):
-      shutil.rmtree(stale, ignore_errors=True)
+    if workdir_lib.own_export(name, entry) and stale != target:
+      if os.path.isdir(stale) and not os.path.islink(stale):
+        shutil.rmtree(stale, ignore_errors=True)
+      else:
+        os.remove(stale)
   return target

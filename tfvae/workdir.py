@@ -25,7 +25,7 @@ import shutil
 from absl import logging
 
 from tfvae import atomic
-from tfvae.errors import ConfigError
+from tfvae.errors import ConfigError, ForeignLink
 
 EVAL_FILENAME = "eval.json"
 
@@ -146,6 +146,38 @@ def merge_eval_json(workdir, entries):
 EXPORT_INFO = os.path.join("assets.extra", "tfvae.json")
 
 
+def own_export(name, entry):
+  """Whether `entry` (a name in the folder of an export path NAME) is tfvae's own: a SavedModel
+  folder NAME.<digits>, or NAME.<digits>.link / NAME.<digits>.old while an export swaps."""
+  return re.fullmatch(re.escape(name) + r"\.\d+(\.link|\.old)?", entry) is not None
+
+
+def export_target(path):
+  """The folder the export link `path` points to, or None when `path` is no link.
+
+  An export replaces (and deletes) the folder its link points to, so only a link as tfvae makes
+  it is followed: relative, to a folder NAME.<digits> beside it (NAME = basename of `path`).
+
+  Returns:
+    str, that folder (it may be missing), or None.
+
+  Raises:
+    ForeignLink: if `path` is a link to anything else (elsewhere, an absolute path, another link).
+  """
+  if not os.path.islink(path):
+    return None
+  parent, name = os.path.split(path)
+  pointee = os.readlink(path)
+  target = os.path.join(parent, pointee)
+  if (re.fullmatch(re.escape(name) + r"\.\d+", pointee) and not os.path.islink(target)
+      and (os.path.isdir(target) or not os.path.lexists(target))):
+    return target
+  raise ForeignLink(
+      f"{path} is a link to {pointee}, not to a folder {name}.<digits> that tfvae made beside "
+      "it: a new export would delete the folder it links to, so tfvae refuses. Remove the link "
+      f"(rm {path} keeps its target) and re-run.")
+
+
 def exported_step(workdir):
   """The step of the model in WORKDIR/export (from its assets.extra/tfvae.json), or None."""
   path = os.path.join(workdir, "export", EXPORT_INFO)
@@ -200,21 +232,24 @@ _LEFTOVERS = {  # folder (relative to the workdir) -> the temp names written the
         rf"^(best\.json{atomic.TEMPORARY_SUFFIX}|checkpoint\.tmp[0-9a-f]+|ckpt-\d+_temp)$"),
     "figures": re.compile(rf"^[a-z0-9_]+\.png{atomic.TEMPORARY_SUFFIX}$"),
 }
-_EXPORT_LEFTOVER = re.compile(r"^export\.\d+(\.link|\.old)?$")
 
 
 def remove_leftovers(workdir):
   """Deletes the partial files of interrupted writes in WORKDIR, ckpt/, ckpt/best/, figures/.
 
   Call it only while holding the workdir's lock (tfvae/lock.py): another command's files in
-  flight look the same. Each removal is logged.
+  flight look the same. Each removal is logged. Only tfvae's own names are removed; a link among
+  them is removed as a link, never followed.
 
   Returns:
     The list of paths removed.
+
+  Raises:
+    ForeignLink: if WORKDIR/export is a link tfvae did not make (`export_target`).
   """
   removed = []
-  export = os.path.join(workdir, "export")
-  current = os.path.realpath(export) if os.path.islink(export) else None
+  current = export_target(os.path.join(workdir, "export"))
+  current = os.path.basename(current) if current else None
   for relative, pattern in _LEFTOVERS.items():
     folder = os.path.join(workdir, relative) if relative else workdir
     try:
@@ -223,8 +258,8 @@ def remove_leftovers(workdir):
       continue
     for name in names:
       path = os.path.join(folder, name)
-      stale = pattern.match(name) or (folder == workdir and _EXPORT_LEFTOVER.match(name)
-                                      and os.path.realpath(path) != current)
+      stale = pattern.match(name) or (folder == workdir and own_export("export", name)
+                                      and name != current)
       if not stale:
         continue
       if os.path.isdir(path) and not os.path.islink(path):

@@ -39,7 +39,7 @@ RUN_OUTPUTS = ("config.json", "ckpt", "tensorboard", "export", "eval.json", "fig
 
 def _delete_run(workdir):
   for entry in os.listdir(workdir):
-    if entry in RUN_OUTPUTS or entry.startswith("export."):
+    if entry in RUN_OUTPUTS or workdir_lib.own_export("export", entry):
       path = os.path.join(workdir, entry)
       if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path)
@@ -59,7 +59,9 @@ def describe(metrics, config):
 
 def _check_workdir(config, workdir, overwrite):
   """Refuses (or with overwrite deletes) a run with another config. Writes nothing else:
-  config.json is written once the checkpoints restored into this config."""
+  config.json is written once the checkpoints restored into this config. A link `export` that
+  tfvae did not make is refused (errors.ForeignLink) before anything runs."""
+  workdir_lib.export_target(os.path.join(workdir, "export"))
   if os.path.exists(os.path.join(workdir, config_lib.CONFIG_FILENAME)):
     try:
       config_lib.check_resumable(config_lib.load(workdir), config)
