@@ -140,6 +140,24 @@ def test_an_export_removes_only_its_own_folders(tmp_path):
   assert _intact(mine) and workdir_lib.export_target(str(run / "export")) == target
 
 
+# F3: the lock file.
+
+
+@pytest.mark.parametrize("dangling", [False, True])
+def test_a_lock_file_that_is_a_link_is_refused_and_nothing_written_through_it(tmp_path,
+                                                                            dangling):
+  outside = _victim(tmp_path)
+  run = tmp_path / "run"
+  run.mkdir()
+  pointee = outside / ("created_anywhere" if dangling else "precious.txt")
+  os.symlink(pointee, run / lock.LOCK_FILENAME)
+  with pytest.raises(ForeignLink, match=f"{run / lock.LOCK_FILENAME} is a link \\(to "
+                     f"{pointee}\\): tfvae writes its lock only into a plain file"):
+    with lock.hold(str(run)):
+      pass
+  assert _intact(outside) and sorted(os.listdir(outside)) == ["precious.txt"]
+
+
 # The commands, on a copy of one finished run.
 
 
@@ -189,4 +207,21 @@ def test_export_and_train_refuse_an_export_link_elsewhere_in_one_line(finished_r
       f"it: a new export would delete the folder it links to, so tfvae refuses. Remove the "
       f"link (rm {os.path.abspath(workdir) if module == 'tfvae.export' else workdir}/export "
       "keeps its target) and re-run."), line
+  assert _intact(outside)
+
+
+@pytest.mark.slow
+def test_a_command_refuses_a_lock_link_in_one_line(finished_run, tmp_path):
+  workdir = str(tmp_path / "run")
+  _copy(finished_run, workdir)
+  outside = _victim(tmp_path)
+  os.remove(os.path.join(workdir, lock.LOCK_FILENAME))
+  os.symlink(outside / "precious.txt", os.path.join(workdir, lock.LOCK_FILENAME))
+  proc = run_module("tfvae.evaluate", "--num_importance_samples=10", f"--workdir={workdir}",
+                    check=False)
+  assert proc.returncode == 2
+  assert _last_line(proc) == (
+      f"tfvae.evaluate: {workdir}/{lock.LOCK_FILENAME} is a link (to {outside}/precious.txt): "
+      f"tfvae writes its lock only into a plain file, never through a link. Remove the link (rm "
+      f"{workdir}/{lock.LOCK_FILENAME} keeps its target) and re-run.")
   assert _intact(outside)

@@ -28,6 +28,7 @@ import sys
 from absl import logging
 
 from tfvae.errors import ConfigError
+from tfvae.errors import ForeignLink
 
 LOCK_FILENAME = ".tfvae.lock"
 
@@ -57,10 +58,16 @@ def _open(workdir):
   """The lock file's descriptor, opened for writing, or a one-line error on the workdir."""
   if os.path.exists(workdir) and not os.path.isdir(workdir):
     raise ConfigError(f"--workdir={workdir} is a file, not a folder.")
+  path = os.path.join(workdir, LOCK_FILENAME)
   try:
     os.makedirs(workdir, exist_ok=True)
-    return os.open(os.path.join(workdir, LOCK_FILENAME), os.O_RDWR | os.O_CREAT, 0o644)
+    # O_NOFOLLOW: a link there is refused, never written through (tfvae/workdir.py's link policy)
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
   except OSError as e:
+    if e.errno == errno.ELOOP and os.path.islink(path):
+      raise ForeignLink(f"{path} is a link (to {os.readlink(path)}): tfvae writes its lock only "
+                        "into a plain file, never through a link. Remove the link (rm "
+                        f"{path} keeps its target) and re-run.") from None
     raise ConfigError(f"--workdir={workdir} is not writable ({e.strerror}): the command writes "
                       "its results and a lock file there. Copy the run to a folder you can write "
                       "(cp -rL) and run it there.") from None
@@ -112,6 +119,7 @@ def hold(workdir, command=None):
     WorkdirInUse: if another process holds the lock (its pid, host, command and start time are
       in the message).
     ConfigError: if workdir is a file or cannot be written.
+    tfvae.errors.ForeignLink: if WORKDIR/.tfvae.lock is a link.
   """
   key = os.path.realpath(workdir)
   if key in _held:  # a nested call of this process: the outer one holds it
