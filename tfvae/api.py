@@ -402,6 +402,8 @@ class TrainedModel:
 
     Raises:
       tfvae.lock.WorkdirInUse: if another process holds the folder `path` is written into.
+      tfvae.errors.ForeignLink: if `path` (or the folder's .tfvae.lock) is a link tfvae did not
+        make (docs/running.md, links in a run folder).
     """
     from tfvae import serving  # pylint: disable=import-outside-toplevel
     path = path or os.path.join(self.workdir, "export")

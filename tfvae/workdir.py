@@ -14,6 +14,19 @@ deletes another command's numbers. Keys say what an entry is:
 
 Each entry records the "step" of the checkpoint it evaluated: after training is extended, an
 entry from an earlier step stays (with its step) until that evaluation is run again.
+
+Links in a run folder: the one policy (docs/running.md says it to users).
+  followed  the workdir itself and the folders above it; a folder link inside it (ckpt/,
+            tensorboard/, figures/, e.g. onto another disk), where tfvae writes new files of its
+            own; the `export` link when it points to an export.<digits> folder beside it, as
+            tfvae makes it (`export_target`); links to files tfvae only reads (config.json).
+  replaced  a link where tfvae replaces a whole file (eval.json, config.json, figures/*.png,
+            best.json): the rename replaces the link itself, its target is never written; the
+            temporary file is a fresh name, never a link (tfvae/atomic.py).
+  removed   only tfvae's own names (temporary files, export.<digits> folders), and a link among
+            them as a link: nothing is deleted through a link (`remove_leftovers`, --overwrite).
+  refused   with errors.ForeignLink (one line, exit status 2): an `export` link to anything but
+            an export.<digits> folder beside it, and a .tfvae.lock that is a link (tfvae/lock.py).
 """
 
 import json
