@@ -77,10 +77,24 @@ def _as_source(data):
                   f"or a numpy array, not {type(data).__name__}.")
 
 
-def fit(config, workdir, data=None, overwrite=False):
+def _parts(config, encoder, decoder, likelihood, prior):
+  """(config with the likelihood/prior names given, user_networks.Parts of the networks)."""
+  from tfvae import user_networks  # pylint: disable=import-outside-toplevel
+  names = {k: v for k, v in (("likelihood", likelihood), ("prior", prior)) if isinstance(v, str)}
+  if names:
+    config = type(config).from_dict({**config.to_dict(), **names})
+  return config, user_networks.Parts(
+      encoder=encoder, decoder=decoder,
+      likelihood=None if isinstance(likelihood, str) else likelihood,
+      prior=None if isinstance(prior, str) else prior)
+
+
+def fit(config, workdir, data=None, overwrite=False, *, encoder=None, decoder=None,
+        likelihood=None, prior=None):
   """Trains `config` in `workdir` (resuming from its latest checkpoint), evaluates and exports.
 
-  What `python -m tfvae.train` does, from Python.
+  What `python -m tfvae.train` does, from Python, optionally with your own Keras networks
+  (tfvae/user_networks.py says what each must return; docs/own_networks.md shows them).
 
   Args:
     config: tfvae.Config.
@@ -90,6 +104,19 @@ def fit(config, workdir, data=None, overwrite=False):
       arrays records config.dataset "in-memory arrays" and the data's fingerprint; later calls
       that need the data (resume, `TrainedModel.evaluate`) must be given the same data.
     overwrite: delete a run with another config in workdir instead of refusing.
+    encoder: optional Keras 3 model x [B, *data_shape] -> features [B, F] (tfvae adds the
+      posterior head) or a tfd.Distribution q(z|x) with batch [B], event [latent_dim].
+    decoder: optional Keras 3 model z [B, latent_dim] -> the likelihood's parameters
+      [B, *param_shape] or a tfd.Distribution p(x|z) with batch [B], event data_shape.
+    likelihood: optional likelihood name (as config.likelihood) or a Keras layer
+      parameters -> tfd.Distribution p(x|z) (its weights train with the model).
+    prior: optional prior name (as config.prior) or a Keras layer whose call() returns p(z),
+      a tfd.Distribution with event [latent_dim].
+    The networks given are templates: tfvae trains copies (built under the strategy's scope;
+    a built network's weights are their starting point) and stores their Keras serialization
+    in WORKDIR/networks, so that resume, `load`, evaluate and export need only the workdir
+    (and the module registering any custom class imported). A run that stored networks
+    resumes with them when none are given.
 
   Returns:
     dict: "validation" and "test" metrics (nats per example) and "step" (see
@@ -98,6 +125,10 @@ def fit(config, workdir, data=None, overwrite=False):
   Raises:
     ConfigError: a config that cannot run, or workdir holds another run (and not overwrite).
     DataError: data that cannot be read or do not fit the config.
+    tfvae.user_networks.NetworkError (a ConfigError): a network whose output does not fit
+      the data or latent_dim (one line naming it, the shape expected and the one received),
+      that cannot be serialized, or that differs from the one the run stored; raised before
+      anything is written.
     tfvae.training.run.TrainingError / Interrupted: as the command line tool.
   """
   from tfvae.training import run  # pylint: disable=import-outside-toplevel
@@ -111,18 +142,23 @@ def fit(config, workdir, data=None, overwrite=False):
       raise ConfigError(f"--num_cpu_devices={config.num_cpu_devices}: TensorFlow has already "
                         "started in this process; split the CPU first (call "
                         "tfvae.training.trainer.split_cpu before any TensorFlow op).") from None
+  config, parts = _parts(config, encoder, decoder, likelihood, prior)
   strategy = trainer.make_strategy(config)
-  return run.train_and_evaluate(config, workdir, overwrite, strategy, source=source)
+  return run.train_and_evaluate(config, workdir, overwrite, strategy, source=source,
+                                parts=parts)
 
 
-def load(workdir, strategy=None):
-  """The trained model of a run: WORKDIR/config.json and its best checkpoint (ckpt/best, the
-  lowest validation loss), else its latest.
+def load(workdir, strategy=None, *, encoder=None, decoder=None, likelihood=None, prior=None):
+  """The trained model of a run: WORKDIR/config.json, its user networks (WORKDIR/networks) and
+  its best checkpoint (ckpt/best, the lowest validation loss), else its latest.
 
   Args:
     workdir: a run folder written by `fit` or `python -m tfvae.train`.
     strategy: optional tf.distribute.Strategy to build the model under (evaluation then runs
       on its replicas); default the default strategy.
+    encoder, decoder, likelihood, prior: the run's own networks (Keras objects), where the
+      stored ones cannot be rebuilt here (their classes not importable); they must serialize
+      as the stored ones do.
 
   Returns:
     TrainedModel.
@@ -132,9 +168,12 @@ def load(workdir, strategy=None):
     tfvae.lock.WorkdirInUse: if it has none yet because a training holds the workdir (the
       message names that process).
   """
+  from tfvae import user_networks  # pylint: disable=import-outside-toplevel
   from tfvae.training import trainer  # pylint: disable=import-outside-toplevel
+  parts = user_networks.Parts(encoder=encoder, decoder=decoder, likelihood=likelihood,
+                              prior=prior)
   try:
-    config, model, step = trainer.restore_model(workdir, strategy)
+    config, model, step = trainer.restore_model(workdir, strategy, parts=parts)
   except FileNotFoundError:
     lock.refuse_unfinished(workdir, "config.json or checkpoint")
     raise

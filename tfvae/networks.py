@@ -133,20 +133,30 @@ class Encoder(keras.Model):
   body's features (tfvae.flows.FlowPosterior).
   stochastic=False (deterministic autoencoders): VectorDeterministic(h), a point mass at the code
   h; its mean() is h and its stddev() is 0, so code that reads posterior means works unchanged.
+
+  body: optional Keras model x [B, H, W, C] -> features [B, F] (replaces the built body; the
+  head above is added) or -> a tfd.Distribution q(z|x) (used as it is, no head):
+  tfvae/user_networks.py checks it first.
   """
 
   def __init__(self, image_shape, latent_dim, architecture="mlp", hidden_sizes=(256, 128),
                conv_filters=(32, 64), stochastic=True, posterior_scale="softplus", num_flows=0,
-               **kwargs):
+               body=None, **kwargs):
     super().__init__(**kwargs)
     self.image_shape = tuple(image_shape)
     self.latent_dim = latent_dim
     self.stochastic = stochastic
     self.posterior_scale = posterior_scale
-    body = image_body(architecture, hidden_sizes, conv_filters)
-    self.body = keras.Sequential([keras.Input(self.image_shape)] + body, name="body")
-    self.head = keras.layers.Dense((2 if stochastic else 1) * latent_dim, dtype="float32",
-                                   name="posterior_params" if stochastic else "code")
+    if body is None:
+      body = keras.Sequential([keras.Input(self.image_shape)]
+                              + image_body(architecture, hidden_sizes, conv_filters), name="body")
+    self.body = body
+    self.returns_distribution = isinstance(body(tf.zeros([1, *self.image_shape])),
+                                           tfd.Distribution)
+    self.head = None
+    if not self.returns_distribution:
+      self.head = keras.layers.Dense((2 if stochastic else 1) * latent_dim, dtype="float32",
+                                     name="posterior_params" if stochastic else "code")
     self.flow = None
     if num_flows:
       from tfvae import flows  # pylint: disable=import-outside-toplevel
@@ -154,11 +164,16 @@ class Encoder(keras.Model):
                                                   name="flow")
 
   def gaussian(self, x, training=False):
-    """The diagonal Gaussian part of q(z|x) (all of it without a flow): batch [B], event [D]."""
+    """The diagonal Gaussian part of q(z|x) (all of it without a flow): batch [B], event [D];
+    a user body's own distribution where it returns one."""
+    if self.returns_distribution:
+      return self.body(x, training=training)
     return diagonal_gaussian(self.head(self.body(x, training=training)), self.posterior_scale)
 
   def call(self, x, training=False):
     features = self.body(x, training=training)
+    if self.returns_distribution:
+      return features
     params = self.head(features)
     if not self.stochastic:
       return tfd.VectorDeterministic(loc=params)
@@ -185,34 +200,60 @@ class Decoder(keras.Model):
   dispersion (variance mean + dispersion * mean^2), for overdispersed counts.
   For vectors (image_shape [D], mlp only) the event is [D] and the learned scale of normal,
   laplace and negative_binomial is one per feature.
+
+  net: optional Keras model z [N, latent_dim] -> parameters [N, ...] (replaces the built
+  network; mapped to p(x|z) by `likelihood_layer` when given, else by the named likelihood) or
+  -> a tfd.Distribution p(x|z) with batch [N] and event image_shape (used as it is).
+  likelihood_layer: optional Keras layer parameters [..., *param_shape] -> a tfd.Distribution
+  with batch [...] and event image_shape. tfvae/user_networks.py checks both first.
   """
 
   def __init__(self, image_shape, latent_dim, architecture="mlp", hidden_sizes=(256, 128),
-               conv_filters=(32, 64), likelihood="bernoulli", **kwargs):
+               conv_filters=(32, 64), likelihood="bernoulli", net=None, likelihood_layer=None,
+               **kwargs):
     super().__init__(**kwargs)
     self.image_shape = tuple(image_shape)
     self.latent_dim = latent_dim
     self.likelihood = likelihood
+    self.returns_distribution = False
+    if net is None:
+      net, self.out_shape = self._built_net(architecture, hidden_sizes, conv_filters)
+    else:
+      out = net(tf.zeros([1, latent_dim]))
+      self.returns_distribution = isinstance(out, tfd.Distribution)
+      self.out_shape = None if self.returns_distribution else tuple(out.shape[1:])
+    self.net = net
+    self.likelihood_layer = likelihood_layer
+    if (likelihood in SHARED_SCALE_LIKELIHOODS and likelihood_layer is None
+        and not self.returns_distribution):  # one per feature for vectors, else one
+      self.raw_scale = self.add_weight(
+          name="raw_scale", shape=self.image_shape if len(self.image_shape) == 1 else (),
+          dtype="float32", autocast=False,  # float32 also under a bfloat16 policy
+          initializer=keras.initializers.Constant(float(np.log(np.expm1(1.0)))))
+
+  def _built_net(self, architecture, hidden_sizes, conv_filters):
+    """(the decoder network built from the arguments, its per-example output shape)."""
+    likelihood = self.likelihood
     if len(self.image_shape) == 1 and architecture == "conv":
       raise ValueError(f"--architecture={architecture} needs images; vectors "
                        f"{self.image_shape} use the mlp.")
-    self.out_shape = self.image_shape
+    out_shape = self.image_shape
     if likelihood == "normal_per_pixel":  # loc and raw scale, stacked on the last axis
-      self.out_shape = (*self.image_shape[:-1], 2 * self.image_shape[-1])
-    layers = [keras.Input((latent_dim,))]
+      out_shape = (*self.image_shape[:-1], 2 * self.image_shape[-1])
+    layers = [keras.Input((self.latent_dim,))]
     if architecture != "conv":
       layers += dense_stack(architecture, list(reversed(hidden_sizes)))
       # Bernoulli logits under a bfloat16 policy: the last (largest) matmul in bfloat16 too,
       # its output cast to float32 (1.3x the examples/s at batch 1024 on AMX; the test ELBO
-      # at equal epochs: docs/speed.md). Other likelihoods keep it in float32: a bfloat16 loc (8 bits) is
-      # too coarse for a small learned scale.
+      # at equal epochs: docs/speed.md). Other likelihoods keep it in float32: a bfloat16 loc
+      # (8 bits) is too coarse for a small learned scale.
       low_precision_head = (likelihood == "bernoulli"
                             and keras.config.dtype_policy().compute_dtype != "float32")
-      layers += [keras.layers.Dense(int(np.prod(self.out_shape)),
+      layers += [keras.layers.Dense(int(np.prod(out_shape)),
                                     dtype=None if low_precision_head else "float32"),
-                 keras.layers.Reshape(self.out_shape, dtype="float32")]
+                 keras.layers.Reshape(out_shape, dtype="float32")]
     else:
-      height, width, channels = self.out_shape
+      height, width, channels = out_shape
       factor = 2 ** len(conv_filters)
       h0, w0 = math.ceil(height / factor), math.ceil(width / factor)
       layers += [keras.layers.Dense(h0 * w0 * conv_filters[-1], activation="relu"),
@@ -224,17 +265,16 @@ class Decoder(keras.Model):
         layers.append(keras.layers.Cropping2D(((crop_h // 2, crop_h - crop_h // 2),
                                                (crop_w // 2, crop_w - crop_w // 2))))
       layers.append(keras.layers.Conv2D(channels, 3, padding="same", dtype="float32"))
-    self.net = keras.Sequential(layers, name="net")
-    if likelihood in SHARED_SCALE_LIKELIHOODS:  # one per feature for vectors, else one
-      self.raw_scale = self.add_weight(
-          name="raw_scale", shape=self.image_shape if len(self.image_shape) == 1 else (),
-          dtype="float32", autocast=False,  # float32 also under a bfloat16 policy
-          initializer=keras.initializers.Constant(float(np.log(np.expm1(1.0)))))
+    return keras.Sequential(layers, name="net"), out_shape
 
   def call(self, z, training=False):
     batch_shape = tf.shape(z)[:-1]
     out = self.net(tf.reshape(z, [-1, self.latent_dim]), training=training)
+    if self.returns_distribution:  # the user's p(x|z), batch [N]: back to z's batch shape
+      return out if z.shape.rank == 2 else BroadcastingBatchReshape(out, batch_shape)
     out = tf.reshape(out, tf.concat([batch_shape, self.out_shape], axis=0))
+    if self.likelihood_layer is not None:
+      return self.likelihood_layer(out)
     ndims = len(self.image_shape)
     if self.likelihood == "bernoulli":
       return tfd.Independent(Bernoulli(logits=out, dtype=tf.float32), ndims)
@@ -252,6 +292,15 @@ class Decoder(keras.Model):
           tf.exp(out), scale), ndims)
     family = tfd.Laplace if self.likelihood == "laplace" else tfd.Normal
     return tfd.Independent(family(loc=out, scale=scale), ndims)
+
+
+class BroadcastingBatchReshape(tfd.BatchReshape):
+  """tfd.BatchReshape whose log_prob broadcasts x against the batch shape, as the families'
+  own likelihoods do: p(x|z) for z [L, B, D] takes x [B, ...] (tfd.BatchReshape refuses to)."""
+
+  def _call_log_prob(self, value, name, **kwargs):  # before tfd.BatchReshape's shape check
+    full = tf.concat([self.batch_shape_tensor(), self.event_shape_tensor()], axis=0)
+    return super()._call_log_prob(tf.broadcast_to(value, full), name, **kwargs)
 
 
 class Classifier(keras.Model):

@@ -138,6 +138,18 @@ class VampPrior(keras.layers.Layer):
     return DiagonalGaussianMixture(tf.zeros(tf.shape(loc)[:1]), loc, scale)
 
 
+class UserPrior(keras.layers.Layer):
+  """A user's prior layer (tfvae/user_networks.py): its call() returns p(z)."""
+
+  def __init__(self, layer, **kwargs):
+    super().__init__(**kwargs)
+    self.layer = layer
+    self.layer()  # builds its weights now: a checkpoint restores into a fresh instance
+
+  def distribution(self):
+    return self.layer()
+
+
 def build(config, gaussian, latent_dim=None):
   """The prior layer of `config.prior` for codes of `latent_dim` (default config.latent_dim).
 

@@ -28,11 +28,19 @@ MODELS = {
 }
 
 
-def build(config, seed=None):
+def build(config, seed=None, parts=None):
   """Builds the model named by `config.model` (image_shape must be resolved), its layers under
   the Keras dtype policy `config.dtype_policy`, its initial weights drawn from `seed` (int; None:
   random). Keras's global policy and seed generator are restored afterwards
-  (tfvae/keras_scope.py): the caller's process is left as it was."""
+  (tfvae/keras_scope.py): the caller's process is left as it was.
+
+  parts: optional tfvae.user_networks.Parts, the user's networks (the families of
+  user_networks.FAMILIES); copies of them are built into the model (the objects given are
+  not changed). Check them first with user_networks.check.
+  """
   from tfvae import keras_scope  # pylint: disable=import-outside-toplevel
+  from tfvae import user_networks  # pylint: disable=import-outside-toplevel
   with keras_scope.building(config.dtype_policy, seed):
-    return MODELS[config.model](config)
+    if not parts:
+      return MODELS[config.model](config)
+    return MODELS[config.model](config, parts=user_networks.copies(parts))

@@ -32,8 +32,8 @@ class AE(base.EncoderDecoder):
   `encoder(x)` returns VectorDeterministic(h) (batch [B], event [D]): `.mean()` is the code.
   """
 
-  def __init__(self, config):
-    super().__init__(config, stochastic=False, name=config.model)
+  def __init__(self, config, parts=None):
+    super().__init__(config, stochastic=False, name=config.model, parts=parts)
 
   def prior(self):
     """None: a deterministic autoencoder has no density over codes."""

@@ -4,6 +4,7 @@
 import tensorflow as tf
 
 from tfvae import networks
+from tfvae import user_networks
 
 
 class Model(tf.Module):
@@ -121,11 +122,14 @@ class EncoderDecoder(Model):
     ValueError: if config.image_shape is not [H, W, C] (images) or [D] (vectors).
 
   The networks are built (weights created) in the constructor, so a checkpoint can be restored
-  into a fresh instance straight away.
+  into a fresh instance straight away. `parts` (tfvae.user_networks.Parts) replaces the
+  encoder's body, the decoder's network and its likelihood with the user's Keras networks.
   """
 
-  def __init__(self, config, stochastic, name, decoder_inputs=None):
+  def __init__(self, config, stochastic, name, decoder_inputs=None, parts=None):
     super().__init__(name=name)
+    parts = parts or user_networks.Parts()
+    self.parts = parts
     if len(config.image_shape) not in (1, 3):
       raise ValueError(f"config.image_shape must be [H, W, C] or [D], got {config.image_shape}.")
     self.config = config
@@ -135,10 +139,11 @@ class EncoderDecoder(Model):
         config.image_shape, config.latent_dim, **sizes, stochastic=stochastic,
         posterior_scale=config.posterior_scale,
         num_flows=config.num_flows if stochastic and config.posterior == "iaf" else 0,
-        name="encoder")
+        body=parts.encoder, name="encoder")
     decoder_inputs = decoder_inputs or config.latent_dim
     self.decoder = networks.Decoder(config.image_shape, decoder_inputs, **sizes,
-                                    likelihood=config.likelihood, name="decoder")
+                                    likelihood=config.likelihood, net=parts.decoder,
+                                    likelihood_layer=parts.likelihood, name="decoder")
     self.encoder(tf.zeros([1, *config.image_shape]))
     self.decoder(tf.zeros([1, decoder_inputs]))
     self.prior_layer = None

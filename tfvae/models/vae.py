@@ -12,6 +12,8 @@ from tfvae import objectives
 from tfvae import priors
 from tfvae.models import base
 
+tfd = networks.tfd
+
 
 class VAE(base.EncoderDecoder):
   """Encoder q(z|x), decoder p(x|z) and prior p(z), with the shared model interface.
@@ -26,17 +28,31 @@ class VAE(base.EncoderDecoder):
   into a fresh instance straight away.
   """
 
-  def __init__(self, config, name="vae", decoder_inputs=None):
-    super().__init__(config, stochastic=True, name=name, decoder_inputs=decoder_inputs)
-    self.prior_layer = priors.build(config, self.encoder.gaussian)
+  def __init__(self, config, name="vae", decoder_inputs=None, parts=None):
+    super().__init__(config, stochastic=True, name=name, decoder_inputs=decoder_inputs,
+                     parts=parts)
+    if self.parts.prior is not None:
+      self.prior_layer = priors.UserPrior(self.parts.prior, name="prior")
+    else:
+      self.prior_layer = priors.build(config, self.encoder.gaussian)
+    self.has_analytic_rate = self._analytic_rate()
 
   def prior(self):
     return self.prior_layer.distribution()
 
-  @property
-  def has_analytic_rate(self):
-    """True when KL(q(z|x) || p(z)) is analytic (diagonal posterior, standard normal prior)."""
-    return self.config.prior == "standard_normal" and self.config.posterior == "diagonal"
+  def _analytic_rate(self):
+    """Whether KL(q(z|x) || p(z)) is analytic: a diagonal posterior and the standard normal
+    prior, or user networks whose distributions have a registered tfd.kl_divergence."""
+    c = self.config
+    if not self.parts:
+      return c.prior == "standard_normal" and c.posterior == "diagonal"
+    if c.posterior != "diagonal" or (self.parts.prior is None and c.prior != "standard_normal"):
+      return False
+    try:
+      tfd.kl_divergence(self.encoder(tf.zeros([1, *c.image_shape])), self.prior())
+      return True
+    except NotImplementedError:
+      return False
 
   def rate_closed_form(self, q_z):
     """The analytic KL(q(z|x) || p(z)), float32 [B] nats, or None where there is none."""
@@ -48,9 +64,13 @@ class VAE(base.EncoderDecoder):
     rate); for mixture priors a one-sample Monte Carlo estimate against the prior's marginal
     p(z_d) (a 1-D mixture; these do not sum to the rate, which also counts the dependence
     between dimensions)."""
-    if self.config.posterior != "diagonal":
+    if self.config.posterior != "diagonal" or not isinstance(
+        q_z, tfd.MultivariateNormalDiag):
       return None
     p_z = self.prior()
+    if self.parts.prior is not None and not isinstance(
+        p_z, (tfd.MultivariateNormalDiag, tfd.MixtureSameFamily)):
+      return None
     if self.has_analytic_rate:
       return objectives.rate_per_dimension(q_z, p_z)
     z = objectives.sample_latents(q_z, 1, seed, index)[0]  # [B, D]

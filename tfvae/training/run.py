@@ -27,6 +27,7 @@ from tfvae.evaluation import evaluator as evaluator_lib
 from tfvae import serving
 from tfvae.training import progress as progress_lib
 from tfvae import summaries
+from tfvae import user_networks
 from tfvae.training import trainer as trainer_lib
 from tfvae import workdir as workdir_lib
 
@@ -34,7 +35,8 @@ _NUM_SUMMARY_IMAGES = 8
 
 
 # What a run writes into its workdir (removed by --overwrite).
-RUN_OUTPUTS = ("config.json", "ckpt", "tensorboard", "export", "eval.json", "figures")
+RUN_OUTPUTS = ("config.json", "ckpt", "tensorboard", "export", "eval.json", "figures",
+               user_networks.NETWORKS_DIRNAME)
 
 
 def _delete_run(workdir):
@@ -92,7 +94,8 @@ def resolve(config, data):
       **config.to_dict(), "labeled_examples": len(data_lib.labeled_indices(data, config))})
 
 
-def train_and_evaluate(config, workdir, overwrite=False, strategy=None, source=None):
+def train_and_evaluate(config, workdir, overwrite=False, strategy=None, source=None,
+                       parts=None):
   """Trains `config` in `workdir`, resuming from its latest checkpoint, then evaluates and exports.
 
   With --early_stopping_patience, training stops after that many evaluations (after the
@@ -123,6 +126,9 @@ def train_and_evaluate(config, workdir, overwrite=False, strategy=None, source=N
     source: optional tfvae.data.arrays.Source to train on instead of reading config.dataset;
       config.dataset becomes its origin (a path, which later commands read again, or
       "in-memory arrays").
+    parts: optional tfvae.user_networks.Parts, the user's Keras networks: checked against the
+      data before anything is written, stored in WORKDIR/networks, trained as copies. Without
+      them a run that stored networks resumes with those.
 
   Raises:
     tfvae.config.ConfigError: if workdir holds a run with a different config (and not
@@ -130,6 +136,8 @@ def train_and_evaluate(config, workdir, overwrite=False, strategy=None, source=N
     tfvae.lock.WorkdirInUse: if another process holds the workdir (tfvae/lock.py).
     tfvae.data.DataError: if the dataset cannot be had, or the batch is larger than its train
       split; before anything is written.
+    tfvae.user_networks.NetworkError: a user network that does not fit the data or the model,
+      cannot be stored, or differs from the one the run stored; before anything is written.
     checkpoints.CheckpointMismatch: if WORKDIR/ckpt holds checkpoints and none restores into
       this config (e.g. config.json was lost and other flags were given); before anything is
       written.
@@ -149,15 +157,25 @@ def train_and_evaluate(config, workdir, overwrite=False, strategy=None, source=N
   if mismatch:
     logging.warning("%s", mismatch)
   data_lib.TrainBatches(data, config)  # a batch the data cannot fill: before anything is written
+  parts = parts or user_networks.Parts()
+  user_networks.check(parts, config.image_shape, config.latent_dim, config.likelihood,
+                      config.posterior, config.model)  # before anything is written
   with contextlib.ExitStack() as held:
     refused = None
-    if chief:
-      try:
+    try:
+      if chief:
         held.enter_context(lock.hold(workdir))  # creates the workdir
         _check_workdir(config, workdir, overwrite)
-      except config_lib.ConfigError as e:  # WorkdirInUse included
-        refused = e
-    return _train_in_workdir(config, data, workdir, strategy, chief, refused)
+      try:
+        parts = user_networks.reconcile(workdir, parts)  # those given, or those the run stored
+      except user_networks.NetworkError:
+        if not (chief and overwrite):
+          raise
+        logging.warning("--overwrite: deleting the run in %s (other networks)", workdir)
+        _delete_run(workdir)
+    except config_lib.ConfigError as e:  # WorkdirInUse and NetworkError included
+      refused = e
+    return _train_in_workdir(config, data, workdir, strategy, chief, refused, parts)
 
 
 def _export_loads(path):
@@ -184,7 +202,7 @@ def _stop_if_signalled(stop, strategy, trainer, writers, step, workdir, saved):
     raise failures.Interrupted(signal.SIGTERM if sigterm else signal.SIGINT, step, workdir)
 
 
-def _train_in_workdir(config, data, workdir, strategy, chief, refused):
+def _train_in_workdir(config, data, workdir, strategy, chief, refused, parts):
   """train_and_evaluate once the data are read and checked, and the chief holds the lock (or
   was refused: `refused`, which every worker learns)."""
   # The other workers learn that the chief refused (and stop) instead of waiting for it; once
@@ -193,9 +211,10 @@ def _train_in_workdir(config, data, workdir, strategy, chief, refused):
     raise refused or config_lib.ConfigError(
         f"The chief refused to train in --workdir={workdir} (its log says why).")
 
-  trainer = trainer_lib.Trainer(config, strategy, workdir)
+  trainer = trainer_lib.Trainer(config, strategy, workdir, parts)
   start = trainer.restore()  # checkpoints of another model: refused before config.json is written
   if chief:
+    user_networks.save(workdir, parts)
     if start and not os.path.exists(os.path.join(workdir, config_lib.CONFIG_FILENAME)):
       logging.warning("%s had checkpoints but no config.json; they restored into this "
                       "command's config, which is written there now.", workdir)

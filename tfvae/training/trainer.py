@@ -11,6 +11,7 @@ from absl import logging
 import tensorflow as tf
 
 from tfvae import config as config_lib
+from tfvae import user_networks
 from tfvae import data as data_lib
 from tfvae.training import checkpoints
 from tfvae.training import distribute
@@ -58,13 +59,14 @@ class Trainer:
     strategy: a tf.distribute.Strategy.
     workdir: str or None; checkpoints go to WORKDIR/ckpt when given. Every worker of a
       multi-worker run restores from there (a shared filesystem); only the chief saves there.
+    parts: optional tfvae.user_networks.Parts, the user's networks (copies are trained).
   """
 
-  def __init__(self, config, strategy, workdir=None):
+  def __init__(self, config, strategy, workdir=None, parts=None):
     self.config = config
     self.strategy = strategy
     with strategy.scope():
-      self.model = models.build(config, seed=config.seed)  # no global seed is set
+      self.model = models.build(config, seed=config.seed, parts=parts)  # no global seed is set
       self.optimizer = fused_adam.FusedAdam(
           config.learning_rate, global_clipnorm=config.clip_grad_norm or None,
           normalize_gradients=config.gradient_normalization == "per_parameter")
@@ -274,14 +276,17 @@ class DeviceData:
     return self._orders[epoch]
 
 
-def restore_model(workdir, strategy=None, checkpoint="best"):
-  """Rebuilds the model of a run from WORKDIR/config.json and one of its checkpoints.
+def restore_model(workdir, strategy=None, checkpoint="best", parts=None):
+  """Rebuilds the model of a run from WORKDIR/config.json, its stored user networks
+  (WORKDIR/networks, tfvae/user_networks.py) and one of its checkpoints.
 
   Args:
     workdir: a run folder.
     strategy: optional tf.distribute.Strategy to build the model under.
     checkpoint: "best" (WORKDIR/ckpt/best, the lowest validation loss, when the run has one;
       else the latest) or "latest".
+    parts: optional user_networks.Parts to use instead of the stored ones (the same networks,
+      e.g. when their classes cannot be imported here).
 
   Returns:
     (config, model, step): the run's Config, the model with restored weights, the int step
@@ -290,10 +295,12 @@ def restore_model(workdir, strategy=None, checkpoint="best"):
   Raises:
     FileNotFoundError: if the workdir has no config.json or no checkpoint.
     checkpoints.CheckpointMismatch: if no checkpoint restores (each damaged, or another model).
+    user_networks.NetworkError: if a stored network does not load, or `parts` differ from them.
   """
   config = config_lib.load(workdir)
+  parts = user_networks.reconcile(workdir, parts or user_networks.Parts())
   with (strategy or tf.distribute.get_strategy()).scope():
-    model = models.build(config)
+    model = models.build(config, parts=parts)
   step = tf.Variable(0, dtype=tf.int64)
   paths = checkpoints.candidates(os.path.join(workdir, "ckpt"))
   best = early_stopping.best_checkpoint(workdir) if checkpoint == "best" else None

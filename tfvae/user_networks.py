@@ -1,0 +1,293 @@
+"""Your own Keras networks in a tfvae model: what they must return, the checks made before
+anything is trained or written, and how a run stores and rebuilds them.
+
+Parts (each optional; what is left out is built from the Config as before):
+  encoder: a Keras 3 model x [B, *data_shape] -> either a float Tensor [B, F] of features (tfvae
+    adds the posterior head: a diagonal Gaussian, or the inverse autoregressive flow of
+    --posterior=iaf) or a `tfd.Distribution` q(z|x) with batch [B] and event [latent_dim], used
+    as it is.
+  decoder: a Keras 3 model z [B, latent_dim] -> either the parameters of the likelihood, a float
+    Tensor [B, *param_shape] (for a named likelihood: data_shape, or data_shape with twice the
+    channels for normal_per_pixel), or a `tfd.Distribution` p(x|z) with batch [B] and event
+    data_shape (how Student-t, logistic mixtures or a per-pixel scale are brought).
+  likelihood: a Keras layer params [..., *param_shape] -> `tfd.Distribution` with batch [...]
+    and event data_shape (its weights train with the model), for a decoder that returns
+    parameters. A likelihood *name* is Config.likelihood.
+  prior: a Keras layer whose call() (no argument) returns p(z), a `tfd.Distribution` with
+    event [latent_dim] and batch []. A prior *name* is Config.prior.
+
+A run stores each part's Keras serialization (keras.saving.serialize_keras_object, JSON) in
+WORKDIR/networks/<part>.json and its weights in the checkpoints. Loading deserializes them with
+safe_mode=True (no lambda or other code is run from the run folder; nothing is unpickled): a
+custom layer or model class must be registered with keras.saving.register_keras_serializable in
+a module the loading process has imported.
+"""
+
+import dataclasses
+import json
+import os
+import re
+
+import keras
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfvae import atomic
+from tfvae.errors import ConfigError
+
+tfd = tfp.distributions
+
+NETWORKS_DIRNAME = "networks"
+PARTS = ("encoder", "decoder", "likelihood", "prior")
+# The families whose networks can be given (the rest build their own: a later step).
+FAMILIES = ("vae", "ae", "sparse_ae", "denoising_ae", "contractive_ae")
+
+
+class NetworkError(ConfigError):
+  """A user network that does not fit the data or the model, or cannot be stored."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Parts:
+  """User networks for a model (each None: built from the Config)."""
+  encoder: keras.Model | None = None
+  decoder: keras.Model | None = None
+  likelihood: keras.layers.Layer | None = None
+  prior: keras.layers.Layer | None = None
+
+  def given(self) -> dict:
+    """{part name: Keras object} of the parts that are given."""
+    return {name: getattr(self, name) for name in PARTS if getattr(self, name) is not None}
+
+  def __bool__(self):
+    return bool(self.given())
+
+
+def serialize(name: str, obj) -> dict:
+  """The Keras serialization of a part, checked to deserialize (safe_mode) to an object of the
+  same class.
+
+  Raises:
+    NetworkError: naming the part, if it is not a Keras layer or model, or does not serialize
+      and deserialize (a custom class not registered, a Lambda layer).
+  """
+  if not isinstance(obj, keras.layers.Layer):
+    raise NetworkError(f"{name}: expected a Keras 3 model or layer, got {type(obj).__name__}"
+                       + (" (a tf_keras/Keras 2 object: build it with `import keras`, Keras 3)"
+                          if type(obj).__module__.startswith("tf_keras") else "") + ".")
+  try:
+    config = keras.saving.serialize_keras_object(obj)
+    json.dumps(config)
+    clone = keras.saving.deserialize_keras_object(config, safe_mode=True)
+  except Exception as e:  # pylint: disable=broad-except  (Keras raises many kinds here)
+    reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+    raise NetworkError(
+        f"{name}: {type(obj).__name__} cannot be stored with the run ({type(e).__name__}: "
+        f"{reason}). Register its classes with @keras.saving.register_keras_serializable() and "
+        "give them get_config(), or avoid Lambda layers; or pass the network again when "
+        f"loading: tfvae.load(workdir, {name}=...).") from None
+  if type(clone) is not type(obj):
+    raise NetworkError(f"{name}: {type(obj).__name__} deserializes as {type(clone).__name__}: "
+                       "register its class with @keras.saving.register_keras_serializable().")
+  return config
+
+
+def deserialize(name: str, config: dict):
+  """A fresh part (its weights not built or initialized anew) from its serialization."""
+  try:
+    return keras.saving.deserialize_keras_object(config, safe_mode=True)
+  except Exception as e:  # pylint: disable=broad-except
+    reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+    raise NetworkError(
+        f"The run's {name} network does not load ({type(e).__name__}: {reason}). Import the "
+        "module that registers its classes first, or pass it again: "
+        f"tfvae.load(workdir, {name}=...).") from None
+
+
+def copies(parts: Parts) -> Parts:
+  """Fresh copies of the given parts, rebuilt from their serialization (so under the caller's
+  strategy scope, when there is one). A built part's weights are copied (a pretrained network
+  trains on from them); an unbuilt one is initialized when the model is built (from the run's
+  seed). The caller's objects are templates: tfvae never trains or changes them."""
+  out = {}
+  for name, obj in parts.given().items():
+    clone = deserialize(name, serialize(name, obj))
+    if obj.built and obj.weights and clone.built and [w.shape for w in clone.weights] == [
+        w.shape for w in obj.weights]:
+      clone.set_weights(obj.get_weights())  # a pretrained network trains on from its weights
+    out[name] = clone
+  return Parts(**out)
+
+
+def _describe(value) -> str:
+  if isinstance(value, tfd.Distribution):
+    return (f"a {type(value).__name__} with batch {value.batch_shape.as_list()} and event "
+            f"{value.event_shape.as_list()}")
+  if isinstance(value, (tf.Tensor, tf.Variable)) or hasattr(value, "shape"):
+    return f"a Tensor {list(value.shape)}"
+  return f"a {type(value).__name__}"
+
+
+def _call(name, fn, *args):
+  try:
+    return fn(*args)
+  except Exception as e:  # pylint: disable=broad-except  (the user's network raised)
+    reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+    shapes = ", ".join(str(list(a.shape)) for a in args)
+    raise NetworkError(f"{name}: calling it on {shapes or 'no input'} failed "
+                       f"({type(e).__name__}: {reason}).") from None
+
+
+def param_shape(likelihood: str, data_shape) -> tuple:
+  """The per-example shape of a named likelihood's parameters for data_shape."""
+  data_shape = tuple(data_shape)
+  if likelihood == "normal_per_pixel":
+    return (*data_shape[:-1], 2 * data_shape[-1])
+  return data_shape
+
+
+def check(parts: Parts, data_shape, latent_dim: int, likelihood: str, posterior: str,
+          model: str) -> None:
+  """Calls each given part on a batch of 2 zeros and checks what it returns.
+
+  Args:
+    parts: Parts (the objects are not changed: the checks run on copies).
+    data_shape: the shape of one example, [H, W, C] or [D].
+    latent_dim: D of the codes.
+    likelihood: Config.likelihood, used where the decoder returns parameters and no likelihood
+      layer is given.
+    posterior: Config.posterior ("diagonal" or "iaf").
+    model: Config.model (the family).
+
+  Raises:
+    NetworkError: one line naming the network, what it must return and what it returned.
+  """
+  if not parts:
+    return
+  if model not in FAMILIES:
+    raise NetworkError(f"--model={model} builds its own networks; user networks "
+                       f"({', '.join(parts.given())}) work with {', '.join(FAMILIES)}.")
+  parts = copies(parts)
+  batch, data_shape = 2, tuple(data_shape)
+  if parts.encoder is not None:
+    out = _call("encoder", parts.encoder, tf.zeros([batch, *data_shape]))
+    if isinstance(out, tfd.Distribution):
+      if out.batch_shape.as_list() != [batch] or out.event_shape.as_list() != [latent_dim]:
+        raise NetworkError(
+            f"encoder: for x {[batch, *data_shape]} expected q(z|x) with batch [{batch}] and "
+            f"event [{latent_dim}] (--latent_dim), got {_describe(out)}.")
+      if posterior == "iaf":
+        raise NetworkError("encoder: it returns a distribution, so --posterior=iaf has no "
+                           "features to condition the flow on: return features [B, F] instead.")
+    elif not (hasattr(out, "shape") and len(out.shape) == 2 and out.shape[0] == batch):
+      raise NetworkError(f"encoder: for x {[batch, *data_shape]} expected features [{batch}, F]"
+                         f" or a tfd.Distribution q(z|x), got {_describe(out)}.")
+  if parts.decoder is not None:
+    out = _call("decoder", parts.decoder, tf.zeros([batch, latent_dim]))
+    if isinstance(out, tfd.Distribution):
+      if out.batch_shape.as_list() != [batch] or tuple(out.event_shape.as_list()) != data_shape:
+        raise NetworkError(
+            f"decoder: for z [{batch}, {latent_dim}] expected p(x|z) with batch [{batch}] and "
+            f"event {list(data_shape)} (the data's shape), got {_describe(out)}.")
+      if parts.likelihood is not None:
+        raise NetworkError("likelihood: the decoder returns a distribution already; give a "
+                           "likelihood layer only with a decoder that returns parameters.")
+    elif not hasattr(out, "shape") or out.shape[0] != batch:
+      raise NetworkError(f"decoder: for z [{batch}, {latent_dim}] expected parameters "
+                         f"[{batch}, ...] or a tfd.Distribution p(x|z), got {_describe(out)}.")
+    elif parts.likelihood is None and tuple(out.shape[1:]) != param_shape(likelihood,
+                                                                           data_shape):
+      raise NetworkError(
+          f"decoder: for z [{batch}, {latent_dim}] and --likelihood={likelihood} expected "
+          f"parameters {[batch, *param_shape(likelihood, data_shape)]}, got {_describe(out)}.")
+  if parts.likelihood is not None:
+    if parts.decoder is not None:
+      params = _call("decoder", parts.decoder, tf.zeros([batch, latent_dim]))
+    else:
+      params = tf.zeros([batch, *param_shape(likelihood, data_shape)])
+    out = _call("likelihood", parts.likelihood, params)
+    if (not isinstance(out, tfd.Distribution) or out.batch_shape.as_list() != [batch]
+        or tuple(out.event_shape.as_list()) != data_shape):
+      raise NetworkError(
+          f"likelihood: for parameters {list(params.shape)} expected a tfd.Distribution with "
+          f"batch [{batch}] and event {list(data_shape)} (the data's shape), got "
+          f"{_describe(out)}.")
+  if parts.prior is not None:
+    out = _call("prior", parts.prior)
+    if (not isinstance(out, tfd.Distribution) or out.batch_shape.as_list()
+        or out.event_shape.as_list() != [latent_dim]):
+      raise NetworkError(f"prior: expected a tfd.Distribution p(z) with batch [] and event "
+                         f"[{latent_dim}] (--latent_dim), got {_describe(out)}.")
+
+
+def folder(workdir: str) -> str:
+  return os.path.join(workdir, NETWORKS_DIRNAME)
+
+
+def stored(workdir: str) -> dict:
+  """{part name: serialization} of the networks a run stored ({} for none)."""
+  out = {}
+  for name in PARTS:
+    path = os.path.join(folder(workdir), f"{name}.json")
+    if os.path.exists(path):
+      try:
+        with open(path) as f:
+          out[name] = json.load(f)
+      except (OSError, ValueError) as e:
+        raise NetworkError(f"{path} is not a stored network ({type(e).__name__}: {e}).") \
+            from None
+  return out
+
+
+def reconcile(workdir: str, parts: Parts) -> Parts:
+  """The parts of a run in `workdir`: those given, each checked against the one the run stored;
+  the stored ones, rebuilt, for those not given. Writes nothing (`save` does).
+
+  Raises:
+    NetworkError: a given part that differs from the stored one, or that a run trained
+      without it is given (another network: train in another workdir, or with overwrite).
+  """
+  saved = stored(workdir)
+  trained = os.path.exists(os.path.join(workdir, "config.json"))
+  for name, obj in parts.given().items():
+    if name in saved and _canonical(saved[name]) == _canonical(serialize(name, obj)):
+      continue
+    if name in saved or trained:
+      what = "differs from the one stored" if name in saved else "was not given then"
+      raise NetworkError(
+          f"{name}: {what} in {folder(workdir)} ({workdir} was trained with "
+          f"{', '.join(sorted(saved)) or 'no user networks'}): pass the same networks to "
+          "resume, or train in another workdir (or with overwrite).")
+  rebuilt = {name: deserialize(name, config) for name, config in saved.items()
+             if getattr(parts, name) is None}
+  return Parts(**{**parts.given(), **rebuilt})
+
+
+def save(workdir: str, parts: Parts) -> None:
+  """Writes the given parts' serializations to WORKDIR/networks (each file replaced whole)
+  unless the run stored them already. Call it holding the workdir's lock (tfvae/lock.py)."""
+  if not parts or stored(workdir):
+    return
+  os.makedirs(folder(workdir), exist_ok=True)
+  for name, obj in parts.given().items():
+    atomic.write_json(os.path.join(folder(workdir), f"{name}.json"), serialize(name, obj),
+                      indent=1, sort_keys=True)
+
+
+_NUMBERED = re.compile(r"^([a-z][a-z0-9_]*?)_\d+$")
+
+
+def _canonical(config):
+  """A serialization with the names Keras numbers per process (dense_3, functional_7) reduced
+  to their stem, so the same architecture compares equal in every process."""
+  return None if config is None else json.dumps(_stems(config), sort_keys=True)
+
+
+def _stems(value):
+  if isinstance(value, dict):
+    return {k: _stems(v) for k, v in value.items()}
+  if isinstance(value, list):
+    return [_stems(v) for v in value]
+  if isinstance(value, str):
+    return _NUMBERED.sub(r"\1", value)
+  return value
