@@ -223,3 +223,30 @@ def test_the_saved_model_refuses_nan_codes_huge_samples_and_unknown_classes(tmp_
   for error, text in zip(errors, expected):
     assert error is not None and text in error, (text, error)
   assert errors[len(expected):] == [None] * 4
+
+
+def test_a_refused_input_says_why_on_the_first_line(tmp_path):
+  """TensorFlow puts "Graph execution error:" and a node trace before the check's message;
+  tfvae.exported raises the same error with the message first (issue 33, item 5)."""
+  from tfvae import exported  # pylint: disable=import-outside-toplevel
+  config = config_lib.Config(hidden_sizes=(8,), latent_dim=2, image_shape=(8, 8, 1))
+  trainer = trainer_lib.Trainer(config, tf.distribute.OneDeviceStrategy("/cpu:0"))
+  path = serving.export(trainer.model, str(tmp_path / "export"), step=0)
+  pixels = tf.constant(np.full([2, 8, 8, 1], 255, np.float32))
+  with pytest.raises(tf.errors.InvalidArgumentError) as raw:
+    tf.saved_model.load(path).signatures["encode"](x=pixels)
+  assert raw.value.message.splitlines()[0] == "Graph execution error:"  # why this module exists
+  model = exported.load(path)
+  for call in (lambda: model.signatures["encode"](x=pixels), lambda: model.encode(pixels)):
+    with pytest.raises(tf.errors.InvalidArgumentError) as refused:
+      call()
+    first = refused.value.message.splitlines()[0]
+    assert first.startswith("signature encode expects x in [0, 1] (pixel values"), first
+    assert first.endswith("got values from] [255] [to] [255]"), first
+    assert "Graph execution error:" in refused.value.message  # TensorFlow's text follows
+  with pytest.raises(tf.errors.InvalidArgumentError) as refused:
+    model.signatures["decode"](z=tf.zeros([1, 3]))
+  assert refused.value.message.startswith("signature decode expects z float32 [N, 2]; got shape")
+  accepted = model.signatures["reconstruct"](x=tf.zeros([1, 8, 8, 1]))["reconstruction"]
+  assert accepted.shape == (1, 8, 8, 1)
+  assert exported.reason("no check\nat all") == "no check"
