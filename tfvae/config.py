@@ -1,7 +1,7 @@
 """The run configuration: one frozen dataclass, its absl flags and its JSON form.
 
-Library code only ever sees the dataclass; `tfvae.flags` turns its fields into absl flags and
-back. A run writes its resolved Config to WORKDIR/config.json; `load(workdir)` rebuilds it there.
+Library code only ever sees the dataclass; `tfvae.config_flags` turns its fields into absl flags
+and back. A run writes its resolved Config to WORKDIR/config.json; `load(workdir)` rebuilds it there.
 
 Each Config field has a role (ROLES). What may change where follows from the roles alone:
 resuming a run may change SCHEDULE, SAFEGUARD, NUMERICS and EXECUTION fields

@@ -2,7 +2,7 @@
 autoregressive network (MADE, Germain et al. 2015) written in Keras 3 layers.
 
 `tfp.bijectors.AutoregressiveNetwork` is a tf_keras layer: inside a Keras 3 model its variables
-are not trainable variables of the model (STACK.md), so the network here is Keras 3 and is
+are not trainable variables of the model (docs/platform.md), so the network here is Keras 3 and is
 handed to `tfb.MaskedAutoregressiveFlow(shift_and_log_scale_fn=...)`.
 
 Shapes: z [..., D]; the context h [B, F] (the encoder's features) broadcasts against z [L, B, D].
@@ -87,7 +87,8 @@ class MADE(keras.layers.Layer):
     super().__init__(**kwargs)
     self.latent_dim = latent_dim
     masks = made_masks(latent_dim, hidden_sizes)
-    # Named attributes, not a list: tf.train.Checkpoint does not see layers in lists (STACK.md).
+    # Named attributes, not a list: tf.train.Checkpoint does not see layers in lists
+    # (docs/platform.md).
     self.num_hidden = len(hidden_sizes)
     for i, mask in enumerate(masks[:-1]):  # the first one's ReLU comes after the context
       setattr(self, f"hidden_{i}", MaskedDense(mask, activation="relu" if i else None,

@@ -176,7 +176,7 @@ def _raw_units(decode, config):
 
 class _Exported(tf.Module):
   """The signatures of any model, from what it declares (tfvae.models.base.Model); tracks the
-  variables only and reaches the model through closures (see STACK.md)."""
+  variables only and reaches the model through closures (docs/platform.md)."""
 
   def __init__(self, model):
     super().__init__(name="tfvae")

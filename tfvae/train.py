@@ -2,7 +2,7 @@
 
 Trains (resuming from WORKDIR's latest checkpoint if there is one), evaluates on the validation
 and test splits, and exports a SavedModel to WORKDIR/export. A flagfile may include another
-(`--flagfile=configs/base.cfg`); flags given later on the command line override it.
+(a line `--flagfile=configs/NAME.cfg` in it); flags given later on the command line override it.
 
 With --strategy=multi_worker every worker runs this same command with its own TF_CONFIG
 (`python tools/launch_local_workers.py --num_workers=2 -- python -m tfvae.train ...` on one

@@ -10,7 +10,7 @@ deletes another command's numbers. Keys say what an entry is:
   "validation_K10"          split and K of the importance-weighted bound (generative models)
   "test_K5000"              ... so a K=10 number never replaces a K=5000 one
   "test"                    a split evaluated without an importance-weighted bound (AEs, M2)
-  "m1_test_100labels_seed0" M1 (tfvae.ssl): scored split, labeled examples, label seed
+  "m1_test_100labels_seed0" M1 (tfvae.evaluation.ssl): scored split, labeled examples, label seed
 
 Each entry records the "step" of the checkpoint it evaluated: after training is extended, an
 entry from an earlier step stays (with its step) until that evaluation is run again.

@@ -268,10 +268,11 @@ def search(base_config, settings, workdir):
       search; before anything is written.
     tfvae.lock.WorkdirInUse: if another process holds the search folder.
     tfvae.data.DataError: if the dataset cannot be had; before anything is written.
-    tfvae.run.Interrupted: after SIGTERM/SIGINT, once the running trial wrote a checkpoint;
-      the same call resumes it.
-    tfvae.run.TrainingError: when keras-tuner stops the search after 3 trials in a row failed
-      (non-finite updates; a single failed trial is recorded as FAILED and the search goes on).
+    tfvae.training.failures.Interrupted: after SIGTERM/SIGINT, once the running trial wrote a
+      checkpoint; the same call resumes it.
+    tfvae.training.failures.TrainingError: when keras-tuner stops the search after 3 trials in a
+      row failed (non-finite updates; a single failed trial is recorded as FAILED and the search
+      goes on).
   """
   _check_search(base_config, settings)
   data_lib.load(base_config)  # fail fast (DataError) before writing

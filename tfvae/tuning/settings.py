@@ -12,7 +12,7 @@ from tfvae import config_flags
 TUNERS = ("random", "hyperband", "bayesian")
 # --objective -> keras-tuner direction. nll and elbo are metrics of the validation evaluation
 # (evaluation.Evaluator), at beta = 1 whatever beta the trial trained with; m1_accuracy is M1's
-# validation accuracy (tfvae.ssl.m1_accuracy: logistic regression on the posterior means of the
+# validation accuracy (tfvae.evaluation.ssl.m1_accuracy: logistic regression on the posterior means of the
 # --num_labels labeled train examples chosen by --label_seed).
 OBJECTIVES = {"nll": "min", "elbo": "max", "m1_accuracy": "max"}
 # The role of the search's own settings: a continued search must keep them (all but max_trials,
