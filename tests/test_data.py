@@ -1,4 +1,5 @@
 import gzip
+import struct
 
 import numpy as np
 import pytest
@@ -150,3 +151,29 @@ def test_a_corrupted_tfds_file_gives_a_data_error(fashion_mnist_dir, tmp_path):
     record.write_bytes(record.read_bytes()[:5000])  # truncated
   with pytest.raises(data_lib.DataError, match="--dataset=fashion_mnist could not be loaded"):
     data_lib.load(config_lib.Config(dataset="fashion_mnist", data_dir=str(data_dir)))
+
+
+def _idx_files(folder, counts):
+  """Small valid IDX files under Debian's names: counts {"train": N, "test": M}."""
+  folder.mkdir()
+  for split, (images, labels, _) in fashion_mnist_local._FILES.items():  # pylint: disable=protected-access
+    n = counts[split]
+    with gzip.open(folder / images, "wb") as f:
+      f.write(struct.pack(">iiii", 2051, n, 28, 28) + bytes(range(256)) * (n * 784 // 256)
+              + bytes(n * 784 % 256))
+    with gzip.open(folder / labels, "wb") as f:
+      f.write(struct.pack(">ii", 2049, n) + bytes(i % 10 for i in range(n)))
+
+
+def test_preparing_debian_files_says_nothing_is_downloaded(tmp_path, monkeypatch, capfd):
+  """TFDS's own line said "Downloading and preparing dataset" (issue 33, item 5)."""
+  _idx_files(tmp_path / "debian", {"train": 20, "test": 10})
+  monkeypatch.setattr(fashion_mnist_local, "_FILES", {
+      split: (images, labels, {"train": 20, "test": 10}[split])
+      for split, (images, labels, _) in fashion_mnist_local._FILES.items()})  # pylint: disable=protected-access
+  fashion_mnist_local.prepare(str(tmp_path / "tfds"), str(tmp_path / "debian"))
+  out = capfd.readouterr().out
+  assert "Download" not in out and "download" not in out.replace("nothing is downloaded", "")
+  assert f"from Debian's local files in {tmp_path / 'debian'} (nothing is downloaded)" in out
+  train = tfds.load("fashion_mnist", split="train", data_dir=str(tmp_path / "tfds"))
+  assert len(list(train)) == 20

@@ -82,6 +82,16 @@ class _LocalFashionMNIST(tfds_mnist.FashionMNIST, skip_registration=True):
                                       label_path=paths["labels"])))
     return generators
 
+  # TFDS's own lines say "Downloading and preparing dataset ..." and "... downloaded and
+  # prepared": nothing is downloaded here, so say what happens instead.
+  def _log_download_bytes(self):
+    print(f"Preparing TFDS fashion_mnist from Debian's local files in {self.source_dir} "
+          f"(nothing is downloaded) into {self.data_dir} ...", flush=True)
+
+  def _log_download_done(self):
+    print(f"Prepared TFDS fashion_mnist in {self.data_dir} from {self.source_dir}; later "
+          "runs read it from there.", flush=True)
+
 
 def prepare(data_dir, source_dir=None):
   """Prepares TFDS fashion_mnist in `data_dir` from `source_dir` (default DEBIAN_DIR), offline.
