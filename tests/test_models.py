@@ -188,3 +188,13 @@ def test_every_model_trains_exports_and_reloads(tmp_path, model, architecture, e
     reported = json.loads(proc.stdout)
     assert "elbo" not in reported and reported["step"] == 6
     np.testing.assert_allclose(reported["distortion"], results["test"]["distortion"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("per_epoch, eval_every, expected", [
+    (5, 0, 100),     # 300 examples / batch 64: every 20 epochs, not every 5 steps
+    (19, 0, 114),    # digits' 1198 / 64: 6 whole epochs
+    (391, 0, 391),   # Fashion-MNIST's 50000 / 128: every epoch, as before
+    (5, 7, 7)])      # --eval_every is kept as given
+def test_validation_runs_every_epoch_but_not_every_few_steps(per_epoch, eval_every, expected):
+  """On small data a validation line came every 5 steps (issue 33, item 5)."""
+  assert run.eval_interval(config_lib.Config(eval_every=eval_every), per_epoch) == expected

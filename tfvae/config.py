@@ -259,7 +259,8 @@ class Config:
       "Training length in steps; 0 means --epochs.")
   eval_every: int = field(
       0, SCHEDULE,
-      "Evaluate on the validation split every this many steps (0: once per epoch).")
+      "Evaluate on the validation split every this many steps (0: once per epoch, in whole"
+      " epochs of at least 100 steps; and always at the last step).")
   eval_importance_samples: int = field(
       10, SCHEDULE,
       "K of the importance-weighted bound (iwae_bound, nll) logged at every evaluation during"

@@ -101,8 +101,8 @@ class BestCheckpoint:
 
   Args:
     checkpoint: the trainer's tf.train.Checkpoint.
-    config: Config (early_stopping_patience, eval_every or one epoch, beta schedule).
-    eval_every: int, steps between evaluations.
+    config: Config (early_stopping_patience, beta schedule).
+    eval_every: int, steps between evaluations (tfvae.training.run.eval_interval).
     workdir: the run folder (None: nothing is saved).
     strategy: the tf.distribute.Strategy (only the chief writes to the workdir).
   """

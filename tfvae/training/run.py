@@ -202,6 +202,20 @@ def _stop_if_signalled(stop, strategy, trainer, writers, step, workdir, saved):
     raise failures.Interrupted(signal.SIGTERM if sigterm else signal.SIGINT, step, workdir)
 
 
+# --eval_every=0 evaluates once per epoch, but never more often than every this many steps: on
+# small data (300 examples, batch 64: 5 steps an epoch) an evaluation every epoch is a validation
+# line and a K = 10 bound every few steps.
+MIN_EVAL_EVERY = 100
+
+
+def eval_interval(config, steps_per_epoch):
+  """Steps between validations: --eval_every, else one epoch rounded up to whole epochs of at
+  least MIN_EVAL_EVERY steps (a run also validates at its last step)."""
+  if config.eval_every:
+    return config.eval_every
+  return -(-MIN_EVAL_EVERY // steps_per_epoch) * steps_per_epoch
+
+
 def _train_in_workdir(config, data, workdir, strategy, chief, refused, parts):
   """train_and_evaluate once the data are read and checked, and the chief holds the lock (or
   was refused: `refused`, which every worker learns)."""
@@ -222,7 +236,7 @@ def _train_in_workdir(config, data, workdir, strategy, chief, refused, parts):
     config_lib.save(config, workdir)
   per_epoch = data_lib.steps_per_epoch(data, config)
   total = config.train_steps or config.epochs * per_epoch
-  eval_every = config.eval_every or per_epoch
+  eval_every = eval_interval(config, per_epoch)
   logging.info("%s: %d train / %d validation / %d test %s %s, %d replicas",
                config.dataset, len(data.train), len(data.validation), len(data.test),
                "images" if len(data.image_shape) == 3 else "vectors", data.image_shape,
