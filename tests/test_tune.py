@@ -305,3 +305,34 @@ def test_m1_accuracy_objective_equals_what_tfvae_evaluate_reports(tmp_path):
   proc = run_module("tfvae.evaluate", f"--workdir={os.path.join(workdir, best['trial'])}",
                     "--m1_labels=50", "--label_seed=1", "--split=validation")
   assert json.loads(proc.stdout)["accuracy"] == pytest.approx(float(best["objective"]), abs=1e-9)
+
+
+def _row(trial, nll, elbo, objective):
+  return {"trial": trial, "status": "COMPLETED", "beta": 1.0, "latent_dim": 2,
+          "learning_rate": 1e-3, "parent": "", "step": 30, "objective": objective, "nll": nll,
+          "elbo": elbo, "m1_accuracy": None, "active_units": 2, "wall_time_s": 5.0}
+
+
+@pytest.mark.parametrize("objective, maximize", [("nll", False), ("elbo", True),
+                                                 ("m1_accuracy", True)])
+def test_the_table_shows_each_metric_once_and_the_objective_first(objective, maximize):
+  """The table showed nll twice, as the objective and as 'validation nll' (issue 33, item 5)."""
+  rows = [_row("trial_000", 90.5, -95.25, {"nll": 90.5, "elbo": -95.25, "m1_accuracy": 0.5}[
+              objective]),
+          _row("trial_001", 80.5, -85.25, {"nll": 80.5, "elbo": -85.25, "m1_accuracy": 0.75}[
+              objective]),
+          {**_row("trial_002", None, None, None), "status": "FAILED"}]
+  header, rule, best, second, failed = tune_report.format_table(rows, objective, maximize).splitlines()
+  columns = [c.strip() for c in header.strip("|").split("|")]
+  assert columns[5] == f"validation {objective} (objective)"
+  assert len(columns) == len(set(c.replace(" (objective)", "") for c in columns))
+  assert ("validation nll" in columns) == (objective != "nll")
+  assert ("validation elbo" in columns) == (objective != "elbo")
+  assert rule.count("|---") == len(columns)
+  assert best.startswith("| trial_001 |") and second.startswith("| trial_000 |")
+  cells = [c.strip() for c in best.strip("|").split("|")]
+  assert len(cells) == len(columns)
+  assert dict(zip(columns, cells))[columns[5]] == {"nll": "80.5", "elbo": "-85.25",
+                                                   "m1_accuracy": "0.75"}[objective]
+  assert "80.50" in cells if objective != "nll" else "-85.25" in cells
+  assert failed.startswith("| trial_002 |") and failed.count("|") == len(columns) + 1

@@ -57,22 +57,36 @@ def write_trials_csv(workdir, rows):
       writer.writerow({k: "" if v is None else v for k, v in row.items()})
 
 
+# The table's validation metrics besides the objective: (row key, header, format).
+_TABLE_METRICS = (("nll", "validation nll", ".2f"), ("elbo", "validation elbo", ".2f"),
+                  ("m1_accuracy", "validation m1_accuracy", ".4f"))
+
+
 def format_table(rows, objective, maximize):
-  """Markdown table of the trials, best `objective` first (failed/unfinished trials last)."""
+  """Markdown table of the trials, best `objective` first (failed/unfinished trials last).
+
+  The objective's column comes first, named "validation OBJECTIVE (objective)"; the other
+  validation metrics (nll, elbo) follow, each once.
+  """
   done = [r for r in rows if r["objective"] is not None]
   done.sort(key=lambda r: r["objective"], reverse=maximize)
-  lines = [f"| trial | beta | latent_dim | learning_rate | steps | {objective} | validation nll | "
-           "validation elbo | active units | wall time (s) |", "|---" * 10 + "|"]
+  others = [m for m in _TABLE_METRICS if m[0] != objective and m[0] != "m1_accuracy"]
+  headers = ["trial", "beta", "latent_dim", "learning_rate", "steps",
+             f"validation {objective} (objective)", *(m[1] for m in others), "active units",
+             "wall time (s)"]
+  lines = ["| " + " | ".join(headers) + " |", "|---" * len(headers) + "|"]
   for r in done:
     parent = f" (from {r['parent']})" if r["parent"] else ""
-    lines.append(f"| {r['trial']}{parent} | {r['beta']:.3g} | {r['latent_dim']} | "
-                 f"{r['learning_rate']:.3g} | {int(r['step'])} | {r['objective']:.4g} | "
-                 f"{r['nll']:.2f} | "
-                 f"{r['elbo']:.2f} | {int(r['active_units'])} | {r['wall_time_s']:.0f} |")
+    cells = [f"{r['trial']}{parent}", f"{r['beta']:.3g}", str(r["latent_dim"]),
+             f"{r['learning_rate']:.3g}", str(int(r["step"])), f"{r['objective']:.4g}",
+             *("" if r[key] is None else f"{r[key]:{spec}}" for key, _, spec in others),
+             str(int(r["active_units"])), f"{r['wall_time_s']:.0f}"]
+    lines.append("| " + " | ".join(cells) + " |")
   for r in rows:
     if r["objective"] is None:
-      lines.append(f"| {r['trial']} | {r['beta']:.3g} | {r['latent_dim']} | "
-                   f"{r['learning_rate']:.3g} | {r['status'].lower()} | | | | | |")
+      cells = [r["trial"], f"{r['beta']:.3g}", str(r["latent_dim"]), f"{r['learning_rate']:.3g}",
+               r["status"].lower()] + [""] * (len(headers) - 5)
+      lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines)
 
 
