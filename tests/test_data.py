@@ -177,3 +177,26 @@ def test_preparing_debian_files_says_nothing_is_downloaded(tmp_path, monkeypatch
   assert f"from Debian's local files in {tmp_path / 'debian'} (nothing is downloaded)" in out
   train = tfds.load("fashion_mnist", split="train", data_dir=str(tmp_path / "tfds"))
   assert len(list(train)) == 20
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ci", ["", "true"])
+def test_without_debian_fashion_mnist_the_skip_is_loud_and_fails_under_ci(tmp_path, ci):
+  """README command 2 passed on a fresh machine while it skipped every real Fashion-MNIST test
+  (issue 33, item 5)."""
+  import os  # pylint: disable=import-outside-toplevel
+  import subprocess  # pylint: disable=import-outside-toplevel
+  import sys  # pylint: disable=import-outside-toplevel
+  from conftest import FASHION_MNIST_SOURCE, ROOT  # pylint: disable=import-outside-toplevel
+  proc = subprocess.run(
+      [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+       "tests/test_data.py::test_real_fashion_mnist_through_tfds"], cwd=ROOT, capture_output=True,
+      text=True, env={**os.environ, FASHION_MNIST_SOURCE: str(tmp_path), "CI": ci}, timeout=600)
+  tail = proc.stdout.splitlines()[-3:]
+  if ci:
+    assert proc.returncode == 1 and "1 error" in tail[-1], proc.stdout[-2000:]
+    assert "CI=true and Debian's dataset-fashion-mnist is not installed" in proc.stdout
+  else:
+    assert proc.returncode == 0 and "1 skipped" in tail[-1], proc.stdout[-2000:]
+    assert "1 TESTS SKIPPED: NO REAL FASHION-MNIST" in tail[-3], tail
+    assert "apt-get install dataset-fashion-mnist" in tail[-2], tail
