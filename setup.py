@@ -26,5 +26,6 @@ setup(
         "matplotlib",
         "tqdm",  # progress bars (TFDS depends on it too)
     ],
-    extras_require={"test": ["pytest>=8", "pytest-xdist>=3"]},
+    license="Apache-2.0",
+    extras_require={"test": ["pytest>=8", "pytest-xdist>=3", "mypy>=1.10"]},  # mypy: .ci/run
 )

@@ -108,3 +108,30 @@ def test_arguments_are_checked_before_any_work_naming_them(run):
     model.sample(2, seed=2 ** 32)
   assert model.sample(np.int64(2), seed=3)["mean"].shape == (2, 8, 8, 1)
   assert model.sample(0)["sample"].shape == (0, 8, 8, 1)
+
+
+def _public_functions():
+  from tfvae import exported  # pylint: disable=import-outside-toplevel
+  functions = {f"tfvae.{name}": getattr(tfvae, name) for name in ("fit", "load")}
+  functions.update({f"tfvae.data.{name}": getattr(tfvae.data, name)
+                    for name in ("from_arrays", "from_directory", "from_file", "load")})
+  functions.update({f"TrainedModel.{name}": value
+                    for name, value in vars(tfvae.TrainedModel).items()
+                    if callable(value) and (not name.startswith("_") or name == "__init__")})
+  functions.update({"tfvae.exported.load": exported.load, "tfvae.exported.reason": exported.reason})
+  return functions
+
+
+def test_the_public_api_is_annotated():
+  """No annotations on the public API (issue 33, item 10); .ci/run type-checks them (mypy.ini)."""
+  import inspect  # pylint: disable=import-outside-toplevel
+  functions = _public_functions()
+  assert len(functions) >= 18, sorted(functions)
+  missing = []
+  for name, function in functions.items():
+    signature = inspect.signature(function)
+    missing += [f"{name}({p})" for p in signature.parameters
+                if p != "self" and signature.parameters[p].annotation is inspect.Parameter.empty]
+    if name != "TrainedModel.__init__" and signature.return_annotation is inspect.Signature.empty:
+      missing.append(f"{name} -> ?")
+  assert not missing, missing

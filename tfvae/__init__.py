@@ -15,6 +15,14 @@ use, so `import tfvae` alone does not start TensorFlow.
 """
 
 import importlib
+from typing import Any, TYPE_CHECKING
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load on first use
+  from tfvae import data
+  from tfvae.api import fit, load, TrainedModel
+  from tfvae.config import Config
+  from tfvae.errors import ConfigError, DataError
+  from tfvae.models import MODELS
 
 __version__ = "0.1.0"
 
@@ -31,7 +39,7 @@ _EXPORTS = {
 __all__ = sorted([*_EXPORTS, "data"])
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
   if name in _EXPORTS:
     module, attribute = _EXPORTS[name]
     return getattr(importlib.import_module(module), attribute)
@@ -40,5 +48,5 @@ def __getattr__(name):
   raise AttributeError(f"module 'tfvae' has no attribute {name!r}")
 
 
-def __dir__():
+def __dir__() -> list[str]:
   return __all__

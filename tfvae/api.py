@@ -21,9 +21,11 @@ import contextlib
 import logging as std_logging
 import os
 import time
+from typing import Any, Optional, Union
 
 from absl import flags
 from absl import logging
+import keras
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -34,6 +36,7 @@ from tfvae import lock
 from tfvae import summaries
 from tfvae import workdir as workdir_lib
 from tfvae.data import arrays
+from tfvae.config import Config
 from tfvae.errors import ConfigError
 from tfvae.evaluation import evaluator as evaluator_lib
 from tfvae.serving import MAX_SAMPLES
@@ -44,7 +47,7 @@ tfd = tfp.distributions
 _QUIET = cli.TfvaeInfoOnly()
 
 
-def _show_logs():
+def _show_logs() -> None:
   """Outside an absl app (a notebook, a script) absl prints only warnings: show tfvae's INFO
   lines (progress, results) as the command line tools do, and other modules' warnings only."""
   if not flags.FLAGS.is_parsed() and logging.get_verbosity() < logging.INFO:
@@ -53,9 +56,13 @@ def _show_logs():
 
 
 SPLITS = ("train", "validation", "test")
+PathLike = Union[str, "os.PathLike[str]"]
+# What `fit`, `evaluate` and `data` take as data: a tfvae.data Source or unlabeled examples.
+DataLike = Union[arrays.Source, np.ndarray]
 
 
-def _check_int(name, value, low, high=None, why=""):
+def _check_int(name: str, value: Any, low: int, high: Optional[int] = None,
+               why: str = "") -> None:
   """ValueError naming the argument unless value is an int (not bool) in [low, high]."""
   if (isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer))
       or value < low or (high is not None and value > high)):
@@ -63,12 +70,12 @@ def _check_int(name, value, low, high=None, why=""):
     raise ValueError(f"{name}={value!r}: expected an int {bounds}{why}.")
 
 
-def _check_split(split):
+def _check_split(split: str) -> None:
   if split not in SPLITS:
     raise ValueError(f"split={split!r}: expected one of {', '.join(map(repr, SPLITS))}.")
 
 
-def _as_source(data):
+def _as_source(data: Optional[DataLike]) -> Optional[arrays.Source]:
   if data is None or isinstance(data, arrays.Source):
     return data
   if isinstance(data, np.ndarray):
@@ -77,7 +84,8 @@ def _as_source(data):
                   f"or a numpy array, not {type(data).__name__}.")
 
 
-def _parts(config, encoder, decoder, likelihood, prior):
+def _parts(config: Config, encoder: Any, decoder: Any, likelihood: Any,
+           prior: Any) -> tuple[Config, Any]:
   """(config with the likelihood/prior names given, user_networks.Parts of the networks)."""
   from tfvae import user_networks  # pylint: disable=import-outside-toplevel
   names = {k: v for k, v in (("likelihood", likelihood), ("prior", prior)) if isinstance(v, str)}
@@ -89,8 +97,11 @@ def _parts(config, encoder, decoder, likelihood, prior):
       prior=None if isinstance(prior, str) else prior)
 
 
-def fit(config, workdir, data=None, overwrite=False, *, encoder=None, decoder=None,
-        likelihood=None, prior=None):
+def fit(config: Config, workdir: PathLike, data: Optional[DataLike] = None,
+        overwrite: bool = False, *, encoder: Optional["keras.Model"] = None,
+        decoder: Optional["keras.Model"] = None,
+        likelihood: Union[str, "keras.layers.Layer", None] = None,
+        prior: Union[str, "keras.layers.Layer", None] = None) -> dict[str, Any]:
   """Trains `config` in `workdir` (resuming from its latest checkpoint), evaluates and exports.
 
   What `python -m tfvae.train` does, from Python, optionally with your own Keras networks
@@ -148,7 +159,10 @@ def fit(config, workdir, data=None, overwrite=False, *, encoder=None, decoder=No
                                 parts=parts)
 
 
-def load(workdir, strategy=None, *, encoder=None, decoder=None, likelihood=None, prior=None):
+def load(workdir: PathLike, strategy: Optional[tf.distribute.Strategy] = None, *,
+         encoder: Optional["keras.Model"] = None, decoder: Optional["keras.Model"] = None,
+         likelihood: Optional["keras.layers.Layer"] = None,
+         prior: Optional["keras.layers.Layer"] = None) -> "TrainedModel":
   """The trained model of a run: WORKDIR/config.json, its user networks (WORKDIR/networks) and
   its best checkpoint (ckpt/best, the lowest validation loss), else its latest.
 
@@ -188,18 +202,19 @@ class TrainedModel:
     workdir: the run folder.
   """
 
-  def __init__(self, config, model, step, workdir=None, strategy=None):
+  def __init__(self, config: Config, model: Any, step: int, workdir: Optional[PathLike] = None,
+               strategy: Optional[tf.distribute.Strategy] = None):
     self.config = config
     self.model = model
     self.step = step
     self.workdir = workdir
     self.strategy = strategy or tf.distribute.get_strategy()
 
-  def __repr__(self):
+  def __repr__(self) -> str:
     return (f"TrainedModel({self.config.model}, latent_dim={self.config.latent_dim}, "
             f"step={self.step}, workdir={self.workdir!r})")
 
-  def _inputs(self, x, name="x"):
+  def _inputs(self, x: Any, name: str = "x") -> tf.Tensor:
     """float32 Tensor [N, *image_shape] of x, checked as the SavedModel checks it (images:
     tfvae.data.arrays.unit_pixels; vectors: finite features), raw features standardized under
     --standardize."""
@@ -218,7 +233,7 @@ class TrainedModel:
       x = (x - np.asarray(self.config.feature_mean)) / np.asarray(self.config.feature_scale)
     return tf.constant(x, tf.float32)
 
-  def _raw(self, x):
+  def _raw(self, x: Any) -> np.ndarray:
     """Model outputs in raw feature units (--standardize), as the export returns them."""
     x = np.asarray(x)
     if self.config.feature_mean:
@@ -226,7 +241,7 @@ class TrainedModel:
           self.config.feature_mean, np.float32)
     return x
 
-  def encode(self, x: np.ndarray) -> tfd.Distribution:
+  def encode(self, x: np.ndarray) -> "tfp.distributions.Distribution":
     """q(z|x): a tfd.Distribution with batch [N], event [latent_dim] (its mean() is the code;
     a point mass for deterministic autoencoders).
 
@@ -245,7 +260,7 @@ class TrainedModel:
                        "model.model.encode(x, y_onehot).")
     return self.model.posterior(self._inputs(x))
 
-  def decode(self, z: np.ndarray) -> tfd.Distribution:
+  def decode(self, z: np.ndarray) -> "tfp.distributions.Distribution":
     """p(x|z): a tfd.Distribution, batch [N], event image_shape, for codes z float [N, D]
     (over standardized features with --standardize).
 
@@ -285,7 +300,7 @@ class TrainedModel:
     out = self.model.sample(tf.constant(num, tf.int32), tf.constant([seed, 0], tf.int32))
     return {k: self._raw(v) for k, v in out.items()}
 
-  def _terms(self, x):
+  def _terms(self, x: Any) -> dict[str, np.ndarray]:
     x = self._inputs(x)
     batch = {"image": x, "label": tf.fill([tf.shape(x)[0]], tf.constant(-1, tf.int64)),
              "index": tf.range(tf.shape(x)[0], dtype=tf.int64)}
@@ -334,7 +349,7 @@ class TrainedModel:
     x = self._inputs(x)
 
     @tf.function(autograph=False)
-    def bound(x):
+    def bound(x: tf.Tensor) -> tf.Tensor:
       return evaluator_lib.iwae_bound(
           self.model, x, num_importance_samples, chunk_size,
           tf.constant(evaluator_lib.EVAL_SEED, tf.int32), q_z=self.model.posterior(x),
@@ -342,13 +357,15 @@ class TrainedModel:
 
     return bound(x).numpy()
 
-  def data(self, source=None):
+  def data(self, source: Optional[DataLike] = None) -> data_lib.Data:
     """The run's Data: `source` (given to `fit`) or config.dataset read again, checked against
     the run's data fingerprint (tfvae.data.load)."""
     return data_lib.load(self.config, _as_source(source))
 
-  def evaluate(self, data=None, split="test", num_importance_samples=5000, chunk_size=500,
-               batch_size=100, num_examples=0, write=True):
+  def evaluate(self, data: Optional[DataLike] = None, split: str = "test",
+               num_importance_samples: int = 5000, chunk_size: int = 500,
+               batch_size: int = 100, num_examples: int = 0,
+               write: bool = True) -> dict[str, Any]:
     """Evaluates one split; what `python -m tfvae.evaluate` does.
 
     Args:
@@ -382,12 +399,13 @@ class TrainedModel:
       return self._evaluate(data, split, num_importance_samples, chunk_size, batch_size,
                             num_examples, write)
 
-  def _writing(self, write):
+  def _writing(self, write: bool) -> contextlib.AbstractContextManager[Any]:
     """The workdir's lock (tfvae/lock.py) when a call writes into it, taken before the work."""
     return lock.hold(self.workdir) if write and self.workdir else contextlib.nullcontext()
 
-  def _evaluate(self, data, split, num_importance_samples, chunk_size, batch_size, num_examples,
-                write):
+  def _evaluate(self, data: Optional[DataLike], split: str, num_importance_samples: int,
+                chunk_size: int, batch_size: int, num_examples: int,
+                write: bool) -> dict[str, Any]:
     dataset = data_lib.eval_dataset(self.data(data), split, batch_size)
     if num_examples:
       dataset = dataset.unbatch().take(num_examples).batch(batch_size)
@@ -408,7 +426,8 @@ class TrainedModel:
       writer.close()
     return metrics
 
-  def m1_accuracy(self, num_labels, label_seed=0, split="test", data=None, write=True):
+  def m1_accuracy(self, num_labels: int, label_seed: int = 0, split: str = "test",
+                  data: Optional[DataLike] = None, write: bool = True) -> dict[str, Any]:
     """M1 (Kingma et al. 2014): logistic regression on posterior means of `num_labels` balanced
     labeled train examples, scored on `split` (tfvae.evaluation.ssl.m1_accuracy); merged into
     eval.json under "m1_SPLIT_<N>labels_seed<S>".
@@ -426,7 +445,8 @@ class TrainedModel:
     with self._writing(write):
       return self._m1_accuracy(ssl, num_labels, label_seed, split, data, write)
 
-  def _m1_accuracy(self, ssl, num_labels, label_seed, split, data, write):
+  def _m1_accuracy(self, ssl: Any, num_labels: int, label_seed: int, split: str,
+                   data: Optional[DataLike], write: bool) -> dict[str, Any]:
     metrics = ssl.m1_accuracy(self.model, self.data(data), self.config, num_labels, label_seed,
                               split)
     metrics["step"] = self.step
@@ -435,15 +455,18 @@ class TrainedModel:
           workdir_lib.m1_key(split, num_labels, label_seed): metrics})
     return metrics
 
-  def export(self, path=None):
+  def export(self, path: Optional[PathLike] = None) -> str:
     """Writes the SavedModel (tfvae/serving.py) to `path` (default WORKDIR/export); returns the
     folder written.
 
     Raises:
+      ValueError: without `path` for a model that has no workdir.
       tfvae.lock.WorkdirInUse: if another process holds the folder `path` is written into.
       tfvae.errors.ForeignLink: if `path` (or the folder's .tfvae.lock) is a link tfvae did not
         make (docs/running.md, links in a run folder).
     """
     from tfvae import serving  # pylint: disable=import-outside-toplevel
-    path = path or os.path.join(self.workdir, "export")
+    if not path and not self.workdir:
+      raise ValueError("This TrainedModel has no workdir: give export a path.")
+    path = path or os.path.join(self.workdir or "", "export")
     return serving.export(self.model, path, step=self.step)

@@ -46,7 +46,7 @@ def reason(message: str) -> str:
 
 
 def _with_reason_first(function: Callable[..., Any]) -> Callable[..., Any]:
-  def call(*args, **kwargs):
+  def call(*args: Any, **kwargs: Any) -> Any:
     try:
       return function(*args, **kwargs)
     except tf.errors.InvalidArgumentError as e:

@@ -12,6 +12,7 @@ Two kinds of data:
 
 import dataclasses
 import hashlib
+from typing import Optional, Sequence
 
 from absl import logging
 import numpy as np
@@ -214,8 +215,11 @@ def _examples(x, max_value, what):
                   "W(, C)] (integer pixels, or floats in [0, 1]) or numeric vectors [N, D].")
 
 
-def from_arrays(x_train, y_train=None, x_test=None, y_test=None, x_validation=None,
-                y_validation=None, max_value=None, class_names=(), origin=IN_MEMORY):
+def from_arrays(x_train: np.ndarray, y_train: Optional[np.ndarray] = None,
+                x_test: Optional[np.ndarray] = None, y_test: Optional[np.ndarray] = None,
+                x_validation: Optional[np.ndarray] = None,
+                y_validation: Optional[np.ndarray] = None, max_value: Optional[int] = None,
+                class_names: Sequence[str] = (), origin: str = IN_MEMORY) -> "Source":
   """A Source from numpy arrays (what `tfvae.fit(config, workdir, data=...)` takes).
 
   Args:

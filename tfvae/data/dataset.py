@@ -6,6 +6,7 @@ of tfvae/data/pipeline.py scale them to [0, 1] float32 and binarize as configure
 """
 
 import dataclasses
+from typing import Optional, TYPE_CHECKING
 
 import numpy as np
 
@@ -13,6 +14,9 @@ from tfvae.data import arrays
 from tfvae.data import files
 from tfvae.data import sources
 from tfvae.errors import DataError
+
+if TYPE_CHECKING:
+  from tfvae.config import Config
 
 # Fixed seeds for binarizing once, independent of --seed, so numbers compare across runs.
 _FIXED_BINARIZATION_SEED = {"train": 1, "validation": 2, "test": 3}
@@ -70,7 +74,7 @@ def read(config):
   return sources.tfds_dataset(config.dataset, config.data_dir)
 
 
-def load(config, source=None):
+def load(config: "Config", source: Optional[arrays.Source] = None) -> "Data":
   """The Data of a run: `build(source or read(config), config)`, checked against the run's data.
 
   Raises:

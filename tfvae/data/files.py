@@ -15,6 +15,7 @@ refused, as it belongs to no split.
 
 import csv
 import os
+from typing import Optional, Sequence, Union
 import zipfile
 import zlib
 
@@ -133,7 +134,8 @@ def _read_images(files, image_size, what):
   return x[..., None] if x.ndim == 3 else x
 
 
-def from_directory(path, image_size=None):
+def from_directory(path: Union[str, "os.PathLike[str]"],
+                   image_size: Optional[Sequence[int]] = None) -> arrays.Source:
   """A Source from a folder of images (layout in the module docstring).
 
   Args:
@@ -193,7 +195,8 @@ _NPZ_KEYS = {"train": (("x_train", "y_train"), ("images", "labels"), ("x", "y"))
                                                             ("x_val", "y_val"))}
 
 
-def from_file(path, max_value=None, label_column=""):
+def from_file(path: Union[str, "os.PathLike[str]"], max_value: Optional[int] = None,
+              label_column: str = "") -> arrays.Source:
   """A Source from an array file.
 
   Args:
