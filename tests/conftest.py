@@ -26,6 +26,12 @@ def tiny_model(**kwargs):
   return models.build(config_lib.Config(**values))
 
 
+def checkpoint_step(workdir):
+  """The step of the checkpoint CheckpointManager's index points at (None if there is none)."""
+  latest = tf.train.latest_checkpoint(os.path.join(workdir, "ckpt"))
+  return int(latest.rsplit("-", 1)[1]) if latest else None
+
+
 def run_module(module, *args, check=True, env=None):
   """Runs `python -m module args...` from the repo root; returns the CompletedProcess."""
   proc = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True,

@@ -9,9 +9,8 @@ import sys
 import time
 
 import pytest
-import tensorflow as tf
 
-from conftest import ROOT, run_module
+from conftest import checkpoint_step, ROOT, run_module
 from tfvae import lock
 from tfvae.errors import ConfigError
 
@@ -111,11 +110,6 @@ def test_a_workdir_that_is_a_file_or_cannot_be_created_is_one_clear_error(tmp_pa
       pass
 
 
-def _checkpoint_step(workdir):
-  latest = tf.train.latest_checkpoint(os.path.join(workdir, "ckpt"))
-  return int(latest.rsplit("-", 1)[1]) if latest else None
-
-
 @pytest.mark.slow
 def test_a_training_started_twice_is_refused_while_the_first_one_runs(workdir):
   # Before the lock both copies trained to the end in one ckpt/ (the failure): here the
@@ -125,19 +119,19 @@ def test_a_training_started_twice_is_refused_while_the_first_one_runs(workdir):
   first = subprocess.Popen([sys.executable, "-m", "tfvae.train", *args], cwd=ROOT,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
   deadline = time.time() + 120
-  while _checkpoint_step(workdir) is None:
+  while checkpoint_step(workdir) is None:
     assert first.poll() is None and time.time() < deadline, first.communicate()[1][-3000:]
     time.sleep(0.05)
   first.send_signal(signal.SIGSTOP)
   try:
-    saved = _checkpoint_step(workdir)
+    saved = checkpoint_step(workdir)
     events = sorted(os.listdir(os.path.join(workdir, "tensorboard", "train")))
     second = run_module("tfvae.train", *args, check=False)
     assert second.returncode == 2, second.stderr[-3000:]
     assert second.stderr.strip().splitlines()[-1].startswith(
         f"tfvae.train: --workdir={workdir} is in use by pid {first.pid} on ")
     assert "Traceback" not in second.stderr
-    assert _checkpoint_step(workdir) == saved  # the second wrote nothing
+    assert checkpoint_step(workdir) == saved  # the second wrote nothing
     assert sorted(os.listdir(os.path.join(workdir, "tensorboard", "train"))) == events
   finally:
     first.send_signal(signal.SIGCONT)
@@ -145,7 +139,7 @@ def test_a_training_started_twice_is_refused_while_the_first_one_runs(workdir):
   first.send_signal(signal.SIGTERM)
   _, stderr = first.communicate(timeout=120)
   assert first.returncode == 128 + signal.SIGTERM, stderr[-3000:]
-  assert _checkpoint_step(workdir) > saved
+  assert checkpoint_step(workdir) > saved
   # Released at exit: the next command takes it.
   export = run_module("tfvae.export", f"--workdir={workdir}")
   assert "Exported the step-" in export.stdout

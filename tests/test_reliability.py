@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import ROOT, run_module
+from conftest import checkpoint_step, ROOT, run_module
 from tfvae import summaries
 from tfvae.training import failures
 from tfvae.training import trainer as trainer_lib
@@ -27,15 +27,9 @@ def _start(*args):
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
 
 
-def _checkpoint_step(workdir):
-  """The step of the checkpoint CheckpointManager's index points at (None if there is none)."""
-  latest = tf.train.latest_checkpoint(os.path.join(workdir, "ckpt"))
-  return int(latest.rsplit("-", 1)[1]) if latest else None
-
-
 def _wait_for_checkpoint(workdir, proc, timeout=120):
   deadline = time.time() + timeout
-  while _checkpoint_step(workdir) is None:
+  while checkpoint_step(workdir) is None:
     assert proc.poll() is None, proc.communicate()[1][-3000:]
     assert time.time() < deadline, "no checkpoint was written"
     time.sleep(0.05)
@@ -69,12 +63,12 @@ def test_kill_9_then_rerun_resumes_from_the_last_complete_checkpoint(tmp_path, m
   time.sleep(delay)
   proc.send_signal(signal.SIGKILL)
   proc.communicate()
-  saved = _checkpoint_step(workdir)
+  saved = checkpoint_step(workdir)
   assert saved is not None and saved % 100 == 0
   rerun = run_module("tfvae.train", *QUICK, *args)
   assert f"at step {saved} of 2500" in rerun.stderr
   assert json.load(open(tmp_path / "eval.json"))["step"] == 2500
-  assert _checkpoint_step(workdir) == 2500
+  assert checkpoint_step(workdir) == 2500
   assert "reconstruct" in tf.saved_model.load(str(tmp_path / "export")).signatures
 
 
@@ -89,7 +83,7 @@ def test_a_half_written_checkpoint_is_never_picked_up(tmp_path):
   rerun = run_module("tfvae.train", *QUICK, "--train_steps=200", "--checkpoint_every=50",
                      f"--workdir={workdir}")
   assert "at step 100 of 200" in rerun.stderr
-  assert _checkpoint_step(workdir) == 200
+  assert checkpoint_step(workdir) == 200
 
 
 @pytest.mark.slow
@@ -105,7 +99,7 @@ def test_sigterm_writes_a_checkpoint_at_the_current_step_and_says_how_to_resume(
   match = re.search(r"Stopped by SIGTERM at step (\d+); a checkpoint was written to (\S+)\. "
                     r"Re-run the same command to resume from it\.", stderr)
   assert match and "Traceback" not in stderr, stderr[-2000:]
-  assert _checkpoint_step(workdir) == int(match.group(1))
+  assert checkpoint_step(workdir) == int(match.group(1))
   assert int(match.group(1)) % 25 == 0  # the loop in flight was finished
 
 
@@ -139,7 +133,7 @@ def test_nan_in_every_batch_stops_with_a_clear_error_and_the_last_good_checkpoin
       in proc.stderr
   assert "The last checkpoint, of step 100 (before the updates that failed), is intact in " \
       + os.path.join(str(tmp_path), "ckpt") in proc.stderr
-  assert _checkpoint_step(str(tmp_path)) == 100  # nothing saved after the faults began
+  assert checkpoint_step(str(tmp_path)) == 100  # nothing saved after the faults began
   _, model, step = trainer_lib.restore_model(str(tmp_path))
   assert step == 100
   assert all(np.all(np.isfinite(v.numpy())) for v in model.variables)
@@ -151,7 +145,7 @@ def test_a_run_that_fails_before_its_first_checkpoint_does_not_claim_one(tmp_pat
   assert proc.returncode == 1 and "Traceback" not in proc.stderr
   assert proc.stderr.strip().endswith("No checkpoint was written before it (nothing to resume "
                                       "from). Try a lower --learning_rate or --clip_grad_norm.")
-  assert not (tmp_path / "ckpt").exists() or _checkpoint_step(str(tmp_path)) is None
+  assert not (tmp_path / "ckpt").exists() or checkpoint_step(str(tmp_path)) is None
 
 
 def _strict_json(path):
@@ -340,7 +334,7 @@ def test_a_signal_during_the_last_validation_stops_the_run_and_keeps_its_checkpo
   assert proc.returncode == 128 + signum, stderr[-3000:]
   assert "Traceback" not in stderr and "Done:" not in stderr
   assert f"Stopped by {signal.Signals(signum).name} at step 25" in stderr
-  assert _checkpoint_step(str(workdir)) == 25  # the checkpoint written is kept
+  assert checkpoint_step(str(workdir)) == 25  # the checkpoint written is kept
   assert not (workdir / "export").exists()
 
 

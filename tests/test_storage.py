@@ -15,9 +15,8 @@ import subprocess
 import sys
 
 import pytest
-import tensorflow as tf
 
-from conftest import ROOT
+from conftest import checkpoint_step, ROOT
 
 QUICK = ["--flagfile=configs/quickstart.cfg", "--hidden_sizes=64", "--steps_per_loop=25",
          "--eval_every=1000", "--eval_importance_samples=0"]
@@ -48,11 +47,6 @@ def _last_line(proc):
   return proc.stderr.strip().splitlines()[-1]
 
 
-def _checkpoint_step(workdir):
-  latest = tf.train.latest_checkpoint(os.path.join(workdir, "ckpt"))
-  return int(latest.rsplit("-", 1)[1]) if latest else None
-
-
 def _files(workdir):
   """{relative path: bytes} of every file under workdir but the lock file."""
   out = {}
@@ -81,12 +75,12 @@ def test_a_full_disk_during_a_checkpoint_is_one_line_and_the_run_resumes_after(t
                   r"ckpt-100_temp/", line), line
   assert "failed: File too large. Free space there" in line
   assert "what was written before is intact" in line
-  assert _checkpoint_step(workdir) == 50
+  assert checkpoint_step(workdir) == 50
   again = _run("tfvae.train", *QUICK, "--train_steps=100", "--checkpoint_every=50",
                f"--workdir={workdir}")
   assert again.returncode == 0, again.stderr[-3000:]
   assert "Resuming from " + os.path.join(workdir, "ckpt") + " at step 50 of 100" in again.stderr
-  assert _checkpoint_step(workdir) == 100
+  assert checkpoint_step(workdir) == 100
   for folder in ("ckpt", os.path.join("ckpt", "best")):  # the partial writes are gone
     assert not [n for n in os.listdir(os.path.join(workdir, folder)) if "_temp" in n]
 

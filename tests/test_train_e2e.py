@@ -11,6 +11,8 @@ import pytest
 import tensorflow as tf
 
 from conftest import run_module
+import tfvae
+from tfvae import data as data_lib
 from tfvae.training import trainer as trainer_lib
 
 QUICK = ["--flagfile=configs/quickstart.cfg", "--train_steps=120", "--eval_every=60",
@@ -29,6 +31,19 @@ def _scalars(event_dir):
   return out
 
 
+def _config(workdir):
+  from tfvae import config as config_lib  # pylint: disable=import-outside-toplevel
+  return config_lib.load(workdir)
+
+
+def _untrained_model(workdir):
+  """The run's model with fresh (seeded) weights."""
+  import keras  # pylint: disable=import-outside-toplevel
+  from tfvae import models  # pylint: disable=import-outside-toplevel
+  keras.utils.set_random_seed(0)
+  return models.build(_config(workdir))
+
+
 @pytest.fixture(scope="module")
 def quickstart_run(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp("quickstart"))
@@ -42,7 +57,15 @@ def test_quickstart_writes_config_events_eval_and_export(quickstart_run):
   assert "validation elbo" in proc.stderr and "test elbo" in proc.stderr
   assert json.load(open(os.path.join(workdir, "config.json")))["image_shape"] == [8, 8, 1]
   results = json.load(open(os.path.join(workdir, "eval.json")))
-  assert results["step"] == 120 and -60 < results["test_K10"]["elbo"] < 0
+  assert results["step"] == 120 and results["test_K10"]["elbo"] < 0
+  # Learned, not just finite (an untrained model met the old band of -60 < elbo < 0): 120 steps
+  # take the test ELBO well above the untrained model's and the mean train ELBO of steps 1-20.
+  untrained = tfvae.TrainedModel(_config(workdir), _untrained_model(workdir), 0)
+  test_images = data_lib.load(_config(workdir)).test.images
+  untrained_elbo = float(np.mean(untrained.elbo(test_images)))
+  first_train_elbo = _scalars(os.path.join(workdir, "tensorboard", "train"))["elbo"][0][1]
+  assert results["test_K10"]["elbo"] > untrained_elbo + 10, (results, untrained_elbo)
+  assert results["test_K10"]["elbo"] > first_train_elbo + 5, (results, first_train_elbo)
   assert results["test_K10"]["step"] == 120 and results["validation_K10"]["split"] == "validation"
   train = _scalars(os.path.join(workdir, "tensorboard", "train"))
   for tag in ("loss", "elbo", "rate", "distortion", "beta", "learning_rate",

@@ -92,6 +92,7 @@ def test_objective_equals_what_tfvae_evaluate_reports(random_search, tmp_path):
   assert int(row["active_units"]) == metrics["active_units"]
 
 
+@pytest.mark.slow  # the random_search fixture trains for ~44 s: not the fast tier
 def test_hparams_dashboard_lists_every_trial(random_search):
   workdir, _ = random_search
   experiment, sessions, scalars = None, {}, {}
