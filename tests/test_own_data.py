@@ -375,3 +375,120 @@ def test_a_search_runs_on_a_csv_table(tmp_path):
     ("arrays.npz", True)])
 def test_a_path_is_told_from_a_dataset_name(dataset, is_path):
   assert data_lib.files.is_path(dataset) is is_path
+
+
+# Issue 33 item 1: a run trained from Python records how its data were read.
+
+def _mixed_size_folder(root):
+  """Digits as PNGs of two sizes (8x8 and 10x10): read only with image_size."""
+  images, labels = _digits()
+  images = (images[:200] * 15).astype(np.uint8)
+  _write_png_folder(root, images[:100], labels[:100])
+  for i, (image, label) in enumerate(zip(images[100:], labels[100:200])):
+    Image.fromarray(np.pad(image, 1)).save(os.path.join(root, f"class_{label}", f"big{i}.png"))
+  return str(root)
+
+
+def _as_trained(config, source, workdir):
+  """What tfvae.fit records in workdir/config.json for `source`, without training."""
+  from tfvae.training import run  # pylint: disable=import-outside-toplevel
+  config = run.with_source(config, source)
+  config = run.resolve(config, data_lib.load(config, source))
+  config_lib.save(config, workdir)
+  return config_lib.load(workdir)
+
+
+def test_the_reader_options_of_a_source_are_recorded_and_read_again(tmp_path):
+  folder = _mixed_size_folder(tmp_path / "png")
+  source = data_lib.from_directory(folder, image_size=(8, 8))
+  assert source.reader_options == {"image_size": (8, 8)}
+  saved = _as_trained(config_lib.Config(), source, str(tmp_path / "run"))
+  assert saved.dataset == folder and saved.image_size == (8, 8)
+  assert data_lib.load(saved).fingerprint == saved.data_fingerprint  # what evaluate reads
+  with open(tmp_path / "table.csv", "w") as f:
+    f.write("a,b,target\n" + "".join(f"{i},{i % 3 * 0.5},{i % 2}\n" for i in range(40)))
+  source = data_lib.from_file(str(tmp_path / "table.csv"), label_column="target")
+  assert source.reader_options == {"max_value": 0, "label_column": "target"}
+  saved = _as_trained(config_lib.Config(binarization="none", likelihood="normal"), source,
+                      str(tmp_path / "table"))
+  assert saved.label_column == "target" and saved.image_shape == (2,)
+  assert data_lib.load(saved).fingerprint == saved.data_fingerprint
+  images, labels = _digits()
+  np.savez(tmp_path / "d.npz", x_train=images.astype(np.int64), y_train=labels)
+  source = data_lib.from_file(str(tmp_path / "d.npz"), max_value=16)
+  saved = _as_trained(config_lib.Config(), source, str(tmp_path / "npz"))
+  assert saved.max_value == 16 and saved.pixel_levels == 17
+  assert data_lib.load(saved).max_value == 16
+
+
+def _run_of(source, **options):
+  """The resolved config of a run trained on `source` read with `options`, by hand."""
+  return config_lib.Config(dataset=source.origin, **options, data_fingerprint=source.fingerprint(),
+                           pixel_levels=source.max_value + 1,
+                           image_shape=source.train[0].shape[1:])
+
+
+def test_data_read_with_other_options_say_what_differs(tmp_path):
+  folder = _mixed_size_folder(tmp_path / "png")
+  saved = _run_of(data_lib.from_directory(folder, image_size=(8, 8)), image_size=(8, 8))
+  with pytest.raises(DataError, match=r"read with --image_size=10,10, the run's with "
+                     r"--image_size=8,8; train is 200x10x10x1 uint8 now, 200x8x8x1 uint8"):
+    data_lib.load(saved, data_lib.from_directory(folder, image_size=(10, 10)))
+  images, labels = _digits()
+  np.savez(tmp_path / "d.npz", x_train=images, y_train=labels)  # uint8 0..16
+  saved = _run_of(data_lib.from_file(str(tmp_path / "d.npz"), max_value=16), max_value=16)
+  with pytest.raises(DataError, match=r"read with --max_value=0, the run's with --max_value=16; "
+                     r"its pixels mean 0..255, the run's 0..16"):  # same fingerprint
+    data_lib.load(saved, data_lib.from_file(str(tmp_path / "d.npz")))
+
+
+def test_a_run_whose_config_json_predates_the_reader_options_still_resumes(tmp_path):
+  folder = _mixed_size_folder(tmp_path / "png")
+  new = _run_of(data_lib.from_directory(folder, image_size=(8, 8)), image_size=(8, 8))
+  old = config_lib.Config.from_dict({**new.to_dict(), "image_size": ()})  # before item 1
+  config_lib.check_resumable(old, new)  # same data: resumes, and config.json gains the option
+  other = config_lib.Config.from_dict({**new.to_dict(), "image_size": (10, 10),
+                                       "data_fingerprint": "train 200x10x10x1 uint8 abc"})
+  with pytest.raises(config_lib.ConfigError, match=r"trained on \(--image_size=\(10, 10\) now, "
+                     r"\(8, 8\) in the workdir; now: train 200x10x10x1"):
+    config_lib.check_resumable(new, other)
+
+
+@pytest.mark.slow
+def test_runs_trained_from_python_reopen_in_a_fresh_process(tmp_path):
+  """The new user's path: from_directory(image_size=...) and from_file(label_column=...) fitted
+  from Python, then evaluate / visualize / load in fresh processes; arrays get their figures."""
+  folder = _mixed_size_folder(tmp_path / "png")
+  table = datasets_table(tmp_path)
+  short = dict(train_steps=20, steps_per_loop=10, hidden_sizes=(16,), latent_dim=2, batch_size=32,
+               eval_importance_samples=0, strategy="one_device")
+  for name, source, extra in (
+      ("png", data_lib.from_directory(folder, image_size=(8, 8)), {}),
+      ("csv", data_lib.from_file(table, label_column="target"),
+       dict(likelihood="normal", standardize=True, binarization="none"))):
+    workdir = str(tmp_path / f"run_{name}")
+    tfvae.fit(tfvae.Config(**short, **extra), workdir, data=source)
+    run_module("tfvae.evaluate", f"--workdir={workdir}", "--num_importance_samples=5")
+    run_module("tfvae.visualize", f"--workdir={workdir}", "--what=latent_pca,curves")
+    assert tfvae.load(workdir).evaluate(num_importance_samples=5, write=False)["num_examples"]
+  images, labels = _digits()
+  workdir = str(tmp_path / "arrays")
+  arrays = data_lib.from_arrays(images, labels, max_value=16)
+  tfvae.fit(tfvae.Config(**short), workdir, data=arrays)
+  paths = tfvae.draw(workdir, ("reconstructions", "latent_pca"), data=arrays)
+  assert sorted(paths) == ["latent_pca", "reconstructions"]
+  assert all(os.path.getsize(p) > 1000 for p in paths.values())
+  proc = run_module("tfvae.visualize", f"--workdir={workdir}", check=False)
+  assert proc.returncode == 2 and "tfvae.draw(workdir, data=data)" in proc.stderr
+
+
+def datasets_table(tmp_path):
+  """scikit-learn's wine table as a CSV with a label column (178x13)."""
+  from sklearn import datasets  # pylint: disable=import-outside-toplevel
+  wine = datasets.load_wine()
+  path = str(tmp_path / "wine.csv")
+  with open(path, "w", newline="") as f:
+    writer = csv.writer(f)
+    writer.writerow([*wine.feature_names, "target"])
+    writer.writerows([*x, y] for x, y in zip(wine.data, wine.target))
+  return path

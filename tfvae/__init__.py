@@ -9,7 +9,8 @@ The Python API (tfvae/api.py; every command line tool is built on it):
     q_z = model.encode(images)                # tfd.MultivariateNormalDiag, batch [N]
     model.evaluate(data, split="test", num_importance_samples=5000)
 
-Names: Config, ConfigError, DataError, fit, load, TrainedModel, MODELS (the model registry) and
+Names: Config, ConfigError, DataError, fit, load, draw (a run's figures, tfvae/visualize.py;
+`draw(workdir, data=x)` for a run trained from arrays), TrainedModel, MODELS (the model registry) and
 the `data` subpackage (from_arrays, from_directory, from_file, load). They are imported on first
 use, so `import tfvae` alone does not start TensorFlow.
 """
@@ -32,6 +33,7 @@ _EXPORTS = {
     "DataError": ("tfvae.errors", "DataError"),
     "fit": ("tfvae.api", "fit"),
     "load": ("tfvae.api", "load"),
+    "draw": ("tfvae.visualize", "draw"),
     "TrainedModel": ("tfvae.api", "TrainedModel"),
     "MODELS": ("tfvae.models", "MODELS"),
 }

@@ -75,7 +75,12 @@ def _check_split(split: str) -> None:
     raise ValueError(f"split={split!r}: expected one of {', '.join(map(repr, SPLITS))}.")
 
 
-def _as_source(data: Optional[DataLike]) -> Optional[arrays.Source]:
+def as_source(data: Optional[DataLike]) -> Optional[arrays.Source]:
+  """`data` as a tfvae.data Source (None stays None; a numpy array is `from_arrays(data)`).
+
+  Raises:
+    TypeError: for anything else.
+  """
   if data is None or isinstance(data, arrays.Source):
     return data
   if isinstance(data, np.ndarray):
@@ -111,9 +116,13 @@ def fit(config: Config, workdir: PathLike, data: Optional[DataLike] = None,
     config: tfvae.Config.
     workdir: the run folder (created).
     data: optional: a Source (`tfvae.data.from_arrays`, `from_directory`, `from_file`) or a
-      numpy array of examples (unlabeled); without it config.dataset is read. A run trained on
-      arrays records config.dataset "in-memory arrays" and the data's fingerprint; later calls
-      that need the data (resume, `TrainedModel.evaluate`) must be given the same data.
+      numpy array of examples (unlabeled); without it config.dataset is read. A Source read
+      from a path records the path and the options it was read with (image_size, max_value,
+      label_column) in config.json, so `tfvae.load(workdir).evaluate()`, `python -m
+      tfvae.evaluate` and `tfvae.visualize` read it alike. A run trained on arrays records
+      config.dataset "in-memory arrays" and the data's fingerprint; later calls that need the
+      data (resume, `TrainedModel.evaluate`, `tfvae.draw(workdir, data=...)`) must
+      be given the same data.
     overwrite: delete a run with another config in workdir instead of refusing.
     encoder: optional Keras 3 model x [B, *data_shape] -> features [B, F] (tfvae adds the
       posterior head) or a tfd.Distribution q(z|x) with batch [B], event [latent_dim].
@@ -145,7 +154,7 @@ def fit(config: Config, workdir: PathLike, data: Optional[DataLike] = None,
   from tfvae.training import run  # pylint: disable=import-outside-toplevel
   from tfvae.training import trainer  # pylint: disable=import-outside-toplevel
   _show_logs()
-  source = _as_source(data)
+  source = as_source(data)
   if config.strategy != "multi_worker":
     try:
       trainer.split_cpu(config.num_cpu_devices)
@@ -360,7 +369,7 @@ class TrainedModel:
   def data(self, source: Optional[DataLike] = None) -> data_lib.Data:
     """The run's Data: `source` (given to `fit`) or config.dataset read again, checked against
     the run's data fingerprint (tfvae.data.load)."""
-    return data_lib.load(self.config, _as_source(source))
+    return data_lib.load(self.config, as_source(source))
 
   def evaluate(self, data: Optional[DataLike] = None, split: str = "test",
                num_importance_samples: int = 5000, chunk_size: int = 500,

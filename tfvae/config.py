@@ -457,18 +457,29 @@ def differences(saved, new, may_change, ignore=()):
           and getattr(saved, f.name) != getattr(new, f.name)]
 
 
+# The options of the readers of --dataset (tfvae.data.from_directory, from_file), recorded with
+# the dataset so that later commands read it alike (tfvae.data.arrays.Source.reader_options).
+READER_OPTIONS = ("image_size", "max_value", "label_column")
+
+
 def check_resumable(saved, new):
   """Raises ConfigError naming the fields where `new` would not continue the run `saved`:
   fields outside RESUMABLE_ROLES that differ, or other data (their fingerprints differ).
-  Options the run ignores are not compared (options.without_ignored)."""
+  Options the run ignores are not compared (options.without_ignored), nor READER_OPTIONS when
+  both read the same data (same fingerprint and pixel levels: a run whose config.json predates
+  their recording resumes)."""
   saved, new = options.without_ignored(saved)[0], options.without_ignored(new)[0]
+  readers = [f"--{n}={getattr(new, n)!r} now, {getattr(saved, n)!r} in the workdir"
+             for n in READER_OPTIONS if getattr(new, n) != getattr(saved, n)]
   if saved.data_fingerprint and new.data_fingerprint and (
       saved.data_fingerprint != new.data_fingerprint) and saved.dataset == new.dataset:
     raise ConfigError(f"--dataset={new.dataset}: the data differ from those the run in the "
-                      f"workdir was trained on (now: {new.data_fingerprint}; the run's: "
-                      f"{saved.data_fingerprint}). Use a new --workdir, or --overwrite to delete "
-                      "that run and start over.")
-  changed = differences(saved, new, RESUMABLE_ROLES)
+                      f"workdir was trained on ({'; '.join(readers + [''])}now: "
+                      f"{new.data_fingerprint}; the run's: {saved.data_fingerprint}). Use a new "
+                      "--workdir, or --overwrite to delete that run and start over.")
+  same_data = (saved.data_fingerprint and saved.data_fingerprint == new.data_fingerprint
+               and saved.pixel_levels == new.pixel_levels)
+  changed = differences(saved, new, RESUMABLE_ROLES, ignore=READER_OPTIONS if same_data else ())
   if saved.image_shape and new.image_shape and saved.image_shape != new.image_shape:
     changed.append(("image_shape", saved.image_shape, new.image_shape))
   if changed:

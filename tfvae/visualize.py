@@ -50,10 +50,26 @@ def _pairs_of_different_classes(images, labels, num_pairs=4):
   return [(images[2 * i], images[2 * i + 1]) for i in range(num_pairs)]
 
 
-def draw(workdir, what, split="test", num_examples=3000, seed=0):
-  """Draws the figures named in `what`; returns {name: path of the PNG}.
+def draw(workdir: str, what: tuple[str, ...] | list[str] = FIGURES, split: str = "test",
+         num_examples: int = 3000, seed: int = 0, data=None) -> dict[str, str]:
+  """Draws the figures named in `what` into WORKDIR/figures; returns {name: path of the PNG}.
+
+  What `python -m tfvae.visualize` does, from Python. A run trained from in-memory arrays
+  (`tfvae.fit(config, workdir, data=x)`) gets its figures here, given the same data:
+  `tfvae.draw(workdir, data=x)` (no command can read the arrays again).
+
+  Args:
+    workdir: a run folder.
+    what: names among FIGURES.
+    split: "train", "validation" or "test": the images drawn from.
+    num_examples: examples for latent_pca and histograms.
+    seed: seed of the prior samples.
+    data: the run's data when it was trained from arrays (a tfvae.data Source or a numpy
+      array, as given to `tfvae.fit`); None reads config.dataset again (with the reader
+      options config.json records).
 
   Raises:
+    tfvae.data.DataError: if the data cannot be read or differ from the run's (saying what).
     tfvae.config.ConfigError: naming the figure, for an unknown name.
     FileNotFoundError: if the workdir has no config.json or checkpoint.
     tfvae.lock.WorkdirInUse: if another process holds the workdir.
@@ -66,10 +82,10 @@ def draw(workdir, what, split="test", num_examples=3000, seed=0):
                                  f"{', '.join(FIGURES)}.")
   config_lib.load(workdir)  # not a run: say so before a lock file is written there
   with lock.hold(workdir):
-    return _draw(workdir, what, split, num_examples, seed)
+    return _draw(workdir, what, split, num_examples, seed, data)
 
 
-def _draw(workdir, what, split, num_examples, seed):
+def _draw(workdir, what, split, num_examples, seed, data):
   """draw, once the workdir's lock is held."""
   import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
   import numpy as np  # pylint: disable=import-outside-toplevel
@@ -79,8 +95,9 @@ def _draw(workdir, what, split, num_examples, seed):
   from tfvae import summaries  # pylint: disable=import-outside-toplevel
   from tfvae.training import trainer  # pylint: disable=import-outside-toplevel
 
+  from tfvae import api  # pylint: disable=import-outside-toplevel
   config, model, step = trainer.restore_model(workdir)
-  data = data_lib.load(config)
+  data = data_lib.load(config, api.as_source(data))
   part = getattr(data, split)
   images = (part.images[:num_examples] / data.max_value).astype(np.float32)
   labels = part.labels[:num_examples]

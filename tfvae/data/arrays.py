@@ -38,6 +38,10 @@ class Source:
     max_value: the pixel value that means 1.0 (255; 16 for digits); 1 for vectors.
     class_names: names of the labels 0..K-1, or () when unnamed.
     origin: where it came from: "digits", a TFDS name, an absolute path, or IN_MEMORY.
+    reader_options: {Config field: value} of the options the origin was read with
+      (`from_directory`: image_size; `from_file`: max_value, label_column; {} for names and
+      arrays). A run records them with the origin in config.json, so every later command reads
+      the origin as training did.
   """
   train: tuple
   test: tuple = None
@@ -45,6 +49,7 @@ class Source:
   max_value: int = 255
   class_names: tuple = ()
   origin: str = IN_MEMORY
+  reader_options: dict = dataclasses.field(default_factory=dict)
 
   @property
   def kind(self):

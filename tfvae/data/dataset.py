@@ -65,7 +65,7 @@ def read(config):
   if config.dataset == arrays.IN_MEMORY:
     raise DataError("This run was trained from in-memory arrays (tfvae.fit(..., data=...)), which "
                     "a command cannot read again: call the Python API with the same data, e.g. "
-                    "tfvae.load(workdir).evaluate(data).")
+                    "tfvae.load(workdir).evaluate(data) or tfvae.draw(workdir, data=data).")
   if config.dataset == "digits":
     return sources.digits()
   if files.is_path(config.dataset):
@@ -77,16 +77,56 @@ def read(config):
 def load(config: "Config", source: Optional[arrays.Source] = None) -> "Data":
   """The Data of a run: `build(source or read(config), config)`, checked against the run's data.
 
+  config.dataset is read with the reader options config.json records (image_size, max_value,
+  label_column); a config.json without them reads with none.
+
   Raises:
     DataError: as `read` and `build`, or if config.data_fingerprint (the run's data) is set and
-      the source's differs: the file or folder changed since the run was trained.
+      the data differ from the run's: the message says what differs (reader options, a
+      split's shape or dtype, its values, the pixels' maximum).
   """
   source = source or read(config)
   fingerprint = source.fingerprint()
-  if config.data_fingerprint and fingerprint != config.data_fingerprint:
-    raise DataError(f"--dataset={config.dataset}: the data differ from those the run was trained "
-                    f"on (now: {fingerprint}; the run's: {config.data_fingerprint}).")
+  if config.data_fingerprint:
+    differs = _what_differs(config, source, fingerprint)
+    if differs:
+      raise DataError(f"--dataset={config.dataset}: the data differ from those the run was trained "
+                      f"on: {'; '.join(differs)} (now: {fingerprint}; the run's: "
+                      f"{config.data_fingerprint}).")
   return build(source, config, fingerprint)
+
+
+def _flag(value):
+  return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+def _splits(fingerprint):
+  """{split: (shape, dtype, hash)} of a Source.fingerprint()."""
+  return {piece.split(" ")[0]: tuple(piece.split(" ")[1:]) for piece in fingerprint.split("; ")
+          if piece}
+
+
+def _what_differs(config, source, fingerprint):
+  """[what differs] between the data read now (source, its fingerprint) and the run's (config):
+  reader options, each split's shape, dtype and values, the pixels' maximum. [] if nothing."""
+  differs = [f"read with --{name}={_flag(value)}, the run's with --{name}="
+             f"{_flag(getattr(config, name))}" for name, value in source.reader_options.items()
+             if value != getattr(config, name)]
+  now, run = _splits(fingerprint), _splits(config.data_fingerprint)
+  for name in dict.fromkeys([*run, *now]):
+    if name not in now or name not in run:
+      differs.append(f"a {name} split "
+                     f"{'the run did not have' if name in now else 'no longer there'}")
+    elif now[name][:2] != run[name][:2]:
+      differs.append(f"{name} is {' '.join(now[name][:2])} now, {' '.join(run[name][:2])} in the "
+                     "run")
+    elif now[name] != run[name]:
+      differs.append(f"{name} has other values (same shape {now[name][0]} {now[name][1]}: the "
+                     "file changed)")
+  if source.kind == "images" and source.max_value + 1 != config.pixel_levels:
+    differs.append(f"its pixels mean 0..{source.max_value}, the run's 0..{config.pixel_levels - 1}"
+                   f" (--max_value={config.pixel_levels - 1})")
+  return differs
 
 
 def build(source, config, fingerprint=None):

@@ -14,6 +14,7 @@ refused, as it belongs to no split.
 """
 
 import csv
+import dataclasses
 import os
 from typing import Optional, Sequence, Union
 import zipfile
@@ -145,6 +146,7 @@ def from_directory(path: Union[str, "os.PathLike[str]"],
 
   Returns:
     Source of uint8 images [N, H, W, C] (max_value 255; a 16-bit PNG keeps its high byte),
+    origin the absolute path, reader_options {"image_size": (H, W) or ()},
     labels from class folders (-1 for the files directly in a folder, beside class folders or
     not), with the splits the folder has; each split's files in a fixed shuffled order (seed 0),
     so that a validation or test split cut from it holds every class.
@@ -185,9 +187,10 @@ def from_directory(path: Union[str, "os.PathLike[str]"],
   if len(set(shapes.values())) > 1:
     raise DataError(f"--dataset={path}: the splits have images of different shapes {shapes}: "
                     "set --image_size=H,W.")
-  return arrays.from_arrays(*parts["train"], *parts.get("test", (None, None)),
-                            *parts.get("validation", (None, None)), max_value=255,
-                            class_names=names or (), origin=path)
+  source = arrays.from_arrays(*parts["train"], *parts.get("test", (None, None)),
+                              *parts.get("validation", (None, None)), max_value=255,
+                              class_names=names or (), origin=path)
+  return dataclasses.replace(source, reader_options={"image_size": tuple(image_size or ())})
 
 
 _NPZ_KEYS = {"train": (("x_train", "y_train"), ("images", "labels"), ("x", "y")),
@@ -207,7 +210,8 @@ def from_file(path: Union[str, "os.PathLike[str]"], max_value: Optional[int] = N
     label_column: .csv only: the header of the column holding integer labels ("" for none).
 
   Returns:
-    Source whose origin is the absolute path.
+    Source whose origin is the absolute path, reader_options {"max_value": max_value or 0,
+    "label_column": label_column} (what a run records, so later commands read it alike).
 
   Raises:
     DataError: naming the file: unknown extension, a damaged or cut-short file (an .npz that is
@@ -217,6 +221,13 @@ def from_file(path: Union[str, "os.PathLike[str]"], max_value: Optional[int] = N
       everything `from_arrays` checks.
   """
   path = os.path.abspath(path)
+  source = _read_file(path, max_value, label_column)
+  return dataclasses.replace(source, reader_options={"max_value": int(max_value or 0),
+                                                     "label_column": label_column})
+
+
+def _read_file(path, max_value, label_column):
+  """from_file, before its reader options are recorded."""
   what = f"--dataset={path}"
   lower = path.lower()
   try:

@@ -77,6 +77,20 @@ def _check_workdir(config, workdir, overwrite):
     _delete_run(workdir)
 
 
+def with_source(config, source):
+  """`config` naming where `source` came from: its origin as the dataset, and the options it was
+  read with (Source.reader_options: image_size, max_value, label_column), so that every later
+  command reads the origin as training did. A reader option the config sets otherwise is
+  replaced, with a warning (the source is what the run trains on)."""
+  for name, value in source.reader_options.items():
+    default = config_lib.Config.__dataclass_fields__[name].default
+    if getattr(config, name) not in (default, value):
+      logging.warning("--%s=%s is not how %s was read (%s=%r): recording the source's.", name,
+                      getattr(config, name), source.origin, name, value)
+  return config_lib.Config.from_dict({**config.to_dict(), **source.reader_options,
+                                      "dataset": source.origin})
+
+
 def resolve(config, data):
   """`config` with the fields resolved from the data it trains on (Config.RESOLVED).
 
@@ -124,8 +138,8 @@ def train_and_evaluate(config, workdir, overwrite=False, strategy=None, source=N
       the chief alone writes to the workdir (config.json, ckpt/, tensorboard/, eval.json,
       export), and all workers stop together after SIGTERM/SIGINT to any of them.
     source: optional tfvae.data.arrays.Source to train on instead of reading config.dataset;
-      config.dataset becomes its origin (a path, which later commands read again, or
-      "in-memory arrays").
+      config.dataset becomes its origin (a path, which later commands read again with the
+      reader options recorded beside it, or "in-memory arrays"): see `with_source`.
     parts: optional tfvae.user_networks.Parts, the user's Keras networks: checked against the
       data before anything is written, stored in WORKDIR/networks, trained as copies. Without
       them a run that stored networks resumes with those.
@@ -150,7 +164,7 @@ def train_and_evaluate(config, workdir, overwrite=False, strategy=None, source=N
   strategy = strategy or trainer_lib.make_strategy(config)  # checks the batch split first
   chief = distribute.is_chief(strategy)
   if source is not None:
-    config = config_lib.Config.from_dict({**config.to_dict(), "dataset": source.origin})
+    config = with_source(config, source)
   data = data_lib.load(config, source)
   config = resolve(config, data)
   mismatch = config_lib.likelihood_mismatch(config)
