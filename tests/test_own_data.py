@@ -251,7 +251,8 @@ def test_vector_likelihoods_check_their_features():
   with pytest.raises(DataError, match="non-negative integer"):
     data_lib.build(data_lib.from_arrays(x - 0.5), config_lib.Config(**base, likelihood="poisson"))
   with pytest.raises(DataError, match="--binarization=dynamic applies to pixels"):
-    data_lib.build(source, config_lib.Config(dataset="x", likelihood="poisson"))
+    data_lib.build(source, config_lib.Config(dataset="x", likelihood="poisson",
+                                             binarization="dynamic"))
   data = data_lib.build(source, config_lib.Config(**base, likelihood="normal", standardize=True))
   np.testing.assert_allclose(data.train.images.mean(0), 0, atol=1e-6)
   np.testing.assert_allclose(data.train.images.std(0), 1, atol=1e-5)
@@ -492,3 +493,74 @@ def datasets_table(tmp_path):
     writer.writerow([*wine.feature_names, "target"])
     writer.writerows([*x, y] for x, y in zip(wine.data, wine.target))
   return path
+
+
+# Issue 33 item 2: --binarization=auto (the default).
+
+def _photo_patches():
+  from sklearn import datasets  # pylint: disable=import-outside-toplevel
+  image = datasets.load_sample_images().images[0][:128, :128]  # a photograph, uint8 RGB
+  return image.reshape(8, 16, 8, 16, 3).swapaxes(1, 2).reshape(64, 16, 16, 3)
+
+
+def test_auto_binarizes_only_binary_like_gray_images_and_says_so(caplog):
+  import logging  # pylint: disable=import-outside-toplevel
+  from tfvae.training import run  # pylint: disable=import-outside-toplevel
+  caplog.set_level(logging.INFO, logger="absl")
+  assert config_lib.Config().binarization == "auto"
+  images, labels = _digits()
+  digits = data_lib.from_arrays(images, labels, max_value=16)
+  photos = _photo_patches()
+  gray = np.round(photos @ [0.299, 0.587, 0.114]).astype(np.uint8)
+  table = data_lib.from_arrays(np.random.default_rng(0).normal(size=(40, 3)))
+  cases = [(digits, "bernoulli", "dynamic", "65% of pixels near black or white"),
+           (digits, "normal", "none", "is a density"),
+           (data_lib.from_arrays(photos), "bernoulli", "none", "colour images 16x16x3"),
+           (data_lib.from_arrays(gray), "bernoulli", "none", "not more than 50%"),
+           (table, "normal", "none", "vectors [N, 3]")]
+  for source, likelihood, picked, why in cases:
+    caplog.clear()
+    config = config_lib.Config(likelihood=likelihood, validation_fraction=0.25)
+    data = data_lib.build(source, config)
+    assert data.binarization == picked, why
+    lines = [r.getMessage() for r in caplog.records if "--binarization=auto" in r.getMessage()]
+    assert len(lines) == 1 and f"--binarization=auto: {picked} (" in lines[0] and why in lines[0]
+    assert ("--binarization=none" if picked == "dynamic" else "--likelihood") in lines[0]
+    if picked == "none" and likelihood == "bernoulli":
+      assert "continuous pixels use --likelihood=continuous_bernoulli" in lines[0]
+    assert run.resolve(config, data).binarization == picked  # recorded in config.json
+  binarized = data_lib.build(digits, config_lib.Config())
+  assert set(np.unique(binarized.test.images)) == {0, 16}  # binarized once, as dynamic did
+  assert set(np.unique(data_lib.build(data_lib.from_arrays(photos),
+                                      config_lib.Config()).test.images)) != {0, 255}
+
+
+def test_an_auto_run_resumes_a_run_that_recorded_dynamic(tmp_path):
+  from tfvae.training import run  # pylint: disable=import-outside-toplevel
+  path = str(tmp_path / "photos.npy")
+  np.save(path, _photo_patches())
+  workdir = str(tmp_path / "run")
+  today = config_lib.Config(dataset=path, binarization="dynamic")  # main's default, resolved
+  data = data_lib.load(today)
+  config_lib.save(run.resolve(today, data), workdir)
+  again = run._auto_as_in_workdir(config_lib.Config(dataset=path), workdir)  # pylint: disable=protected-access
+  assert again.binarization == "dynamic"
+  config_lib.check_resumable(config_lib.load(workdir), run.resolve(again, data_lib.load(again)))
+  fresh = run._auto_as_in_workdir(config_lib.Config(dataset=path), str(tmp_path / "new"))  # pylint: disable=protected-access
+  assert run.resolve(fresh, data_lib.load(fresh)).binarization == "none"
+  digits = config_lib.Config(binarization="dynamic")
+  saved = run.resolve(digits, data_lib.load(digits))
+  auto = config_lib.Config()
+  config_lib.check_resumable(saved, run.resolve(auto, data_lib.load(auto)))
+
+
+def test_a_table_needs_no_binarization_flag_and_warnings_advise_the_right_fix():
+  x = np.random.default_rng(0).poisson(3, size=(40, 5)).astype(np.float32)
+  data = data_lib.build(data_lib.from_arrays(x), config_lib.Config(likelihood="poisson"))
+  assert data.binarization == "none"
+  density = config_lib.likelihood_mismatch(config_lib.Config(
+      likelihood="normal", binarization="dynamic", image_shape=(16, 16, 3)))
+  assert "--binarization=none" in density and "use bernoulli" not in density
+  cross = config_lib.likelihood_mismatch(config_lib.Config(binarization="none",
+                                                           image_shape=(16, 16, 3)))
+  assert "--likelihood=continuous_bernoulli" in cross

@@ -39,7 +39,7 @@ SEMI_SUPERVISED = ("m2", "pc_vae")
 
 # Flags whose value is one of a fixed set. absl rejects anything else with a message naming the flag.
 CHOICES = {
-    "binarization": ("none", "static", "dynamic", "dequantize"),
+    "binarization": ("auto", "none", "static", "dynamic", "dequantize"),
     "architecture": ("mlp", "gated_mlp", "conv"),
     "posterior_scale": ("softplus", "clamped_log_variance"),
     "prior": ("standard_normal", "vampprior", "mixture"),
@@ -100,8 +100,11 @@ class Config:
       "deviation (saved in config.json; every later command and the export apply them to raw "
       "features).")
   binarization: str = field(
-      "dynamic", DATA,
-      "none: gray levels y/max in [0,1]; static: Bernoulli-sampled once with a fixed seed; "
+      "auto", DATA,
+      "auto: dynamic for gray images whose pixels are mostly (more than half) within a tenth "
+      "of black or white, under --likelihood=bernoulli; none for colour images, other gray "
+      "images, density likelihoods and vectors (one log line says which; config.json records "
+      "the choice). none: gray levels y/max in [0,1]; static: Bernoulli-sampled once with a fixed seed; "
       "dynamic: resampled every time an example is seen (Burda et al. 2016); dequantize: not "
       "binarized but uniformly dequantized, (y + u)/(max+1), u ~ U[0,1) resampled every time "
       "(Theis et al. 2016), for continuous likelihoods whose bits/dim compare with other "
@@ -393,17 +396,21 @@ def likelihood_mismatch(config):
   log_prob is a cross-entropy, not a log-likelihood. A density (normal, laplace, ...) on binary
   pixels can grow without bound, so the number is not a log-likelihood either.
   """
-  if len(config.image_shape) == 1:  # vectors: build() checks the features fit the likelihood
-    return None
+  if len(config.image_shape) == 1 or config.binarization == "auto":
+    return None  # vectors: build() checks the features; auto: not resolved against data yet
   binary = config.binarization in ("static", "dynamic")
   if config.likelihood in DISCRETE_LIKELIHOODS and not binary:
     return (f"--likelihood={config.likelihood} on gray-level pixels (--binarization="
             f"{config.binarization}): its log_prob is a cross-entropy, not a log-likelihood, so "
-            "elbo/nll are not bounds on log p(x); use continuous_bernoulli or binarize.")
+            "elbo/nll are not bounds on log p(x); for continuous pixels use "
+            "--likelihood=continuous_bernoulli (or normal), for binary-like ones "
+            "--binarization=dynamic (docs/data.md).")
   if config.likelihood not in DISCRETE_LIKELIHOODS and binary:
     return (f"--likelihood={config.likelihood} is a density but the pixels are binary "
             f"(--binarization={config.binarization}): the density of {{0, 1}} values can grow "
-            "without bound, so elbo/nll are not log-likelihoods; use bernoulli.")
+            "without bound, so elbo/nll are not log-likelihoods: set --binarization=none (or "
+            "auto) to model the gray levels with this density, or --likelihood=bernoulli for "
+            "binary pixels.")
   return None
 
 

@@ -8,6 +8,7 @@ of tfvae/data/pipeline.py scale them to [0, 1] float32 and binarize as configure
 import dataclasses
 from typing import Optional, TYPE_CHECKING
 
+from absl import logging
 import numpy as np
 
 from tfvae.data import arrays
@@ -40,6 +41,9 @@ class Data:
   class_names: tuple[str, ...]
   # Uniform dequantization (--binarization=dequantize): pixels are (y + u) / (max_value + 1).
   dequantize: bool = False
+  # How the pixels are binarized: none, static, dynamic or dequantize (never auto: `build`
+  # resolves it); the pipelines binarize train batches when it is dynamic.
+  binarization: str = "none"
   fingerprint: str = ""  # of the Source it was built from (arrays.Source.fingerprint)
   # --standardize (vectors): the per-feature mean and scale subtracted and divided out.
   feature_mean: tuple = ()
@@ -138,7 +142,8 @@ def build(source, config, fingerprint=None):
     fingerprint: source.fingerprint() when the caller has it (else computed here).
 
   Returns:
-    Data. Without a test split in the source, test is the first --test_fraction of a fixed
+    Data, its binarization resolved (`auto_binarization` for --binarization=auto, said in one
+    log line). Without a test split in the source, test is the first --test_fraction of a fixed
     permutation (seed 0) of train; without a validation split, validation is the last
     --validation_fraction of train. With binarization static or dynamic, validation and test are
     binarized once with fixed seeds; with static, train is too.
@@ -167,9 +172,13 @@ def build(source, config, fingerprint=None):
   else:
     validation = Split(*source.validation)
   splits = {"train": train, "validation": validation, "test": test}
+  binarization = config.binarization
+  if binarization == "auto":
+    binarization, line = auto_binarization(source, config.likelihood)
+    logging.info("%s", line)
   mean = scale = ()
   if source.kind == "vectors":
-    _check_vectors(splits, config)
+    _check_vectors(splits, config, binarization)
     if config.standardize:
       mean = np.asarray(config.feature_mean or train.images.mean(0), np.float32)
       scale = np.asarray(config.feature_scale or train.images.std(0), np.float32)
@@ -181,14 +190,14 @@ def build(source, config, fingerprint=None):
     raise DataError(f"--dataset={config.dataset} holds images: "
                     f"{'--standardize' if config.standardize else '--likelihood=' + config.likelihood}"
                     " is for vectors [N, D] (tabular data).")
-  if config.binarization in ("static", "dynamic"):
-    fixed = ("train", "validation", "test") if config.binarization == "static" else (
+  if binarization in ("static", "dynamic"):
+    fixed = ("train", "validation", "test") if binarization == "static" else (
         "validation", "test")
     for name in fixed:
       splits[name] = _binarize_once(splits[name], source.max_value,
                                     _FIXED_BINARIZATION_SEED[name])
   return Data(max_value=source.max_value, class_names=source.class_names,
-              dequantize=config.binarization == "dequantize",
+              dequantize=binarization == "dequantize", binarization=binarization,
               fingerprint=fingerprint or source.fingerprint(),
               feature_mean=mean, feature_scale=scale, **splits)
 
@@ -196,13 +205,72 @@ def build(source, config, fingerprint=None):
 _COUNT_LIKELIHOODS = ("poisson", "negative_binomial")
 
 
-def _check_vectors(splits, config):
+# --binarization=auto: a pixel is near black or white within this fraction of the range, and
+# gray images whose pixels are near black or white more often than AUTO_MOSTLY are binary-like.
+AUTO_NEAR = 0.1
+AUTO_MOSTLY = 0.5
+_CONTINUOUS_ADVICE = ("for continuous pixels use --likelihood=continuous_bernoulli or normal "
+                      "(docs/data.md)")
+
+
+def near_black_or_white(images, max_value):
+  """The fraction (float in [0, 1]) of the pixels of uint8 images [N, H, W, C] in 0..max_value
+  that lie within AUTO_NEAR of the range of black or white (y <= 0.1 max or y >= 0.9 max)."""
+  low, high = np.floor(AUTO_NEAR * max_value), np.ceil((1 - AUTO_NEAR) * max_value)
+  return float(np.mean((images <= low) | (images >= high))) if images.size else 0.0
+
+
+def auto_binarization(source, likelihood):
+  """What --binarization=auto picks for `source` under --likelihood=`likelihood`.
+
+  dynamic for gray images (C = 1) whose pixels are mostly near black or white, under the
+  Bernoulli likelihood (a distribution over {0, 1}); none otherwise: colour images (C = 3, 4),
+  gray images with many mid-grays, a density likelihood (it models the gray levels), vectors.
+  "Mostly": more than AUTO_MOSTLY (half) of the train split's pixels within AUTO_NEAR (a tenth
+  of the range) of black or white. Measured (`near_black_or_white`, 2026-12-06): digits
+  65%, Fashion-MNIST 60% (train split), the two scikit-learn sample photographs in gray 31% and
+  14% (in RGB 36% and 35%; 16x16 gray patches of them 22%); the threshold lies in that gap.
+
+  Args:
+    source: tfvae.data.arrays.Source.
+    likelihood: the run's --likelihood.
+
+  Returns:
+    (binarization, line): "dynamic" or "none", and the one log line that says what was picked,
+    why, and what the user can set instead.
+  """
+  if source.kind == "vectors":
+    return "none", (f"--binarization=auto: none (vectors [N, {source.train[0].shape[1]}]: "
+                    "binarization is for pixels). Choose --likelihood by the features "
+                    "(docs/data.md): normal or laplace for real values (with --standardize), "
+                    "bernoulli for 0/1, poisson or negative_binomial for counts.")
+  images = source.train[0]
+  shape = "x".join(map(str, images.shape[1:]))
+  if images.shape[-1] != 1:
+    why = f"colour images {shape}"
+  else:
+    near = near_black_or_white(images, source.max_value)
+    why = (f"gray images {shape}, {near:.0%} of pixels near black or white, "
+           f"{'more' if near > AUTO_MOSTLY else 'not more'} than {AUTO_MOSTLY:.0%}")
+    if near > AUTO_MOSTLY and likelihood == "bernoulli":
+      return "dynamic", (f"--binarization=auto: dynamic ({why}: binary-like; each pixel is "
+                         "resampled as 0/1 every step). Set --binarization=none to model the "
+                         f"gray levels instead ({_CONTINUOUS_ADVICE}), or static.")
+    if likelihood != "bernoulli":
+      why += f"; --likelihood={likelihood} is a density on gray levels"
+  advice = (f"; {_CONTINUOUS_ADVICE}: --likelihood=bernoulli on gray levels is a cross-entropy,"
+            " not a log-likelihood" if likelihood == "bernoulli" else "")
+  return "none", (f"--binarization=auto: none ({why}): pixels are gray levels in [0, 1]"
+                  f"{advice}. Set --binarization=dynamic to binarize them instead.")
+
+
+def _check_vectors(splits, config, binarization):
   """DataError naming the flag, split and feature where vectors do not fit the config."""
   what = f"--dataset={config.dataset}"
-  if config.binarization != "none":
+  if binarization != "none":
     raise DataError(f"{what} holds vectors [N, {splits['train'].images.shape[1]}], not images: "
-                    f"--binarization={config.binarization} applies to pixels; use "
-                    "--binarization=none.")
+                    f"--binarization={binarization} applies to pixels; use "
+                    "--binarization=auto or none.")
   if config.architecture != "mlp":
     raise DataError(f"{what} holds vectors: --architecture={config.architecture} needs images; "
                     "use --architecture=mlp.")
@@ -282,7 +350,7 @@ def labeled_indices(data, config):
 def fixed_train(data, config):
   """`data` with the train split binarized once with a fixed seed when binarization is dynamic,
   as validation and test are (for features computed on train images, e.g. M1)."""
-  if config.binarization != "dynamic":
+  if data.binarization != "dynamic":
     return data
   return dataclasses.replace(data, train=_binarize_once(data.train, data.max_value,
                                                         _FIXED_BINARIZATION_SEED["train"]))

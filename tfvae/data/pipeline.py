@@ -84,7 +84,7 @@ class TrainBatches:
     self.labels = data.train.labels
     self.max_value = data.max_value
     self.dequantize = data.dequantize
-    self.binarize = config.binarization == "dynamic"
+    self.binarize = data.binarization == "dynamic"  # resolved (--binarization=auto) by build
     self.inject_nan_at_steps = tuple(config.inject_nan_at_steps)
     self.seed = tf.constant([config.seed, 0], tf.int32)
 

@@ -91,14 +91,35 @@ def with_source(config, source):
                                       "dataset": source.origin})
 
 
+def _auto_as_in_workdir(config, workdir):
+  """`config`, its --binarization=auto replaced by the binarization of the run in `workdir`
+  when that run would otherwise resume (e.g. a config.json written when the default was
+  dynamic); one log line says so."""
+  if config.binarization != "auto":
+    return config
+  try:
+    saved = config_lib.load(workdir)
+    resumed = config_lib.Config.from_dict({**config.to_dict(),
+                                           "binarization": saved.binarization})
+    config_lib.check_resumable(saved, resumed)
+  except (FileNotFoundError, config_lib.ConfigError):
+    return config
+  logging.info("--binarization=auto: %s (as the run in %s was trained; set --binarization to "
+               "train another run).", resumed.binarization, workdir)
+  return resumed
+
+
 def resolve(config, data):
-  """`config` with the fields resolved from the data it trains on (Config.RESOLVED).
+  """`config` with the fields resolved from the data it trains on (Config.RESOLVED), and
+  --binarization=auto replaced by what it picked for them (data.binarization), so that
+  config.json records it and a resume compares equal.
 
   Args:
     config: Config.
     data: tfvae.data.Data built for it.
   """
   config = config_lib.Config.from_dict({**config.to_dict(), "image_shape": data.image_shape,
+                                        "binarization": data.binarization,  # auto resolved
                                         "pixel_levels": data.max_value + 1,
                                         "num_classes": data.num_classes,
                                         "data_fingerprint": data.fingerprint,
@@ -165,6 +186,7 @@ def train_and_evaluate(config, workdir, overwrite=False, strategy=None, source=N
   chief = distribute.is_chief(strategy)
   if source is not None:
     config = with_source(config, source)
+  config = _auto_as_in_workdir(config, workdir)
   data = data_lib.load(config, source)
   config = resolve(config, data)
   mismatch = config_lib.likelihood_mismatch(config)
