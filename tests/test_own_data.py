@@ -543,10 +543,11 @@ def test_an_auto_run_resumes_a_run_that_recorded_dynamic(tmp_path):
   today = config_lib.Config(dataset=path, binarization="dynamic")  # main's default, resolved
   data = data_lib.load(today)
   config_lib.save(run.resolve(today, data), workdir)
-  again = run._auto_as_in_workdir(config_lib.Config(dataset=path), workdir)  # pylint: disable=protected-access
+  auto_as_in_workdir = run._auto_as_in_workdir  # pylint: disable=protected-access
+  again = auto_as_in_workdir(config_lib.Config(dataset=path), workdir)
   assert again.binarization == "dynamic"
   config_lib.check_resumable(config_lib.load(workdir), run.resolve(again, data_lib.load(again)))
-  fresh = run._auto_as_in_workdir(config_lib.Config(dataset=path), str(tmp_path / "new"))  # pylint: disable=protected-access
+  fresh = auto_as_in_workdir(config_lib.Config(dataset=path), str(tmp_path / "new"))
   assert run.resolve(fresh, data_lib.load(fresh)).binarization == "none"
   digits = config_lib.Config(binarization="dynamic")
   saved = run.resolve(digits, data_lib.load(digits))

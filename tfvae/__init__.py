@@ -10,9 +10,9 @@ The Python API (tfvae/api.py; every command line tool is built on it):
     model.evaluate(data, split="test", num_importance_samples=5000)
 
 Names: Config, ConfigError, DataError, fit, load, draw (a run's figures, tfvae/visualize.py;
-`draw(workdir, data=x)` for a run trained from arrays), TrainedModel, MODELS (the model registry) and
-the `data` subpackage (from_arrays, from_directory, from_file, load). They are imported on first
-use, so `import tfvae` alone does not start TensorFlow.
+`draw(workdir, data=x)` for a run trained from arrays), TrainedModel, MODELS (the model
+registry) and the `data` subpackage (from_arrays, from_directory, from_file, load). They are
+imported on first use, so `import tfvae` alone does not start TensorFlow.
 """
 
 import importlib
