@@ -465,7 +465,8 @@ def differences(saved, new, may_change, ignore=()):
 
 
 # The options of the readers of --dataset (tfvae.data.from_directory, from_file), recorded with
-# the dataset so that later commands read it alike (the reader_options field of tfvae.data.arrays.Source).
+# the dataset so that later commands read it alike (the reader_options field of
+# tfvae.data.arrays.Source).
 READER_OPTIONS = ("image_size", "max_value", "label_column")
 
 

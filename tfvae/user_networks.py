@@ -123,7 +123,7 @@ def _describe(value) -> str:
   if isinstance(value, tfd.Distribution):
     return (f"a {type(value).__name__} with batch {value.batch_shape.as_list()} and event "
             f"{value.event_shape.as_list()}")
-  if isinstance(value, (tf.Tensor, tf.Variable)) or hasattr(value, "shape"):
+  if tf.is_tensor(value):
     return f"a Tensor {list(value.shape)}"
   return f"a {type(value).__name__}"
 
@@ -179,7 +179,7 @@ def check(parts: Parts, data_shape, latent_dim: int, likelihood: str, posterior:
       if posterior == "iaf":
         raise NetworkError("encoder: it returns a distribution, so --posterior=iaf has no "
                            "features to condition the flow on: return features [B, F] instead.")
-    elif not (hasattr(out, "shape") and len(out.shape) == 2 and out.shape[0] == batch):
+    elif not (tf.is_tensor(out) and len(out.shape) == 2 and out.shape[0] == batch):
       raise NetworkError(f"encoder: for x {[batch, *data_shape]} expected features [{batch}, F]"
                          f" or a tfd.Distribution q(z|x), got {_describe(out)}.")
   if parts.decoder is not None:
@@ -192,7 +192,7 @@ def check(parts: Parts, data_shape, latent_dim: int, likelihood: str, posterior:
       if parts.likelihood is not None:
         raise NetworkError("likelihood: the decoder returns a distribution already; give a "
                            "likelihood layer only with a decoder that returns parameters.")
-    elif not hasattr(out, "shape") or out.shape[0] != batch:
+    elif not tf.is_tensor(out) or len(out.shape) < 1 or out.shape[0] != batch:
       raise NetworkError(f"decoder: for z [{batch}, {latent_dim}] expected parameters "
                          f"[{batch}, ...] or a tfd.Distribution p(x|z), got {_describe(out)}.")
     elif parts.likelihood is None and tuple(out.shape[1:]) != param_shape(likelihood,
