@@ -71,6 +71,11 @@ def serialize(name: str, obj) -> dict:
     NetworkError: naming the part, if it is not a Keras layer or model, or does not serialize
       and deserialize (a custom class not registered, a Lambda layer).
   """
+  return _round_trip(name, obj)[0]
+
+
+def _round_trip(name, obj):
+  """(serialization, a fresh object deserialized from it) of a part (see `serialize`)."""
   if not isinstance(obj, keras.layers.Layer):
     raise NetworkError(f"{name}: expected a Keras 3 model or layer, got {type(obj).__name__}"
                        + (" (a tf_keras/Keras 2 object: build it with `import keras`, Keras 3)"
@@ -89,7 +94,7 @@ def serialize(name: str, obj) -> dict:
   if type(clone) is not type(obj):
     raise NetworkError(f"{name}: {type(obj).__name__} deserializes as {type(clone).__name__}: "
                        "register its class with @keras.saving.register_keras_serializable().")
-  return config
+  return config, clone
 
 
 def deserialize(name: str, config: dict):
@@ -111,7 +116,7 @@ def copies(parts: Parts) -> Parts:
   seed). The caller's objects are templates: tfvae never trains or changes them."""
   out = {}
   for name, obj in parts.given().items():
-    clone = deserialize(name, serialize(name, obj))
+    _, clone = _round_trip(name, obj)
     if obj.built and obj.weights and clone.built and [w.shape for w in clone.weights] == [
         w.shape for w in obj.weights]:
       clone.set_weights(obj.get_weights())  # a pretrained network trains on from its weights
