@@ -135,3 +135,41 @@ def test_the_public_api_is_annotated():
     if name != "TrainedModel.__init__" and signature.return_annotation is inspect.Signature.empty:
       missing.append(f"{name} -> ?")
   assert not missing, missing
+
+
+@pytest.fixture(scope="module")
+def m2(tmp_path_factory):
+  """(TrainedModel of an untrained M2 on 8x8 images with 3 classes, its loaded SavedModel)."""
+  import conftest  # pylint: disable=import-outside-toplevel
+  network = conftest.tiny_model(model="m2", num_classes=3)
+  path = str(tmp_path_factory.mktemp("m2") / "export")
+  serving.export(network, path)
+  return tfvae.TrainedModel(network.config, network, 0), tf.saved_model.load(path)
+
+
+def test_sample_takes_the_class_of_label_conditional_models_as_the_saved_model(m2):
+  """Issue 33 item 5: TrainedModel.sample(label=k) gives the SavedModel's sample of class k;
+  label=None draws the classes (the SavedModel's label -1)."""
+  model, saved = m2
+  for label, saved_label in [(2, 2), (None, -1)]:
+    out = model.sample(6, seed=4, label=label)
+    want = saved.signatures["sample"](n=tf.constant(6), seed=tf.constant([4, 0]),
+                                      label=tf.constant(saved_label))
+    np.testing.assert_array_equal(out["label"], want["label"].numpy())
+    np.testing.assert_allclose(out["mean"], want["mean"].numpy(), rtol=1e-5, atol=1e-6)
+    assert out["label"].dtype == np.int64 and out["mean"].shape == (6, 8, 8, 1)
+  assert list(model.sample(6, seed=4, label=2)["label"]) == [2] * 6
+
+
+@pytest.mark.parametrize("label", [3, -1, 1.0, True, "1"])
+def test_sample_refuses_a_label_outside_the_classes(m2, label):
+  model, _ = m2
+  with pytest.raises(ValueError, match=rf"^label={label!r}: expected an int in \[0, 2\], a "
+                     r"class of the 3 \(label=None draws y ~ p\(y\)\)\.$"):
+    model.sample(2, label=label)
+
+
+def test_sample_refuses_a_label_for_a_model_without_classes(run):
+  model, _, _ = run
+  with pytest.raises(ValueError, match=r"^label=1: --model=vae is not label-conditional"):
+    model.sample(2, label=1)

@@ -289,25 +289,39 @@ class TrainedModel:
     """
     return self._raw(self.model.reconstruct(self._inputs(x)))
 
-  def sample(self, num: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """{"mean", "sample"}: float32 numpy [num, *image_shape] from z ~ p(z) (models with a prior).
+  def sample(self, num: int, seed: int = 0,
+             label: Optional[int] = None) -> dict[str, np.ndarray]:
+    """{"mean", "sample"}: float32 numpy [num, *image_shape] from z ~ p(z) (models with a prior);
+    label-conditional models (M2) also return "label": int64 numpy [num], the class of each.
 
     Args:
       num: int, 0 <= num <= MAX_SAMPLES (65536, as the SavedModel's sample: the outputs are
         held in memory; call again with other seeds for more).
       seed: int32 (in [-2**31, 2**31)); the same seed gives the same images.
+      label: label-conditional models only: None draws each image's class y ~ p(y); an int in
+        [0, K) (K = model.label_classes) makes every image of that class (the SavedModel's
+        sample takes the same, with a negative label for "draw").
 
     Raises:
-      ValueError: for deterministic autoencoders (no prior), or num / seed not such an int
-        (raised before any work).
+      ValueError: for deterministic autoencoders (no prior), num / seed not such an int, or a
+        label given to a model without classes or outside [0, K) (raised before any work).
     """
     if not self.model.generative:
       raise ValueError(f"--model={self.config.model} has no prior p(z) to sample from.")
     _check_int("num", num, 0, MAX_SAMPLES, " (the outputs are held in memory: call sample "
                "again with another seed for more)")
     _check_int("seed", seed, -2 ** 31, 2 ** 31 - 1, " (an int32)")
-    out = self.model.sample(tf.constant(num, tf.int32), tf.constant([seed, 0], tf.int32))
-    return {k: self._raw(v) for k, v in out.items()}
+    classes = self.model.label_classes
+    if label is not None:
+      if not classes:
+        raise ValueError(f"label={label!r}: --model={self.config.model} is not "
+                         "label-conditional (only m2 samples a given class).")
+      _check_int("label", label, 0, classes - 1,
+                 f", a class of the {classes} (label=None draws y ~ p(y))")
+    label_arg = tf.constant(-1 if label is None else label, tf.int64) if classes else None
+    out = self.model.sample(tf.constant(num, tf.int32), tf.constant([seed, 0], tf.int32),
+                            label_arg)
+    return {k: np.asarray(v) if k == "label" else self._raw(v) for k, v in out.items()}
 
   def _terms(self, x: Any) -> dict[str, np.ndarray]:
     x = self._inputs(x)
