@@ -48,7 +48,20 @@ def make_strategy(config):
   if config.batch_size % len(devices):
     raise config_lib.ConfigError(f"--batch_size={config.batch_size} is not divisible by the {len(devices)} "
                      "replicas of --strategy=mirrored.")
-  return tf.distribute.MirroredStrategy(devices)
+  return _mirrored(tuple(devices))
+
+
+_MIRRORED = {}  # devices -> the process's MirroredStrategy over them
+
+
+def _mirrored(devices):
+  """One MirroredStrategy per set of devices and process. Each new MirroredStrategy numbers its
+  all-reduces from the same collective keys, so a second run in a process (a notebook's second
+  `tfvae.fit`, a tuner's next trial) with other variable shapes failed with "Shape mismatch in
+  the collective instance 101"; one strategy keeps numbering on."""
+  if devices not in _MIRRORED:
+    _MIRRORED[devices] = tf.distribute.MirroredStrategy(list(devices))
+  return _MIRRORED[devices]
 
 
 class Trainer:
