@@ -1,6 +1,7 @@
 """The Python API (tfvae/api.py): a TrainedModel refuses what its SavedModel refuses, and its
 arguments are checked before any work. One short run on digits serves every test."""
 
+import os
 import time
 
 import numpy as np
@@ -173,3 +174,43 @@ def test_sample_refuses_a_label_for_a_model_without_classes(run):
   model, _, _ = run
   with pytest.raises(ValueError, match=r"^label=1: --model=vae is not label-conditional"):
     model.sample(2, label=1)
+
+
+def test_load_in_a_fresh_process_does_not_import_the_trainer(run):
+  """Loading a model for inference needs no trainer (tfvae/loading.py, issue 34 step 2)."""
+  import subprocess  # pylint: disable=import-outside-toplevel
+  import sys  # pylint: disable=import-outside-toplevel
+  from conftest import ROOT  # pylint: disable=import-outside-toplevel
+  model, x, _ = run
+  script = ("import sys, numpy as np, tfvae\n"
+            "model = tfvae.load(sys.argv[1])\n"
+            "print(np.asarray(model.elbo(np.load(sys.argv[2]))).tolist())\n"
+            "print(sorted(m for m in sys.modules if m.startswith('tfvae.training.')))\n")
+  path = os.path.join(str(model.workdir), "..", "x.npy")
+  np.save(path, x)
+  proc = subprocess.run([sys.executable, "-c", script, str(model.workdir), path], cwd=ROOT,
+                        capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  elbo, modules = proc.stdout.strip().splitlines()[-2:]
+  np.testing.assert_allclose(eval(elbo), model.elbo(x), rtol=1e-5)  # pylint: disable=eval-used
+  assert "tfvae.training.trainer" not in modules and "tfvae.training.run" not in modules, modules
+
+
+def test_the_errors_a_caller_catches_are_exported_and_named_under_raises():
+  from tfvae import errors, lock, user_networks  # pylint: disable=import-outside-toplevel
+  from tfvae.training import checkpoints, failures, run as run_lib  # pylint: disable=import-outside-toplevel
+  assert tfvae.TrainingError is run_lib.TrainingError is failures.TrainingError
+  assert tfvae.Interrupted is run_lib.Interrupted is errors.Interrupted
+  assert tfvae.WorkdirInUse is lock.WorkdirInUse
+  assert tfvae.CheckpointMismatch is checkpoints.CheckpointMismatch
+  assert tfvae.NetworkError is user_networks.NetworkError
+  assert tfvae.ForeignLink is errors.ForeignLink
+  for name in ("WorkdirInUse", "CheckpointMismatch", "NetworkError", "ForeignLink"):
+    assert issubclass(getattr(tfvae, name), tfvae.ConfigError), name
+  names = ("ConfigError", "DataError", "TrainingError", "Interrupted", "WorkdirInUse",
+           "CheckpointMismatch", "NetworkError", "ForeignLink")
+  assert set(names) <= set(dir(tfvae))
+  raises = tfvae.fit.__doc__.split("Raises:")[1]
+  assert all(f"tfvae.{name}" in raises for name in names if name != "ForeignLink"), raises
+  assert all(f"tfvae.{name}" in tfvae.load.__doc__.split("Raises:")[1]
+             for name in ("WorkdirInUse", "CheckpointMismatch", "NetworkError"))

@@ -154,8 +154,8 @@ def test_every_model_trains_exports_and_reloads(tmp_path, model, architecture, e
     key = "test_K2" if generative else "test"  # the key names K when there is an iwae_bound
     assert json.load(f)[key]["loss"] == results["test"]["loss"]
 
-  from tfvae.training import trainer  # pylint: disable=import-outside-toplevel
-  _, restored, step = trainer.restore_model(workdir)
+  from tfvae import loading  # pylint: disable=import-outside-toplevel
+  _, restored, step = loading.restore_model(workdir)
   assert step == 6
   loaded = tf.saved_model.load(os.path.join(workdir, "export"))
   expected = {"decode", "encode", "reconstruct", "serving_default"}

@@ -22,6 +22,7 @@ from tfvae import config as config_lib
 from tfvae import data as data_lib
 from tfvae.training import distribute
 from tfvae.evaluation import evaluator as evaluator_lib
+from tfvae import loading
 from tfvae.training import trainer as trainer_lib
 
 TINY = ["--dataset=digits", "--hidden_sizes=32", "--latent_dim=4", "--batch_size=64",
@@ -89,7 +90,7 @@ def _event_file_pids(workdir):
 
 def _validation_elbo(workdir):
   """Validation elbo of the chief's checkpoint, evaluated here in one process."""
-  config, model, _ = trainer_lib.restore_model(workdir)
+  config, model, _ = loading.restore_model(workdir)
   data = data_lib.load(config)
   metrics = evaluator_lib.Evaluator(model, tf.distribute.get_strategy())(
       data_lib.eval_dataset(data, "validation", config.eval_batch_size))
@@ -116,8 +117,8 @@ def test_two_workers_train_the_weights_of_one_process_and_only_the_chief_writes(
     assert _worker_lines(stderr, index, "Training from step 0 to 20")
 
   # Worker i trained on the i-th half of every global batch, with the noise of those rows.
-  _, model_multi, step_multi = trainer_lib.restore_model(str(multi))
-  _, model_single, step_single = trainer_lib.restore_model(str(single))
+  _, model_multi, step_multi = loading.restore_model(str(multi))
+  _, model_single, step_single = loading.restore_model(str(single))
   assert step_multi == step_single == 20 and len(model_multi.variables) > 4
   for a, b in zip(model_multi.variables, model_single.variables):
     assert a.name == b.name

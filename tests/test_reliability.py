@@ -15,7 +15,7 @@ import tensorflow as tf
 from conftest import checkpoint_step, ROOT, run_module
 from tfvae import summaries
 from tfvae.training import failures
-from tfvae.training import trainer as trainer_lib
+from tfvae import loading
 
 QUICK = ["--flagfile=configs/quickstart.cfg", "--steps_per_loop=25", "--eval_every=1000",
          "--eval_importance_samples=0"]
@@ -134,7 +134,7 @@ def test_nan_in_every_batch_stops_with_a_clear_error_and_the_last_good_checkpoin
   assert "The last checkpoint, of step 100 (before the updates that failed), is intact in " \
       + os.path.join(str(tmp_path), "ckpt") in proc.stderr
   assert checkpoint_step(str(tmp_path)) == 100  # nothing saved after the faults began
-  _, model, step = trainer_lib.restore_model(str(tmp_path))
+  _, model, step = loading.restore_model(str(tmp_path))
   assert step == 100
   assert all(np.all(np.isfinite(v.numpy())) for v in model.variables)
 

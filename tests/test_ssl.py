@@ -166,8 +166,8 @@ def test_ssl_model_trains_with_50_labels_exports_and_classifies(tmp_path, model)
   results = run.train_and_evaluate(config, workdir)
   assert results["step"] == 6
   assert np.isfinite(results["test"]["loss"])
-  from tfvae.training import trainer  # pylint: disable=import-outside-toplevel
-  _, restored, step = trainer.restore_model(workdir)
+  from tfvae import loading  # pylint: disable=import-outside-toplevel
+  _, restored, step = loading.restore_model(workdir)
   assert step == 6
   # The reported accuracy is the classifier's on the whole test split (was: 0 <= accuracy <= 1).
   x_test, y_test = ssl.split_arrays(data_lib.load(config), "test")[:2]

@@ -13,7 +13,7 @@ import tensorflow as tf
 from conftest import run_module
 import tfvae
 from tfvae import data as data_lib
-from tfvae.training import trainer as trainer_lib
+from tfvae import loading
 
 QUICK = ["--flagfile=configs/quickstart.cfg", "--train_steps=120", "--eval_every=60",
          "--checkpoint_every=60", "--steps_per_loop=20"]
@@ -82,7 +82,7 @@ def test_quickstart_writes_config_events_eval_and_export(quickstart_run):
 def test_export_in_a_fresh_process_reproduces_the_model(quickstart_run, tmp_path):
   workdir, _ = quickstart_run
   run_module("tfvae.export", f"--workdir={workdir}")
-  _, model, step = trainer_lib.restore_model(workdir)
+  _, model, step = loading.restore_model(workdir)
   assert step == 120
   x = np.random.default_rng(0).integers(0, 2, [4, 8, 8, 1]).astype(np.float32)
   np.save(tmp_path / "x.npy", x)

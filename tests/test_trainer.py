@@ -8,6 +8,8 @@ import tensorflow as tf
 from conftest import ROOT
 from tfvae import config as config_lib
 from tfvae import data as data_lib
+from tfvae import loading
+from tfvae.training import distribute
 from tfvae.training import trainer as trainer_lib
 
 
@@ -77,7 +79,7 @@ def test_checkpoint_restores_every_variable_into_a_fresh_model(digits, tmp_path)
   trainer = trainer_lib.Trainer(config, tf.distribute.OneDeviceStrategy("/cpu:0"), workdir)
   trainer.train(_iterator(trainer, data, config), 5)
   trainer.save()
-  restored_config, model, step = trainer_lib.restore_model(workdir)
+  restored_config, model, step = loading.restore_model(workdir)
   assert restored_config == config and step == 5
   assert len(model.variables) == len(trainer.model.variables) > 4
   for a, b in zip(trainer.model.variables, model.variables):
@@ -92,12 +94,12 @@ def test_checkpoint_restores_every_variable_into_a_fresh_model(digits, tmp_path)
 def test_restore_model_without_checkpoint_says_train_first(tmp_path):
   config_lib.save(config_lib.Config(image_shape=(8, 8, 1)), str(tmp_path))
   with pytest.raises(FileNotFoundError, match="train first"):
-    trainer_lib.restore_model(str(tmp_path))
+    loading.restore_model(str(tmp_path))
 
 
 def test_mirrored_strategy_rejects_a_batch_that_does_not_split():
   with pytest.raises(ValueError, match="--batch_size=65"):
-    trainer_lib.make_strategy(config_lib.Config(batch_size=65))
+    distribute.make_strategy(config_lib.Config(batch_size=65))
 
 
 def test_xla_gradients_match_the_plain_gradients(digits, monkeypatch):

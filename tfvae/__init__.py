@@ -9,10 +9,20 @@ The Python API (tfvae/api.py; every command line tool is built on it):
     q_z = model.encode(images)                # tfd.MultivariateNormalDiag, batch [N]
     model.evaluate(data, split="test", num_importance_samples=5000)
 
-Names: Config, ConfigError, DataError, fit, load, draw (a run's figures, tfvae/visualize.py;
+Names: Config, fit, load, draw (a run's figures, tfvae/visualize.py;
 `draw(workdir, data=x)` for a run trained from arrays), TrainedModel, MODELS (the model
 registry) and the `data` subpackage (from_arrays, from_directory, from_file, load). They are
 imported on first use, so `import tfvae` alone does not start TensorFlow.
+
+The errors a caller catches (each call's `Raises:` names them):
+  ConfigError      a config, flag value or workdir that cannot run (a ValueError); among them
+    WorkdirInUse        another process holds the run folder (its pid and command named),
+    CheckpointMismatch  no checkpoint of the run restores into this model,
+    NetworkError        a user network that does not fit, store or load (tfvae.user_networks),
+    ForeignLink         a link in a run folder that tfvae did not make;
+  DataError        data that cannot be read or differ from the run's (a ValueError);
+  TrainingError    training cannot go on (non-finite updates); the last checkpoint is intact;
+  Interrupted      SIGTERM/SIGINT stopped training after a checkpoint: the same call resumes.
 """
 
 import importlib
@@ -22,8 +32,11 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
   from tfvae import data
   from tfvae.api import fit, load, TrainedModel
   from tfvae.config import Config
-  from tfvae.errors import ConfigError, DataError
+  from tfvae.errors import ConfigError, DataError, ForeignLink, Interrupted, TrainingError
+  from tfvae.lock import WorkdirInUse
   from tfvae.models import MODELS
+  from tfvae.training.checkpoints import CheckpointMismatch
+  from tfvae.user_networks import NetworkError
 
 __version__ = "0.1.0"
 
@@ -31,6 +44,12 @@ _EXPORTS = {
     "Config": ("tfvae.config", "Config"),
     "ConfigError": ("tfvae.errors", "ConfigError"),
     "DataError": ("tfvae.errors", "DataError"),
+    "ForeignLink": ("tfvae.errors", "ForeignLink"),
+    "TrainingError": ("tfvae.errors", "TrainingError"),
+    "Interrupted": ("tfvae.errors", "Interrupted"),
+    "WorkdirInUse": ("tfvae.lock", "WorkdirInUse"),
+    "CheckpointMismatch": ("tfvae.training.checkpoints", "CheckpointMismatch"),
+    "NetworkError": ("tfvae.user_networks", "NetworkError"),
     "fit": ("tfvae.api", "fit"),
     "load": ("tfvae.api", "load"),
     "draw": ("tfvae.visualize", "draw"),

@@ -143,27 +143,34 @@ def fit(config: Config, workdir: PathLike, data: Optional[DataLike] = None,
     tfvae.training.run.train_and_evaluate).
 
   Raises:
-    ConfigError: a config that cannot run, or workdir holds another run (and not overwrite).
-    DataError: data that cannot be read or do not fit the config.
-    tfvae.user_networks.NetworkError (a ConfigError): a network whose output does not fit
-      the data or latent_dim (one line naming it, the shape expected and the one received),
-      that cannot be serialized, or that differs from the one the run stored; raised before
-      anything is written.
-    tfvae.training.run.TrainingError / Interrupted: as the command line tool.
+    tfvae.ConfigError: a config that cannot run, or workdir holds another run (and not
+      overwrite); a link in workdir that tfvae did not make (tfvae.ForeignLink).
+    tfvae.WorkdirInUse (a ConfigError): another process holds workdir (it is named).
+    tfvae.DataError: data that cannot be read or do not fit the config.
+    tfvae.NetworkError (a ConfigError): a network whose output does not fit the data or
+      latent_dim (one line naming it, the shape expected and the one received), that cannot
+      be serialized, or that differs from the one the run stored; raised before anything is
+      written.
+    tfvae.CheckpointMismatch (a ConfigError): workdir holds checkpoints that do not restore
+      into this config; before anything is written.
+    tfvae.TrainingError: training cannot go on (non-finite updates in a row); the last
+      checkpoint is intact.
+    tfvae.Interrupted: SIGTERM/SIGINT stopped training after a checkpoint was written; the
+      same call resumes.
   """
+  from tfvae.training import distribute  # pylint: disable=import-outside-toplevel
   from tfvae.training import run  # pylint: disable=import-outside-toplevel
-  from tfvae.training import trainer  # pylint: disable=import-outside-toplevel
   _show_logs()
   source = as_source(data)
   if config.strategy != "multi_worker":
     try:
-      trainer.split_cpu(config.num_cpu_devices)
+      distribute.split_cpu(config.num_cpu_devices)
     except RuntimeError:
       raise ConfigError(f"--num_cpu_devices={config.num_cpu_devices}: TensorFlow has already "
                         "started in this process; split the CPU first (call "
-                        "tfvae.training.trainer.split_cpu before any TensorFlow op).") from None
+                        "tfvae.training.distribute.split_cpu before any TensorFlow op).") from None
   config, parts = _parts(config, encoder, decoder, likelihood, prior)
-  strategy = trainer.make_strategy(config)
+  strategy = distribute.make_strategy(config)
   return run.train_and_evaluate(config, workdir, overwrite, strategy, source=source,
                                 parts=parts)
 
@@ -188,15 +195,19 @@ def load(workdir: PathLike, strategy: Optional[tf.distribute.Strategy] = None, *
 
   Raises:
     FileNotFoundError: if the workdir has no config.json or no checkpoint.
-    tfvae.lock.WorkdirInUse: if it has none yet because a training holds the workdir (the
+    tfvae.WorkdirInUse: if it has none yet because a training holds the workdir (the
       message names that process).
+    tfvae.CheckpointMismatch: if no checkpoint restores (each damaged, or another model's).
+    tfvae.NetworkError: if a stored network does not load here (its class not importable:
+      pass it again) or a network given differs from the stored one.
+    tfvae.ConfigError: config.json cannot be read as a Config.
   """
+  from tfvae import loading  # pylint: disable=import-outside-toplevel
   from tfvae import user_networks  # pylint: disable=import-outside-toplevel
-  from tfvae.training import trainer  # pylint: disable=import-outside-toplevel
   parts = user_networks.Parts(encoder=encoder, decoder=decoder, likelihood=likelihood,
                               prior=prior)
   try:
-    config, model, step = trainer.restore_model(workdir, strategy, parts=parts)
+    config, model, step = loading.restore_model(workdir, strategy, parts=parts)
   except FileNotFoundError:
     lock.refuse_unfinished(workdir, "config.json or checkpoint")
     raise

@@ -174,13 +174,12 @@ def user_errors(program):
   except errors.Stopped as e:
     exit_with(program, e, 128 + e.signum)
   except Exception as e:  # pylint: disable=broad-except
-    from tfvae.training import run  # pylint: disable=import-outside-toplevel
     out_of_storage = errors.out_of_storage(e)
     if out_of_storage:
       exit_with(program, out_of_storage, 1)
-    if isinstance(e, run.TrainingError):
+    if isinstance(e, errors.TrainingError):
       exit_with(program, e, 1)
-    if isinstance(e, run.Interrupted):
+    if isinstance(e, errors.Interrupted):
       exit_with(program, e, 128 + e.signum)
     raise
 

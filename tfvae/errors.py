@@ -1,7 +1,10 @@
 """The errors a user can act on; each message names the flag, file or shape at fault.
 
-Entry points turn ConfigError and DataError into one line and exit status 2 (tfvae/cli.py);
-training's own errors (TrainingError, Interrupted) live in tfvae/training/failures.py.
+Entry points turn ConfigError and DataError into one line and exit status 2, TrainingError into
+status 1 and Interrupted into 128 + signal (tfvae/cli.py). Every error a caller of the Python
+API catches is exported from `tfvae` (tfvae/__init__.py): these, and the ConfigErrors defined
+beside the code that raises them (lock.WorkdirInUse, training.checkpoints.CheckpointMismatch,
+user_networks.NetworkError).
 """
 
 import errno
@@ -21,6 +24,20 @@ class DataError(ValueError):
 class ForeignLink(ConfigError):
   """A link in a run folder that tfvae would write or delete through points where tfvae did not
   make it (the link policy: tfvae/workdir.py); the message names the link and its target."""
+
+
+class TrainingError(RuntimeError):
+  """Training cannot go on (e.g. non-finite updates in a row); the last checkpoint is intact."""
+
+
+class Interrupted(Exception):
+  """SIGTERM/SIGINT stopped training after a checkpoint was written; the same call resumes."""
+
+  def __init__(self, signum, step, workdir):
+    self.signum = signum
+    super().__init__(f"Stopped by {signal.Signals(signum).name} at step {step}; a checkpoint "
+                     f"was written to {os.path.join(workdir, 'ckpt')}. Re-run the same command "
+                     "to resume from it.")
 
 
 class Stopped(BaseException):

@@ -58,11 +58,11 @@ def _load(workdir):
     raise
   cli.import_tensorflow()
   from tfvae import api  # pylint: disable=import-outside-toplevel
-  from tfvae.training import trainer  # pylint: disable=import-outside-toplevel
+  from tfvae.training import distribute  # pylint: disable=import-outside-toplevel
   if config.strategy == "multi_worker":
     config = config_lib.Config.from_dict({**config.to_dict(), "strategy": "mirrored"})
-  trainer.split_cpu(config.num_cpu_devices)
-  return api.load(workdir, trainer.make_strategy(config))
+  distribute.split_cpu(config.num_cpu_devices)
+  return api.load(workdir, distribute.make_strategy(config))
 
 
 def main(argv):

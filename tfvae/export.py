@@ -22,9 +22,9 @@ def main(argv):
   config_lib.load(workdir)  # not a run: say so before a lock file is written there
   cli.import_tensorflow()
   from tfvae import serving  # pylint: disable=import-outside-toplevel
-  from tfvae.training import trainer  # pylint: disable=import-outside-toplevel
+  from tfvae import loading  # pylint: disable=import-outside-toplevel
   with lock.hold(workdir):  # before the restore: a busy workdir is refused at once
-    _, model, step = trainer.restore_model(workdir)
+    _, model, step = loading.restore_model(workdir)
     path = os.path.join(workdir, "export")
     serving.export(model, path, step=step)
   print(f"Exported the step-{step} model to {path}")

@@ -34,10 +34,10 @@ def main(argv):
   config = config_flags.from_flags(FLAGS)
   cli.import_tensorflow()
   from tfvae.training import run  # pylint: disable=import-outside-toplevel
-  from tfvae.training import trainer  # pylint: disable=import-outside-toplevel
+  from tfvae.training import distribute  # pylint: disable=import-outside-toplevel
   if config.strategy != "multi_worker":
-    trainer.split_cpu(config.num_cpu_devices)  # before any TF op
-  strategy = trainer.make_strategy(config)  # before any TF op (data loading runs some)
+    distribute.split_cpu(config.num_cpu_devices)  # before any TF op
+  strategy = distribute.make_strategy(config)  # before any TF op (data loading runs some)
   results = run.train_and_evaluate(config, FLAGS.workdir, FLAGS.overwrite, strategy)
   logging.info("Done: test %s. Outputs in %s (tensorboard --logdir %s)",
                run.describe(results["test"], config), FLAGS.workdir,

@@ -93,10 +93,10 @@ def _draw(workdir, what, split, num_examples, seed, data):
   from tfvae import data as data_lib  # pylint: disable=import-outside-toplevel
   from tfvae.evaluation import figures  # pylint: disable=import-outside-toplevel
   from tfvae import summaries  # pylint: disable=import-outside-toplevel
-  from tfvae.training import trainer  # pylint: disable=import-outside-toplevel
+  from tfvae import loading  # pylint: disable=import-outside-toplevel
 
   from tfvae import api  # pylint: disable=import-outside-toplevel
-  config, model, step = trainer.restore_model(workdir)
+  config, model, step = loading.restore_model(workdir)
   data = data_lib.load(config, api.as_source(data))
   part = getattr(data, split)
   images = (part.images[:num_examples] / data.max_value).astype(np.float32)

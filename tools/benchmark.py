@@ -108,12 +108,13 @@ def _tfvae_row(row, steps, repeats, epochs):
   """Times tfvae's Trainer as `python -m tfvae.train` runs it."""
   import dataclasses  # pylint: disable=import-outside-toplevel
   from tfvae import data as data_lib  # pylint: disable=import-outside-toplevel
+  from tfvae.training import distribute  # pylint: disable=import-outside-toplevel
   from tfvae.training import trainer as trainer_lib  # pylint: disable=import-outside-toplevel
-  trainer_lib.split_cpu(row["replicas"])
+  distribute.split_cpu(row["replicas"])
   config = _config(row)
   data = data_lib.load(config)
   config = dataclasses.replace(config, image_shape=data.image_shape)
-  strategy = trainer_lib.make_strategy(config)
+  strategy = distribute.make_strategy(config)
   trainer = trainer_lib.Trainer(config, strategy)
   iterator = trainer.train_iterator(data)
   trainer.train(iterator, 1)
@@ -149,8 +150,8 @@ def _keras_row(row, steps, repeats, epochs):
   sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
   import keras_reference_vae  # pylint: disable=import-outside-toplevel
   from tfvae import data as data_lib  # pylint: disable=import-outside-toplevel
-  from tfvae.training import trainer as trainer_lib  # pylint: disable=import-outside-toplevel
-  trainer_lib.split_cpu(row["replicas"])
+  from tfvae.training import distribute  # pylint: disable=import-outside-toplevel
+  distribute.split_cpu(row["replicas"])
   keras.config.set_dtype_policy(row["dtype_policy"])
   keras.utils.set_random_seed(0)
   data = data_lib.load(_config(row))

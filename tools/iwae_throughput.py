@@ -61,12 +61,13 @@ def main(argv):
   from tfvae import config as config_lib  # pylint: disable=import-outside-toplevel
   from tfvae import data as data_lib  # pylint: disable=import-outside-toplevel
   from tfvae.evaluation import evaluator as evaluator_lib  # pylint: disable=import-outside-toplevel
+  from tfvae.training import distribute  # pylint: disable=import-outside-toplevel
   from tfvae.training import trainer as trainer_lib  # pylint: disable=import-outside-toplevel
   config = config_lib.Config(dataset="fashion_mnist", data_dir=FLAGS.data_dir,
                              hidden_sizes=HIDDEN, latent_dim=LATENT)
   data = data_lib.load(config)
   config = dataclasses.replace(config, image_shape=data.image_shape)
-  trainer = trainer_lib.Trainer(config, trainer_lib.make_strategy(config))
+  trainer = trainer_lib.Trainer(config, distribute.make_strategy(config))
   model, k, n = trainer.model, FLAGS.num_importance_samples, FLAGS.num_examples
   evaluator = evaluator_lib.Evaluator(model, trainer.strategy, k, FLAGS.chunk_size)
   dataset = data_lib.eval_dataset(data, "test", FLAGS.batch_size)

@@ -90,12 +90,12 @@ def _train(config, workdir):
   import dataclasses  # pylint: disable=import-outside-toplevel
   from tfvae import data as data_lib  # pylint: disable=import-outside-toplevel
   from tfvae.training import run  # pylint: disable=import-outside-toplevel
-  from tfvae.training import trainer  # pylint: disable=import-outside-toplevel
+  from tfvae import loading  # pylint: disable=import-outside-toplevel
   per_epoch = data_lib.steps_per_epoch(data_lib.load(config), config)
   total = config.train_steps or config.epochs * per_epoch
   config = dataclasses.replace(config, eval_every=total)  # validation once, at the end
   results = run.train_and_evaluate(config, workdir)
-  _, model, _ = trainer.restore_model(workdir)
+  _, model, _ = loading.restore_model(workdir)
   return model, results["test"]
 
 

@@ -35,13 +35,14 @@ def main(argv):
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from tfvae import config as config_lib  # pylint: disable=import-outside-toplevel
   from tfvae import data as data_lib  # pylint: disable=import-outside-toplevel
+  from tfvae.training import distribute  # pylint: disable=import-outside-toplevel
   from tfvae.training import trainer as trainer_lib  # pylint: disable=import-outside-toplevel
   config = config_lib.Config(dataset="fashion_mnist", data_dir=FLAGS.data_dir,
                              hidden_sizes=(512, 256), latent_dim=32, batch_size=FLAGS.batch_size,
                              jit_compile=FLAGS.jit_compile, dtype_policy=FLAGS.dtype_policy)
   data = data_lib.load(config)
   config = dataclasses.replace(config, image_shape=data.image_shape)
-  trainer = trainer_lib.Trainer(config, trainer_lib.make_strategy(config))
+  trainer = trainer_lib.Trainer(config, distribute.make_strategy(config))
   if FLAGS.whole_loop_xla:
     trainer._train_loop = tf.function(trainer._train_loop_fn, autograph=False,  # pylint: disable=protected-access
                                       jit_compile=True)

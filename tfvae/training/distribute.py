@@ -24,6 +24,56 @@ TF_CONFIG_EXAMPLE = ('{"cluster": {"worker": ["host0:12345", "host1:12345"]}, '
                      '"task": {"type": "worker", "index": 0}}')
 
 
+def split_cpu(num_devices):
+  """Splits the first CPU into `num_devices` logical devices (a no-op when it is split so
+  already, e.g. by an earlier `tfvae.fit` in this process).
+
+  Raises:
+    RuntimeError: if TensorFlow has started in this process with another split.
+  """
+  if num_devices > 1:
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    if len(tf.config.get_logical_device_configuration(cpu) or ()) == num_devices:
+      return
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * num_devices)
+
+
+def make_strategy(config):
+  """The strategy of --strategy: MirroredStrategy over all GPUs (else all logical CPUs),
+  OneDeviceStrategy, or MultiWorkerMirroredStrategy over the cluster of TF_CONFIG.
+
+  With --strategy=multi_worker, call it before any other TF op runs in the process.
+
+  Raises:
+    tfvae.config.ConfigError: if the batch does not split over the replicas, or TF_CONFIG is
+      missing or invalid (multi_worker).
+  """
+  if config.strategy == "multi_worker":
+    return multi_worker_strategy(config)
+  gpus = tf.config.list_logical_devices("GPU")
+  devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+  if config.strategy == "one_device":
+    return tf.distribute.OneDeviceStrategy(devices[0])
+  if config.batch_size % len(devices):
+    raise config_lib.ConfigError(f"--batch_size={config.batch_size} is not divisible by the "
+                                 f"{len(devices)} replicas of --strategy=mirrored.")
+  return _mirrored(tuple(devices))
+
+
+_MIRRORED = {}  # devices -> the process's MirroredStrategy over them
+
+
+def _mirrored(devices):
+  """One MirroredStrategy per set of devices and process. Each new MirroredStrategy numbers its
+  all-reduces from the same collective keys, so a second run in a process (a notebook's second
+  `tfvae.fit`, a tuner's next trial) with other variable shapes failed with "Shape mismatch in
+  the collective instance 101"; one strategy keeps numbering on."""
+  if devices not in _MIRRORED:
+    _MIRRORED[devices] = tf.distribute.MirroredStrategy(list(devices))
+  return _MIRRORED[devices]
+
+
 def parse_tf_config(environ=None):
   """Reads and checks the TF_CONFIG environment variable (the cluster and this task).
 

@@ -8,20 +8,7 @@ import threading
 import tensorflow as tf
 
 from tfvae import workdir as workdir_lib
-
-
-class TrainingError(RuntimeError):
-  """Training cannot go on (e.g. non-finite updates in a row); the last checkpoint is intact."""
-
-
-class Interrupted(Exception):
-  """SIGTERM/SIGINT stopped training after a checkpoint was written."""
-
-  def __init__(self, signum, step, workdir):
-    self.signum = signum
-    super().__init__(f"Stopped by {signal.Signals(signum).name} at step {step}; a checkpoint "
-                     f"was written to {os.path.join(workdir, 'ckpt')}. Re-run the same command "
-                     "to resume from it.")
+from tfvae.errors import Interrupted, TrainingError  # noqa: F401 (defined there, used here)
 
 
 class StopSignals:

@@ -153,7 +153,7 @@ def train_and_evaluate(config, workdir, overwrite=False, strategy=None, source=N
     workdir: the run folder.
     overwrite: if the workdir holds a run with a different config, delete it (RUN_OUTPUTS)
       instead of refusing.
-    strategy: the tf.distribute.Strategy to train under; default `trainer.make_strategy(config)`.
+    strategy: the tf.distribute.Strategy to train under; default `distribute.make_strategy(config)`.
       Pass it when it must exist before any TF op (--strategy=multi_worker: the entry point
       creates it first). Under MultiWorkerMirroredStrategy every worker calls this function;
       the chief alone writes to the workdir (config.json, ckpt/, tensorboard/, eval.json,
@@ -182,7 +182,7 @@ def train_and_evaluate(config, workdir, overwrite=False, strategy=None, source=N
   config, ignored = options.without_ignored(config)  # what defines the run, as config.json says
   for message in ignored:
     logging.warning("%s", message)
-  strategy = strategy or trainer_lib.make_strategy(config)  # checks the batch split first
+  strategy = strategy or distribute.make_strategy(config)  # checks the batch split first
   chief = distribute.is_chief(strategy)
   if source is not None:
     config = with_source(config, source)

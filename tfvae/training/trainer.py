@@ -10,58 +10,12 @@ import os
 from absl import logging
 import tensorflow as tf
 
-from tfvae import config as config_lib
-from tfvae import user_networks
 from tfvae import data as data_lib
 from tfvae.training import checkpoints
 from tfvae.training import distribute
-from tfvae.training import early_stopping
 from tfvae.evaluation import evaluator as evaluator_lib
 from tfvae.training import fused_adam
 from tfvae import models
-
-
-def split_cpu(num_devices):
-  """Splits the first CPU into `num_devices` logical devices. Must run before TF initializes."""
-  if num_devices > 1:
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration()] * num_devices)
-
-
-def make_strategy(config):
-  """The strategy of --strategy: MirroredStrategy over all GPUs (else all logical CPUs),
-  OneDeviceStrategy, or MultiWorkerMirroredStrategy over the cluster of TF_CONFIG.
-
-  With --strategy=multi_worker, call it before any other TF op runs in the process.
-
-  Raises:
-    tfvae.config.ConfigError: if the batch does not split over the replicas, or TF_CONFIG is
-      missing or invalid (multi_worker).
-  """
-  if config.strategy == "multi_worker":
-    return distribute.multi_worker_strategy(config)
-  gpus = tf.config.list_logical_devices("GPU")
-  devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
-  if config.strategy == "one_device":
-    return tf.distribute.OneDeviceStrategy(devices[0])
-  if config.batch_size % len(devices):
-    raise config_lib.ConfigError(f"--batch_size={config.batch_size} is not divisible by the {len(devices)} "
-                     "replicas of --strategy=mirrored.")
-  return _mirrored(tuple(devices))
-
-
-_MIRRORED = {}  # devices -> the process's MirroredStrategy over them
-
-
-def _mirrored(devices):
-  """One MirroredStrategy per set of devices and process. Each new MirroredStrategy numbers its
-  all-reduces from the same collective keys, so a second run in a process (a notebook's second
-  `tfvae.fit`, a tuner's next trial) with other variable shapes failed with "Shape mismatch in
-  the collective instance 101"; one strategy keeps numbering on."""
-  if devices not in _MIRRORED:
-    _MIRRORED[devices] = tf.distribute.MirroredStrategy(list(devices))
-  return _MIRRORED[devices]
 
 
 class Trainer:
@@ -73,6 +27,9 @@ class Trainer:
     workdir: str or None; checkpoints go to WORKDIR/ckpt when given. Every worker of a
       multi-worker run restores from there (a shared filesystem); only the chief saves there.
     parts: optional tfvae.user_networks.Parts, the user's networks (copies are trained).
+
+  The strategy comes from `distribute.make_strategy`; the model of a finished run is rebuilt
+  for inference by tfvae/loading.py, which does not import this module.
   """
 
   def __init__(self, config, strategy, workdir=None, parts=None):
@@ -287,39 +244,3 @@ class DeviceData:
       self._orders = {e: o for e, o in self._orders.items() if e == epoch - 1}
       self._orders[epoch] = self.batches.epoch_order(epoch)
     return self._orders[epoch]
-
-
-def restore_model(workdir, strategy=None, checkpoint="best", parts=None):
-  """Rebuilds the model of a run from WORKDIR/config.json, its stored user networks
-  (WORKDIR/networks, tfvae/user_networks.py) and one of its checkpoints.
-
-  Args:
-    workdir: a run folder.
-    strategy: optional tf.distribute.Strategy to build the model under.
-    checkpoint: "best" (WORKDIR/ckpt/best, the lowest validation loss, when the run has one;
-      else the latest) or "latest".
-    parts: optional user_networks.Parts to use instead of the stored ones (the same networks,
-      e.g. when their classes cannot be imported here).
-
-  Returns:
-    (config, model, step): the run's Config, the model with restored weights, the int step
-    of those weights.
-
-  Raises:
-    FileNotFoundError: if the workdir has no config.json or no checkpoint.
-    checkpoints.CheckpointMismatch: if no checkpoint restores (each damaged, or another model).
-    user_networks.NetworkError: if a stored network does not load, or `parts` differ from them.
-  """
-  config = config_lib.load(workdir)
-  parts = user_networks.reconcile(workdir, parts or user_networks.Parts())
-  with (strategy or tf.distribute.get_strategy()).scope():
-    model = models.build(config, parts=parts)
-  step = tf.Variable(0, dtype=tf.int64)
-  paths = checkpoints.candidates(os.path.join(workdir, "ckpt"))
-  best = early_stopping.best_checkpoint(workdir) if checkpoint == "best" else None
-  if best:  # a damaged best checkpoint falls back to the latest ones, with a warning
-    paths = [best, *paths]
-  if not paths:
-    raise FileNotFoundError(f"No checkpoint in {os.path.join(workdir, 'ckpt')}: train first.")
-  checkpoints.restore(tf.train.Checkpoint(model=model, step=step), paths)
-  return config, model, int(step.numpy())

@@ -38,7 +38,8 @@ from tfvae import config as config_lib
 from tfvae import data as data_lib
 from tfvae import lock
 from tfvae.training import run
-from tfvae.training import trainer as trainer_lib
+from tfvae import loading
+from tfvae.training import distribute
 from tfvae.tuning import report as tune_report
 from tfvae.tuning.report import TRIALS_CSV
 from tfvae.tuning.report import trial_name
@@ -171,7 +172,7 @@ def _make_oracle(settings):
 def _m1_validation_accuracy(trial_dir):
   """M1 accuracy on the validation split of a trained trial (its config's labels)."""
   from tfvae.evaluation import ssl  # pylint: disable=import-outside-toplevel
-  config, model, _ = trainer_lib.restore_model(trial_dir)
+  config, model, _ = loading.restore_model(trial_dir)
   return ssl.m1_accuracy(model, data_lib.load(config), config, split="validation")["accuracy"]
 
 
@@ -276,7 +277,7 @@ def search(base_config, settings, workdir):
   """
   _check_search(base_config, settings)
   data_lib.load(base_config)  # fail fast (DataError) before writing
-  trainer_lib.make_strategy(base_config)  # batch split over the replicas (ConfigError)
+  distribute.make_strategy(base_config)  # batch split over the replicas (ConfigError)
   with lock.hold(workdir):
     return _search(base_config, settings, workdir)
 
