@@ -41,11 +41,13 @@ def images(workdir, train_steps):
   config = tfvae.Config(latent_dim=8, hidden_sizes=(128, 64), train_steps=train_steps,
                         eval_every=max(1, train_steps // 2))
   run = os.path.join(workdir, "digits_vae")
-  results = tfvae.fit(config, run, data=data)  # logs and a progress display, as the CLI
+  model = tfvae.fit(config, run, data=data)  # logs and a progress display, as the CLI
+  results = model.results  # the final metrics, also merged into RUN/eval.json
   print(f"test elbo {results['test']['elbo']:.2f} nats after {results['step']} steps")
 
   # The run folder is the same one `python -m tfvae.train --dataset=FOLDER` writes: every
-  # command (evaluate, visualize, export, resume) works on it, and so does tfvae.load.
+  # command (evaluate, visualize, export, resume) works on it, and so does tfvae.load (the same
+  # model, e.g. in a later session).
   model = tfvae.load(run)
   test = model.data().test  # the folder is read again and checked against the run's data
   x = test.images[:5]  # uint8 pixels: the model scales them as in training
@@ -67,8 +69,7 @@ def table(workdir, train_steps):
                         latent_dim=4, hidden_sizes=(64, 32), batch_size=64,
                         train_steps=train_steps, eval_every=max(1, train_steps // 2))
   run = os.path.join(workdir, "cancer_vae")
-  tfvae.fit(config, run, data=data)
-  model = tfvae.load(run)
+  model = tfvae.fit(config, run, data=data)  # the trained model (tfvae.load(run) rebuilds it)
   # Raw features in, raw units out: the run's standardization is applied inside.
   reconstruction = model.reconstruct(cancer.data[:3])
   print("feature 0, raw and reconstructed:", cancer.data[:3, 0], np.round(reconstruction[:, 0], 2))

@@ -52,9 +52,9 @@ def test_fit_resumes_a_relative_workdir_and_load_reads_it(workdir):
     return tfvae.Config(latent_dim=2, hidden_sizes=(16,), train_steps=steps, steps_per_loop=10,
                         checkpoint_every=10, eval_every=0, eval_importance_samples=0)
   first = tfvae.fit(config(20), workdir)
-  assert first["step"] == 20
+  assert first.results["step"] == 20 and first.step == 20
   second = tfvae.fit(config(40), workdir)  # resumed at step 20, not refused or restarted
-  assert second["step"] == 40
+  assert second.results["step"] == 40
   assert checkpoints.candidates(os.path.join(workdir, "ckpt"))[0] == os.path.join(
       workdir, "ckpt", "ckpt-40")
   assert tfvae.load(workdir).step == 40

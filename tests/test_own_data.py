@@ -288,13 +288,20 @@ def test_the_python_api_trains_loads_and_evaluates_arrays(tmp_path):
   images, labels = _digits()
   data = tfvae.data.from_arrays(images, labels, max_value=16)
   workdir = str(tmp_path / "api")
-  results = tfvae.fit(tfvae.Config(latent_dim=4, hidden_sizes=(32,), train_steps=60,
+  trained = tfvae.fit(tfvae.Config(latent_dim=4, hidden_sizes=(32,), train_steps=60,
                                    steps_per_loop=20, eval_importance_samples=0), workdir,
                       data=data)
-  assert results["step"] == 60
+  results = trained.results  # what fit returned before issue 34 (step 2)
+  assert results["step"] == 60 and results["test"]["checkpoint_step"] == trained.step
+  with open(os.path.join(workdir, "eval.json")) as f:
+    merged = json.load(f)
+  assert merged[merged["final"]["test"]]["elbo"] == pytest.approx(results["test"]["elbo"])
   model = tfvae.load(workdir)
   assert model.step == 60 and model.config.dataset == data_lib.IN_MEMORY
+  assert trained.config == model.config and trained.workdir == workdir
   test = model.data(data).test
+  # fit's model is the one load rebuilds: the same weights, the same answers.
+  np.testing.assert_array_equal(trained.elbo(test.images), model.elbo(test.images))
   x = test.images / 16.0
   elbo = model.elbo(test.images)  # integer pixels are scaled by the run's max value
   np.testing.assert_allclose(elbo, model.elbo(x.astype(np.float32)), rtol=1e-6)

@@ -185,7 +185,7 @@ def test_user_networks_train_are_stored_and_load_in_a_fresh_process(tmp_path):
   workdir = str(tmp_path / "run")
   encoder, decoder = _encoder(), _decoder()
   before = [w.numpy().copy() for w in encoder.weights]
-  results = tfvae.fit(_config(train_steps=30), workdir, encoder=encoder, decoder=decoder)
+  results = tfvae.fit(_config(train_steps=30), workdir, encoder=encoder, decoder=decoder).results
   assert results["step"] == 30 and np.isfinite(results["test"]["elbo"])
   for w, b in zip(encoder.weights, before):  # the caller's networks are templates
     np.testing.assert_array_equal(w.numpy(), b)
@@ -198,8 +198,8 @@ def test_user_networks_train_are_stored_and_load_in_a_fresh_process(tmp_path):
   assert not np.array_equal(trained, before[0])  # the copy trained
   # Resume with the networks given again, and without them (from the workdir alone).
   assert tfvae.fit(_config(train_steps=40), workdir, encoder=_encoder(),
-                   decoder=_decoder())["step"] == 40
-  assert tfvae.fit(_config(train_steps=50), workdir)["step"] == 50
+                   decoder=_decoder()).results["step"] == 40
+  assert tfvae.fit(_config(train_steps=50), workdir).results["step"] == 50
   with pytest.raises(user_networks.NetworkError, match="encoder: differs from the one stored"):
     tfvae.fit(_config(train_steps=60), workdir, encoder=_encoder(features=17))
   # A fresh process: load, evaluate and call the SavedModel without importing TFP.

@@ -4,8 +4,9 @@ The Python API (tfvae/api.py; every command line tool is built on it):
 
     import tfvae
     data = tfvae.data.from_directory("my_images/", image_size=(28, 28))   # or from_arrays(x, y)
-    tfvae.fit(tfvae.Config(latent_dim=16, epochs=20), "runs/mine", data=data)
-    model = tfvae.load("runs/mine")           # config.json + best (else latest) checkpoint
+    model = tfvae.fit(tfvae.Config(latent_dim=16, epochs=20), "runs/mine", data=data)
+    model.results["test"]                     # its final metrics (what fit returned before)
+    model = tfvae.load("runs/mine")           # the same: config.json + best (else latest) ckpt
     q_z = model.encode(images)                # tfd.MultivariateNormalDiag, batch [N]
     model.evaluate(data, split="test", num_importance_samples=5000)
 

@@ -2,47 +2,32 @@
 
     import tfvae
     data = tfvae.data.from_directory("my_images/", image_size=(28, 28))
-    tfvae.fit(tfvae.Config(latent_dim=16, epochs=20), "runs/mine", data=data)
-    model = tfvae.load("runs/mine")
+    model = tfvae.fit(tfvae.Config(latent_dim=16, epochs=20), "runs/mine", data=data)
+    model.results["test"]["elbo"]         # the final metrics, also in runs/mine/eval.json
+    model = tfvae.load("runs/mine")       # the same model, in another process
     q_z = model.encode(images)            # tfd.MultivariateNormalDiag, batch [N]
     model.evaluate(data, split="test", num_importance_samples=5000)
 
 Every command line tool is built on these calls and writes the same workdir (config.json,
-ckpt/, tensorboard/, eval.json, export). Inputs are numpy arrays: images [N, H, W, C] as
-integer pixels 0..max_value (as stored; divided by the run's max value, 255 or 16 for digits),
-bool, or floats already in [0, 1]; raw float vectors [N, D] (standardized inside with the
-run's statistics under --standardize, outputs in raw units, as the SavedModel does). Values
-the SavedModel refuses are refused here too, with a DataError naming the argument and the
-range found (tfvae.data.arrays.checked_pixels): integer pixels above max_value, floats outside
-[0, 1] (e.g. raw 0..255 floats), NaN, inf, None.
+ckpt/, tensorboard/, eval.json, export). What the model takes and returns: TrainedModel
+(tfvae/trained.py).
 """
 
-import contextlib
 import logging as std_logging
-import os
-import time
+import tempfile
 from typing import Any, Optional, Union
 
 from absl import flags
 from absl import logging
 import keras
-import numpy as np
 import tensorflow as tf
-import tensorflow_probability as tfp
 
 from tfvae import cli
-from tfvae import data as data_lib
+from tfvae import config as config_lib
 from tfvae import lock
-from tfvae import summaries
-from tfvae import workdir as workdir_lib
-from tfvae.data import arrays
 from tfvae.config import Config
 from tfvae.errors import ConfigError
-from tfvae.evaluation import evaluator as evaluator_lib
-from tfvae.serving import MAX_SAMPLES
-
-tfd = tfp.distributions
-
+from tfvae.trained import as_source, DataLike, PathLike, TrainedModel  # noqa: F401 (API names)
 
 _QUIET = cli.TfvaeInfoOnly()
 
@@ -53,40 +38,6 @@ def _show_logs() -> None:
   if not flags.FLAGS.is_parsed() and logging.get_verbosity() < logging.INFO:
     logging.set_verbosity(logging.INFO)
     std_logging.getLogger("absl").addFilter(_QUIET)
-
-
-SPLITS = ("train", "validation", "test")
-PathLike = Union[str, "os.PathLike[str]"]
-# What `fit`, `evaluate` and `data` take as data: a tfvae.data Source or unlabeled examples.
-DataLike = Union[arrays.Source, np.ndarray]
-
-
-def _check_int(name: str, value: Any, low: int, high: Optional[int] = None,
-               why: str = "") -> None:
-  """ValueError naming the argument unless value is an int (not bool) in [low, high]."""
-  if (isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer))
-      or value < low or (high is not None and value > high)):
-    bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
-    raise ValueError(f"{name}={value!r}: expected an int {bounds}{why}.")
-
-
-def _check_split(split: str) -> None:
-  if split not in SPLITS:
-    raise ValueError(f"split={split!r}: expected one of {', '.join(map(repr, SPLITS))}.")
-
-
-def as_source(data: Optional[DataLike]) -> Optional[arrays.Source]:
-  """`data` as a tfvae.data Source (None stays None; a numpy array is `from_arrays(data)`).
-
-  Raises:
-    TypeError: for anything else.
-  """
-  if data is None or isinstance(data, arrays.Source):
-    return data
-  if isinstance(data, np.ndarray):
-    return arrays.from_arrays(data)
-  raise TypeError(f"data must be a tfvae.data Source (from_arrays, from_directory, from_file) "
-                  f"or a numpy array, not {type(data).__name__}.")
 
 
 def _parts(config: Config, encoder: Any, decoder: Any, likelihood: Any,
@@ -102,19 +53,24 @@ def _parts(config: Config, encoder: Any, decoder: Any, likelihood: Any,
       prior=None if isinstance(prior, str) else prior)
 
 
-def fit(config: Config, workdir: PathLike, data: Optional[DataLike] = None,
+def fit(config: Config, workdir: Optional[PathLike] = None, data: Optional[DataLike] = None,
         overwrite: bool = False, *, encoder: Optional["keras.Model"] = None,
         decoder: Optional["keras.Model"] = None,
         likelihood: Union[str, "keras.layers.Layer", None] = None,
-        prior: Union[str, "keras.layers.Layer", None] = None) -> dict[str, Any]:
+        prior: Union[str, "keras.layers.Layer", None] = None) -> TrainedModel:
   """Trains `config` in `workdir` (resuming from its latest checkpoint), evaluates and exports.
 
   What `python -m tfvae.train` does, from Python, optionally with your own Keras networks
   (tfvae/user_networks.py says what each must return; docs/own_networks.md shows them).
 
+  Migration (issue 34): `fit` returned the dict of final metrics; it now returns the trained
+  model, and that dict is its `.results`: `results = tfvae.fit(...)` becomes
+  `results = tfvae.fit(...).results` (`tfvae.fit(...).results["test"]["elbo"]`).
+
   Args:
     config: tfvae.Config.
-    workdir: the run folder (created).
+    workdir: the run folder (created). Left out (None), a new temporary folder is used (in
+      tempfile.gettempdir(), named in the log and in the model's `.workdir`; not removed).
     data: optional: a Source (`tfvae.data.from_arrays`, `from_directory`, `from_file`) or a
       numpy array of examples (unlabeled); without it config.dataset is read. A Source read
       from a path records the path and the options it was read with (image_size, max_value,
@@ -139,12 +95,14 @@ def fit(config: Config, workdir: PathLike, data: Optional[DataLike] = None,
     resumes with them when none are given.
 
   Returns:
-    dict: "validation" and "test" metrics (nats per example) and "step" (see
-    tfvae.training.run.train_and_evaluate).
+    TrainedModel: the trained weights (the best checkpoint's, the ones evaluated and
+    exported), its step (that checkpoint's) and workdir; `.results` holds the final metrics:
+    {"step": the run's step, "validation": {...}, "test": {...}} (nats per example, each with
+    split, step and checkpoint_step), as merged into WORKDIR/eval.json.
 
   Raises:
     tfvae.ConfigError: a config that cannot run, or workdir holds another run (and not
-      overwrite); a link in workdir that tfvae did not make (tfvae.ForeignLink).
+      overwrite), or no workdir with --strategy=multi_worker (its workers share one); a link in workdir that tfvae did not make (tfvae.ForeignLink).
     tfvae.WorkdirInUse (a ConfigError): another process holds workdir (it is named).
     tfvae.DataError: data that cannot be read or do not fit the config.
     tfvae.NetworkError (a ConfigError): a network whose output does not fit the data or
@@ -158,24 +116,24 @@ def fit(config: Config, workdir: PathLike, data: Optional[DataLike] = None,
     tfvae.Interrupted: SIGTERM/SIGINT stopped training after a checkpoint was written; the
       same call resumes.
   """
-  from tfvae.training import distribute  # pylint: disable=import-outside-toplevel
   from tfvae.training import run  # pylint: disable=import-outside-toplevel
   _show_logs()
   source = as_source(data)
-  if config.strategy != "multi_worker":
-    try:
-      distribute.split_cpu(config.num_cpu_devices)
-    except RuntimeError:
-      raise ConfigError(f"--num_cpu_devices={config.num_cpu_devices}: TensorFlow has already "
-                        "started in this process; split the CPU first (call "
-                        "tfvae.training.distribute.split_cpu before any TensorFlow op).") from None
+  if workdir is None:
+    if config.strategy == "multi_worker":
+      raise ConfigError("--strategy=multi_worker needs a workdir that every worker shares: "
+                        "give fit a workdir.")
+    workdir = tempfile.mkdtemp(prefix="tfvae-")
+    logging.info("No workdir given: this run is in %s (a temporary folder; pass workdir= to "
+                 "choose where).", workdir)
   config, parts = _parts(config, encoder, decoder, likelihood, prior)
-  strategy = distribute.make_strategy(config)
-  return run.train_and_evaluate(config, workdir, overwrite, strategy, source=source,
-                                parts=parts)
+  strategy = _strategy(config)  # before any TF op (multi_worker: collectives)
+  trained = run.train_model(config, workdir, overwrite, strategy, source=source, parts=parts)
+  return TrainedModel(trained.config, trained.model, trained.step, workdir, strategy,
+                      results=trained.results)
 
 
-def load(workdir: PathLike, strategy: Optional[tf.distribute.Strategy] = None, *,
+def load(workdir: PathLike, strategy: Union[tf.distribute.Strategy, str, None] = None, *,
          encoder: Optional["keras.Model"] = None, decoder: Optional["keras.Model"] = None,
          likelihood: Optional["keras.layers.Layer"] = None,
          prior: Optional["keras.layers.Layer"] = None) -> "TrainedModel":
@@ -185,7 +143,9 @@ def load(workdir: PathLike, strategy: Optional[tf.distribute.Strategy] = None, *
   Args:
     workdir: a run folder written by `fit` or `python -m tfvae.train`.
     strategy: optional tf.distribute.Strategy to build the model under (evaluation then runs
-      on its replicas); default the default strategy.
+      on its replicas); default the default strategy. "run": the strategy the run trained
+      under (config.json's --strategy and --num_cpu_devices; a multi-worker run as mirrored
+      over this process's devices), as `python -m tfvae.evaluate` does.
     encoder, decoder, likelihood, prior: the run's own networks (Keras objects), where the
       stored ones cannot be rebuilt here (their classes not importable); they must serialize
       as the stored ones do.
@@ -200,10 +160,14 @@ def load(workdir: PathLike, strategy: Optional[tf.distribute.Strategy] = None, *
     tfvae.CheckpointMismatch: if no checkpoint restores (each damaged, or another model's).
     tfvae.NetworkError: if a stored network does not load here (its class not importable:
       pass it again) or a network given differs from the stored one.
-    tfvae.ConfigError: config.json cannot be read as a Config.
+    tfvae.ConfigError: config.json cannot be read as a Config; with strategy="run", the
+      batch does not split over the replicas or TensorFlow started with another CPU split.
+    ValueError: a strategy string other than "run".
   """
   from tfvae import loading  # pylint: disable=import-outside-toplevel
   from tfvae import user_networks  # pylint: disable=import-outside-toplevel
+  if isinstance(strategy, str):
+    strategy = _run_strategy(workdir, strategy)
   parts = user_networks.Parts(encoder=encoder, decoder=decoder, likelihood=likelihood,
                               prior=prior)
   try:
@@ -214,293 +178,31 @@ def load(workdir: PathLike, strategy: Optional[tf.distribute.Strategy] = None, *
   return TrainedModel(config, model, step, workdir, strategy)
 
 
-class TrainedModel:
-  """A trained model with numpy in, numpy or tfp distributions out.
+def _run_strategy(workdir: PathLike, name: str) -> tf.distribute.Strategy:
+  """The strategy of `load(workdir, strategy="run")`."""
+  if name != "run":
+    raise ValueError(f"strategy={name!r}: expected a tf.distribute.Strategy, None or 'run'.")
+  try:
+    config = config_lib.load(workdir)
+  except FileNotFoundError:
+    lock.refuse_unfinished(workdir, config_lib.CONFIG_FILENAME)
+    raise
+  if config.strategy == "multi_worker":  # evaluated in this one process
+    config = Config.from_dict({**config.to_dict(), "strategy": "mirrored"})
+  return _strategy(config)
 
-  Attributes:
-    config: the run's Config. model: the model object (tfvae.models). step: its train step.
-    workdir: the run folder.
-  """
 
-  def __init__(self, config: Config, model: Any, step: int, workdir: Optional[PathLike] = None,
-               strategy: Optional[tf.distribute.Strategy] = None):
-    self.config = config
-    self.model = model
-    self.step = step
-    self.workdir = workdir
-    self.strategy = strategy or tf.distribute.get_strategy()
+def _strategy(config: Config) -> tf.distribute.Strategy:
+  """The strategy `config` trains under; the CPU is split first (--num_cpu_devices)."""
+  from tfvae.training import distribute  # pylint: disable=import-outside-toplevel
+  if config.strategy != "multi_worker":
+    try:
+      distribute.split_cpu(config.num_cpu_devices)
+    except RuntimeError:
+      raise ConfigError(f"--num_cpu_devices={config.num_cpu_devices}: TensorFlow has already "
+                        "started in this process with another split of the CPU; split it "
+                        "first (tfvae.training.distribute.split_cpu before any TensorFlow "
+                        "op), or use a new process.") from None
+  return distribute.make_strategy(config)
 
-  def __repr__(self) -> str:
-    return (f"TrainedModel({self.config.model}, latent_dim={self.config.latent_dim}, "
-            f"step={self.step}, workdir={self.workdir!r})")
 
-  def _inputs(self, x: Any, name: str = "x") -> tf.Tensor:
-    """float32 Tensor [N, *image_shape] of x, checked as the SavedModel checks it (images:
-    tfvae.data.arrays.unit_pixels; vectors: finite features), raw features standardized under
-    --standardize."""
-    x = np.asarray(x)
-    shape = tuple(self.config.image_shape)
-    if x.shape[1:] != shape and x.ndim == len(shape) and len(shape) == 3 and shape[-1] == 1:
-      x = x[..., None]  # [N, H, W] gray images
-    if x.shape[1:] != shape or not x.ndim:
-      raise ValueError(f"{name} has shape {x.shape}; this model takes "
-                       f"[N, {', '.join(map(str, shape))}].")
-    if len(shape) == 3:
-      x = arrays.unit_pixels(x, self.config.pixel_levels - 1, name)
-    else:
-      x = arrays.checked_vectors(x, name)
-    if self.config.feature_mean:  # --standardize: raw features in
-      x = (x - np.asarray(self.config.feature_mean)) / np.asarray(self.config.feature_scale)
-    return tf.constant(x, tf.float32)
-
-  def _raw(self, x: Any) -> np.ndarray:
-    """Model outputs in raw feature units (--standardize), as the export returns them."""
-    x = np.asarray(x)
-    if self.config.feature_mean:
-      x = x * np.asarray(self.config.feature_scale, np.float32) + np.asarray(
-          self.config.feature_mean, np.float32)
-    return x
-
-  def encode(self, x: np.ndarray) -> "tfp.distributions.Distribution":
-    """q(z|x): a tfd.Distribution with batch [N], event [latent_dim] (its mean() is the code;
-    a point mass for deterministic autoencoders).
-
-    Args:
-      x: images [N, H, W, C] (or [N, H, W] gray): integer pixels 0..max_value (the run's,
-        e.g. 255 or 16; divided by it), bool, or floats in [0, 1]; or vectors [N, D] of finite
-        raw features. (See the module docstring.)
-
-    Raises:
-      ValueError: for a model whose posterior needs a label as well (m2), or x of another shape.
-      DataError (a ValueError): x's values are not pixels (integers outside 0..max_value, floats
-        outside [0, 1], NaN, inf, None), naming x and the range found.
-    """
-    if self.model.label_classes:
-      raise ValueError(f"--model={self.config.model} encodes x together with a label y: use "
-                       "model.model.encode(x, y_onehot).")
-    return self.model.posterior(self._inputs(x))
-
-  def decode(self, z: np.ndarray) -> "tfp.distributions.Distribution":
-    """p(x|z): a tfd.Distribution, batch [N], event image_shape, for codes z float [N, D]
-    (over standardized features with --standardize).
-
-    Raises:
-      ValueError: z of another shape; DataError (a ValueError): z not finite, as the SavedModel.
-    """
-    z = np.asarray(z)
-    if z.ndim != 2 or z.shape[1] != self.config.latent_dim:
-      raise ValueError(f"z has shape {z.shape}; this model decodes [N, {self.config.latent_dim}].")
-    return self.model.decode(tf.constant(arrays.checked_vectors(z, "z"), tf.float32))
-
-  def reconstruct(self, x: np.ndarray) -> np.ndarray:
-    """float32 numpy [N, *image_shape]: the decoder mean at the posterior mean (raw units).
-
-    Raises:
-      ValueError / DataError: x as in `encode`.
-    """
-    return self._raw(self.model.reconstruct(self._inputs(x)))
-
-  def sample(self, num: int, seed: int = 0,
-             label: Optional[int] = None) -> dict[str, np.ndarray]:
-    """{"mean", "sample"}: float32 numpy [num, *image_shape] from z ~ p(z) (models with a prior);
-    label-conditional models (M2) also return "label": int64 numpy [num], the class of each.
-
-    Args:
-      num: int, 0 <= num <= MAX_SAMPLES (65536, as the SavedModel's sample: the outputs are
-        held in memory; call again with other seeds for more).
-      seed: int32 (in [-2**31, 2**31)); the same seed gives the same images.
-      label: label-conditional models only: None draws each image's class y ~ p(y); an int in
-        [0, K) (K = model.label_classes) makes every image of that class (the SavedModel's
-        sample takes the same, with a negative label for "draw").
-
-    Raises:
-      ValueError: for deterministic autoencoders (no prior), num / seed not such an int, or a
-        label given to a model without classes or outside [0, K) (raised before any work).
-    """
-    if not self.model.generative:
-      raise ValueError(f"--model={self.config.model} has no prior p(z) to sample from.")
-    _check_int("num", num, 0, MAX_SAMPLES, " (the outputs are held in memory: call sample "
-               "again with another seed for more)")
-    _check_int("seed", seed, -2 ** 31, 2 ** 31 - 1, " (an int32)")
-    classes = self.model.label_classes
-    if label is not None:
-      if not classes:
-        raise ValueError(f"label={label!r}: --model={self.config.model} is not "
-                         "label-conditional (only m2 samples a given class).")
-      _check_int("label", label, 0, classes - 1,
-                 f", a class of the {classes} (label=None draws y ~ p(y))")
-    label_arg = tf.constant(-1 if label is None else label, tf.int64) if classes else None
-    out = self.model.sample(tf.constant(num, tf.int32), tf.constant([seed, 0], tf.int32),
-                            label_arg)
-    return {k: np.asarray(v) if k == "label" else self._raw(v) for k, v in out.items()}
-
-  def _terms(self, x: Any) -> dict[str, np.ndarray]:
-    x = self._inputs(x)
-    batch = {"image": x, "label": tf.fill([tf.shape(x)[0]], tf.constant(-1, tf.int64)),
-             "index": tf.range(tf.shape(x)[0], dtype=tf.int64)}
-    terms = tf.function(self.model.losses, autograph=False)(batch, tf.constant(evaluator_lib.EVAL_SEED, tf.int32),
-                                           tf.constant(self.step, tf.int64), training=False)
-    return {k: v.numpy() for k, v in terms.items()}
-
-  def elbo(self, x: np.ndarray) -> np.ndarray:
-    """float32 numpy [N]: the ELBO of each example (nats; the evaluation noise, deterministic:
-    example i gets the noise `evaluate` gives the i-th example of a split). With --standardize
-    it bounds the log-density of the standardized features.
-
-    Args:
-      x: as in `encode`.
-
-    Raises:
-      ValueError: for models without an ELBO (deterministic autoencoders), x of another shape.
-      DataError (a ValueError): x's values are not pixels, as in `encode`.
-    """
-    terms = self._terms(x)
-    if "elbo" not in terms:
-      raise ValueError(f"--model={self.config.model} has no ELBO.")
-    return terms["elbo"]
-
-  def iwae_bound(self, x: np.ndarray, num_importance_samples: int = 1000,
-                 chunk_size: int = 500) -> np.ndarray:
-    """float32 numpy [N]: the importance-weighted bound on log p(x) (Burda et al. 2016), nats.
-
-    Args:
-      x: as in `encode`.
-      num_importance_samples: int >= 1, K (K = 1 gives the ELBO's expectation).
-      chunk_size: int >= 1, importance samples evaluated at once (bounds memory).
-
-    Raises:
-      ValueError: for models without a prior (deterministic autoencoders) or posterior (m2),
-        num_importance_samples or chunk_size not an int >= 1 (before any work), x as in
-        `encode`.
-    """
-    if not self.model.generative:
-      raise ValueError(f"--model={self.config.model} has no prior: no bound on log p(x).")
-    if self.model.label_classes:
-      raise ValueError(f"--model={self.config.model}: q(z|x, y) needs a class; its bound on "
-                       "log p(x) is the elbo (-U(x)).")
-    _check_int("num_importance_samples", num_importance_samples, 1)
-    _check_int("chunk_size", chunk_size, 1)
-    x = self._inputs(x)
-
-    @tf.function(autograph=False)
-    def bound(x: tf.Tensor) -> tf.Tensor:
-      return evaluator_lib.iwae_bound(
-          self.model, x, num_importance_samples, chunk_size,
-          tf.constant(evaluator_lib.EVAL_SEED, tf.int32), q_z=self.model.posterior(x),
-          index=tf.range(tf.shape(x)[0], dtype=tf.int64))
-
-    return bound(x).numpy()
-
-  def data(self, source: Optional[DataLike] = None) -> data_lib.Data:
-    """The run's Data: `source` (given to `fit`) or config.dataset read again, checked against
-    the run's data fingerprint (tfvae.data.load)."""
-    return data_lib.load(self.config, as_source(source))
-
-  def evaluate(self, data: Optional[DataLike] = None, split: str = "test",
-               num_importance_samples: int = 5000, chunk_size: int = 500,
-               batch_size: int = 100, num_examples: int = 0,
-               write: bool = True) -> dict[str, Any]:
-    """Evaluates one split; what `python -m tfvae.evaluate` does.
-
-    Args:
-      data: the run's data when it was trained from arrays (a Source or numpy array); else
-        None (config.dataset is read again).
-      split: "train", "validation" or "test".
-      num_importance_samples: K of the importance-weighted bound.
-      chunk_size: importance samples evaluated at once (bounds memory).
-      batch_size: examples per batch; results do not depend on it.
-      num_examples: evaluate only the first N examples (0: all).
-      write: merge the result into WORKDIR/eval.json under e.g. "test_K5000" and write it to
-        TensorBoard (WORKDIR/tensorboard/eval).
-
-    Returns:
-      dict of metrics (tfvae.evaluation.evaluator.Evaluator) plus dataset, split,
-      binarization, num_importance_samples, step and wall_time_s.
-
-    Raises:
-      ValueError: split not one of the three, num_importance_samples, chunk_size or batch_size
-        not an int >= 1, num_examples not an int >= 0 (each named, before any work).
-      DataError: if the data cannot be read or differ from the run's.
-      tfvae.lock.WorkdirInUse: with write, if another process holds the workdir (checked
-        before the evaluation runs; so is the workdir's writability, ConfigError).
-    """
-    _check_split(split)
-    _check_int("num_importance_samples", num_importance_samples, 1)
-    _check_int("chunk_size", chunk_size, 1)
-    _check_int("batch_size", batch_size, 1)
-    _check_int("num_examples", num_examples, 0)
-    with self._writing(write):
-      return self._evaluate(data, split, num_importance_samples, chunk_size, batch_size,
-                            num_examples, write)
-
-  def _writing(self, write: bool) -> contextlib.AbstractContextManager[Any]:
-    """The workdir's lock (tfvae/lock.py) when a call writes into it, taken before the work."""
-    return lock.hold(self.workdir) if write and self.workdir else contextlib.nullcontext()
-
-  def _evaluate(self, data: Optional[DataLike], split: str, num_importance_samples: int,
-                chunk_size: int, batch_size: int, num_examples: int,
-                write: bool) -> dict[str, Any]:
-    dataset = data_lib.eval_dataset(self.data(data), split, batch_size)
-    if num_examples:
-      dataset = dataset.unbatch().take(num_examples).batch(batch_size)
-    began = time.perf_counter()
-    metrics = evaluator_lib.Evaluator(self.model, self.strategy, num_importance_samples,
-                                      chunk_size)(dataset)
-    metrics.update(dataset=self.config.dataset, split=split,
-                   binarization=self.config.binarization,
-                   num_importance_samples=num_importance_samples, step=self.step,
-                   wall_time_s=round(time.perf_counter() - began, 2))
-    if write and self.workdir:
-      workdir_lib.merge_eval_json(self.workdir, {workdir_lib.eval_key(split, metrics): metrics})
-      writer = tf.summary.create_file_writer(os.path.join(self.workdir, "tensorboard", "eval"))
-      summaries.write_scalars(writer, self.step, {
-          f"{split}_K{num_importance_samples}/{k}": metrics[k]
-          for k in ("elbo", "rate", "distortion", "iwae_bound", "nll", "active_units",
-                    "squared_error") if k in metrics})
-      writer.close()
-    return metrics
-
-  def m1_accuracy(self, num_labels: int, label_seed: int = 0, split: str = "test",
-                  data: Optional[DataLike] = None, write: bool = True) -> dict[str, Any]:
-    """M1 (Kingma et al. 2014): logistic regression on posterior means of `num_labels` balanced
-    labeled train examples, scored on `split` (tfvae.evaluation.ssl.m1_accuracy); merged into
-    eval.json under "m1_SPLIT_<N>labels_seed<S>".
-
-    Returns:
-      dict: accuracy in [0, 1], num_labels, label_seed, split, num_examples, step.
-
-    Raises:
-      ValueError: split not "train", "validation" or "test" (before any work).
-      DataError: if N does not fit the data.
-      tfvae.lock.WorkdirInUse: with write, if another process holds the workdir.
-    """
-    _check_split(split)
-    from tfvae.evaluation import ssl  # pylint: disable=import-outside-toplevel
-    with self._writing(write):
-      return self._m1_accuracy(ssl, num_labels, label_seed, split, data, write)
-
-  def _m1_accuracy(self, ssl: Any, num_labels: int, label_seed: int, split: str,
-                   data: Optional[DataLike], write: bool) -> dict[str, Any]:
-    metrics = ssl.m1_accuracy(self.model, self.data(data), self.config, num_labels, label_seed,
-                              split)
-    metrics["step"] = self.step
-    if write and self.workdir:
-      workdir_lib.merge_eval_json(self.workdir, {
-          workdir_lib.m1_key(split, num_labels, label_seed): metrics})
-    return metrics
-
-  def export(self, path: Optional[PathLike] = None) -> str:
-    """Writes the SavedModel (tfvae/serving.py) to `path` (default WORKDIR/export); returns the
-    folder written.
-
-    Raises:
-      ValueError: without `path` for a model that has no workdir.
-      tfvae.lock.WorkdirInUse: if another process holds the folder `path` is written into.
-      tfvae.errors.ForeignLink: if `path` (or the folder's .tfvae.lock) is a link tfvae did not
-        make (docs/running.md, links in a run folder).
-    """
-    from tfvae import serving  # pylint: disable=import-outside-toplevel
-    if not path and not self.workdir:
-      raise ValueError("This TrainedModel has no workdir: give export a path.")
-    path = path or os.path.join(self.workdir or "", "export")
-    return serving.export(self.model, path, step=self.step)

@@ -75,9 +75,9 @@ def _measure(name, source, binarization, likelihood, extra, index):
                         likelihood=likelihood)
   workdir = os.path.join(FLAGS.workdir, f"{index:02d}")
   began = time.perf_counter()
-  results = tfvae.fit(config, workdir, data=source, overwrite=True)
+  model = tfvae.fit(config, workdir, data=source, overwrite=True)
   seconds = time.perf_counter() - began
-  model = tfvae.load(workdir)
+  results = model.results
   test = model.data(source).test
   images = len(model.config.image_shape) == 3
   if images:  # pixels in [0, 1]

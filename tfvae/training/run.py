@@ -7,6 +7,7 @@ writes to the workdir (see tfvae/training/distribute.py).
 
 import contextlib
 import os
+from typing import Any, NamedTuple
 import shutil
 import signal
 import time
@@ -129,8 +130,23 @@ def resolve(config, data):
       **config.to_dict(), "labeled_examples": len(data_lib.labeled_indices(data, config))})
 
 
+class Trained(NamedTuple):
+  """What `train_model` returns: the resolved Config (as config.json holds it), the model with
+  the weights that were evaluated and exported (the best checkpoint's), their step, and the
+  results of `train_and_evaluate`."""
+  config: Any
+  model: Any
+  step: int
+  results: dict
+
+
 def train_and_evaluate(config, workdir, overwrite=False, strategy=None, source=None,
                        parts=None):
+  """`train_model(...).results`: the final metrics (Returns of `train_model`)."""
+  return train_model(config, workdir, overwrite, strategy, source, parts).results
+
+
+def train_model(config, workdir, overwrite=False, strategy=None, source=None, parts=None):
   """Trains `config` in `workdir`, resuming from its latest checkpoint, then evaluates and exports.
 
   With --early_stopping_patience, training stops after that many evaluations (after the
@@ -142,7 +158,8 @@ def train_and_evaluate(config, workdir, overwrite=False, strategy=None, source=N
   warning each (tfvae/options.py), so config.json holds what defines the run.
 
   Returns:
-    dict with the final "validation" and "test" metrics (nats per example; each with its
+    Trained: (config, model, step, results), results a dict with the final "validation" and
+    "test" metrics (nats per example; each with its
     split, step (the run's), checkpoint_step (that of the weights evaluated: the best
     checkpoint's) and, with an iwae_bound, num_importance_samples) and "step"; they are merged
     into WORKDIR/eval.json under keys that name split and K (tfvae/workdir.py), keeping the
@@ -298,7 +315,8 @@ def _train_in_workdir(config, data, workdir, strategy, chief, refused, parts):
                    "to train on",
                    os.path.join(workdir, workdir_lib.EVAL_FILENAME),
                    os.path.join(workdir, "export"))
-      return finished
+      return Trained(config, trainer.model, _best_weights(trainer, workdir, best, start, False),
+                     finished)
     logging.info("The checkpoint in %s is at step %d of %d: evaluating and exporting it.",
                  ckpt_dir, start, total)
   elif start:
@@ -365,16 +383,9 @@ def _train_in_workdir(config, data, workdir, strategy, chief, refused, parts):
     # A signal during the last loop's validation or checkpoint write stops here, like the others
     # (that loop saved at `step`; with no loop, `step` is the restored checkpoint's).
     _stop_if_signalled(stop, strategy, trainer, writers, step, workdir, saved=True)
-  checkpoint_step = step
-  best_path = early_stopping.best_checkpoint(workdir)
-  if best_path and best.best_step != step:  # evaluate and export the best weights
-    try:
-      checkpoints.restore(tf.train.Checkpoint(model=trainer.model), [best_path])
-      checkpoint_step, validation_metrics = best.best_step, None
-      logging.info("Restored the best checkpoint (step %d, validation loss %.3f) for the final "
-                   "evaluation and the export.", best.best_step, best.best_loss)
-    except checkpoints.CheckpointMismatch as e:  # a damaged best: the last weights instead
-      logging.warning("%s: evaluating and exporting the weights of step %d instead.", e, step)
+  checkpoint_step = _best_weights(trainer, workdir, best, step)  # evaluated and exported
+  if checkpoint_step != step:
+    validation_metrics = None
   results = {"step": step,
              "validation": validation_metrics or trainer.evaluate(validation),
              "test": trainer.evaluate(data_lib.eval_dataset(data, "test", config.eval_batch_size))}
@@ -397,4 +408,20 @@ def _train_in_workdir(config, data, workdir, strategy, chief, refused, parts):
   with distribute.write_dir(strategy, workdir) as export_dir:  # every worker saves
     serving.export(trainer.model, os.path.join(export_dir, "export"), step=step,
                    checkpoint_step=checkpoint_step)
-  return results
+  return Trained(config, trainer.model, checkpoint_step, results)
+
+
+def _best_weights(trainer, workdir, best, step, log=True):
+  """Restores the best checkpoint into the trainer's model unless it is `step`'s; returns the
+  step of the weights the model now holds."""
+  best_path = early_stopping.best_checkpoint(workdir)
+  if best_path and best.best_step != step:
+    try:
+      checkpoints.restore(tf.train.Checkpoint(model=trainer.model), [best_path])
+      if log:
+        logging.info("Restored the best checkpoint (step %d, validation loss %.3f) for the "
+                     "final evaluation and the export.", best.best_step, best.best_loss)
+      return best.best_step
+    except checkpoints.CheckpointMismatch as e:  # a damaged best: the last weights instead
+      logging.warning("%s: evaluating and exporting the weights of step %d instead.", e, step)
+  return step

@@ -1,0 +1,403 @@
+"""TrainedModel: a trained model of tfvae, numpy in, numpy or tfp distributions out.
+
+`tfvae.fit` returns one (with its final metrics in `.results`) and `tfvae.load` rebuilds one
+from a run folder (tfvae/api.py). Inputs are numpy arrays: images [N, H, W, C] as integer
+pixels 0..max_value (as stored; divided by the run's max value, 255 or 16 for digits), bool,
+or floats already in [0, 1]; raw float vectors [N, D] (standardized inside with the run's
+statistics under --standardize, outputs in raw units, as the SavedModel does). Values the
+SavedModel refuses are refused here too, with a DataError naming the argument and the range
+found (tfvae.data.arrays.checked_pixels): integer pixels above max_value, floats outside
+[0, 1] (e.g. raw 0..255 floats), NaN, inf, None.
+"""
+
+import contextlib
+import os
+import time
+from typing import Any, Optional, Union
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfvae import data as data_lib
+from tfvae import lock
+from tfvae import summaries
+from tfvae import workdir as workdir_lib
+from tfvae.config import Config
+from tfvae.data import arrays
+from tfvae.evaluation import evaluator as evaluator_lib
+from tfvae.serving import MAX_SAMPLES
+
+
+SPLITS = ("train", "validation", "test")
+PathLike = Union[str, "os.PathLike[str]"]
+# What `fit`, `evaluate` and `data` take as data: a tfvae.data Source or unlabeled examples.
+DataLike = Union[arrays.Source, np.ndarray]
+
+
+def _check_int(name: str, value: Any, low: int, high: Optional[int] = None,
+               why: str = "") -> None:
+  """ValueError naming the argument unless value is an int (not bool) in [low, high]."""
+  if (isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer))
+      or value < low or (high is not None and value > high)):
+    bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
+    raise ValueError(f"{name}={value!r}: expected an int {bounds}{why}.")
+
+
+def _check_split(split: str) -> None:
+  if split not in SPLITS:
+    raise ValueError(f"split={split!r}: expected one of {', '.join(map(repr, SPLITS))}.")
+
+
+def as_source(data: Optional[DataLike]) -> Optional[arrays.Source]:
+  """`data` as a tfvae.data Source (None stays None; a numpy array is `from_arrays(data)`).
+
+  Raises:
+    TypeError: for anything else.
+  """
+  if data is None or isinstance(data, arrays.Source):
+    return data
+  if isinstance(data, np.ndarray):
+    return arrays.from_arrays(data)
+  raise TypeError(f"data must be a tfvae.data Source (from_arrays, from_directory, from_file) "
+                  f"or a numpy array, not {type(data).__name__}.")
+
+
+class TrainedModel:
+  """A trained model with numpy in, numpy or tfp distributions out.
+
+  Attributes:
+    config: the run's Config. model: the model object (tfvae.models). step: the train step
+    of its weights. workdir: the run folder. strategy: the tf.distribute.Strategy it runs
+    under. results: what `tfvae.fit` returned before issue 34: {"step", "validation",
+    "test"}, the final metrics of the training that made it (nats per example); None for a
+    model from `tfvae.load` (WORKDIR/eval.json holds them).
+  """
+
+  def __init__(self, config: Config, model: Any, step: int, workdir: Optional[PathLike] = None,
+               strategy: Optional[tf.distribute.Strategy] = None,
+               results: Optional[dict[str, Any]] = None):
+    self.config = config
+    self.model = model
+    self.step = step
+    self.workdir = workdir
+    self.strategy = strategy or tf.distribute.get_strategy()
+    self.results = results
+    self._terms_fn: Any = None  # traced on first use (elbo), then reused
+    self._bound_fns: dict[tuple[int, int], Any] = {}  # (K, chunk_size) -> traced bound
+
+  def __repr__(self) -> str:
+    return (f"TrainedModel({self.config.model}, latent_dim={self.config.latent_dim}, "
+            f"step={self.step}, workdir={self.workdir!r})")
+
+  def _inputs(self, x: Any, name: str = "x") -> tf.Tensor:
+    """float32 Tensor [N, *image_shape] of x, checked as the SavedModel checks it (images:
+    tfvae.data.arrays.unit_pixels; vectors: finite features), raw features standardized under
+    --standardize."""
+    x = np.asarray(x)
+    shape = tuple(self.config.image_shape)
+    if x.shape[1:] != shape and x.ndim == len(shape) and len(shape) == 3 and shape[-1] == 1:
+      x = x[..., None]  # [N, H, W] gray images
+    if x.shape[1:] != shape or not x.ndim:
+      raise ValueError(f"{name} has shape {x.shape}; this model takes "
+                       f"[N, {', '.join(map(str, shape))}].")
+    if len(shape) == 3:
+      x = arrays.unit_pixels(x, self.config.pixel_levels - 1, name)
+    else:
+      x = arrays.checked_vectors(x, name)
+    if self.config.feature_mean:  # --standardize: raw features in
+      x = (x - np.asarray(self.config.feature_mean)) / np.asarray(self.config.feature_scale)
+    return tf.constant(x, tf.float32)
+
+  def _raw(self, x: Any) -> np.ndarray:
+    """Model outputs in raw feature units (--standardize), as the export returns them."""
+    x = np.asarray(x)
+    if self.config.feature_mean:
+      x = x * np.asarray(self.config.feature_scale, np.float32) + np.asarray(
+          self.config.feature_mean, np.float32)
+    return x
+
+  def encode(self, x: np.ndarray) -> "tfp.distributions.Distribution":
+    """q(z|x): a tfd.Distribution with batch [N], event [latent_dim] (its mean() is the code;
+    a point mass for deterministic autoencoders).
+
+    Args:
+      x: images [N, H, W, C] (or [N, H, W] gray): integer pixels 0..max_value (the run's,
+        e.g. 255 or 16; divided by it), bool, or floats in [0, 1]; or vectors [N, D] of finite
+        raw features. (See the module docstring.)
+
+    Raises:
+      ValueError: for a model whose posterior needs a label as well (m2), or x of another shape.
+      DataError (a ValueError): x's values are not pixels (integers outside 0..max_value, floats
+        outside [0, 1], NaN, inf, None), naming x and the range found.
+    """
+    if self.model.label_classes:
+      raise ValueError(f"--model={self.config.model} encodes x together with a label y: use "
+                       "model.model.encode(x, y_onehot).")
+    return self.model.posterior(self._inputs(x))
+
+  def decode(self, z: np.ndarray) -> "tfp.distributions.Distribution":
+    """p(x|z): a tfd.Distribution, batch [N], event image_shape, for codes z float [N, D]
+    (over standardized features with --standardize).
+
+    Raises:
+      ValueError: z of another shape; DataError (a ValueError): z not finite, as the SavedModel.
+    """
+    z = np.asarray(z)
+    if z.ndim != 2 or z.shape[1] != self.config.latent_dim:
+      raise ValueError(f"z has shape {z.shape}; this model decodes [N, {self.config.latent_dim}].")
+    return self.model.decode(tf.constant(arrays.checked_vectors(z, "z"), tf.float32))
+
+  def reconstruct(self, x: np.ndarray) -> np.ndarray:
+    """float32 numpy [N, *image_shape]: the decoder mean at the posterior mean (raw units).
+
+    Raises:
+      ValueError / DataError: x as in `encode`.
+    """
+    return self._raw(self.model.reconstruct(self._inputs(x)))
+
+  def sample(self, num: int, seed: int = 0,
+             label: Optional[int] = None) -> dict[str, np.ndarray]:
+    """{"mean", "sample"}: float32 numpy [num, *image_shape] from z ~ p(z) (models with a prior);
+    label-conditional models (M2) also return "label": int64 numpy [num], the class of each.
+
+    Args:
+      num: int, 0 <= num <= MAX_SAMPLES (65536, as the SavedModel's sample: the outputs are
+        held in memory; call again with other seeds for more).
+      seed: int32 (in [-2**31, 2**31)); the same seed gives the same images.
+      label: label-conditional models only: None draws each image's class y ~ p(y); an int in
+        [0, K) (K = model.label_classes) makes every image of that class (the SavedModel's
+        sample takes the same, with a negative label for "draw").
+
+    Raises:
+      ValueError: for deterministic autoencoders (no prior), num / seed not such an int, or a
+        label given to a model without classes or outside [0, K) (raised before any work).
+    """
+    if not self.model.generative:
+      raise ValueError(f"--model={self.config.model} has no prior p(z) to sample from.")
+    _check_int("num", num, 0, MAX_SAMPLES, " (the outputs are held in memory: call sample "
+               "again with another seed for more)")
+    _check_int("seed", seed, -2 ** 31, 2 ** 31 - 1, " (an int32)")
+    classes = self.model.label_classes
+    if label is not None:
+      if not classes:
+        raise ValueError(f"label={label!r}: --model={self.config.model} is not "
+                         "label-conditional (only m2 samples a given class).")
+      _check_int("label", label, 0, classes - 1,
+                 f", a class of the {classes} (label=None draws y ~ p(y))")
+    label_arg = tf.constant(-1 if label is None else label, tf.int64) if classes else None
+    out = self.model.sample(tf.constant(num, tf.int32), tf.constant([seed, 0], tf.int32),
+                            label_arg)
+    return {k: np.asarray(v) if k == "label" else self._raw(v) for k, v in out.items()}
+
+  def _batched(self, fn: Any, x: tf.Tensor, batch_size: int) -> Any:
+    """fn(x[i:j], index[i:j]) over batches of `batch_size` rows, concatenated (numpy): a
+    dict of [N] arrays for a dict, else an [N] array. Each example's noise depends on its
+    index, so the result does not depend on batch_size."""
+    num = int(x.shape[0])
+    parts = [fn(x[i:i + batch_size], tf.range(i, min(num, i + batch_size), dtype=tf.int64))
+             for i in range(0, max(num, 1), batch_size)]
+    if isinstance(parts[0], dict):
+      return {k: np.concatenate([p[k].numpy() for p in parts]) for k in parts[0]}
+    return np.concatenate([p.numpy() for p in parts])
+
+  def _spec(self) -> list[tf.TensorSpec]:
+    """The input signature of the traced functions: x [None, *image_shape], index [None]."""
+    return [tf.TensorSpec([None, *self.config.image_shape], tf.float32, name="x"),
+            tf.TensorSpec([None], tf.int64, name="index")]
+
+  def _terms_function(self) -> Any:
+    """model.losses at the evaluation seed, traced once per model (batch dimension None)."""
+    if self._terms_fn is None:
+      seed = tf.constant(evaluator_lib.EVAL_SEED, tf.int32)
+      step = tf.constant(self.step, tf.int64)
+
+      def terms(x: tf.Tensor, index: tf.Tensor) -> dict[str, tf.Tensor]:
+        batch = {"image": x, "label": tf.fill([tf.shape(x)[0]], tf.constant(-1, tf.int64)),
+                 "index": index}
+        return self.model.losses(batch, seed, step, training=False)
+
+      self._terms_fn = tf.function(terms, input_signature=self._spec(), autograph=False)
+    return self._terms_fn
+
+  def _bound_function(self, num_importance_samples: int, chunk_size: int) -> Any:
+    """The importance-weighted bound with K and chunk_size, traced once per model and
+    (K, chunk_size) (batch dimension None)."""
+    key = (int(num_importance_samples), int(chunk_size))
+    if key not in self._bound_fns:
+      seed = tf.constant(evaluator_lib.EVAL_SEED, tf.int32)
+
+      def bound(x: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
+        return evaluator_lib.iwae_bound(self.model, x, key[0], key[1], seed,
+                                        q_z=self.model.posterior(x), index=index)
+
+      self._bound_fns[key] = tf.function(bound, input_signature=self._spec(), autograph=False)
+    return self._bound_fns[key]
+
+  def elbo(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+    """float32 numpy [N]: the ELBO of each example (nats; the evaluation noise, deterministic:
+    example i gets the noise `evaluate` gives the i-th example of a split, whatever the
+    batch_size). With --standardize it bounds the log-density of the standardized features.
+
+    Traced once per model (a tf.function whose batch dimension is None): calls with other N
+    or batch_size reuse it.
+
+    Args:
+      x: as in `encode`.
+      batch_size: int >= 1, examples evaluated at once (bounds memory; results do not depend
+        on it).
+
+    Raises:
+      ValueError: for models without an ELBO (deterministic autoencoders), x of another shape,
+        batch_size not an int >= 1 (before any work).
+      DataError (a ValueError): x's values are not pixels, as in `encode`.
+    """
+    _check_int("batch_size", batch_size, 1)
+    terms = self._batched(self._terms_function(), self._inputs(x), batch_size)
+    if "elbo" not in terms:
+      raise ValueError(f"--model={self.config.model} has no ELBO.")
+    return terms["elbo"]
+
+  def iwae_bound(self, x: np.ndarray, num_importance_samples: int = 1000,
+                 chunk_size: int = 500, batch_size: int = 100) -> np.ndarray:
+    """float32 numpy [N]: the importance-weighted bound on log p(x) (Burda et al. 2016), nats.
+
+    Example i gets the noise `evaluate` gives the i-th example of a split, whatever the
+    batch_size. Traced once per model and (K, chunk_size), with batch dimension None.
+
+    Args:
+      x: as in `encode`.
+      num_importance_samples: int >= 1, K (K = 1 gives the ELBO's expectation).
+      chunk_size: int >= 1, importance samples evaluated at once (bounds memory).
+      batch_size: int >= 1, examples evaluated at once; memory grows with
+        batch_size x chunk_size. Results do not depend on it.
+
+    Raises:
+      ValueError: for models without a prior (deterministic autoencoders) or posterior (m2),
+        num_importance_samples, chunk_size or batch_size not an int >= 1 (before any work),
+        x as in `encode`.
+    """
+    if not self.model.generative:
+      raise ValueError(f"--model={self.config.model} has no prior: no bound on log p(x).")
+    if self.model.label_classes:
+      raise ValueError(f"--model={self.config.model}: q(z|x, y) needs a class; its bound on "
+                       "log p(x) is the elbo (-U(x)).")
+    _check_int("num_importance_samples", num_importance_samples, 1)
+    _check_int("chunk_size", chunk_size, 1)
+    _check_int("batch_size", batch_size, 1)
+    return self._batched(self._bound_function(num_importance_samples, chunk_size),
+                         self._inputs(x), batch_size)
+
+  def data(self, source: Optional[DataLike] = None) -> data_lib.Data:
+    """The run's Data: `source` (given to `fit`) or config.dataset read again, checked against
+    the run's data fingerprint (tfvae.data.load)."""
+    return data_lib.load(self.config, as_source(source))
+
+  def evaluate(self, data: Optional[DataLike] = None, split: str = "test",
+               num_importance_samples: int = 5000, chunk_size: int = 500,
+               batch_size: int = 100, num_examples: int = 0,
+               write: bool = True) -> dict[str, Any]:
+    """Evaluates one split; what `python -m tfvae.evaluate` does.
+
+    Args:
+      data: the run's data when it was trained from arrays (a Source or numpy array); else
+        None (config.dataset is read again).
+      split: "train", "validation" or "test".
+      num_importance_samples: K of the importance-weighted bound.
+      chunk_size: importance samples evaluated at once (bounds memory).
+      batch_size: examples per batch; results do not depend on it.
+      num_examples: evaluate only the first N examples (0: all).
+      write: merge the result into WORKDIR/eval.json under e.g. "test_K5000" and write it to
+        TensorBoard (WORKDIR/tensorboard/eval).
+
+    Returns:
+      dict of metrics (tfvae.evaluation.evaluator.Evaluator) plus dataset, split,
+      binarization, num_importance_samples, step and wall_time_s.
+
+    Raises:
+      ValueError: split not one of the three, num_importance_samples, chunk_size or batch_size
+        not an int >= 1, num_examples not an int >= 0 (each named, before any work).
+      DataError: if the data cannot be read or differ from the run's.
+      tfvae.lock.WorkdirInUse: with write, if another process holds the workdir (checked
+        before the evaluation runs; so is the workdir's writability, ConfigError).
+    """
+    _check_split(split)
+    _check_int("num_importance_samples", num_importance_samples, 1)
+    _check_int("chunk_size", chunk_size, 1)
+    _check_int("batch_size", batch_size, 1)
+    _check_int("num_examples", num_examples, 0)
+    with self._writing(write):
+      return self._evaluate(data, split, num_importance_samples, chunk_size, batch_size,
+                            num_examples, write)
+
+  def _writing(self, write: bool) -> contextlib.AbstractContextManager[Any]:
+    """The workdir's lock (tfvae/lock.py) when a call writes into it, taken before the work."""
+    return lock.hold(self.workdir) if write and self.workdir else contextlib.nullcontext()
+
+  def _evaluate(self, data: Optional[DataLike], split: str, num_importance_samples: int,
+                chunk_size: int, batch_size: int, num_examples: int,
+                write: bool) -> dict[str, Any]:
+    dataset = data_lib.eval_dataset(self.data(data), split, batch_size)
+    if num_examples:
+      dataset = dataset.unbatch().take(num_examples).batch(batch_size)
+    began = time.perf_counter()
+    metrics = evaluator_lib.Evaluator(self.model, self.strategy, num_importance_samples,
+                                      chunk_size)(dataset)
+    metrics.update(dataset=self.config.dataset, split=split,
+                   binarization=self.config.binarization,
+                   num_importance_samples=num_importance_samples, step=self.step,
+                   wall_time_s=round(time.perf_counter() - began, 2))
+    if write and self.workdir:
+      workdir_lib.merge_eval_json(self.workdir, {workdir_lib.eval_key(split, metrics): metrics})
+      writer = tf.summary.create_file_writer(os.path.join(self.workdir, "tensorboard", "eval"))
+      summaries.write_scalars(writer, self.step, {
+          f"{split}_K{num_importance_samples}/{k}": metrics[k]
+          for k in ("elbo", "rate", "distortion", "iwae_bound", "nll", "active_units",
+                    "squared_error") if k in metrics})
+      writer.close()
+    return metrics
+
+  def m1_accuracy(self, num_labels: int, label_seed: int = 0, split: str = "test",
+                  data: Optional[DataLike] = None, write: bool = True) -> dict[str, Any]:
+    """M1 (Kingma et al. 2014): logistic regression on posterior means of `num_labels` balanced
+    labeled train examples, scored on `split` (tfvae.evaluation.ssl.m1_accuracy); merged into
+    eval.json under "m1_SPLIT_<N>labels_seed<S>".
+
+    Returns:
+      dict: accuracy in [0, 1], num_labels, label_seed, split, num_examples, step.
+
+    Raises:
+      ValueError: split not "train", "validation" or "test" (before any work).
+      DataError: if N does not fit the data.
+      tfvae.lock.WorkdirInUse: with write, if another process holds the workdir.
+    """
+    _check_split(split)
+    from tfvae.evaluation import ssl  # pylint: disable=import-outside-toplevel
+    with self._writing(write):
+      return self._m1_accuracy(ssl, num_labels, label_seed, split, data, write)
+
+  def _m1_accuracy(self, ssl: Any, num_labels: int, label_seed: int, split: str,
+                   data: Optional[DataLike], write: bool) -> dict[str, Any]:
+    metrics = ssl.m1_accuracy(self.model, self.data(data), self.config, num_labels, label_seed,
+                              split)
+    metrics["step"] = self.step
+    if write and self.workdir:
+      workdir_lib.merge_eval_json(self.workdir, {
+          workdir_lib.m1_key(split, num_labels, label_seed): metrics})
+    return metrics
+
+  def export(self, path: Optional[PathLike] = None) -> str:
+    """Writes the SavedModel (tfvae/serving.py) to `path` (default WORKDIR/export); returns the
+    folder written.
+
+    Raises:
+      ValueError: without `path` for a model that has no workdir.
+      tfvae.lock.WorkdirInUse: if another process holds the folder `path` is written into.
+      tfvae.errors.ForeignLink: if `path` (or the folder's .tfvae.lock) is a link tfvae did not
+        make (docs/running.md, links in a run folder).
+    """
+    from tfvae import serving  # pylint: disable=import-outside-toplevel
+    if not path and not self.workdir:
+      raise ValueError("This TrainedModel has no workdir: give export a path.")
+    path = path or os.path.join(self.workdir or "", "export")
+    return serving.export(self.model, path, step=self.step)
