@@ -198,7 +198,8 @@ def test_load_in_a_fresh_process_does_not_import_the_trainer(run):
 
 def test_the_errors_a_caller_catches_are_exported_and_named_under_raises():
   from tfvae import errors, lock, user_networks  # pylint: disable=import-outside-toplevel
-  from tfvae.training import checkpoints, failures, run as run_lib  # pylint: disable=import-outside-toplevel
+  from tfvae.training import checkpoints, failures  # pylint: disable=import-outside-toplevel
+  from tfvae.training import run as run_lib  # pylint: disable=import-outside-toplevel
   assert tfvae.TrainingError is run_lib.TrainingError is failures.TrainingError
   assert tfvae.Interrupted is run_lib.Interrupted is errors.Interrupted
   assert tfvae.WorkdirInUse is lock.WorkdirInUse

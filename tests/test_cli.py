@@ -136,3 +136,15 @@ def test_without_a_terminal_progress_is_a_line_every_interval(caplog):
   assert lines == ["progress: step 400/1000 (40%)  640 examples/s  ETA 0:01:00",
                    "progress: step 700/1000 (70%)  640 examples/s  ETA 0:00:30",
                    "progress: step 1000/1000 (100%)  640 examples/s  ETA 0:00:00"]
+
+
+def test_every_command_goes_through_the_python_api():
+  """Issue 34 step 2: the commands (and the tuner) call tfvae.fit / tfvae.load / TrainedModel,
+  never the trainer, the restore or the exporter directly."""
+  import os  # pylint: disable=import-outside-toplevel
+  from conftest import ROOT  # pylint: disable=import-outside-toplevel
+  for name in ("train", "evaluate", "export", "visualize", "tune", "tuning/search"):
+    with open(os.path.join(ROOT, "tfvae", f"{name}.py")) as f:
+      source = f.read()
+    for reach in ("tfvae.training", "import serving", "restore_model", "train_and_evaluate"):
+      assert reach not in source, f"tfvae/{name}.py: {reach}"

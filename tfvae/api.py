@@ -102,7 +102,8 @@ def fit(config: Config, workdir: Optional[PathLike] = None, data: Optional[DataL
 
   Raises:
     tfvae.ConfigError: a config that cannot run, or workdir holds another run (and not
-      overwrite), or no workdir with --strategy=multi_worker (its workers share one); a link in workdir that tfvae did not make (tfvae.ForeignLink).
+      overwrite), or no workdir with --strategy=multi_worker (its workers share one); a
+      link in workdir that tfvae did not make (tfvae.ForeignLink).
     tfvae.WorkdirInUse (a ConfigError): another process holds workdir (it is named).
     tfvae.DataError: data that cannot be read or do not fit the config.
     tfvae.NetworkError (a ConfigError): a network whose output does not fit the data or
@@ -127,7 +128,7 @@ def fit(config: Config, workdir: Optional[PathLike] = None, data: Optional[DataL
     logging.info("No workdir given: this run is in %s (a temporary folder; pass workdir= to "
                  "choose where).", workdir)
   config, parts = _parts(config, encoder, decoder, likelihood, prior)
-  strategy = _strategy(config)  # before any TF op (multi_worker: collectives)
+  strategy = strategy_for(config)  # before any TF op (multi_worker: collectives)
   trained = run.train_model(config, workdir, overwrite, strategy, source=source, parts=parts)
   return TrainedModel(trained.config, trained.model, trained.step, workdir, strategy,
                       results=trained.results)
@@ -189,11 +190,18 @@ def _run_strategy(workdir: PathLike, name: str) -> tf.distribute.Strategy:
     raise
   if config.strategy == "multi_worker":  # evaluated in this one process
     config = Config.from_dict({**config.to_dict(), "strategy": "mirrored"})
-  return _strategy(config)
+  return strategy_for(config)
 
 
-def _strategy(config: Config) -> tf.distribute.Strategy:
-  """The strategy `config` trains under; the CPU is split first (--num_cpu_devices)."""
+def strategy_for(config: Config) -> tf.distribute.Strategy:
+  """The tf.distribute.Strategy `fit` trains `config` under (--strategy), the CPU first split
+  into --num_cpu_devices logical devices. Call it before any TensorFlow op of the process
+  (a split, and multi-worker collectives, must be configured first).
+
+  Raises:
+    tfvae.ConfigError: the batch does not split over the replicas, TF_CONFIG is missing or
+      invalid (multi_worker), or TensorFlow started in this process with another split.
+  """
   from tfvae.training import distribute  # pylint: disable=import-outside-toplevel
   if config.strategy != "multi_worker":
     try:

@@ -48,21 +48,18 @@ def define_flags():
 
 
 def _load(workdir):
-  """The run's TrainedModel under its strategy (a multi-worker run evaluates in this process)."""
+  """The run's TrainedModel under the strategy it trained under (a multi-worker run evaluates in
+  this process); a missing config.json is told before TensorFlow's import."""
   from tfvae import config as config_lib  # pylint: disable=import-outside-toplevel
   from tfvae import lock  # pylint: disable=import-outside-toplevel
   try:
-    config = config_lib.load(workdir)
+    config_lib.load(workdir)
   except FileNotFoundError:  # a training that has not written it yet: name it
     lock.refuse_unfinished(workdir, config_lib.CONFIG_FILENAME)
     raise
   cli.import_tensorflow()
-  from tfvae import api  # pylint: disable=import-outside-toplevel
-  from tfvae.training import distribute  # pylint: disable=import-outside-toplevel
-  if config.strategy == "multi_worker":
-    config = config_lib.Config.from_dict({**config.to_dict(), "strategy": "mirrored"})
-  distribute.split_cpu(config.num_cpu_devices)
-  return api.load(workdir, distribute.make_strategy(config))
+  import tfvae  # pylint: disable=import-outside-toplevel
+  return tfvae.load(workdir, strategy="run")
 
 
 def main(argv):

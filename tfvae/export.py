@@ -21,13 +21,12 @@ def main(argv):
   workdir = flags.FLAGS.workdir
   config_lib.load(workdir)  # not a run: say so before a lock file is written there
   cli.import_tensorflow()
-  from tfvae import serving  # pylint: disable=import-outside-toplevel
-  from tfvae import loading  # pylint: disable=import-outside-toplevel
+  import tfvae  # pylint: disable=import-outside-toplevel
   with lock.hold(workdir):  # before the restore: a busy workdir is refused at once
-    _, model, step = loading.restore_model(workdir)
+    model = tfvae.load(workdir)
     path = os.path.join(workdir, "export")
-    serving.export(model, path, step=step)
-  print(f"Exported the step-{step} model to {path}")
+    model.export(path)
+  print(f"Exported the step-{model.step} model to {path}")
 
 
 if __name__ == "__main__":

@@ -33,14 +33,12 @@ def main(argv):
   del argv
   config = config_flags.from_flags(FLAGS)
   cli.import_tensorflow()
-  from tfvae.training import run  # pylint: disable=import-outside-toplevel
-  from tfvae.training import distribute  # pylint: disable=import-outside-toplevel
-  if config.strategy != "multi_worker":
-    distribute.split_cpu(config.num_cpu_devices)  # before any TF op
-  strategy = distribute.make_strategy(config)  # before any TF op (data loading runs some)
-  results = run.train_and_evaluate(config, FLAGS.workdir, FLAGS.overwrite, strategy)
+  import tfvae  # pylint: disable=import-outside-toplevel
+  from tfvae.evaluation import evaluator  # pylint: disable=import-outside-toplevel
+  # fit creates the strategy (and splits the CPU) before any TF op: multi-worker needs that.
+  model = tfvae.fit(config, FLAGS.workdir, overwrite=FLAGS.overwrite)
   logging.info("Done: test %s. Outputs in %s (tensorboard --logdir %s)",
-               run.describe(results["test"], config), FLAGS.workdir,
+               evaluator.describe(model.results["test"], model.config), FLAGS.workdir,
                os.path.join(FLAGS.workdir, "tensorboard"))
 
 

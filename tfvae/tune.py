@@ -26,10 +26,8 @@ def main(argv):
   settings = tune_settings.settings_from_flags(fv)
   config = config_flags.from_flags(fv)
   cli.import_tensorflow()
-  from tfvae.training import distribute  # pylint: disable=import-outside-toplevel
   from tfvae.tuning import report  # pylint: disable=import-outside-toplevel
   from tfvae.tuning import search  # pylint: disable=import-outside-toplevel
-  distribute.split_cpu(config.num_cpu_devices)  # before any TF op
   began = time.perf_counter()
   result = search.search(config, settings, fv.workdir)
   print(report.format_table(result["trials"], settings.objective,

@@ -90,14 +90,13 @@ def _draw(workdir, what, split, num_examples, seed, data):
   import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
   import numpy as np  # pylint: disable=import-outside-toplevel
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from tfvae import data as data_lib  # pylint: disable=import-outside-toplevel
   from tfvae.evaluation import figures  # pylint: disable=import-outside-toplevel
   from tfvae import summaries  # pylint: disable=import-outside-toplevel
-  from tfvae import loading  # pylint: disable=import-outside-toplevel
-
   from tfvae import api  # pylint: disable=import-outside-toplevel
-  config, model, step = loading.restore_model(workdir)
-  data = data_lib.load(config, api.as_source(data))
+
+  trained = api.load(workdir)
+  config, model, step = trained.config, trained.model, trained.step
+  data = trained.data(data)
   part = getattr(data, split)
   images = (part.images[:num_examples] / data.max_value).astype(np.float32)
   labels = part.labels[:num_examples]

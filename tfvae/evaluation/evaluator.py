@@ -190,3 +190,13 @@ class Evaluator:
       out["bits_per_dim"] = bits_per_dim(nll, pixels, config.pixel_levels)
     out["num_examples"] = int(count)
     return out
+
+
+def describe(metrics, config):
+  """One line of the headline metrics a model has (from Evaluator metrics), for logs."""
+  names = [("elbo", "elbo"), ("iwae_bound", f"iwae_bound(K={config.eval_importance_samples})"),
+           ("rate", "rate"), ("distortion", "distortion"), ("squared_error", "squared_error"),
+           ("active_units", "active units"), ("accuracy", "accuracy"),
+           ("generative_accuracy", "generative accuracy")]
+  return "  ".join(f"{label} {metrics[k]:.3f}" if isinstance(metrics[k], float) else
+                   f"{label} {metrics[k]}" for k, label in names if k in metrics)

@@ -25,6 +25,7 @@ from tfvae.training import early_stopping
 from tfvae.training import failures
 from tfvae.training.failures import Interrupted, TrainingError  # noqa: F401 (re-exported)
 from tfvae.evaluation import evaluator as evaluator_lib
+from tfvae.evaluation.evaluator import describe  # noqa: F401 (also run.describe)
 from tfvae import serving
 from tfvae.training import progress as progress_lib
 from tfvae import summaries
@@ -48,16 +49,6 @@ def _delete_run(workdir):
         shutil.rmtree(path)
       else:
         os.remove(path)
-
-
-def describe(metrics, config):
-  """One line of the headline metrics a model has (from Evaluator metrics), for logs."""
-  names = [("elbo", "elbo"), ("iwae_bound", f"iwae_bound(K={config.eval_importance_samples})"),
-           ("rate", "rate"), ("distortion", "distortion"), ("squared_error", "squared_error"),
-           ("active_units", "active units"), ("accuracy", "accuracy"),
-           ("generative_accuracy", "generative accuracy")]
-  return "  ".join(f"{label} {metrics[k]:.3f}" if isinstance(metrics[k], float) else
-                   f"{label} {metrics[k]}" for k, label in names if k in metrics)
 
 
 def _check_workdir(config, workdir, overwrite):

@@ -3,7 +3,7 @@
 `python -m tfvae.tune --flagfile=configs/tune_NAME.cfg [--workdir=DIR]` (tfvae/tune.py) runs it.
 
 keras-tuner only proposes hyperparameters; every trial is an ordinary tfvae run
-(`run.train_and_evaluate`: the project's trainer, under the same distribution strategy as
+(`tfvae.fit`: the project's trainer, under the same distribution strategy as
 `python -m tfvae.train`) in its own folder, so it can be evaluated, visualized and exported like
 any run. Trials are ranked by a held-out objective (validation `nll` at K =
 --eval_importance_samples, or validation `elbo` at beta = 1), never by the beta-weighted training
@@ -36,10 +36,9 @@ import tensorflow as tf
 from tfvae import atomic
 from tfvae import config as config_lib
 from tfvae import data as data_lib
+from tfvae import api
+from tfvae import errors
 from tfvae import lock
-from tfvae.training import run
-from tfvae import loading
-from tfvae.training import distribute
 from tfvae.tuning import report as tune_report
 from tfvae.tuning.report import TRIALS_CSV
 from tfvae.tuning.report import trial_name
@@ -122,7 +121,7 @@ class _Tuner(kt.engine.base_tuner.BaseTuner):
                  f"  epochs {config.epochs}, continuing {trial_name(parent)}"
                  if parent is not None else "")
     began = time.perf_counter()
-    results = run.train_and_evaluate(config, trial_dir)
+    results = api.fit(config, trial_dir).results
     validation = results["validation"]
     metrics = {"nll": validation.get("nll", math.nan), "elbo": validation["elbo"],
                "active_units": validation["active_units"], "step": results["step"],
@@ -138,13 +137,13 @@ class _Tuner(kt.engine.base_tuner.BaseTuner):
 
   def _try_run_and_update_trial(self, trial, *args, **kwargs):
     # keras-tuner's own version turns EVERY exception into a failed trial and goes on with the
-    # next one, which would swallow a SIGTERM (run.Interrupted), bad input or a missing dataset.
+    # next one, which would swallow a SIGTERM (tfvae.Interrupted), bad input or a missing dataset.
     # Here only a trial that cannot train (non-finite updates) fails; the rest propagates, and
     # keras-tuner's saved state keeps the trial as ongoing, so a re-run resumes it.
     try:
       self._run_and_update_trial(trial, *args, **kwargs)
       trial.status = kt.engine.trial.TrialStatus.COMPLETED
-    except run.TrainingError as e:
+    except errors.TrainingError as e:
       logging.warning("%s failed: %s", trial_name(trial.trial_id), e)
       trial.status = kt.engine.trial.TrialStatus.FAILED
       trial.message = str(e)
@@ -171,9 +170,9 @@ def _make_oracle(settings):
 
 def _m1_validation_accuracy(trial_dir):
   """M1 accuracy on the validation split of a trained trial (its config's labels)."""
-  from tfvae.evaluation import ssl  # pylint: disable=import-outside-toplevel
-  config, model, _ = loading.restore_model(trial_dir)
-  return ssl.m1_accuracy(model, data_lib.load(config), config, split="validation")["accuracy"]
+  model = api.load(trial_dir)
+  return model.m1_accuracy(int(model.config.num_labels), model.config.label_seed,
+                           split="validation", write=False)["accuracy"]
 
 
 def _check_search(base_config, settings):
@@ -269,15 +268,15 @@ def search(base_config, settings, workdir):
       search; before anything is written.
     tfvae.lock.WorkdirInUse: if another process holds the search folder.
     tfvae.data.DataError: if the dataset cannot be had; before anything is written.
-    tfvae.training.failures.Interrupted: after SIGTERM/SIGINT, once the running trial wrote a
+    tfvae.Interrupted: after SIGTERM/SIGINT, once the running trial wrote a
       checkpoint; the same call resumes it.
-    tfvae.training.failures.TrainingError: when keras-tuner stops the search after 3 trials in a
+    tfvae.TrainingError: when keras-tuner stops the search after 3 trials in a
       row failed (non-finite updates; a single failed trial is recorded as FAILED and the search
       goes on).
   """
   _check_search(base_config, settings)
+  api.strategy_for(base_config)  # splits the CPU before any TF op; batch split (ConfigError)
   data_lib.load(base_config)  # fail fast (DataError) before writing
-  distribute.make_strategy(base_config)  # batch split over the replicas (ConfigError)
   with lock.hold(workdir):
     return _search(base_config, settings, workdir)
 
@@ -303,7 +302,7 @@ def _search(base_config, settings, workdir):
     if "consecutive failures" not in str(e):
       raise
     tune_report.write_trials_csv(workdir, tune_report.trial_rows(tuner.oracle, base_config))
-    raise run.TrainingError(
+    raise errors.TrainingError(
         f"keras-tuner stopped the search: {str(e).splitlines()[0]} (trials that could not "
         f"train for non-finite updates; see {os.path.join(workdir, TRIALS_CSV)}). The last "
         "trial's message: " + (str(e).splitlines()[1] if "\n" in str(e) else "")) from None
