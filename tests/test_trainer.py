@@ -251,7 +251,7 @@ import tfvae
 for i, latent in enumerate((2, 5)):
   config = tfvae.Config(latent_dim=latent, hidden_sizes=(16 * (i + 1),), train_steps=10,
                         steps_per_loop=10, eval_importance_samples=0)
-  results = tfvae.fit(config, os.path.join({str(tmp_path)!r}, str(i)))
+  results = tfvae.fit(config, os.path.join({str(tmp_path)!r}, str(i))).results
   print("TRAINED", latent, results["step"], flush=True)
 """
   proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
