@@ -54,13 +54,39 @@ def test_ae_loss_is_the_binary_cross_entropy_of_its_reconstruction():
 
 
 def test_ae_with_normal_likelihood_is_a_scaled_squared_error():
+  """Training: sigma^2 is the batch's mean squared error (calibrated); evaluation: the stored
+  sigma (1 at initialization)."""
   model, batch = _build(model="ae", likelihood="normal"), _batch(binary=False)
   x = batch["image"].numpy()
   recon = model.decoder(model.encoder(x).mean()).mean().numpy()
-  sigma = float(model.decoder(model.encoder(x).mean()).distribution.scale)
   squared_error = ((x - recon) ** 2).reshape(len(x), -1).sum(-1)
-  expected = squared_error / (2 * sigma**2) + 64 * np.log(sigma * np.sqrt(2 * np.pi))
-  np.testing.assert_allclose(model.losses(batch, SEED, STEP)["loss"], expected, rtol=1e-5)
+  for training, sigma in [(True, np.sqrt(squared_error.sum() / x.size)),
+                          (False, float(model.decoder.scale()))]:
+    expected = squared_error / (2 * sigma**2) + 64 * np.log(sigma * np.sqrt(2 * np.pi))
+    np.testing.assert_allclose(model.losses(batch, SEED, STEP, training)["loss"], expected,
+                               rtol=1e-5)
+
+
+@pytest.mark.parametrize("family", ["vae", "hvae", "m2", "pc_vae"])
+def test_normal_train_loss_uses_the_batch_optimal_sigma(family):
+  """sigma-VAE (issue 33 item 4): in training the distortion summed over the batch is
+  B * P / 2 * (1 + log(2 pi sigma^2)) with sigma^2 the batch's mean squared error (returned as
+  mean_squared_error [B]); evaluation uses the stored sigma instead."""
+  model = _build(model=family, likelihood="normal", num_classes=3)
+  batch = _batch(binary=False)
+  terms = model.losses(batch, SEED, STEP, training=True)
+  variance = float(np.mean(terms["mean_squared_error"]))
+  assert terms["mean_squared_error"].shape == [6] and 0 < variance < 1
+  if family != "m2":  # m2's distortion weighs the classes by q(y|x): not one sum of squares
+    np.testing.assert_allclose(np.sum(terms["distortion"]),
+                               6 * 64 / 2 * (1 + np.log(2 * np.pi * variance)), rtol=1e-4)
+  evaluated = model.losses(batch, SEED, STEP, training=False)  # the same noise
+  assert "mean_squared_error" not in evaluated
+  stored = float(model.decoder.scale()) ** 2  # 1 (+ 1e-3) at initialization
+  if family != "m2":
+    np.testing.assert_allclose(
+        np.sum(evaluated["distortion"]),
+        6 * 64 * (variance / (2 * stored) + 0.5 * np.log(2 * np.pi * stored)), rtol=1e-4)
 
 
 def test_sparse_ae_adds_lambda_times_the_l1_norm_of_the_code():

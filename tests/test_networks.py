@@ -36,6 +36,84 @@ def test_normal_likelihood_has_one_learned_scale():
                              rtol=1e-5)
 
 
+def _raw_scale_gradient(decoder, grads):
+  index = [v.path for v in decoder.trainable_variables].index(decoder.raw_scale.path)
+  return grads[index]
+
+
+def test_fit_scale_is_the_batch_rmse_and_its_loss_the_closed_form():
+  """sigma-VAE: sigma^2 = the mean squared error over samples, examples and pixels; the
+  loss at it is N/2 (1 + log(2 pi sigma^2)); raw_scale gets an exact zero gradient."""
+  decoder = networks.Decoder((8, 8, 1), 2, likelihood="normal", hidden_sizes=(4,))
+  assert decoder.calibrated
+  z = tf.random.stateless_normal([3, 5, 2], [1, 2])
+  x = tf.random.stateless_uniform([5, 8, 8, 1], [3, 4])
+  with tf.GradientTape() as tape:
+    p_x, mse = decoder.fit_scale(decoder(z, training=True), x)
+    loss = -tf.reduce_sum(p_x.log_prob(x))
+  grads = tape.gradient(loss, decoder.trainable_variables)
+  loc = decoder(z).mean().numpy()
+  per_example = ((x.numpy() - loc) ** 2).mean(axis=(0, 2, 3, 4))
+  np.testing.assert_allclose(mse, per_example, rtol=1e-5)
+  sigma = np.sqrt(per_example.mean())
+  np.testing.assert_allclose(p_x.distribution.scale, sigma, rtol=1e-5)
+  assert p_x.batch_shape == [3, 5] and p_x.event_shape == [8, 8, 1]
+  np.testing.assert_allclose(loss, 3 * 5 * 64 / 2 * (1 + np.log(2 * np.pi * sigma**2)),
+                             rtol=1e-5)
+  raw = _raw_scale_gradient(decoder, grads)
+  assert raw is not None and float(raw) == 0.0
+
+
+def test_fit_scale_gives_the_gradient_of_the_exact_minimum_over_sigma():
+  """With sigma held fixed at the batch optimum, the network's gradient equals that of
+  min_sigma -log p(x|z) = N/2 (1 + log(2 pi mse(theta))) (the derivative in sigma is 0)."""
+  decoder = networks.Decoder((8, 8, 1), 2, likelihood="normal", hidden_sizes=(4,))
+  z = tf.random.stateless_normal([3, 5, 2], [5, 6])
+  x = tf.random.stateless_uniform([5, 8, 8, 1], [7, 8])
+  net = decoder.net.trainable_variables
+  with tf.GradientTape(persistent=True) as tape:
+    p_x = decoder(z, training=True)
+    fitted = -tf.reduce_sum(decoder.fit_scale(p_x, x)[0].log_prob(x))
+    mse = tf.reduce_mean(tf.square(x - p_x.mean()))
+    exact = 3 * 5 * 64 / 2 * (1 + tf.math.log(2 * np.pi * mse))
+  for a, b in zip(tape.gradient(fitted, net), tape.gradient(exact, net)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_fit_scale_of_vectors_is_one_per_feature():
+  decoder = networks.Decoder((6,), 2, likelihood="normal", hidden_sizes=(4,))
+  z = tf.random.stateless_normal([4, 10, 2], [1, 2])
+  x = tf.random.stateless_normal([10, 6], [3, 4])
+  p_x, mse = decoder.fit_scale(decoder(z), x)
+  per_example = ((x.numpy() - decoder(z).mean().numpy()) ** 2).mean(0)  # [B, D]
+  np.testing.assert_allclose(mse, per_example, rtol=1e-5)
+  np.testing.assert_allclose(p_x.distribution.scale, np.sqrt(per_example.mean(0)), rtol=1e-5)
+
+
+def test_update_scale_keeps_a_moving_average_of_the_fitted_variance():
+  decoder = networks.Decoder((8, 8, 1), 2, likelihood="normal", hidden_sizes=(4,))
+  decoder.update_scale(tf.constant(0.04), tf.constant(0, tf.int64))  # step 0 sets it
+  np.testing.assert_allclose(decoder.scale(), 0.2, rtol=1e-5)
+  decoder.update_scale(tf.constant(0.01), tf.constant(20, tf.int64))
+  decay = 20 / 30
+  np.testing.assert_allclose(decoder.scale() ** 2, decay * 0.04 + (1 - decay) * 0.01, rtol=1e-5)
+  decoder.update_scale(tf.constant(0.01), tf.constant(10**6, tf.int64))
+  previous = decay * 0.04 + (1 - decay) * 0.01
+  np.testing.assert_allclose(decoder.scale() ** 2,
+                             networks.SCALE_DECAY * previous + (1 - networks.SCALE_DECAY) * 0.01,
+                             rtol=1e-5)
+  assert decoder(tf.zeros([2, 2])).distribution.scale.numpy() == pytest.approx(
+      float(decoder.scale()))
+
+
+@pytest.mark.parametrize("likelihood", ["laplace", "negative_binomial", "bernoulli"])
+def test_other_likelihoods_are_not_calibrated(likelihood):
+  shape = (6,) if likelihood == "negative_binomial" else (8, 8, 1)
+  decoder = networks.Decoder(shape, 2, likelihood=likelihood, hidden_sizes=(4,))
+  p_x = decoder(tf.zeros([3, 2]))
+  assert not decoder.calibrated and decoder.fit_scale(p_x, tf.zeros([3, *shape])) == (p_x, None)
+
+
 def test_deterministic_encoder_is_a_point_mass_at_the_code():
   encoder = networks.Encoder((8, 8, 1), 3, hidden_sizes=(4,), stochastic=False)
   x = tf.random.stateless_uniform([5, 8, 8, 1], [0, 1])

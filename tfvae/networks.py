@@ -23,6 +23,13 @@ MIN_LIKELIHOOD_SCALE = 1e-3
 # Likelihoods with a learned scale that does not depend on z: one shared by all pixels of an
 # image, one per feature of a vector [D] (features have their own units).
 SHARED_SCALE_LIKELIHOODS = ("normal", "laplace", "negative_binomial")
+# Likelihoods whose shared scale is calibrated rather than learned by gradient: the sigma-VAE
+# (Rybkin et al. 2021). The train loss uses the batch's closed-form optimal scale and the
+# decoder keeps a moving average of it (SCALE_DECAY) for evaluation and sampling.
+CALIBRATED_LIKELIHOODS = ("normal",)
+# The moving average of the calibrated variance after train step t (0-based) has decay
+# min(SCALE_DECAY, t / (t + 10)): the first step sets it, later ones average ~100 steps.
+SCALE_DECAY = 0.99
 # Likelihoods of counts (non-negative integer features).
 COUNT_LIKELIHOODS = ("poisson", "negative_binomial")
 
@@ -187,8 +194,12 @@ class Decoder(keras.Model):
   """z [..., D] -> p(x|z) with batch shape [...] and event shape image_shape [H, W, C].
 
   likelihood="bernoulli": Independent(Bernoulli(logits), 3), for binary pixels.
-  likelihood="normal": Independent(Normal(loc, scale), 3) with one learned scale shared by all
-  pixels (lower-bounded by MIN_LIKELIHOOD_SCALE).
+  likelihood="normal": Independent(Normal(loc, scale), 3) with one scale shared by all pixels
+  (lower-bounded by MIN_LIKELIHOOD_SCALE), calibrated as in the sigma-VAE (Rybkin et al.,
+  "Simple and Effective VAE Training with Calibrated Decoders", ICML 2021): in training the
+  loss uses the batch's optimal scale, sqrt(mean squared error) (`fit_scale`), and the decoder
+  keeps a moving average of it in `raw_scale` (`update_scale`), which evaluation and sampling
+  use, so the evaluation bounds are those of one fixed model.
   likelihood="normal_per_pixel": Independent(Normal(loc, scale), 3), the network outputs loc and
   scale = softplus(.) + MIN_LIKELIHOOD_SCALE for every pixel.
   likelihood="laplace": Independent(Laplace(loc, scale), 3) with one learned shared scale;
@@ -224,12 +235,14 @@ class Decoder(keras.Model):
       self.out_shape = None if self.returns_distribution else tuple(out.shape[1:])
     self.net = net
     self.likelihood_layer = likelihood_layer
+    self.calibrated = False
     if (likelihood in SHARED_SCALE_LIKELIHOODS and likelihood_layer is None
         and not self.returns_distribution):  # one per feature for vectors, else one
       self.raw_scale = self.add_weight(
           name="raw_scale", shape=self.image_shape if len(self.image_shape) == 1 else (),
           dtype="float32", autocast=False,  # float32 also under a bfloat16 policy
           initializer=keras.initializers.Constant(float(np.log(np.expm1(1.0)))))
+      self.calibrated = likelihood in CALIBRATED_LIKELIHOODS
 
   def _built_net(self, architecture, hidden_sizes, conv_filters):
     """(the decoder network built from the arguments, its per-example output shape)."""
@@ -286,12 +299,69 @@ class Decoder(keras.Model):
           tfd.Normal(loc=loc, scale=tf.nn.softplus(raw_scale) + MIN_LIKELIHOOD_SCALE), ndims)
     if self.likelihood == "poisson":
       return tfd.Independent(tfd.Poisson(log_rate=out), ndims)
-    scale = tf.nn.softplus(self.raw_scale) + MIN_LIKELIHOOD_SCALE
+    scale = self.scale()
     if self.likelihood == "negative_binomial":  # mean exp(out), dispersion scale
       return tfd.Independent(tfd.NegativeBinomial.experimental_from_mean_dispersion(
           tf.exp(out), scale), ndims)
     family = tfd.Laplace if self.likelihood == "laplace" else tfd.Normal
     return tfd.Independent(family(loc=out, scale=scale), ndims)
+
+
+  def scale(self):
+    """The shared scale sigma of normal/laplace (the dispersion of negative_binomial): float32
+    [] for images, [D] for vectors, in the data's units."""
+    return tf.nn.softplus(self.raw_scale) + MIN_LIKELIHOOD_SCALE
+
+  def fit_scale(self, p_x, x):
+    """p(x|z) with its shared scale replaced by the batch's optimal one (the sigma-VAE's
+    "optimal sigma", Rybkin et al. 2021, sec. 4): sigma^2 = the mean squared error of x to the
+    decoder mean over the samples, examples and pixels sharing a scale. The train loss uses it
+    (held fixed by stop_gradient: at the batch's optimum the loss's derivative in sigma is 0, so
+    the network's gradient is that of the exact minimization over sigma). raw_scale gets a zero
+    gradient (it stays trainable, so optimizer slots keep their positions) and is set by
+    `update_scale`.
+
+    Args:
+      p_x: this decoder's output, batch [..., B], event image_shape.
+      x: float32 [B, *image_shape].
+
+    Returns:
+      (p(x|z) with the fitted scale, the same batch and event; mean_squared_error float32 [B, *S]:
+      each example's mean squared error over its pixels (S = [], images) or per feature
+      (S = [D], vectors), averaged over the leading sample axes, in the data's units squared).
+      Decoders without a calibrated scale return (p_x, None).
+    """
+    if not self.calibrated:
+      return p_x, None
+    loc = p_x.distribution.loc  # [..., B, *image_shape]
+    squared = tf.square(tf.cast(x, loc.dtype) - loc)
+    if len(self.image_shape) == 3:
+      squared = tf.reduce_mean(squared, axis=[-3, -2, -1])  # [..., B]
+    scale_rank = 1 if len(self.image_shape) == 1 else 0
+    lead = squared.shape.rank - 1 - scale_rank
+    squared_error = tf.stop_gradient(
+        tf.reduce_mean(squared, axis=list(range(lead))) if lead else squared)  # [B, *S]
+    variance = tf.reduce_mean(squared_error, axis=0)  # [*S]
+    scale = (tf.sqrt(tf.maximum(variance, MIN_LIKELIHOOD_SCALE ** 2))
+             + 0.0 * self.raw_scale)  # an exact zero gradient for raw_scale
+    return tfd.Independent(tfd.Normal(loc=loc, scale=scale), len(self.image_shape)), squared_error
+
+  def update_scale(self, variance, step):
+    """Moves the stored scale towards a train step's fitted one; cross-replica context.
+
+    sigma^2 <- d * sigma^2 + (1 - d) * variance, d = min(SCALE_DECAY, step / (step + 10)),
+    so step 0 sets sigma^2 = variance.
+
+    Args:
+      variance: float32 [*S], the mean squared error of the step's global batch (`fit_scale`).
+      step: int64 scalar, the step's index (0-based).
+    """
+    step = tf.cast(step, tf.float32)
+    decay = tf.minimum(SCALE_DECAY, step / (step + 10.0))
+    old = tf.square(self.scale())
+    new = decay * old + (1.0 - decay) * tf.maximum(variance, MIN_LIKELIHOOD_SCALE ** 2)
+    self.raw_scale.assign(tfp.math.softplus_inverse(
+        tf.maximum(tf.sqrt(new) - MIN_LIKELIHOOD_SCALE, 1e-6)))
 
 
 class BroadcastingBatchReshape(tfd.BatchReshape):

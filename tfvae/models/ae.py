@@ -73,8 +73,12 @@ class AE(base.EncoderDecoder):
       return posterior[-1].mean()
 
     code, penalty, name = self._penalty(x_in, encode)
-    distortion = -self.decoder(code, training=training).log_prob(x)
+    fitted = base.log_likelihood(self.decoder, self.decoder(code, training=training), x,
+                                 training)
+    distortion = -fitted["log_likelihood"]
     terms = {"loss": distortion + penalty, "distortion": distortion}
+    if "mean_squared_error" in fitted:
+      terms["mean_squared_error"] = fitted["mean_squared_error"]
     if name:
       terms[name] = penalty
     return terms, posterior[-1]

@@ -7,6 +7,20 @@ from tfvae import networks
 from tfvae import user_networks
 
 
+def log_likelihood(decoder, p_x, x, training):
+  """{"log_likelihood": log p(x|z) float32 [..., B]} of a networks.Decoder's output p_x, with
+  the batch's fitted scale in training where the decoder is calibrated (the sigma-VAE), then
+  also "mean_squared_error" [B, *S] (networks.Decoder.fit_scale; the trainer sums it and calls
+  `Model.update_statistics`)."""
+  if not training:
+    return {"log_likelihood": p_x.log_prob(x)}
+  p_x, squared_error = decoder.fit_scale(p_x, x)
+  out = {"log_likelihood": p_x.log_prob(x)}
+  if squared_error is not None:
+    out["mean_squared_error"] = squared_error
+  return out
+
+
 class Model(tf.Module):
   """What a model offers. Evaluation, export, summaries and figures ask these, never `hasattr`;
   a family overrides what it has. Shapes: x [B, *image_shape], z [B, latent_dim], y one-hot
@@ -96,6 +110,24 @@ class Model(tf.Module):
     """Label-conditional models: the code of each image decoded with every class,
     float32 [B, K, *image_shape]."""
     raise NotImplementedError
+
+  def update_statistics(self, sums, step, batch_size):
+    """After each train step, in cross-replica context: updates what the model keeps of the
+    data beside its trained weights. Here: the scale of a calibrated `self.decoder` (the
+    sigma-VAE: networks.Decoder.update_scale) from the step's "mean_squared_error", which only such
+    models return; a skipped step changes nothing.
+
+    Args:
+      sums: dict of float32 Tensors, the step's terms summed over the global batch (0 where the
+        update was skipped) and "skipped" (> 0 where it was).
+      step: int64 scalar, the step's index (0-based).
+      batch_size: int, the global batch size.
+    """
+    if "mean_squared_error" not in sums:
+      return
+    variance = tf.where(sums["skipped"] > 0, tf.square(self.decoder.scale()),
+                        sums["mean_squared_error"] / float(batch_size))  # skipped: kept
+    self.decoder.update_scale(variance, step)
 
   def losses(self, batch, seed, step, training=True):
     """The per-example loss terms of `losses_and_posterior` (dict of float32 [B], nats)."""

@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from tfvae import networks
 from tfvae import objectives
+from tfvae.models import base
 from tfvae.models import vae
 
 
@@ -99,7 +100,7 @@ class HVAE(vae.VAE):
     z1 = q_z1.bijector.forward(eps[..., d:])
     p_z1 = self.p_z1([z2], training=training)
     p_x = self.decoder(tf.concat([z1, z2], -1), training=training)
-    return {"z": z2, "log_likelihood": p_x.log_prob(x),
+    return {"z": z2, **base.log_likelihood(self.decoder, p_x, x, training),
             "log_prior": p_z1.log_prob(z1) + self.prior().log_prob(z2),
             "log_posterior": q_z1.log_prob(z1) + log_q2}
 

@@ -137,10 +137,14 @@ class M2(base.Model):
     z = q_z.bijector.forward(eps)
     p_x = self.decode(z, tf.broadcast_to(onehot[None], [self.config.num_samples, k, batch, k]),
                       training=training)
-    distortion = -tf.reduce_mean(p_x.log_prob(x), axis=0)  # [K, B]
+    fitted = base.log_likelihood(self.decoder, p_x, x, training)  # calibrated: over L, K
+    distortion = -tf.reduce_mean(fitted["log_likelihood"], axis=0)  # [K, B]
     rate = objectives.rate(q_z, self.prior())  # [K, B]
     log_p_y = self.label_prior().log_prob(tf.eye(k))[:, None]  # [K, 1]
-    return {"elbo": log_p_y - distortion - rate, "distortion": distortion, "rate": rate}
+    out = {"elbo": log_p_y - distortion - rate, "distortion": distortion, "rate": rate}
+    if "mean_squared_error" in fitted:
+      out["mean_squared_error"] = fitted["mean_squared_error"]  # [B]
+    return out
 
   def losses(self, batch, seed, step, training=True):
     """Per-example loss terms of one batch (labels -1 where unknown).
@@ -177,6 +181,8 @@ class M2(base.Model):
         "classification_loss": cross_entropy, "elbo": -unlabeled_loss,
         "distortion": tf.reduce_sum(probs * per_class["distortion"], 0),
         "rate": tf.reduce_sum(probs * per_class["rate"], 0) + label_kl}
+    if "mean_squared_error" in per_class:
+      terms["mean_squared_error"] = per_class["mean_squared_error"]
     if not training:
       terms["accuracy"] = correct
       generative = tf.argmax(per_class["elbo"], axis=0, output_type=tf.int32)

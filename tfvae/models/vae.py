@@ -133,6 +133,8 @@ class VAE(base.EncoderDecoder):
     else:
       parts = self.log_weight_terms(x, q_z, eps, training)
     terms = objectives.bound_terms(parts, self.rate_closed_form(q_z))
+    if "mean_squared_error" in parts:
+      terms["mean_squared_error"] = parts["mean_squared_error"]
     beta = self.beta(step) if training else 1.0
     if c.training_objective == "elbo":
       rate = terms["rate"]
@@ -147,8 +149,10 @@ class VAE(base.EncoderDecoder):
     return terms, q_z, parts["z"]
 
   def _densities(self, x, z, training):
-    """log p(x|z) and log p(z), float32 [L, B], for z [L, B, D]."""
-    return {"log_likelihood": self.decoder(z, training=training).log_prob(x),
+    """log p(x|z) and log p(z), float32 [L, B], for z [L, B, D]; in training with a calibrated
+    decoder p(x|z) has the batch's fitted scale, and "mean_squared_error" [B, *S] is added
+    (networks.Decoder.fit_scale)."""
+    return {**base.log_likelihood(self.decoder, self.decoder(z, training=training), x, training),
             "log_prior": self.prior().log_prob(z)}
 
 

@@ -115,7 +115,10 @@ class Trainer:
     with tf.GradientTape() as tape:
       terms = self.model.losses(batch, seed, step, training=True)
       loss = tf.nn.compute_average_loss(terms["loss"], global_batch_size=self.config.batch_size)
-    return tape.gradient(loss, variables), {k: tf.reduce_sum(v) for k, v in terms.items()}
+    # Summed over the batch axis: per-example terms [B] give scalars, statistics [B, *S] give
+    # [*S] (networks.Decoder.fit_scale's mean_squared_error for vectors).
+    return tape.gradient(loss, variables), {k: tf.reduce_sum(v, axis=0)
+                                            for k, v in terms.items()}
 
   def _apply_or_skip(self, strategy, num_bad, grads):
     """Cross-replica: applies the update unless some replica saw a non-finite loss/gradient.
@@ -165,8 +168,10 @@ class Trainer:
       row = tf.gather(order, step % source.batches.steps_per_epoch)
       per_replica = self.strategy.run(
           self._device_step_fn, args=(source, row, source.images, source.labels, seed, step))
+    sums = {k: self.strategy.reduce("SUM", v, axis=None) for k, v in per_replica.items()}
+    self.model.update_statistics(sums, step, self.config.batch_size)  # the calibrated scale
     self.step.assign_add(1)
-    return {k: self.strategy.reduce("SUM", v, axis=None) for k, v in per_replica.items()}
+    return sums
 
   def _train_loop_fn(self, source, order, num_steps):
     sums = self._one_step(source, order)
@@ -196,7 +201,8 @@ class Trainer:
     `train_iterator` (a distributed iterator, or DeviceData).
 
     Returns:
-      dict of Python floats: the mean per-example loss, elbo, rate, distortion over the steps
+      dict of Python floats: the mean per-example loss, elbo, rate, distortion (and, with a
+      calibrated decoder, mean_squared_error: per pixel or feature) over the steps
       whose update was applied (NaN if none was), and "skipped": the number of updates skipped
       for a non-finite loss or gradient.
     """
@@ -206,7 +212,8 @@ class Trainer:
       sums = part if sums is None else {k: v + part[k] for k, v in sums.items()}
     skipped = int(round(float(sums.pop("skipped"))))
     applied = (num_steps - skipped) * self.config.batch_size
-    out = {k: float(v) / applied if applied else float("nan") for k, v in sums.items()}
+    out = {k: float(tf.reduce_mean(v)) / applied if applied else float("nan")
+           for k, v in sums.items()}  # statistics [*S]: their mean (mean_squared_error)
     out["skipped"] = skipped
     return out
 
