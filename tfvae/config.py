@@ -164,12 +164,13 @@ class Config:
       "encoder gradient of Tucker et al. 2019; diagonal posterior, prior not vampprior).")
   likelihood: str = field(
       "bernoulli", MODEL,
-      "Decoder distribution p(x|z): bernoulli (binary pixels); normal with one learned scale;"
-      " normal_per_pixel (loc and scale per pixel); laplace with one learned scale (the L1 "
-      "loss); continuous_bernoulli (a density on [0,1], Loaiza-Ganem & Cunningham 2019); for "
-      "vectors also poisson and negative_binomial (counts; a learned dispersion per feature);"
-      " normal and laplace then learn one scale per feature. Deterministic AEs use it as "
-      "their reconstruction loss.")
+      "Decoder distribution p(x|z): bernoulli (binary pixels); normal with one shared scale, "
+      "calibrated (the sigma-VAE of Rybkin et al. 2021: the batch's RMSE in training, its "
+      "moving average in evaluation; docs/data.md); normal_per_pixel (loc and scale per "
+      "pixel); laplace with one learned scale (the L1 loss); continuous_bernoulli (a density "
+      "on [0,1], Loaiza-Ganem & Cunningham 2019); for vectors also poisson and "
+      "negative_binomial (counts; a learned dispersion per feature); normal and laplace then "
+      "have one scale per feature. Deterministic AEs use it as their reconstruction loss.")
   model: str = field(
       "vae", MODEL,
       "Model family: vae (beta > 1: beta-VAE); hvae (two latent layers z2 -> z1 -> x, "
