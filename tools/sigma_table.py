@@ -5,13 +5,13 @@ markdown table docs/data.md quotes.
   cd REPO && python - --steps=250,500,1000,2000 < tools/sigma_table.py
 
 Data (offline, bundled with scikit-learn): the two sample photographs cut into non-overlapping
-32x32x3 patches (520; --patch=16: 16x16x3, 2080), and the 8x8 digits' gray levels (0..16 ->
-[0, 1]). Each run trains the same MLP VAE (256-128, latent 16, batch 64, Adam 1e-3,
---likelihood=normal, --binarization=none, seed 0) and reports, at each step count, the test
-ELBO (nats per example, one sample; a lower bound with the stored sigma), the stored sigma
-and the test reconstruction RMSE (decoder mean at the posterior mean, pixels in [0, 1]). "learned" is the same model with
-the calibration off (decoder.calibrated = False): sigma = softplus(raw_scale) + 1e-3 trained by
-Adam from 1, the loss as before this change.
+32x32x3 patches (520; --patch=16: 16x16x3, 2080), and the 8x8 digits' gray levels (0..16 -> [0,
+1]). Each run trains the same MLP VAE (256-128, latent 16, batch 64, Adam 1e-3,
+--likelihood=normal, --binarization=none, seed 0) and reports, at each step count, the test ELBO
+(nats per example, one sample; a lower bound with the stored sigma), the stored sigma and the
+test reconstruction RMSE (decoder mean at the posterior mean, pixels in [0, 1]). "learned" is
+the same model with the calibration off (decoder.calibrated = False): sigma =
+softplus(raw_scale) + 1e-3 trained by Adam from 1, the loss as before this change.
 """
 
 import os
