@@ -71,8 +71,10 @@ def test_ae_with_normal_likelihood_is_a_scaled_squared_error():
 def test_normal_train_loss_uses_the_batch_optimal_sigma(family):
   """sigma-VAE (issue 33 item 4): in training the distortion summed over the batch is
   B * P / 2 * (1 + log(2 pi sigma^2)) with sigma^2 the batch's mean squared error (returned as
-  mean_squared_error [B]); evaluation uses the stored sigma instead."""
+  mean_squared_error [B]); evaluation uses the stored sigma instead and returns the same
+  squared error (what Evaluator.calibrate fits the stored sigma to)."""
   model = _build(model=family, likelihood="normal", num_classes=3)
+  assert model.calibrated
   batch = _batch(binary=False)
   terms = model.losses(batch, SEED, STEP, training=True)
   variance = float(np.mean(terms["mean_squared_error"]))
@@ -81,12 +83,24 @@ def test_normal_train_loss_uses_the_batch_optimal_sigma(family):
     np.testing.assert_allclose(np.sum(terms["distortion"]),
                                6 * 64 / 2 * (1 + np.log(2 * np.pi * variance)), rtol=1e-4)
   evaluated = model.losses(batch, SEED, STEP, training=False)  # the same noise
-  assert "mean_squared_error" not in evaluated
+  np.testing.assert_allclose(evaluated["mean_squared_error"], terms["mean_squared_error"],
+                             rtol=1e-5)
   stored = float(model.decoder.scale()) ** 2  # 1 (+ 1e-3) at initialization
   if family != "m2":
     np.testing.assert_allclose(
         np.sum(evaluated["distortion"]),
         6 * 64 * (variance / (2 * stored) + 0.5 * np.log(2 * np.pi * stored)), rtol=1e-4)
+
+
+@pytest.mark.parametrize("family", ["vae", "m2", "ae"])
+def test_only_a_calibrated_model_takes_a_held_out_scale(family):
+  model = _build(model=family, likelihood="normal", num_classes=3)
+  model.calibrate(tf.constant(0.04))
+  np.testing.assert_allclose(model.decoder.scale(), 0.2, rtol=1e-5)
+  other = _build(model=family, likelihood="bernoulli", num_classes=3)
+  assert not other.calibrated
+  with pytest.raises(ValueError, match="has no calibrated likelihood scale"):
+    other.calibrate(tf.constant(0.04))
 
 
 def test_sparse_ae_adds_lambda_times_the_l1_norm_of_the_code():

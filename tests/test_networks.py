@@ -104,6 +104,8 @@ def test_update_scale_keeps_a_moving_average_of_the_fitted_variance():
                              rtol=1e-5)
   assert decoder(tf.zeros([2, 2])).distribution.scale.numpy() == pytest.approx(
       float(decoder.scale()))
+  decoder.set_scale(tf.constant(0.09))  # a held-out fit (Model.calibrate) sets it outright
+  np.testing.assert_allclose(decoder.scale(), 0.3, rtol=1e-5)
 
 
 @pytest.mark.parametrize("likelihood", ["laplace", "negative_binomial", "bernoulli"])

@@ -165,10 +165,11 @@ class Config:
   likelihood: str = field(
       "bernoulli", MODEL,
       "Decoder distribution p(x|z): bernoulli (binary pixels); normal with one shared scale, "
-      "calibrated (the sigma-VAE of Rybkin et al. 2021: the batch's RMSE in training, its "
-      "moving average in evaluation; docs/data.md); normal_per_pixel (loc and scale per "
-      "pixel); laplace with one learned scale (the L1 loss); continuous_bernoulli (a density "
-      "on [0,1], Loaiza-Ganem & Cunningham 2019); for vectors also poisson and "
+      "calibrated (the sigma-VAE of Rybkin et al. 2021: the batch's RMSE in training; in "
+      "evaluation and the export the RMSE on the validation split, refit at every "
+      "validation; docs/data.md); normal_per_pixel (loc and scale per pixel); laplace with "
+      "one learned scale (the L1 loss); continuous_bernoulli (a density on [0,1], "
+      "Loaiza-Ganem & Cunningham 2019); for vectors also poisson and "
       "negative_binomial (counts; a learned dispersion per feature); normal and laplace then "
       "have one scale per feature. Deterministic AEs use it as their reconstruction loss.")
   model: str = field(

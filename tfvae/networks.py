@@ -24,8 +24,9 @@ MIN_LIKELIHOOD_SCALE = 1e-3
 # image, one per feature of a vector [D] (features have their own units).
 SHARED_SCALE_LIKELIHOODS = ("normal", "laplace", "negative_binomial")
 # Likelihoods whose shared scale is calibrated rather than learned by gradient: the sigma-VAE
-# (Rybkin et al. 2021). The train loss uses the batch's closed-form optimal scale and the
-# decoder keeps a moving average of it (SCALE_DECAY) for evaluation and sampling.
+# (Rybkin et al. 2021). The train loss uses the batch's closed-form optimal scale; the stored
+# scale is fitted on the validation split (Decoder.set_scale), else a moving average of the
+# train batches' (SCALE_DECAY).
 CALIBRATED_LIKELIHOODS = ("normal",)
 # The moving average of the calibrated variance after train step t (0-based) has decay
 # min(SCALE_DECAY, t / (t + 10)): the first step sets it, later ones average ~100 steps.
@@ -197,9 +198,10 @@ class Decoder(keras.Model):
   likelihood="normal": Independent(Normal(loc, scale), 3) with one scale shared by all pixels
   (lower-bounded by MIN_LIKELIHOOD_SCALE), calibrated as in the sigma-VAE (Rybkin et al.,
   "Simple and Effective VAE Training with Calibrated Decoders", ICML 2021): in training the
-  loss uses the batch's optimal scale, sqrt(mean squared error) (`fit_scale`), and the decoder
-  keeps a moving average of it in `raw_scale` (`update_scale`), which evaluation and sampling
-  use, so the evaluation bounds are those of one fixed model.
+  loss uses the batch's optimal scale, sqrt(mean squared error) (`fit_scale`); the stored
+  scale `raw_scale`, which evaluation, sampling and the export use, is fitted on held-out data
+  where there are some (`set_scale`: the training run sets it at every validation) and is
+  otherwise a moving average of the train batches' (`update_scale`).
   likelihood="normal_per_pixel": Independent(Normal(loc, scale), 3), the network outputs loc and
   scale = softplus(.) + MIN_LIKELIHOOD_SCALE for every pixel.
   likelihood="laplace": Independent(Laplace(loc, scale), 3) with one learned shared scale;
@@ -306,11 +308,33 @@ class Decoder(keras.Model):
     family = tfd.Laplace if self.likelihood == "laplace" else tfd.Normal
     return tfd.Independent(family(loc=out, scale=scale), ndims)
 
-
   def scale(self):
     """The shared scale sigma of normal/laplace (the dispersion of negative_binomial): float32
     [] for images, [D] for vectors, in the data's units."""
     return tf.nn.softplus(self.raw_scale) + MIN_LIKELIHOOD_SCALE
+
+  def squared_error(self, p_x, x):
+    """The squared error of x to the decoder mean that a calibrated scale is fitted to, or
+    None for decoders without one.
+
+    Args:
+      p_x: this decoder's output, batch [..., B], event image_shape.
+      x: float32 [B, *image_shape].
+
+    Returns:
+      float32 [B, *S], held fixed (stop_gradient): each example's mean squared error over its
+      pixels (S = [], images) or per feature (S = [D], vectors), averaged over the leading
+      sample axes [...], in the data's units squared; None where not `calibrated`.
+    """
+    if not self.calibrated:
+      return None
+    loc = p_x.distribution.loc  # [..., B, *image_shape]
+    squared = tf.square(tf.cast(x, loc.dtype) - loc)
+    if len(self.image_shape) == 3:
+      squared = tf.reduce_mean(squared, axis=[-3, -2, -1])  # [..., B]
+    lead = squared.shape.rank - 1 - (1 if len(self.image_shape) == 1 else 0)
+    return tf.stop_gradient(
+        tf.reduce_mean(squared, axis=list(range(lead))) if lead else squared)  # [B, *S]
 
   def fit_scale(self, p_x, x):
     """p(x|z) with its shared scale replaced by the batch's optimal one (the sigma-VAE's
@@ -319,32 +343,35 @@ class Decoder(keras.Model):
     (held fixed by stop_gradient: at the batch's optimum the loss's derivative in sigma is 0, so
     the network's gradient is that of the exact minimization over sigma). raw_scale gets a zero
     gradient (it stays trainable, so optimizer slots keep their positions) and is set by
-    `update_scale`.
+    `update_scale` and `set_scale`.
 
     Args:
       p_x: this decoder's output, batch [..., B], event image_shape.
       x: float32 [B, *image_shape].
 
     Returns:
-      (p(x|z) with the fitted scale, the same batch and event; mean_squared_error float32 [B, *S]:
-      each example's mean squared error over its pixels (S = [], images) or per feature
-      (S = [D], vectors), averaged over the leading sample axes, in the data's units squared).
+      (p(x|z) with the fitted scale, the same batch and event; `squared_error(p_x, x)`).
       Decoders without a calibrated scale return (p_x, None).
     """
-    if not self.calibrated:
+    squared_error = self.squared_error(p_x, x)
+    if squared_error is None:
       return p_x, None
-    loc = p_x.distribution.loc  # [..., B, *image_shape]
-    squared = tf.square(tf.cast(x, loc.dtype) - loc)
-    if len(self.image_shape) == 3:
-      squared = tf.reduce_mean(squared, axis=[-3, -2, -1])  # [..., B]
-    scale_rank = 1 if len(self.image_shape) == 1 else 0
-    lead = squared.shape.rank - 1 - scale_rank
-    squared_error = tf.stop_gradient(
-        tf.reduce_mean(squared, axis=list(range(lead))) if lead else squared)  # [B, *S]
     variance = tf.reduce_mean(squared_error, axis=0)  # [*S]
     scale = (tf.sqrt(tf.maximum(variance, MIN_LIKELIHOOD_SCALE ** 2))
              + 0.0 * self.raw_scale)  # an exact zero gradient for raw_scale
-    return tfd.Independent(tfd.Normal(loc=loc, scale=scale), len(self.image_shape)), squared_error
+    return (tfd.Independent(tfd.Normal(loc=p_x.distribution.loc, scale=scale),
+                            len(self.image_shape)), squared_error)
+
+  def set_scale(self, variance):
+    """Stores sigma = sqrt(variance) (at least MIN_LIKELIHOOD_SCALE) as the shared scale that
+    evaluation, sampling and the export use; cross-replica context.
+
+    Args:
+      variance: float32 [*S] ([] images, [D] vectors), in the data's units squared.
+    """
+    sigma = tf.sqrt(tf.maximum(tf.cast(variance, tf.float32), MIN_LIKELIHOOD_SCALE ** 2))
+    self.raw_scale.assign(tfp.math.softplus_inverse(
+        tf.maximum(sigma - MIN_LIKELIHOOD_SCALE, 1e-6)))
 
   def update_scale(self, variance, step):
     """Moves the stored scale towards a train step's fitted one; cross-replica context.
@@ -359,9 +386,7 @@ class Decoder(keras.Model):
     step = tf.cast(step, tf.float32)
     decay = tf.minimum(SCALE_DECAY, step / (step + 10.0))
     old = tf.square(self.scale())
-    new = decay * old + (1.0 - decay) * tf.maximum(variance, MIN_LIKELIHOOD_SCALE ** 2)
-    self.raw_scale.assign(tfp.math.softplus_inverse(
-        tf.maximum(tf.sqrt(new) - MIN_LIKELIHOOD_SCALE, 1e-6)))
+    self.set_scale(decay * old + (1.0 - decay) * tf.maximum(variance, MIN_LIKELIHOOD_SCALE ** 2))
 
 
 class BroadcastingBatchReshape(tfd.BatchReshape):

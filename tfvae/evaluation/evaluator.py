@@ -119,7 +119,7 @@ class Evaluator:
     # the importance samples; batch["index"] makes every example's noise batch-independent.
     terms, q_z = self.model.losses_and_posterior(batch, seed, tf.constant(0, tf.int64),
                                                  training=False)
-    sums = {k: tf.reduce_sum(v) for k, v in terms.items()}
+    sums = {k: _per_example_sum(v) for k, v in terms.items()}
     if any(k.endswith("accuracy") for k in terms):  # classifiers: over the labeled examples
       sums["num_labeled"] = tf.reduce_sum(tf.cast(batch["label"] >= 0, tf.float32))
     if q_z is None:  # M2: q(z|x, y) needs y
@@ -143,6 +143,46 @@ class Evaluator:
             index=batch.get("index")))
     return sums
 
+  def _calibration_sums_fn(self, batch):
+    def replica_sums(batch):
+      terms = self.model.losses(batch, tf.constant(EVAL_SEED, tf.int32),
+                                tf.constant(0, tf.int64), training=False)  # the same noise
+      return {"mean_squared_error": tf.reduce_sum(terms["mean_squared_error"], axis=0),
+              "count": tf.cast(tf.shape(batch["image"])[0], tf.float32)}
+
+    per_replica = self.strategy.run(replica_sums, args=(batch,))
+    return {k: self.strategy.reduce("SUM", v, axis=None) for k, v in per_replica.items()}
+
+  def calibrate(self, dataset):
+    """Fits the model's calibrated likelihood scale on `dataset` (held-out data, e.g. the
+    validation split): sigma^2 = the mean squared error per dimension of x to the decoder mean
+    at the posterior samples `__call__` draws (the same noise), the closed-form maximizer over
+    sigma of the ELBO that `__call__` then reports (the sigma-VAE's optimal sigma, Rybkin et
+    al. 2021, sec. 4, fitted on held-out rather than training data). A model without a
+    calibrated scale (`Model.calibrated`) is left as it is, without a pass over the data.
+
+    Args:
+      dataset: a finite dataset of batches {"image": float32 [B, *image_shape], ...}.
+
+    Returns:
+      float32 numpy [*S] ([] images, [D] vectors), the variance set, in the data's units
+      squared; None for a model without a calibrated scale.
+    """
+    if not self.model.calibrated:
+      return None
+    batches = distribute.distribute_dataset(self.strategy, dataset)
+    key = "calibrate " + repr(batches.element_spec)
+    if key not in self._steps:
+      self._steps[key] = tf.function(self._calibration_sums_fn,
+                                     input_signature=[batches.element_spec], autograph=False)
+    totals = {}
+    for batch in batches:
+      for k, v in self._steps[key](batch).items():
+        totals[k] = totals.get(k, 0.0) + np.asarray(v, np.float64)
+    variance = (totals["mean_squared_error"] / totals["count"]).astype(np.float32)
+    self.model.calibrate(tf.constant(variance))
+    return variance
+
   def _step_fn(self, batch):
     per_replica = self.strategy.run(self._replica_sums, args=(batch,))
     return {k: self.strategy.reduce("SUM", v, axis=None) for k, v in per_replica.items()}
@@ -153,6 +193,8 @@ class Evaluator:
     Returns:
       dict of floats per example: every term of model.losses(training=False) -- loss (beta = 1:
       the negative ELBO for a VAE), distortion, and elbo, rate (VAE) or the penalty (AEs);
+      with a calibrated normal likelihood mean_squared_error (per pixel or feature, at the
+      posterior samples of the ELBO; the scale `calibrate` fits);
       squared_error (sum over pixels of (x - E[x | mean code])^2, pixel units, comparable across
       all models); active_units (int: dimensions whose code mean varies by more than 0.01 over
       the data). For generative models also rate_per_dimension (list of D floats) and, with
@@ -190,6 +232,14 @@ class Evaluator:
       out["bits_per_dim"] = bits_per_dim(nll, pixels, config.pixel_levels)
     out["num_examples"] = int(count)
     return out
+
+
+def _per_example_sum(terms):
+  """The sum over the batch of per-example terms [B] (statistics [B, *S]: of their mean over
+  S, e.g. mean_squared_error per feature of vectors)."""
+  if terms.shape.rank > 1:
+    terms = tf.reduce_mean(terms, axis=list(range(1, terms.shape.rank)))
+  return tf.reduce_sum(terms)
 
 
 def describe(metrics, config):

@@ -8,13 +8,15 @@ from tfvae import user_networks
 
 
 def log_likelihood(decoder, p_x, x, training):
-  """{"log_likelihood": log p(x|z) float32 [..., B]} of a networks.Decoder's output p_x, with
-  the batch's fitted scale in training where the decoder is calibrated (the sigma-VAE), then
-  also "mean_squared_error" [B, *S] (networks.Decoder.fit_scale; the trainer sums it and calls
-  `Model.update_statistics`)."""
-  if not training:
-    return {"log_likelihood": p_x.log_prob(x)}
-  p_x, squared_error = decoder.fit_scale(p_x, x)
+  """{"log_likelihood": log p(x|z) float32 [..., B]} of a networks.Decoder's output p_x. Where
+  the decoder is calibrated (the sigma-VAE) also "mean_squared_error" [B, *S]
+  (networks.Decoder.squared_error), and in training p(x|z) has the batch's fitted scale
+  (networks.Decoder.fit_scale; the trainer sums the error and calls `Model.update_statistics`);
+  in evaluation the stored one (`Model.calibrate` fits it on held-out data)."""
+  if training:
+    p_x, squared_error = decoder.fit_scale(p_x, x)
+  else:
+    squared_error = decoder.squared_error(p_x, x)
   out = {"log_likelihood": p_x.log_prob(x)}
   if squared_error is not None:
     out["mean_squared_error"] = squared_error
@@ -129,6 +131,28 @@ class Model(tf.Module):
                         sums["mean_squared_error"] / float(batch_size))  # skipped: kept
     self.decoder.update_scale(variance, step)
 
+  @property
+  def calibrated(self):
+    """True when `self.decoder` has a calibrated scale (networks.Decoder.calibrated: the
+    sigma-VAE's shared normal scale), which `calibrate` fits on held-out data."""
+    return False
+
+  def calibrate(self, variance):
+    """Sets the calibrated scale to the closed-form optimum on held-out data, sigma^2 =
+    `variance` (Rybkin et al. 2021, sec. 4): the "mean_squared_error" of `losses(...,
+    training=False)` averaged over the held-out examples, i.e. at the posterior samples the
+    evaluation's ELBO uses, where that ELBO is highest. Cross-replica context.
+
+    Args:
+      variance: float32 [*S] ([] images, [D] vectors), in the data's units squared.
+
+    Raises:
+      ValueError: if the model is not `calibrated`.
+    """
+    if not self.calibrated:
+      raise ValueError(f"{type(self).__name__} has no calibrated likelihood scale.")
+    self.decoder.set_scale(variance)
+
   def losses(self, batch, seed, step, training=True):
     """The per-example loss terms of `losses_and_posterior` (dict of float32 [B], nats)."""
     return self.losses_and_posterior(batch, seed, step, training)[0]
@@ -179,6 +203,10 @@ class EncoderDecoder(Model):
     self.encoder(tf.zeros([1, *config.image_shape]))
     self.decoder(tf.zeros([1, decoder_inputs]))
     self.prior_layer = None
+
+  @property
+  def calibrated(self):
+    return self.decoder.calibrated
 
   def posterior(self, x):
     """q(z|x) (batch [B], event [latent_dim]) for x float32 [B, H, W, C]; a point mass at the

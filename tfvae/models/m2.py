@@ -81,6 +81,10 @@ class M2(base.Model):
     return list(self.classifier.variables) + list(self.encoder.variables) + list(
         self.decoder.variables)
 
+  @property
+  def calibrated(self):
+    return self.decoder.calibrated
+
   def prior(self):
     """p(z) = N(0, I), event [latent_dim]."""
     return networks.prior(self.config.latent_dim)

@@ -143,7 +143,9 @@ def train_model(config, workdir, overwrite=False, strategy=None, source=None, pa
   With --early_stopping_patience, training stops after that many evaluations (after the
   warm-up) without a lower validation loss. Either way the checkpoint of the lowest validation
   loss is kept in WORKDIR/ckpt/best (tfvae/training/early_stopping.py), and it is what the final
-  evaluation and the export use.
+  evaluation and the export use. With a calibrated likelihood (--likelihood=normal) every
+  validation first fits its scale on the validation split (Evaluator.calibrate), so the
+  checkpoints of that step, the best one, the test metrics and the export carry a held-out sigma.
 
   Options the model ignores (`--model=ae --beta=4`) are put back to their defaults with a
   warning each (tfvae/options.py), so config.json holds what defines the run.
@@ -352,6 +354,7 @@ def _train_in_workdir(config, data, workdir, strategy, chief, refused, parts):
       progress.update(step, metrics["loss"])
       _stop_if_signalled(stop, strategy, trainer, writers, step, workdir, saved=False)
       if step % eval_every == 0 or step == total:
+        trainer.calibrate(validation)  # a held-out sigma: evaluated, checkpointed, exported
         metrics = validation_metrics = trainer.evaluate(validation)
         summaries.write_scalars(writers["eval"], step, metrics)
         if chief and summary_images is not None:
@@ -377,6 +380,8 @@ def _train_in_workdir(config, data, workdir, strategy, chief, refused, parts):
   checkpoint_step = _best_weights(trainer, workdir, best, step)  # evaluated and exported
   if checkpoint_step != step:
     validation_metrics = None
+  if validation_metrics is None:  # the same held-out sigma a best checkpoint was evaluated with
+    trainer.calibrate(validation)
   results = {"step": step,
              "validation": validation_metrics or trainer.evaluate(validation),
              "test": trainer.evaluate(data_lib.eval_dataset(data, "test", config.eval_batch_size))}

@@ -217,6 +217,11 @@ class Trainer:
     out["skipped"] = skipped
     return out
 
+  def calibrate(self, dataset):
+    """Fits the calibrated likelihood scale on held-out `dataset` (`Evaluator.calibrate`);
+    the run calls it before each validation. Returns the variance set, or None."""
+    return self.evaluator.calibrate(dataset)
+
   def evaluate(self, dataset):
     """Metrics of `evaluator_lib.Evaluator` (nats per example) over a finite dataset."""
     return self.evaluator(dataset)
