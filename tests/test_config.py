@@ -28,9 +28,9 @@ def test_flagfile_includes_another_and_command_line_overrides(tmp_path):
   child = tmp_path / "child.cfg"
   child.write_text(f"--flagfile={base}\n--beta=3.0\n")
   config = _parse([f"--flagfile={child}", "--latent_dim=5"])
-  assert config.latent_dim == 5  # command line wins over the included file
-  assert config.beta == 3.0  # the including file wins over the included one
-  assert config.hidden_sizes == (64, 32)
+  assert config.model.latent_dim == 5  # command line wins over the included file
+  assert config.model.beta == 3.0  # the including file wins over the included one
+  assert config.model.hidden_sizes == (64, 32)
 
 
 @pytest.mark.parametrize("argv, flag", [
@@ -42,7 +42,7 @@ def test_flagfile_includes_another_and_command_line_overrides(tmp_path):
     (["--beta_schedule=linear"], "--beta_schedule"),  # needs --warmup_steps
     (["--free_bits=-0.1"], "--free_bits"),
     (["--model=denoising_ae", "--corruption_level=1.0"], "--corruption_level"),  # must be < 1
-    (["--contraction_weight=-1"], "--contraction_weight"),
+    (["--model=contractive_ae", "--contraction_weight=-1"], "--contraction_weight"),
     (["--num_cycles=0"], "--num_cycles"),
 ])
 def test_invalid_values_name_the_flag(argv, flag):
@@ -58,7 +58,7 @@ def test_unknown_choice_is_rejected_by_flag_parsing():
 def test_json_round_trip(tmp_path):
   config = config_lib.Config(latent_dim=3, hidden_sizes=(10, 20), image_shape=(8, 8, 1))
   config_lib.save(config, str(tmp_path))
-  assert json.loads((tmp_path / "config.json").read_text())["hidden_sizes"] == [10, 20]
+  assert json.loads((tmp_path / "config.json").read_text())["model"]["hidden_sizes"] == [10, 20]
   assert config_lib.load(str(tmp_path)) == config
 
 
@@ -99,7 +99,7 @@ TRAIN_CONFIGS = sorted(
 def test_every_shipped_training_config_parses(name, monkeypatch):
   monkeypatch.chdir(ROOT)  # flagfiles include each other by repo-relative paths
   config = _parse([f"--flagfile=configs/{name}"])
-  assert config.epochs > 0 or config.train_steps > 0
+  assert config.training.epochs > 0 or config.training.train_steps > 0
   assert config_lib.likelihood_mismatch(config) is None  # no shipped config warns
 
 
@@ -107,24 +107,26 @@ def test_every_field_has_a_role_and_help_and_the_rules_follow_from_the_roles():
   """What may change on resume (RESUMABLE_ROLES) and on continuing a search
   (CONTINUABLE_ROLES) is read off the fields' roles, and the flag help is the field's."""
   import dataclasses  # pylint: disable=import-outside-toplevel
-  for f in dataclasses.fields(config_lib.Config):
+  fields = [f for cls in (*config_lib.SHARED.values(), *config_lib.families().values())
+            for f in dataclasses.fields(cls)]
+  for f in fields:
     assert f.metadata["role"] in config_lib.ROLES and len(f.metadata["help"]) > 10, f.name
   saved = config_lib.Config(image_shape=(8, 8, 1))
   for name, value in (("epochs", 20), ("eval_every", 5), ("strategy", "one_device"),
                       ("jit_compile", False), ("clip_grad_norm", 1.0), ("num_classes", 3)):
-    config_lib.check_resumable(saved, dataclasses.replace(saved, **{name: value}))
+    config_lib.check_resumable(saved, saved.replace(**{name: value}))
   for name, value in (("latent_dim", 3), ("learning_rate", 0.1), ("dataset", "mnist"),
                       ("test_fraction", 0.3), ("image_shape", (28, 28, 1))):
     with pytest.raises(config_lib.ConfigError, match=f"--{name}: "):
-      config_lib.check_resumable(saved, dataclasses.replace(saved, **{name: value}))
-  continued = dataclasses.replace(saved, strategy="one_device", epochs=20, latent_dim=3)
+      config_lib.check_resumable(saved, saved.replace(**{name: value}))
+  continued = saved.replace(strategy="one_device", epochs=20, latent_dim=3)
   assert [n for n, _, _ in config_lib.differences(saved, continued,
                                                   config_lib.CONTINUABLE_ROLES)] == [
                                                       "latent_dim", "epochs"]
   fv = flags.FlagValues()
   config_flags.define_flags(fv)
-  assert fv["standardize"].help == config_lib.Config.__dataclass_fields__[
-      "standardize"].metadata["help"]
+  assert fv["standardize"].help == {f.name: f for f in fields}["standardize"].metadata["help"]
+  assert fv["beta"].help == {f.name: f for f in fields}["beta"].metadata["help"]
   assert "image_shape" not in fv and "data_fingerprint" not in fv  # resolved, not flags
 
 
@@ -150,8 +152,8 @@ def test_numpy_numbers_and_lists_are_stored_as_python_numbers_and_tuples(tmp_pat
   import numpy as np  # pylint: disable=import-outside-toplevel
   config = config_lib.Config(latent_dim=np.int64(4), beta=np.float32(2.0), hidden_sizes=[8, 4],
                              image_shape=(np.int64(8), 8, 1))
-  assert isinstance(config.latent_dim, int) and isinstance(config.beta, float)
-  assert config.hidden_sizes == (8, 4) and config.image_shape == (8, 8, 1)
+  assert isinstance(config.model.latent_dim, int) and isinstance(config.model.beta, float)
+  assert config.model.hidden_sizes == (8, 4) and config.data.image_shape == (8, 8, 1)
   assert config == config_lib.Config(latent_dim=4, beta=2.0, hidden_sizes=(8, 4),
                                      image_shape=(8, 8, 1))
   config_lib.save(config, str(tmp_path))  # JSON takes them
@@ -178,11 +180,12 @@ def test_non_finite_rates_and_seeds_out_of_range_are_refused_naming_the_flag(arg
 def test_a_config_json_holding_a_value_of_another_type_is_refused_naming_file_and_key(tmp_path):
   config_lib.save(config_lib.Config(image_shape=(8, 8, 1)), str(tmp_path))
   path = tmp_path / "config.json"
-  for key, value, text in (("latent_dim", 16.5, "--latent_dim=16.5 must be an integer"),
-                           ("learning_rate", float("nan"), "--learning_rate=nan must be a "
-                                                            "finite number")):
+  for section, key, value, text in (
+      ("model", "latent_dim", 16.5, "--latent_dim=16.5 must be an integer"),
+      ("training", "learning_rate", float("nan"), "--learning_rate=nan must be a finite number")):
     values = json.loads(path.read_text())
-    path.write_text(json.dumps({**values, key: value}))  # json.dumps writes NaN as NaN
+    changed = {**values, section: {**values[section], key: value}}
+    path.write_text(json.dumps(changed))  # json.dumps writes NaN as NaN
     with pytest.raises(config_lib.ConfigError) as raised:
       config_lib.load(str(tmp_path))
     assert str(raised.value).startswith(f"{path} is not a tfvae config (ConfigError: {text}")

@@ -165,9 +165,8 @@ def _encoder_calls(model):
 ], ids=["vae", "dequantized", "pc_vae", "m2", "denoising_ae"])
 @pytest.mark.slow
 def test_evaluation_does_not_depend_on_the_batch_size_or_replicas_and_encodes_once(overrides):
-  config = config_lib.Config.from_dict({
-      **config_lib.Config(hidden_sizes=(16,), latent_dim=3, image_shape=(8, 8, 1),
-                          num_classes=10, num_samples=2).to_dict(), **overrides})
+  config = config_lib.Config(hidden_sizes=(16,), latent_dim=3, image_shape=(8, 8, 1),
+                             num_classes=10, num_samples=2).replace(**overrides)
   data = data_lib.load(config)
   one = trainer_lib.Trainer(config, tf.distribute.OneDeviceStrategy("/cpu:0"))
   one.train(one.train_iterator(data), 20)
@@ -177,7 +176,7 @@ def test_evaluation_does_not_depend_on_the_batch_size_or_replicas_and_encodes_on
   evaluator = evaluator_lib.Evaluator(one.model, one.strategy, num_importance_samples=20)
   calls = _encoder_calls(one.model)
   by_batch = {size: evaluator(data_lib.eval_dataset(data, "test", size)) for size in (7, 100, 359)}
-  if config.model != "m2":  # calls are counted while tracing: one trace for every batch size
+  if config.family != "m2":  # calls are counted while tracing: one trace for every batch size
     assert len(calls) == 1, ("the Evaluator traced once per batch shape (7 and its remainder, "
                              "100 and 59, 359), or ran the encoder more than once per batch")
   by_batch["2 replicas"] = evaluator_lib.Evaluator(two.model, two.strategy, 20)(
@@ -205,6 +204,6 @@ def test_pc_vae_encodes_and_draws_once_per_train_step():
   assert len(calls) == 1
   # The classifier sees the first posterior sample the distortion used.
   q_z = model.encoder(batch["image"])
-  z = objectives.sample_latents(q_z, config.num_samples, SEED)[0]
+  z = objectives.sample_latents(q_z, config.model.num_samples, SEED)[0]
   expected = -model.classifier(z).log_prob(tf.constant([0, 1, 2, 0, 0, 0])) * [1, 1, 1, 0, 0, 0]
   np.testing.assert_allclose(terms["classification_loss"], expected, rtol=1e-5)

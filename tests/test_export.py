@@ -63,7 +63,7 @@ def test_export_loads_without_tfp_and_matches_the_model(tmp_path, likelihood, ar
   np.testing.assert_allclose(out["serving"], expected, rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(out["loc"], model.encoder(x).mean(), rtol=1e-5, atol=1e-6)
   terms = objectives.elbo_terms(x, model.encoder(x), model.decoder, model.prior(),
-                                config.num_samples, tf.constant([0, 0], tf.int32))
+                                config.model.num_samples, tf.constant([0, 0], tf.int32))
   np.testing.assert_allclose(out["elbo"], terms["elbo"], rtol=1e-5)
   assert out["sample_a"] == out["sample_b"]  # stateless seed: reproducible samples
   assert np.array(out["sample_a"]).shape == (3, 8, 8, 1)

@@ -54,7 +54,7 @@ def test_models_build_and_the_trainer_leave_the_process_as_they_found_it():
   # Python's and NumPy's next numbers are those the caller's seeds give.
   assert random.random() == random.Random(123).random()
   assert np.random.rand() == np.random.RandomState(123).rand()
-  # The weights follow config.seed alone.
+  # The weights follow config.training.seed alone.
   again = trainer_lib.Trainer(_config(seed=5), tf.distribute.get_strategy())
   other = trainer_lib.Trainer(_config(seed=6), tf.distribute.get_strategy())
   for a, b, c in zip(trainer.model.trainable_variables, again.model.trainable_variables,

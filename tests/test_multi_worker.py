@@ -93,7 +93,7 @@ def _validation_elbo(workdir):
   config, model, _ = loading.restore_model(workdir)
   data = data_lib.load(config)
   metrics = evaluator_lib.Evaluator(model, tf.distribute.get_strategy())(
-      data_lib.eval_dataset(data, "validation", config.eval_batch_size))
+      data_lib.eval_dataset(data, "validation", config.execution.eval_batch_size))
   return metrics["elbo"]
 
 
@@ -109,8 +109,8 @@ def test_two_workers_train_the_weights_of_one_process_and_only_the_chief_writes(
   assert launcher.wait(TIMEOUT_S) == 0, _stderr(tmp_path, "multi")[-5000:]
   run_module("tfvae.train", "--strategy=one_device", *TINY, *steps, f"--workdir={single}",
              "--data_on_device")
-  assert not config_lib.load(str(multi)).data_on_device
-  assert config_lib.load(str(single)).data_on_device
+  assert not config_lib.load(str(multi)).execution.data_on_device
+  assert config_lib.load(str(single)).execution.data_on_device
   stderr = _stderr(tmp_path, "multi")
   for index in (0, 1):
     assert _worker_lines(stderr, index, "2 replicas")

@@ -297,7 +297,7 @@ def test_the_python_api_trains_loads_and_evaluates_arrays(tmp_path):
     merged = json.load(f)
   assert merged[merged["final"]["test"]]["elbo"] == pytest.approx(results["test"]["elbo"])
   model = tfvae.load(workdir)
-  assert model.step == 60 and model.config.dataset == data_lib.IN_MEMORY
+  assert model.step == 60 and model.config.data.dataset == data_lib.IN_MEMORY
   assert trained.config == model.config and trained.workdir == workdir
   test = model.data(data).test
   # fit's model is the one load rebuilds: the same weights, the same answers.
@@ -411,21 +411,21 @@ def test_the_reader_options_of_a_source_are_recorded_and_read_again(tmp_path):
   source = data_lib.from_directory(folder, image_size=(8, 8))
   assert source.reader_options == {"image_size": (8, 8)}
   saved = _as_trained(config_lib.Config(), source, str(tmp_path / "run"))
-  assert saved.dataset == folder and saved.image_size == (8, 8)
-  assert data_lib.load(saved).fingerprint == saved.data_fingerprint  # what evaluate reads
+  assert saved.data.dataset == folder and saved.data.image_size == (8, 8)
+  assert data_lib.load(saved).fingerprint == saved.data.data_fingerprint  # what evaluate reads
   with open(tmp_path / "table.csv", "w") as f:
     f.write("a,b,target\n" + "".join(f"{i},{i % 3 * 0.5},{i % 2}\n" for i in range(40)))
   source = data_lib.from_file(str(tmp_path / "table.csv"), label_column="target")
   assert source.reader_options == {"max_value": 0, "label_column": "target"}
   saved = _as_trained(config_lib.Config(binarization="none", likelihood="normal"), source,
                       str(tmp_path / "table"))
-  assert saved.label_column == "target" and saved.image_shape == (2,)
-  assert data_lib.load(saved).fingerprint == saved.data_fingerprint
+  assert saved.data.label_column == "target" and saved.data.image_shape == (2,)
+  assert data_lib.load(saved).fingerprint == saved.data.data_fingerprint
   images, labels = _digits()
   np.savez(tmp_path / "d.npz", x_train=images.astype(np.int64), y_train=labels)
   source = data_lib.from_file(str(tmp_path / "d.npz"), max_value=16)
   saved = _as_trained(config_lib.Config(), source, str(tmp_path / "npz"))
-  assert saved.max_value == 16 and saved.pixel_levels == 17
+  assert saved.data.max_value == 16 and saved.data.pixel_levels == 17
   assert data_lib.load(saved).max_value == 16
 
 
@@ -453,9 +453,9 @@ def test_data_read_with_other_options_say_what_differs(tmp_path):
 def test_a_run_whose_config_json_predates_the_reader_options_still_resumes(tmp_path):
   folder = _mixed_size_folder(tmp_path / "png")
   new = _run_of(data_lib.from_directory(folder, image_size=(8, 8)), image_size=(8, 8))
-  old = config_lib.Config.from_dict({**new.to_dict(), "image_size": ()})  # before item 1
+  old = new.replace(**{"image_size": ()})  # before item 1
   config_lib.check_resumable(old, new)  # same data: resumes, and config.json gains the option
-  other = config_lib.Config.from_dict({**new.to_dict(), "image_size": (10, 10),
+  other = new.replace(**{"image_size": (10, 10),
                                        "data_fingerprint": "train 200x10x10x1 uint8 abc"})
   with pytest.raises(config_lib.ConfigError, match=r"trained on \(--image_size=\(10, 10\) now, "
                      r"\(8, 8\) in the workdir; now: train 200x10x10x1"):
@@ -514,7 +514,7 @@ def test_auto_binarizes_only_binary_like_gray_images_and_says_so(caplog):
   import logging  # pylint: disable=import-outside-toplevel
   from tfvae.training import run  # pylint: disable=import-outside-toplevel
   caplog.set_level(logging.INFO, logger="absl")
-  assert config_lib.Config().binarization == "auto"
+  assert config_lib.Config().data.binarization == "auto"
   images, labels = _digits()
   digits = data_lib.from_arrays(images, labels, max_value=16)
   photos = _photo_patches()
@@ -535,7 +535,7 @@ def test_auto_binarizes_only_binary_like_gray_images_and_says_so(caplog):
     assert ("--binarization=none" if picked == "dynamic" else "--likelihood") in lines[0]
     if picked == "none" and likelihood == "bernoulli":
       assert "continuous pixels use --likelihood=continuous_bernoulli" in lines[0]
-    assert run.resolve(config, data).binarization == picked  # recorded in config.json
+    assert run.resolve(config, data).data.binarization == picked  # recorded in config.json
   binarized = data_lib.build(digits, config_lib.Config())
   assert set(np.unique(binarized.test.images)) == {0, 16}  # binarized once, as dynamic did
   assert set(np.unique(data_lib.build(data_lib.from_arrays(photos),
@@ -552,10 +552,10 @@ def test_an_auto_run_resumes_a_run_that_recorded_dynamic(tmp_path):
   config_lib.save(run.resolve(today, data), workdir)
   auto_as_in_workdir = run._auto_as_in_workdir  # pylint: disable=protected-access
   again = auto_as_in_workdir(config_lib.Config(dataset=path), workdir)
-  assert again.binarization == "dynamic"
+  assert again.data.binarization == "dynamic"
   config_lib.check_resumable(config_lib.load(workdir), run.resolve(again, data_lib.load(again)))
   fresh = auto_as_in_workdir(config_lib.Config(dataset=path), str(tmp_path / "new"))
-  assert run.resolve(fresh, data_lib.load(fresh)).binarization == "none"
+  assert run.resolve(fresh, data_lib.load(fresh)).data.binarization == "none"
   digits = config_lib.Config(binarization="dynamic")
   saved = run.resolve(digits, data_lib.load(digits))
   auto = config_lib.Config()

@@ -53,7 +53,7 @@ def test_num_labels_errors_name_the_flag(digits):
     config_lib.Config(num_labels="some")
   with pytest.raises(config_lib.ConfigError, match="--labeled_batch_size"):
     config_lib.Config(model="m2", num_labels="50", labeled_batch_size=64, batch_size=64)
-  assert config_lib.Config(num_labels="all").labels_known is None
+  assert config_lib.Config(num_labels="all").data.labels_known is None
 
 
 @pytest.mark.slow
@@ -386,7 +386,7 @@ def test_online_ssl_configs_train_on_mocked_tfds_data(name, tmp_path, monkeypatc
                steps_per_loop=1, eval_every=2, batch_size=32, labeled_batch_size=8,
                eval_batch_size=50, eval_importance_samples=0, strategy="one_device",
                validation_fraction=0.25)
-  config = config_lib.Config.from_dict({**config.to_dict(), **small})
+  config = config.replace(**{**small})
   with tfds.testing.mock_data(num_examples=200):
     results = run.train_and_evaluate(config, str(tmp_path / "run"))
   assert results["step"] == 2 and 0 <= results["test"]["accuracy"] <= 1

@@ -125,11 +125,10 @@ def test_xla_gradients_match_the_plain_gradients(digits, monkeypatch):
 
   monkeypatch.setattr(noise, "replica_normal_noise", fixed_noise)
   config, data = digits
-  config = config_lib.Config.from_dict({**config.to_dict(), "binarization": "static"})
-  plain = trainer_lib.Trainer(config_lib.Config.from_dict({**config.to_dict(),
-                                                          "jit_compile": False}),
+  config = config.replace(**{"binarization": "static"})
+  plain = trainer_lib.Trainer(config.replace(**{"jit_compile": False}),
                               tf.distribute.OneDeviceStrategy("/cpu:0"))
-  xla = trainer_lib.Trainer(config_lib.Config.from_dict({**config.to_dict(), "jit_compile": True}),
+  xla = trainer_lib.Trainer(config.replace(**{"jit_compile": True}),
                             tf.distribute.OneDeviceStrategy("/cpu:0"))
   assert xla.jit_compile and not plain.jit_compile
   for a, b in zip(plain.model.variables, xla.model.variables):
@@ -150,7 +149,7 @@ def _trajectory(config, data, strategy, chunks=(3, 7, 10, 5)):
   """Mean train loss of every chunk of steps, and the final weights."""
   trainer = trainer_lib.Trainer(config, strategy)
   source = trainer.train_iterator(data)
-  assert isinstance(source, trainer_lib.DeviceData) == config.data_on_device
+  assert isinstance(source, trainer_lib.DeviceData) == config.execution.data_on_device
   losses = [trainer.train(source, n)["loss"] for n in chunks]
   return losses, _values(trainer.model.variables)
 
@@ -169,13 +168,12 @@ def _chunk_means(step_losses, chunks):
 @pytest.mark.slow
 def test_data_on_device_and_the_tf_data_pipeline_give_the_same_trajectory(digits, overrides):
   config, data = digits
-  config = config_lib.Config.from_dict({**config.to_dict(), "num_classes": 10, **overrides})
+  config = config.replace(**{"num_classes": 10, **overrides})
   data = data_lib.load(config)
   # 25 steps cross an epoch boundary (998 // 64 = 15 steps per epoch; 14 with labeled rows).
-  pipeline = _trajectory(config_lib.Config.from_dict({**config.to_dict(),
-                                                     "data_on_device": False}), data,
+  pipeline = _trajectory(config.replace(**{"data_on_device": False}), data,
                          tf.distribute.OneDeviceStrategy("/cpu:0"))
-  device = _trajectory(config_lib.Config.from_dict({**config.to_dict(), "data_on_device": True}),
+  device = _trajectory(config.replace(**{"data_on_device": True}),
                        data, tf.distribute.OneDeviceStrategy("/cpu:0"))
   np.testing.assert_allclose(device[0], pipeline[0], rtol=1e-6)
   for a, b in zip(pipeline[1], device[1]):
@@ -188,7 +186,7 @@ def test_the_steps_per_call_do_not_change_the_trajectory(digits, data_on_device)
   """--steps_per_loop sets how many steps one `Trainer.train` call runs (run.py): 25 calls of
   one step, 4 uneven calls and one call of 25 steps train the same weights."""
   config, data = digits
-  config = config_lib.Config.from_dict({**config.to_dict(), "data_on_device": data_on_device})
+  config = config.replace(**{"data_on_device": data_on_device})
   strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
   one_call = _trajectory(config, data, strategy, chunks=(25,))
   single_steps = _trajectory(config, data, strategy, chunks=(1,) * 25)
@@ -203,7 +201,7 @@ def test_the_steps_per_call_do_not_change_the_trajectory(digits, data_on_device)
 @pytest.mark.slow
 def test_data_on_device_with_two_replicas_takes_the_one_replica_steps(digits):
   config, data = digits
-  config = config_lib.Config.from_dict({**config.to_dict(), "data_on_device": True})
+  config = config.replace(**{"data_on_device": True})
   one = _trajectory(config, data, tf.distribute.OneDeviceStrategy("/cpu:0"), chunks=(20,))
   two = _trajectory(config, data, _two_cpus(), chunks=(20,))
   np.testing.assert_allclose(two[0], one[0], rtol=1e-5)
@@ -213,7 +211,7 @@ def test_data_on_device_with_two_replicas_takes_the_one_replica_steps(digits):
 
 def test_mixed_bfloat16_computes_in_bfloat16_and_keeps_float32_weights(digits):
   config, data = digits
-  config = config_lib.Config.from_dict({**config.to_dict(), "dtype_policy": "mixed_bfloat16"})
+  config = config.replace(**{"dtype_policy": "mixed_bfloat16"})
   try:
     trainer = trainer_lib.Trainer(config, tf.distribute.OneDeviceStrategy("/cpu:0"))
     hidden = trainer.model.encoder.body.layers[-1]
@@ -225,12 +223,11 @@ def test_mixed_bfloat16_computes_in_bfloat16_and_keeps_float32_weights(digits):
     metrics = trainer.train(trainer.train_iterator(data), 5)
     assert np.isfinite(metrics["loss"]) and metrics["skipped"] == 0
     assert all(not np.array_equal(a, b) for a, b in zip(before, _values(trainer.model.variables)))
-    float32 = trainer_lib.Trainer(config_lib.Config.from_dict({**config.to_dict(),
-                                                              "dtype_policy": "float32"}),
+    float32 = trainer_lib.Trainer(config.replace(**{"dtype_policy": "float32"}),
                                   tf.distribute.OneDeviceStrategy("/cpu:0"))
     assert float32.model.encoder.body.layers[-1].compute_dtype == "float32"
     # On CPU a bfloat16 policy runs without XLA (whose CPU backend upcasts bfloat16 matmuls).
-    assert config.jit_compile and float32.jit_compile and not trainer.jit_compile
+    assert config.training.jit_compile and float32.jit_compile and not trainer.jit_compile
     for a, b in zip(float32.model.variables, trainer.model.variables):
       a.assign(b)  # the same weights: bfloat16 compute changes the ELBO by well under 1%
     x = tf.constant(data.test.images[:200] / 16 > 0.5, tf.float32)

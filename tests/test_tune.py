@@ -263,10 +263,10 @@ def test_trial_config_replaces_only_the_searched_fields():
   base = config_lib.Config(beta=1.0, latent_dim=16, epochs=5, train_steps=100)
   config = tune.trial_config(base, {"beta": 0.25, "latent_dim": 4, "learning_rate": 3e-4,
                                     "tuner/epochs": 3, "tuner/trial_id": "1"})
-  assert (config.beta, config.latent_dim, config.learning_rate) == (0.25, 4, 3e-4)
-  assert (config.epochs, config.train_steps) == (3, 0)  # Hyperband's budget, in epochs
-  assert config.hidden_sizes == base.hidden_sizes and config.seed == base.seed
-  assert tune.trial_config(base, {"beta": 2.0, "latent_dim": 8}).train_steps == 100
+  assert (config.model.beta, config.model.latent_dim, config.training.learning_rate) == (0.25, 4, 3e-4)
+  assert (config.training.epochs, config.training.train_steps) == (3, 0)  # Hyperband's budget, in epochs
+  assert config.model.hidden_sizes == base.model.hidden_sizes and config.training.seed == base.training.seed
+  assert tune.trial_config(base, {"beta": 2.0, "latent_dim": 8}).training.train_steps == 100
   assert tune.trial_name("03") == tune.trial_name("3") == "trial_003"
 
 

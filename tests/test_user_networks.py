@@ -128,7 +128,7 @@ def test_other_families_and_iaf_refuse_user_networks_in_one_line(tmp_path):
 
 
 def _built(config, **parts):
-  config = config_lib.Config.from_dict({**config.to_dict(), "image_shape": [8, 8, 1]})
+  config = config.replace(**{"image_shape": [8, 8, 1]})
   return models.build(config, seed=0, parts=user_networks.Parts(**parts))
 
 
@@ -148,7 +148,7 @@ def test_an_encoder_that_returns_a_distribution_is_used_unchanged():
 
 def test_a_custom_likelihoods_term_equals_its_log_prob():
   config = _config(likelihood="normal")
-  config = config_lib.Config.from_dict({**config.to_dict(), "image_shape": [64]})
+  config = config.replace(**{"image_shape": [64]})
   template = StudentTDecoder()
   template(tf.zeros([1, LATENT]))
   model = models.build(config, seed=0, parts=user_networks.Parts(decoder=template))
@@ -164,7 +164,7 @@ def test_a_custom_likelihoods_term_equals_its_log_prob():
 
 
 def test_one_and_two_replicas_give_the_same_loss_with_user_networks():
-  config = config_lib.Config.from_dict({**_config().to_dict(), "image_shape": [8, 8, 1],
+  config = _config().replace(**{"image_shape": [8, 8, 1],
                                         "batch_size": 8})
   parts = user_networks.Parts(encoder=_encoder(), decoder=_decoder())
   batch = {"image": tf.random.stateless_uniform([8, 8, 8, 1], seed=[9, 9])}

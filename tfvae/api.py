@@ -46,7 +46,7 @@ def _parts(config: Config, encoder: Any, decoder: Any, likelihood: Any,
   from tfvae import user_networks  # pylint: disable=import-outside-toplevel
   names = {k: v for k, v in (("likelihood", likelihood), ("prior", prior)) if isinstance(v, str)}
   if names:
-    config = type(config).from_dict({**config.to_dict(), **names})
+    config = config.replace(**names)
   return config, user_networks.Parts(
       encoder=encoder, decoder=decoder,
       likelihood=None if isinstance(likelihood, str) else likelihood,
@@ -72,11 +72,11 @@ def fit(config: Config, workdir: Optional[PathLike] = None, data: Optional[DataL
     workdir: the run folder (created). Left out (None), a new temporary folder is used (in
       tempfile.gettempdir(), named in the log and in the model's `.workdir`; not removed).
     data: optional: a Source (`tfvae.data.from_arrays`, `from_directory`, `from_file`) or a
-      numpy array of examples (unlabeled); without it config.dataset is read. A Source read
+      numpy array of examples (unlabeled); without it config.data.dataset is read. A Source read
       from a path records the path and the options it was read with (image_size, max_value,
       label_column) in config.json, so `tfvae.load(workdir).evaluate()`, `python -m
       tfvae.evaluate` and `tfvae.visualize` read it alike. A run trained on arrays records
-      config.dataset "in-memory arrays" and the data's fingerprint; later calls that need the
+      config.data.dataset "in-memory arrays" and the data's fingerprint; later calls that need the
       data (resume, `TrainedModel.evaluate`, `tfvae.draw(workdir, data=...)`) must
       be given the same data.
     overwrite: delete a run with another config in workdir instead of refusing.
@@ -84,9 +84,9 @@ def fit(config: Config, workdir: Optional[PathLike] = None, data: Optional[DataL
       posterior head) or a tfd.Distribution q(z|x) with batch [B], event [latent_dim].
     decoder: optional Keras 3 model z [B, latent_dim] -> the likelihood's parameters
       [B, *param_shape] or a tfd.Distribution p(x|z) with batch [B], event data_shape.
-    likelihood: optional likelihood name (as config.likelihood) or a Keras layer
+    likelihood: optional likelihood name (as config.model.likelihood) or a Keras layer
       parameters -> tfd.Distribution p(x|z) (its weights train with the model).
-    prior: optional prior name (as config.prior) or a Keras layer whose call() returns p(z),
+    prior: optional prior name (as config.model.prior) or a Keras layer whose call() returns p(z),
       a tfd.Distribution with event [latent_dim].
     The networks given are templates: tfvae trains copies (built under the strategy's scope;
     a built network's weights are their starting point) and stores their Keras serialization
@@ -121,7 +121,7 @@ def fit(config: Config, workdir: Optional[PathLike] = None, data: Optional[DataL
   _show_logs()
   source = as_source(data)
   if workdir is None:
-    if config.strategy == "multi_worker":
+    if config.execution.strategy == "multi_worker":
       raise ConfigError("--strategy=multi_worker needs a workdir that every worker shares: "
                         "give fit a workdir.")
     workdir = tempfile.mkdtemp(prefix="tfvae-")
@@ -188,8 +188,8 @@ def _run_strategy(workdir: PathLike, name: str) -> tf.distribute.Strategy:
   except FileNotFoundError:
     lock.refuse_unfinished(workdir, config_lib.CONFIG_FILENAME)
     raise
-  if config.strategy == "multi_worker":  # evaluated in this one process
-    config = Config.from_dict({**config.to_dict(), "strategy": "mirrored"})
+  if config.execution.strategy == "multi_worker":  # evaluated in this one process
+    config = config.replace(**{"strategy": "mirrored"})
   return strategy_for(config)
 
 
@@ -203,11 +203,11 @@ def strategy_for(config: Config) -> tf.distribute.Strategy:
       invalid (multi_worker), or TensorFlow started in this process with another split.
   """
   from tfvae.training import distribute  # pylint: disable=import-outside-toplevel
-  if config.strategy != "multi_worker":
+  if config.execution.strategy != "multi_worker":
     try:
-      distribute.split_cpu(config.num_cpu_devices)
+      distribute.split_cpu(config.execution.num_cpu_devices)
     except RuntimeError:
-      raise ConfigError(f"--num_cpu_devices={config.num_cpu_devices}: TensorFlow has already "
+      raise ConfigError(f"--num_cpu_devices={config.execution.num_cpu_devices}: TensorFlow has already "
                         "started in this process with another split of the CPU; split it "
                         "first (tfvae.training.distribute.split_cpu before any TensorFlow "
                         "op), or use a new process.") from None

@@ -1,391 +1,277 @@
-"""The run configuration: one frozen dataclass, its absl flags and its JSON form.
+"""The run configuration: the sections every family shares (tfvae/sections.py: data, training,
+execution), the family's own config (tfvae/models/<family>.py: `VAEConfig`, `AEConfig`, ...),
+their JSON form (WORKDIR/config.json, and the migration of the flat files written before the
+sections) and what may change when a run resumes.
 
-Library code only ever sees the dataclass; `tfvae.config_flags` turns its fields into absl flags
-and back. A run writes its resolved Config to WORKDIR/config.json; `load(workdir)` rebuilds it there.
+    tfvae.Config(model=tfvae.models.vae.VAEConfig(latent_dim=8, beta=4),
+                 training=tfvae.sections.TrainingConfig(train_steps=500))
+    tfvae.Config(latent_dim=8, beta=4, train_steps=500)      # the same, by flag names
 
-Each Config field has a role (ROLES). What may change where follows from the roles alone:
-resuming a run may change SCHEDULE, SAFEGUARD, NUMERICS and EXECUTION fields
-(`RESUMABLE_ROLES`); continuing a search may change EXECUTION fields only
-(`CONTINUABLE_ROLES`); the fields that define a run's numbers are those of `RESULT_ROLES`.
+Library code reads the sections (`config.data.dataset`, `config.model.latent_dim`,
+`config.training.batch_size`); `tfvae.config_flags` makes one flag per field, of the same name.
+Each field has a role (tfvae/config_fields.py) from which follows what may change on resume.
 """
 
 import dataclasses
 import json
 import os
+from typing import Any
 
 from tfvae import atomic
-from tfvae import config_checks
-from tfvae import options
-from tfvae.errors import ConfigError  # pylint: disable=unused-import  (re-exported)
+from tfvae import sections
+from tfvae.config_fields import (  # noqa: F401 (the roles, also config.X)
+    CONTINUABLE_ROLES, DATA, EXECUTION, MODEL, NUMERICS, OPTIMIZATION, RESOLVED, RESULT_ROLES,
+    RESUMABLE_ROLES, ROLES, SAFEGUARD, SCHEDULE, field)
+from tfvae.errors import ConfigError
 
 CONFIG_FILENAME = "config.json"
-
-# Roles of the Config fields.
-DATA = "data"
-MODEL = "model"
-OPTIMIZATION = "optimization"
-SCHEDULE = "schedule"
-SAFEGUARD = "safeguard"
-NUMERICS = "numerics"
-EXECUTION = "execution"
-RESOLVED = "resolved"
-ROLES = (DATA, MODEL, OPTIMIZATION, SCHEDULE, SAFEGUARD, NUMERICS, EXECUTION, RESOLVED)
-RESUMABLE_ROLES = frozenset({SCHEDULE, SAFEGUARD, NUMERICS, EXECUTION})
-CONTINUABLE_ROLES = frozenset({EXECUTION})
-RESULT_ROLES = frozenset({DATA, MODEL, OPTIMIZATION, SCHEDULE})
-
-# Semi-supervised models: trained on labeled + unlabeled batches (see data.TrainBatches).
-SEMI_SUPERVISED = ("m2", "pc_vae")
-
-# Flags whose value is one of a fixed set. absl rejects anything else with a message naming the flag.
-CHOICES = {
-    "binarization": ("auto", "none", "static", "dynamic", "dequantize"),
-    "architecture": ("mlp", "gated_mlp", "conv"),
-    "posterior_scale": ("softplus", "clamped_log_variance"),
-    "prior": ("standard_normal", "vampprior", "mixture"),
-    "posterior": ("diagonal", "iaf"),
-    "training_objective": ("elbo", "iwae", "iwae_dreg"),
-    "gradient_normalization": ("none", "per_parameter"),
-    "likelihood": ("bernoulli", "normal", "normal_per_pixel", "laplace", "continuous_bernoulli",
-                   "poisson", "negative_binomial"),
-    "model": ("vae", "ae", "sparse_ae", "denoising_ae", "contractive_ae", "m2", "pc_vae",
-              "hvae"),
-    "beta_schedule": ("constant", "linear", "cyclical"),
-    "corruption": ("masking", "gaussian"),
-    "strategy": ("mirrored", "one_device", "multi_worker"),
-    "dtype_policy": ("float32", "mixed_bfloat16"),
-}
+# The sections of a Config other than the family's (config.model), by attribute name.
+SHARED = {"data": sections.DataConfig, "training": sections.TrainingConfig,
+          "execution": sections.ExecutionConfig}
+_SECTION_OF = {f.name: name for name, cls in SHARED.items() for f in dataclasses.fields(cls)}
+DEFAULT_FAMILY = "vae"
 
 
-def field(default, role, help_text):
-  """A field of a flag dataclass (Config, TuneSettings): its default, role and help text
-  (the choices of Config's enum flags are in CHOICES)."""
-  return dataclasses.field(default=default, metadata={"role": role, "help": help_text})
+def families():
+  """{family name: its config class} of the model registry (tfvae/models/__init__.py; importing
+  it imports TensorFlow)."""
+  from tfvae import models  # pylint: disable=import-outside-toplevel
+  return {name: model.config_class for name, model in models.MODELS.items()}
 
 
-@dataclasses.dataclass(frozen=True)
+def _family_config(name):
+  known = families()
+  if name not in known:
+    raise ConfigError(f"--model={name!r} is not one of {', '.join(known)}.")
+  return known[name]
+
+
+@dataclasses.dataclass(frozen=True, init=False)
 class Config:
-  """Everything that defines a run. Field names are the flag names; each field's metadata holds
-  its help text and its role (ROLES), from which follows what may change on resume.
+  """Everything that defines a run: `data`, `model` (the family's config, whose `family` is the
+  --model name), `training` and `execution`.
+
+  Built from sections, from flag names, or both (flags apply over the sections given):
+  `Config(model=VAEConfig(latent_dim=8), train_steps=500)`. `model` may also be a family name,
+  `Config(model="ae", latent_dim=8)`.
 
   Raises:
-    ConfigError: naming the flag, for a value that cannot run.
+    ConfigError: naming the flag, for a value that cannot run, an unknown name, or a knob of
+      another family (`Config(model="ae", beta=4)`: beta is not an option of --model=ae).
   """
-  # DATA: what the data are, and how they are split and binarized.
-  dataset: str = field(
-      "digits", DATA,
-      "'digits' (scikit-learn's bundled 8x8 digits, no download), any TFDS image dataset name"
-      " (fashion_mnist, mnist, cifar10, ...), or your own data: a folder of images (class "
-      "subfolders give labels; optional train/ validation/ test/ subfolders give splits), an "
-      ".npz (x_train, y_train, x_test, ...), .npy or .csv file (tfvae/data/files.py).")
-  image_size: tuple[int, ...] = field(
-      (), DATA,
-      "H,W: resize every image of a --dataset folder to this (bilinear); empty: all images "
-      "must have one size.")
-  max_value: int = field(
-      0, DATA,
-      "Integer images from an .npz/.npy file: the pixel value that means white (e.g. 16 for "
-      "pixels 0..16); 0: 255, for uint8 pixels.")
-  label_column: str = field(
-      "", DATA,
-      "A .csv --dataset: the header of the column of integer labels (empty: none; every "
-      "column is a feature).")
-  test_fraction: float = field(
-      0.2, DATA,
-      "A dataset without a test split (digits, your own data without test/ or x_test): the "
-      "fraction of its examples held out as the test split (a fixed permutation).")
-  standardize: bool = field(
-      False, DATA,
-      "Vectors only: standardize every feature with the train split's mean and standard "
-      "deviation (saved in config.json; every later command and the export apply them to raw "
-      "features).")
-  binarization: str = field(
-      "auto", DATA,
-      "auto: dynamic for gray images whose pixels are mostly (more than half) within a tenth "
-      "of black or white, under --likelihood=bernoulli; none for colour images, other gray "
-      "images, density likelihoods and vectors (one log line says which; config.json records "
-      "the choice). none: gray levels y/max in [0,1]; static: Bernoulli-sampled once with a fixed seed; "
-      "dynamic: resampled every time an example is seen (Burda et al. 2016); dequantize: not "
-      "binarized but uniformly dequantized, (y + u)/(max+1), u ~ U[0,1) resampled every time "
-      "(Theis et al. 2016), for continuous likelihoods whose bits/dim compare with other "
-      "density models. Validation and test are always binarized/dequantized once with a fixed"
-      " seed.")
-  validation_fraction: float = field(
-      1 / 6, DATA,
-      "Fraction of the train split held out (its last examples) for validation.")
+  data: sections.DataConfig
+  model: Any  # the family's config: a tfvae.models.base.ModelConfig
+  training: sections.TrainingConfig
+  execution: sections.ExecutionConfig
 
-  # MODEL: what the model is and what it optimizes.
-  architecture: str = field(
-      "mlp", MODEL,
-      "Encoder/decoder networks: mlp (Dense + ReLU), gated_mlp (GatedDense layers h = "
-      "Linear(x) * sigmoid(Linear(x)), Dauphin et al. 2017, as in the VampPrior code of "
-      "Tomczak & Welling 2018) or conv.")
-  hidden_sizes: tuple[int, ...] = field(
-      (256, 128), MODEL,
-      "Comma-separated hidden layer widths of the MLP (decoder mirrors encoder).")
-  conv_filters: tuple[int, ...] = field(
-      (32, 64), MODEL,
-      "Comma-separated filters of the stride-2 conv layers (decoder mirrors encoder).")
-  latent_dim: int = field(
-      16, MODEL,
-      "Dimension D of the latent code z.")
-  posterior_scale: str = field(
-      "softplus", MODEL,
-      "How the encoder outputs the posterior's scale: softplus (scale = softplus(.) + 1e-4) "
-      "or clamped_log_variance (log sigma^2 clipped to [-6, 2], the VampPrior code's hardtanh)."
-      )
-  posterior: str = field(
-      "diagonal", MODEL,
-      "q(z|x): diagonal (MultivariateNormalDiag) or iaf (that Gaussian pushed through "
-      "--num_flows inverse autoregressive flows conditioned on the encoder's features, Kingma "
-      "et al. 2016; log q(z|x) exact by the change of variables). vae and hvae (top layer).")
-  num_flows: int = field(
-      2, MODEL,
-      "--posterior=iaf: number of autoregressive flow steps (MADE networks with the MLP's "
-      "--hidden_sizes, the order reversed between steps).")
-  prior: str = field(
-      "standard_normal", MODEL,
-      "p(z): standard_normal (N(0, I); the rate is the analytic KL), vampprior (the mixture of "
-      "the posteriors of --num_pseudo_inputs learned pseudo-inputs, Tomczak & Welling 2018) or"
-      " mixture (a learned mixture of --num_mixture_components diagonal Gaussians). With a "
-      "mixture prior or an iaf posterior the rate is a Monte Carlo estimate (no closed form)."
-      " vae and hvae (top layer).")
-  num_pseudo_inputs: int = field(
-      500, MODEL,
-      "--prior=vampprior: K, the number of learned pseudo-inputs.")
-  num_mixture_components: int = field(
-      10, MODEL,
-      "--prior=mixture: number of Gaussian components.")
-  training_objective: str = field(
-      "elbo", MODEL,
-      "What a vae/hvae maximizes: elbo (the beta-weighted ELBO), iwae (the importance-weighted "
-      "bound with --num_samples samples, Burda et al. 2016; beta weights log p(z) - log q(z|x)"
-      " inside each weight) or iwae_dreg (the same bound with the doubly reparameterized "
-      "encoder gradient of Tucker et al. 2019; diagonal posterior, prior not vampprior).")
-  likelihood: str = field(
-      "bernoulli", MODEL,
-      "Decoder distribution p(x|z): bernoulli (binary pixels); normal with one shared scale, "
-      "calibrated (the sigma-VAE of Rybkin et al. 2021: the batch's RMSE in training; in "
-      "evaluation and the export the RMSE on the validation split, refit at every "
-      "validation; docs/data.md); normal_per_pixel (loc and scale per pixel); laplace with "
-      "one learned scale (the L1 loss); continuous_bernoulli (a density on [0,1], "
-      "Loaiza-Ganem & Cunningham 2019); for vectors also poisson and "
-      "negative_binomial (counts; a learned dispersion per feature); normal and laplace then "
-      "have one scale per feature. Deterministic AEs use it as their reconstruction loss.")
-  model: str = field(
-      "vae", MODEL,
-      "Model family: vae (beta > 1: beta-VAE); hvae (two latent layers z2 -> z1 -> x, "
-      "q(z1|x, z2) q(z2|x), Tomczak & Welling 2018; --latent_dim each); ae, sparse_ae, "
-      "denoising_ae, contractive_ae (deterministic autoencoders); m2 (Kingma et al. 2014) and pc_vae (Hope et al. 2020), "
-      "semi-supervised with --num_labels.")
-  beta: float = field(
-      1.0, MODEL,
-      "Weight of the rate (KL) term in the loss; beta=1 is the ELBO. With a schedule, the "
-      "value reached at the end of the warm-up.")
-  beta_schedule: str = field(
-      "constant", MODEL,
-      "constant: beta throughout; linear: 0 -> beta over --warmup_steps, then beta (KL "
-      "annealing, Bowman et al. 2016); cyclical: --num_cycles cycles of 2*warmup_steps steps,"
-      " each ramping 0 -> beta over its first half and holding beta over its second (Fu et "
-      "al. 2019, R = 0.5), then beta.")
-  warmup_steps: int = field(
-      0, MODEL,
-      "Steps of the beta ramp (linear and cyclical schedules).")
-  num_cycles: int = field(
-      4, MODEL,
-      "Number of cycles of the cyclical beta schedule.")
-  free_bits: float = field(
-      0.0, MODEL,
-      "Free bits (Kingma et al. 2016), nats per latent dimension: each dimension's KL term in"
-      " the loss is max(free_bits, KL_d), per example. 0: off. The reported rate and elbo are"
-      " never clamped.")
-  sparsity_weight: float = field(
-      0.01, MODEL,
-      "sparse_ae: weight lambda of the L1 penalty lambda*||h||_1 on the code.")
-  corruption: str = field(
-      "masking", MODEL,
-      "denoising_ae: masking (each input pixel set to 0 with probability --corruption_level) "
-      "or gaussian (add N(0, corruption_level^2) noise).")
-  corruption_level: float = field(
-      0.25, MODEL,
-      "denoising_ae: masking probability nu in [0, 1), or noise std sigma.")
-  contraction_weight: float = field(
-      0.1, MODEL,
-      "contractive_ae: weight lambda of lambda*||dh/dx||_F^2, the squared Frobenius norm of "
-      "the encoder's Jacobian (Rifai et al. 2011).")
-  num_samples: int = field(
-      1, MODEL,
-      "Monte Carlo samples L of z per example: of the distortion term "
-      "(--training_objective=elbo), or the K of the bound (--training_objective=iwae, "
-      "iwae_dreg).")
-  num_labels: str = field(
-      "all", MODEL,
-      "Semi-supervised: 'all' (every train label is known) or N, the number of labeled train "
-      "examples, N/num_classes per class, chosen by --label_seed; the rest of the train split"
-      " is unlabeled. m2 and pc_vae train on it; M1 (tfvae.evaluate --m1_labels) chooses its "
-      "subset the same way.")
-  label_seed: int = field(
-      0, MODEL,
-      "Seed of the balanced labeled subset (independent of --seed).")
-  labeled_batch_size: int = field(
-      32, MODEL,
-      "m2/pc_vae with --num_labels=N: rows of each global batch of --batch_size drawn from "
-      "the N labeled examples (repeated); the other rows are unlabeled train images.")
-  classifier_weight: float = field(
-      0.0, MODEL,
-      "m2: alpha, the weight of -log q(y|x) per labeled example; 0 means the paper's alpha = "
-      "0.1 * N (N labeled train examples).")
-  prediction_weight: float = field(
-      10.0, MODEL,
-      "pc_vae: lambda, the weight of the classifier's cross-entropy per labeled example (Hope"
-      " et al. 2020).")
-
-  # OPTIMIZATION: how it is optimized.
-  batch_size: int = field(
-      128, OPTIMIZATION,
-      "Global batch size (split across replicas).")
-  learning_rate: float = field(
-      1e-3, OPTIMIZATION,
-      "Adam learning rate.")
-  gradient_normalization: str = field(
-      "none", OPTIMIZATION,
-      "none, or per_parameter: each variable's (all-reduced) gradient divided by its L2 norm "
-      "before the Adam update (the VampPrior code's AdamNormGrad).")
-  seed: int = field(
-      0, OPTIMIZATION,
-      "The one seed: weights, data order, binarization and sampling noise.")
-
-  # SCHEDULE: how long it trains and how often it is evaluated (may grow on resume).
-  epochs: int = field(
-      10, SCHEDULE,
-      "Training length in epochs over the train split (used when --train_steps=0).")
-  train_steps: int = field(
-      0, SCHEDULE,
-      "Training length in steps; 0 means --epochs.")
-  eval_every: int = field(
-      0, SCHEDULE,
-      "Evaluate on the validation split every this many steps (0: once per epoch, in whole"
-      " epochs of at least 100 steps; and always at the last step).")
-  eval_importance_samples: int = field(
-      10, SCHEDULE,
-      "K of the importance-weighted bound (iwae_bound, nll) logged at every evaluation during"
-      " training; 0 skips it.")
-
-  early_stopping_patience: int = field(
-      0, SCHEDULE,
-      "Stop when the validation loss has not improved for this many evaluations (0: never);"
-      " evaluations during a beta warm-up (--beta_schedule=linear) are not counted. The best "
-      "checkpoint is kept in WORKDIR/ckpt/best either way and used by the final evaluation "
-      "and the export.")
-
-  # SAFEGUARD: interventions on a run that goes wrong (may change on resume).
-  clip_grad_norm: float = field(
-      0.0, SAFEGUARD,
-      "Clip the global norm of the (all-reduced) gradient to this; 0: no clipping.")
-  inject_nan_at_steps: tuple[int, ...] = field(
-      (), SAFEGUARD,
-      "Fault injection for tests: make the train batches of these steps NaN.")
-
-  # NUMERICS: the same computation, other rounding or noise order (may change on resume).
-  jit_compile: bool = field(
-      True, NUMERICS,
-      "XLA-compile the loss and gradient computation (not the optimizer update). On by "
-      "default: faster for the MLP VAE on CPU, but slower for the conv VAE there, so the conv "
-      "configs turn it off (README, Speed). Not used on CPU with --dtype_policy="
-      "mixed_bfloat16 (XLA's CPU backend computes bfloat16 matmuls in float32). XLA draws the "
-      "same-seeded noise in another order than TF does.")
-  dtype_policy: str = field(
-      "float32", NUMERICS,
-      "Keras dtype policy of the networks: float32, or mixed_bfloat16 (bfloat16 compute, "
-      "float32 weights and distribution parameters; meant for GPUs/TPUs, and faster on CPUs "
-      "with bfloat16 units (measured with AMX and AVX512_BF16: docs/speed.md), slow on other "
-      "CPUs).")
-
-  # EXECUTION: where and how it runs; never changes a result.
-  data_dir: str = field(
-      "", EXECUTION,
-      "TFDS data directory (default: TFDS's own, ~/tensorflow_datasets).")
-  eval_batch_size: int = field(
-      1000, EXECUTION,
-      "Global batch size for evaluation.")
-  steps_per_loop: int = field(
-      50, EXECUTION,
-      "Train steps run inside one tf.function call (fewer host round trips).")
-  checkpoint_every: int = field(
-      1000, EXECUTION,
-      "Write a checkpoint every this many steps (and always at the end).")
-  strategy: str = field(
-      "mirrored", EXECUTION,
-      "mirrored: tf.distribute.MirroredStrategy over all GPUs, else all logical CPUs; "
-      "one_device: a single device; multi_worker: tf.distribute.MultiWorkerMirroredStrategy "
-      "over the cluster described by the TF_CONFIG environment variable (every worker runs "
-      "the same command; each has one replica per GPU, else one CPU replica; --batch_size is "
-      "the global batch over all of them; only the chief writes to --workdir, which must be "
-      "on a shared filesystem). tools/launch_local_workers.py runs workers on this machine.")
-  num_cpu_devices: int = field(
-      1, EXECUTION,
-      "Split the CPU into this many logical devices (replicas for mirrored on a machine "
-      "without GPUs).")
-  data_on_device: bool = field(
-      True, EXECUTION,
-      "Keep the uint8 train split on the device (every replica's) and build each batch inside"
-      " the compiled train step (shuffle, gather, binarize) instead of a tf.data pipeline on "
-      "the host; same batches either way.")
-  max_consecutive_skips: int = field(
-      100, EXECUTION,
-      "Stop with an error after this many updates in a row were skipped for a non-finite loss"
-      " or gradient.")
-
-  # RESOLVED: set from the data at train time, not flags.
-  image_shape: tuple[int, ...] = field(
-      (), RESOLVED,
-      "[H, W, C] of one image, or [D] of one vector.")
-  pixel_levels: int = field(
-      256, RESOLVED,
-      "Gray levels of the stored pixels (256; 17 for digits), the unit of bits_per_dim.")
-  num_classes: int = field(
-      0, RESOLVED,
-      "K: labels are 0..K-1 (0: no labels).")
-  labeled_examples: int = field(
-      0, RESOLVED,
-      "Labeled train examples (N of --num_labels, or all labeled ones).")
-  data_fingerprint: str = field(
-      "", RESOLVED,
-      "Shape, dtype and a hash of sampled rows of each split of the data trained on "
-      "(tfvae.data.arrays.Source.fingerprint).")
-  feature_mean: tuple[float, ...] = field(
-      (), RESOLVED,
-      "--standardize: the train split's per-feature mean.")
-  feature_scale: tuple[float, ...] = field(
-      (), RESOLVED,
-      "--standardize: the train split's per-feature standard deviation (1 where it is 0).")
-
-  def __post_init__(self):
-    # Types first (numpy numbers and lists converted), then values (tfvae/config_checks.py).
-    for name, value in config_checks.typed(self).items():
+  def __init__(self, data=None, model=None, training=None, execution=None, **flags):
+    given = {"data": data, "training": training, "execution": execution}
+    values = {name: given[name] if given[name] is not None else cls()
+              for name, cls in SHARED.items()}
+    by_section: dict = {name: {} for name in SHARED}
+    family_flags = {}
+    for name, value in flags.items():
+      if name in _SECTION_OF:
+        by_section[_SECTION_OF[name]][name] = value
+      else:
+        family_flags[name] = value
+    for name, changes in by_section.items():
+      if changes:
+        values[name] = dataclasses.replace(values[name], **changes)
+    if isinstance(model, str) or model is None:
+      cls, model_values = _family_config(model or DEFAULT_FAMILY), {}
+    else:
+      cls, model_values = type(model), dataclasses.asdict(model)
+    own = {f.name for f in dataclasses.fields(cls)}
+    for name in family_flags:
+      if name not in own:
+        raise ConfigError(_not_an_option(name, cls.family))
+    values["model"] = cls(**{**model_values, **family_flags})
+    for name, value in values.items():
       object.__setattr__(self, name, value)  # frozen: set once, before anyone sees it
-    config_checks.check(self, CHOICES)
+    self.model.check_with(self)
 
   @property
-  def labels_known(self):
-    """The number of labeled train examples (int), or None for --num_labels=all."""
-    return None if self.num_labels == "all" else int(self.num_labels)
+  def family(self):
+    """The model family's name (the --model flag; a key of tfvae.models.MODELS)."""
+    return self.model.family
+
+  def replace(self, **flags):
+    """A copy with these fields (flag names; `model=` a family name) changed. Changing the
+    family keeps the knobs the two families share (latent_dim, the networks, ...)."""
+    model = self.model
+    family = flags.pop("model", None)
+    if family is not None and family != self.family:
+      cls = _family_config(family)
+      own = {f.name for f in dataclasses.fields(cls)}
+      model = cls(**{k: v for k, v in dataclasses.asdict(self.model).items() if k in own})
+    return Config(data=self.data, model=model, training=self.training,
+                  execution=self.execution, **flags)
+
+  def flat(self):
+    """{flag name: value} of every field of every section, with "model" the family's name."""
+    return {"model": self.family, **{f.name: getattr(section, f.name)
+                                     for section in self.sections()
+                                     for f in dataclasses.fields(section)}}
+
+  def sections(self):
+    """The four sections: data, model, training, execution."""
+    return (self.data, self.model, self.training, self.execution)
+
+  def normalized(self):
+    """This config with the knobs the run does not read back at their defaults, and what was
+    reset: (Config, messages), one one-line warning per knob reset, naming the flag, its value
+    and the flag that makes it have no effect (`--num_flows=3 has no effect with
+    --posterior=diagonal`). config.json records the normalized config: what defines the run."""
+    config, messages = self, []
+    changed = True
+    while changed:  # resetting one knob can make another one inactive
+      changed = False
+      defaults = {f.name: f.default for f in dataclasses.fields(config.model)}
+      for name, why in config.model.inactive(config).items():
+        value = getattr(config.model, name)
+        if value != defaults[name]:
+          shown = ",".join(map(str, value)) if isinstance(value, tuple) else value
+          messages.append(f"--{name}={shown} has no effect with {why}: ignored (the run is "
+                          "recorded without it).")
+          config, changed = config.replace(**{name: defaults[name]}), True
+    return config, messages
 
   def to_dict(self):
-    return dataclasses.asdict(self)
+    """The JSON form: {"data": {...}, "model": {"family": name, ...}, "training": {...},
+    "execution": {...}}."""
+    return {"data": dataclasses.asdict(self.data),
+            "model": {"family": self.family, **dataclasses.asdict(self.model)},
+            "training": dataclasses.asdict(self.training),
+            "execution": dataclasses.asdict(self.execution)}
 
   @classmethod
   def from_dict(cls, values):
-    """Builds a Config from a dict such as `to_dict()` gives; lists become tuples.
+    """Builds a Config from `to_dict()`'s form, or from the flat form of the config.json files
+    written before the sections (`from_flat`); lists become tuples.
 
     Raises:
-      ValueError: on an unknown key or an invalid value.
+      ConfigError: on an unknown key or an invalid value.
     """
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - set(known))
+    if not isinstance(values.get("model"), dict):
+      return from_flat(values)
+    unknown = sorted(set(values) - {"model", *SHARED})
     if unknown:
-      raise ConfigError(f"Unknown config keys: {', '.join(unknown)}.")
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+      raise ConfigError(f"Unknown config sections: {', '.join(unknown)}.")
+    model = dict(values["model"])
+    family = _family_config(model.pop("family", DEFAULT_FAMILY))
+    built = {}
+    for name, section in (*SHARED.items(), ("model", family)):
+      part = model if name == "model" else values.get(name, {})
+      if not isinstance(part, dict):
+        raise ConfigError(f"The config section {name} is a {type(part).__name__}, not an "
+                          "object.")
+      extra = sorted(set(part) - {f.name for f in dataclasses.fields(section)})
+      if extra:
+        raise ConfigError(f"Unknown config keys in {name}: {', '.join(extra)}.")
+      built[name] = section(**part)
+    return cls(**built)
+
+
+def _not_an_option(name, family):
+  owners = [n for n, c in families().items() if name in {f.name for f in dataclasses.fields(c)}]
+  if owners:
+    return (f"--{name} is not an option of --model={family} (it is one of --model="
+            f"{', '.join(owners)}).")
+  return f"Unknown config key: {name}."
+
+
+def from_flat(values):
+  """The Config of a flat dict of flag names (the config.json of tfvae before the sections):
+  the knobs of other families than values["model"] are dropped (those files recorded them at
+  their defaults).
+
+  Raises:
+    ConfigError: on an unknown key or an invalid value.
+  """
+  family = values.get("model", DEFAULT_FAMILY)
+  if not isinstance(family, str):
+    raise ConfigError(f"--model={family!r} must be a string.")
+  own = {f.name for f in dataclasses.fields(_family_config(family))}
+  others = {f.name for c in families().values() for f in dataclasses.fields(c)}
+  unknown = sorted(set(values) - set(_SECTION_OF) - others - {"model"})
+  if unknown:
+    raise ConfigError(f"Unknown config keys: {', '.join(unknown)}.")
+  kept = {k: v for k, v in values.items() if k in _SECTION_OF or k in own}
+  return Config(model=family, **kept)
+
+
+def _model_field():
+  @dataclasses.dataclass
+  class _Model:
+    model: str = field(
+        DEFAULT_FAMILY, MODEL,
+        "Model family (tfvae/models/, one file each): vae (beta > 1: beta-VAE); hvae (two "
+        "latent layers z2 -> z1 -> x, q(z1|x, z2) q(z2|x), Tomczak & Welling 2018; "
+        "--latent_dim each); ae, sparse_ae, denoising_ae, contractive_ae (deterministic "
+        "autoencoders); m2 (Kingma et al. 2014) and pc_vae (Hope et al. 2020), "
+        "semi-supervised with --num_labels. Each family reads its own knobs.")
+  return dataclasses.fields(_Model)[0]
+
+
+MODEL_FLAG = _model_field()
+
+
+def flag_fields():
+  """[(name, dataclasses.Field)] of every flag of a Config: the shared sections' fields (but
+  RESOLVED ones), "model", then each family's knobs once (the first family that declares a name
+  gives its default and help)."""
+  out = [(f.name, f) for cls in SHARED.values() for f in dataclasses.fields(cls)
+         if f.metadata["role"] != RESOLVED]
+  out.append(("model", MODEL_FLAG))
+  seen = set()
+  for cls in families().values():
+    for f in dataclasses.fields(cls):
+      if f.name not in seen:
+        seen.add(f.name)
+        out.append((f.name, f))
+  return out
+
+
+def role(name):
+  """The role (config_fields.ROLES) of flag or field `name` of a Config.
+
+  Raises:
+    KeyError: if no section or family has a field `name`.
+  """
+  if name == "model":
+    return MODEL
+  for cls in (*SHARED.values(), *families().values()):
+    for f in dataclasses.fields(cls):
+      if f.name == name:
+        return f.metadata["role"]
+  raise KeyError(name)
+
+
+def _roles(obj):
+  """{name: (value, role)} of a Config's fields (its family as "model") or of a flag
+  dataclass's (TuneSettings)."""
+  if isinstance(obj, Config):
+    return {"model": (obj.family, MODEL), **{
+        f.name: (getattr(s, f.name), f.metadata["role"])
+        for s in obj.sections() for f in dataclasses.fields(s)}}
+  return {f.name: (getattr(obj, f.name), f.metadata["role"]) for f in dataclasses.fields(obj)}
+
+
+def names_with_roles(roles, config=None):
+  """The field names of `config` (default: a default Config) whose role is in `roles`."""
+  return tuple(n for n, (_, r) in _roles(config or Config()).items() if r in roles)
+
+
+def differences(saved, new, may_change, ignore=()):
+  """[(name, saved value, new value)] of the fields of two Configs (or two TuneSettings) that
+  differ and may not: those whose role is not in `may_change` (resolved fields are never
+  compared), except the names in `ignore`. Configs of two families differ in "model" (their
+  own knobs are not compared)."""
+  old, now = _roles(saved), _roles(new)
+  return [(name, value, now[name][0]) for name, (value, r) in old.items()
+          if name in now and r not in may_change | {RESOLVED} and name not in ignore
+          and now[name][0] != value]
 
 
 DISCRETE_LIKELIHOODS = ("bernoulli",)
@@ -398,18 +284,19 @@ def likelihood_mismatch(config):
   log_prob is a cross-entropy, not a log-likelihood. A density (normal, laplace, ...) on binary
   pixels can grow without bound, so the number is not a log-likelihood either.
   """
-  if len(config.image_shape) == 1 or config.binarization == "auto":
+  data, likelihood = config.data, config.model.likelihood
+  if len(data.image_shape) == 1 or data.binarization == "auto":
     return None  # vectors: build() checks the features; auto: not resolved against data yet
-  binary = config.binarization in ("static", "dynamic")
-  if config.likelihood in DISCRETE_LIKELIHOODS and not binary:
-    return (f"--likelihood={config.likelihood} on gray-level pixels (--binarization="
-            f"{config.binarization}): its log_prob is a cross-entropy, not a log-likelihood, so "
+  binary = data.binarization in ("static", "dynamic")
+  if likelihood in DISCRETE_LIKELIHOODS and not binary:
+    return (f"--likelihood={likelihood} on gray-level pixels (--binarization="
+            f"{data.binarization}): its log_prob is a cross-entropy, not a log-likelihood, so "
             "elbo/nll are not bounds on log p(x); for continuous pixels use "
             "--likelihood=continuous_bernoulli (or normal), for binary-like ones "
             "--binarization=dynamic (docs/data.md).")
-  if config.likelihood not in DISCRETE_LIKELIHOODS and binary:
-    return (f"--likelihood={config.likelihood} is a density but the pixels are binary "
-            f"(--binarization={config.binarization}): the density of {{0, 1}} values can grow "
+  if likelihood not in DISCRETE_LIKELIHOODS and binary:
+    return (f"--likelihood={likelihood} is a density but the pixels are binary "
+            f"(--binarization={data.binarization}): the density of {{0, 1}} values can grow "
             "without bound, so elbo/nll are not log-likelihoods: set --binarization=none (or "
             "auto) to model the gray levels with this density, or --likelihood=bernoulli for "
             "binary pixels.")
@@ -446,26 +333,6 @@ def load(workdir):
         "start the run over with --overwrite (which deletes it).") from None
 
 
-def role(name):
-  """The role (ROLES) of Config field `name`."""
-  return Config.__dataclass_fields__[name].metadata["role"]
-
-
-def names_with_roles(roles):
-  """The Config field names whose role is in `roles`, in declaration order."""
-  return tuple(f.name for f in dataclasses.fields(Config) if f.metadata["role"] in roles)
-
-
-def differences(saved, new, may_change, ignore=()):
-  """[(name, saved value, new value)] of the fields of two flag dataclasses (Config,
-  TuneSettings) that differ and may not: those whose role is not in `may_change` (resolved
-  fields are never compared), except the names in `ignore`."""
-  return [(f.name, getattr(saved, f.name), getattr(new, f.name))
-          for f in dataclasses.fields(saved)
-          if f.metadata["role"] not in may_change | {RESOLVED} and f.name not in ignore
-          and getattr(saved, f.name) != getattr(new, f.name)]
-
-
 # The options of the readers of --dataset (tfvae.data.from_directory, from_file), recorded with
 # the dataset so that later commands read it alike (the reader_options field of
 # tfvae.data.arrays.Source).
@@ -475,25 +342,26 @@ READER_OPTIONS = ("image_size", "max_value", "label_column")
 def check_resumable(saved, new):
   """Raises ConfigError naming the fields where `new` would not continue the run `saved`:
   fields outside RESUMABLE_ROLES that differ, or other data (their fingerprints differ).
-  Options the run ignores are not compared (options.without_ignored), nor READER_OPTIONS when
+  Knobs the run does not read are not compared (Config.normalized), nor READER_OPTIONS when
   both read the same data (same fingerprint and pixel levels: a run whose config.json predates
   their recording resumes)."""
-  saved, new = options.without_ignored(saved)[0], options.without_ignored(new)[0]
-  readers = [f"--{n}={getattr(new, n)!r} now, {getattr(saved, n)!r} in the workdir"
-             for n in READER_OPTIONS if getattr(new, n) != getattr(saved, n)]
-  if saved.data_fingerprint and new.data_fingerprint and (
-      saved.data_fingerprint != new.data_fingerprint) and saved.dataset == new.dataset:
-    raise ConfigError(f"--dataset={new.dataset}: the data differ from those the run in the "
+  saved, new = saved.normalized()[0], new.normalized()[0]
+  old, now = saved.data, new.data
+  readers = [f"--{n}={getattr(now, n)!r} now, {getattr(old, n)!r} in the workdir"
+             for n in READER_OPTIONS if getattr(now, n) != getattr(old, n)]
+  if old.data_fingerprint and now.data_fingerprint and (
+      old.data_fingerprint != now.data_fingerprint) and old.dataset == now.dataset:
+    raise ConfigError(f"--dataset={now.dataset}: the data differ from those the run in the "
                       f"workdir was trained on ({'; '.join(readers + [''])}now: "
-                      f"{new.data_fingerprint}; the run's: {saved.data_fingerprint}). Use a new "
+                      f"{now.data_fingerprint}; the run's: {old.data_fingerprint}). Use a new "
                       "--workdir, or --overwrite to delete that run and start over.")
-  same_data = (saved.data_fingerprint and saved.data_fingerprint == new.data_fingerprint
-               and saved.pixel_levels == new.pixel_levels)
+  same_data = (old.data_fingerprint and old.data_fingerprint == now.data_fingerprint
+               and old.pixel_levels == now.pixel_levels)
   changed = differences(saved, new, RESUMABLE_ROLES, ignore=READER_OPTIONS if same_data else ())
-  if saved.image_shape and new.image_shape and saved.image_shape != new.image_shape:
-    changed.append(("image_shape", saved.image_shape, new.image_shape))
+  if old.image_shape and now.image_shape and old.image_shape != now.image_shape:
+    changed.append(("image_shape", old.image_shape, now.image_shape))
   if changed:
-    diffs = "; ".join(f"--{n}: {old!r} in the workdir, {value!r} now" for n, old, value in changed)
+    diffs = "; ".join(f"--{n}: {a!r} in the workdir, {b!r} now" for n, a, b in changed)
     raise ConfigError(f"The workdir holds a run with a different config ({diffs}). "
                       "Use a new --workdir, the same flags to resume, or --overwrite to delete "
                       "that run and start over.")

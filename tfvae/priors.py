@@ -151,18 +151,18 @@ class UserPrior(keras.layers.Layer):
 
 
 def build(config, gaussian, latent_dim=None):
-  """The prior layer of `config.prior` for codes of `latent_dim` (default config.latent_dim).
+  """The prior layer of `config.model.prior` for codes of `latent_dim` (default config.model.latent_dim).
 
   Args:
     config: Config (prior, latent_dim, num_pseudo_inputs, num_mixture_components, image_shape).
     gaussian: the encoder's diagonal Gaussian q0(z|x) as a callable (VampPrior only).
     latent_dim: optional D.
   """
-  latent_dim = latent_dim or config.latent_dim
-  if config.prior == "vampprior":
-    return VampPrior(gaussian, config.image_shape, config.num_pseudo_inputs, name="prior")
-  if config.prior == "mixture":
-    return Mixture(latent_dim, config.num_mixture_components, name="prior")
+  latent_dim = latent_dim or config.model.latent_dim
+  if config.model.prior == "vampprior":
+    return VampPrior(gaussian, config.data.image_shape, config.model.num_pseudo_inputs, name="prior")
+  if config.model.prior == "mixture":
+    return Mixture(latent_dim, config.model.num_mixture_components, name="prior")
   return StandardNormal(latent_dim, name="prior")
 
 

@@ -137,10 +137,10 @@ class _Standardization:
   """--standardize (vectors): raw features in, raw features out; identity otherwise."""
 
   def __init__(self, config):
-    self.on = bool(config.feature_mean)
+    self.on = bool(config.data.feature_mean)
     if self.on:
-      self.mean = tf.constant(config.feature_mean, tf.float32)
-      self.scale = tf.constant(config.feature_scale, tf.float32)
+      self.mean = tf.constant(config.data.feature_mean, tf.float32)
+      self.scale = tf.constant(config.data.feature_scale, tf.float32)
 
   def standardize(self, x):
     return (x - self.mean) / self.scale if self.on else x
@@ -152,7 +152,7 @@ class _Standardization:
 def _raw_units(decode, config):
   """`decode(z, y)` whose p(x|z) mean, loc and scale are in raw feature units (--standardize:
   x_raw = x * feature_scale + feature_mean), else `decode` itself."""
-  if not config.feature_mean:
+  if not config.data.feature_mean:
     return decode
   raw = _Standardization(config)
 
@@ -182,9 +182,9 @@ class _Exported(tf.Module):
     super().__init__(name="tfvae")
     self.model_variables = list(model.variables)
     config, k = model.config, model.label_classes
-    shape, images = config.image_shape, len(config.image_shape) == 3
+    shape, images = config.data.image_shape, len(config.data.image_shape) == 3
     x_spec = tf.TensorSpec([None, *shape], tf.float32, name="x")
-    z_spec = tf.TensorSpec([None, config.latent_dim], tf.float32, name="z")
+    z_spec = tf.TensorSpec([None, config.model.latent_dim], tf.float32, name="z")
     y_spec = [tf.TensorSpec([None], tf.int64, name="y")] if k else []
     raw = _Standardization(config)
     decode_raw = _raw_units(model.decode, config)
@@ -206,8 +206,8 @@ class _Exported(tf.Module):
 
     @tf.function(input_signature=[z_spec, *y_spec], autograph=False)
     def decode(z, *y):
-      z = _checked(z, "z", "decode", [config.latent_dim])
-      return _likelihood_params(config.likelihood, decode_raw(z, onehot(y, "decode")))
+      z = _checked(z, "z", "decode", [config.model.latent_dim])
+      return _likelihood_params(config.model.likelihood, decode_raw(z, onehot(y, "decode")))
 
     @tf.function(input_signature=[x_spec], autograph=False)
     def reconstruct(x):
@@ -258,19 +258,19 @@ class _Exported(tf.Module):
 
 def input_contract(config):
   """What the signatures expect of x, as written to the export's assets.extra/tfvae.json."""
-  binarized = config.binarization in ("static", "dynamic")
-  levels = config.pixel_levels
-  if config.binarization == "dequantize":
+  binarized = config.data.binarization in ("static", "dynamic")
+  levels = config.data.pixel_levels
+  if config.data.binarization == "dequantize":
     scaling = f"(pixel + u) / {levels}, u ~ U[0, 1) (uniform dequantization)"
   else:
     scaling = f"pixel / {levels - 1}"
-  if len(config.image_shape) == 1:
-    return {"dtype": "float32", "shape": ["N", *config.image_shape], "range": None,
+  if len(config.data.image_shape) == 1:
+    return {"dtype": "float32", "shape": ["N", *config.data.image_shape], "range": None,
             "scaling": ("raw features; the signatures standardize them with feature_mean and "
                         "feature_scale (config.json), and return raw units; elbo is the "
-                        "log-density of the standardized features") if config.feature_mean
+                        "log-density of the standardized features") if config.data.feature_mean
                        else "raw features", "binarized": False, "note": "vectors"}
-  return {"dtype": "float32", "shape": ["N", *config.image_shape], "range": [0.0, 1.0],
+  return {"dtype": "float32", "shape": ["N", *config.data.image_shape], "range": [0.0, 1.0],
           "scaling": scaling, "binarized": binarized,
           "note": ("trained on binarized pixels: pass 0/1 values (e.g. x > 0.5, or Bernoulli "
                    "samples of x) for log-likelihoods comparable to the run's; gray levels are "
@@ -321,8 +321,8 @@ def _export(model, path, step, checkpoint_step):
   signatures = module.signatures()
   tf.saved_model.save(module, target, signatures=signatures)
   info = {"step": step, "checkpoint_step": step if checkpoint_step is None else checkpoint_step,
-          "model": model.config.model, "likelihood": model.config.likelihood,
-          "latent_dim": model.config.latent_dim, "signatures": sorted(signatures),
+          "model": model.config.family, "likelihood": model.config.model.likelihood,
+          "latent_dim": model.config.model.latent_dim, "signatures": sorted(signatures),
           "input": input_contract(model.config)}
   os.makedirs(os.path.dirname(os.path.join(target, workdir_lib.EXPORT_INFO)), exist_ok=True)
   atomic.write_json(os.path.join(target, workdir_lib.EXPORT_INFO), info, indent=2)

@@ -87,7 +87,7 @@ class TrainedModel:
     self._bound_fns: dict[tuple[int, int], Any] = {}  # (K, chunk_size) -> traced bound
 
   def __repr__(self) -> str:
-    return (f"TrainedModel({self.config.model}, latent_dim={self.config.latent_dim}, "
+    return (f"TrainedModel({self.config.family}, latent_dim={self.config.model.latent_dim}, "
             f"step={self.step}, workdir={self.workdir!r})")
 
   def _inputs(self, x: Any, name: str = "x") -> tf.Tensor:
@@ -95,26 +95,26 @@ class TrainedModel:
     tfvae.data.arrays.unit_pixels; vectors: finite features), raw features standardized under
     --standardize."""
     x = np.asarray(x)
-    shape = tuple(self.config.image_shape)
+    shape = tuple(self.config.data.image_shape)
     if x.shape[1:] != shape and x.ndim == len(shape) and len(shape) == 3 and shape[-1] == 1:
       x = x[..., None]  # [N, H, W] gray images
     if x.shape[1:] != shape or not x.ndim:
       raise ValueError(f"{name} has shape {x.shape}; this model takes "
                        f"[N, {', '.join(map(str, shape))}].")
     if len(shape) == 3:
-      x = arrays.unit_pixels(x, self.config.pixel_levels - 1, name)
+      x = arrays.unit_pixels(x, self.config.data.pixel_levels - 1, name)
     else:
       x = arrays.checked_vectors(x, name)
-    if self.config.feature_mean:  # --standardize: raw features in
-      x = (x - np.asarray(self.config.feature_mean)) / np.asarray(self.config.feature_scale)
+    if self.config.data.feature_mean:  # --standardize: raw features in
+      x = (x - np.asarray(self.config.data.feature_mean)) / np.asarray(self.config.data.feature_scale)
     return tf.constant(x, tf.float32)
 
   def _raw(self, x: Any) -> np.ndarray:
     """Model outputs in raw feature units (--standardize), as the export returns them."""
     x = np.asarray(x)
-    if self.config.feature_mean:
-      x = x * np.asarray(self.config.feature_scale, np.float32) + np.asarray(
-          self.config.feature_mean, np.float32)
+    if self.config.data.feature_mean:
+      x = x * np.asarray(self.config.data.feature_scale, np.float32) + np.asarray(
+          self.config.data.feature_mean, np.float32)
     return x
 
   def encode(self, x: np.ndarray) -> "tfp.distributions.Distribution":
@@ -132,7 +132,7 @@ class TrainedModel:
         outside [0, 1], NaN, inf, None), naming x and the range found.
     """
     if self.model.label_classes:
-      raise ValueError(f"--model={self.config.model} encodes x together with a label y: use "
+      raise ValueError(f"--model={self.config.family} encodes x together with a label y: use "
                        "model.model.encode(x, y_onehot).")
     return self.model.posterior(self._inputs(x))
 
@@ -144,8 +144,8 @@ class TrainedModel:
       ValueError: z of another shape; DataError (a ValueError): z not finite, as the SavedModel.
     """
     z = np.asarray(z)
-    if z.ndim != 2 or z.shape[1] != self.config.latent_dim:
-      raise ValueError(f"z has shape {z.shape}; this model decodes [N, {self.config.latent_dim}].")
+    if z.ndim != 2 or z.shape[1] != self.config.model.latent_dim:
+      raise ValueError(f"z has shape {z.shape}; this model decodes [N, {self.config.model.latent_dim}].")
     return self.model.decode(tf.constant(arrays.checked_vectors(z, "z"), tf.float32))
 
   def reconstruct(self, x: np.ndarray) -> np.ndarray:
@@ -174,14 +174,14 @@ class TrainedModel:
         label given to a model without classes or outside [0, K) (raised before any work).
     """
     if not self.model.generative:
-      raise ValueError(f"--model={self.config.model} has no prior p(z) to sample from.")
+      raise ValueError(f"--model={self.config.family} has no prior p(z) to sample from.")
     _check_int("num", num, 0, MAX_SAMPLES, " (the outputs are held in memory: call sample "
                "again with another seed for more)")
     _check_int("seed", seed, -2 ** 31, 2 ** 31 - 1, " (an int32)")
     classes = self.model.label_classes
     if label is not None:
       if not classes:
-        raise ValueError(f"label={label!r}: --model={self.config.model} is not "
+        raise ValueError(f"label={label!r}: --model={self.config.family} is not "
                          "label-conditional (only m2 samples a given class).")
       _check_int("label", label, 0, classes - 1,
                  f", a class of the {classes} (label=None draws y ~ p(y))")
@@ -203,7 +203,7 @@ class TrainedModel:
 
   def _spec(self) -> list[tf.TensorSpec]:
     """The input signature of the traced functions: x [None, *image_shape], index [None]."""
-    return [tf.TensorSpec([None, *self.config.image_shape], tf.float32, name="x"),
+    return [tf.TensorSpec([None, *self.config.data.image_shape], tf.float32, name="x"),
             tf.TensorSpec([None], tf.int64, name="index")]
 
   def _terms_function(self) -> Any:
@@ -255,7 +255,7 @@ class TrainedModel:
     _check_int("batch_size", batch_size, 1)
     terms = self._batched(self._terms_function(), self._inputs(x), batch_size)
     if "elbo" not in terms:
-      raise ValueError(f"--model={self.config.model} has no ELBO.")
+      raise ValueError(f"--model={self.config.family} has no ELBO.")
     return terms["elbo"]
 
   def iwae_bound(self, x: np.ndarray, num_importance_samples: int = 1000,
@@ -278,9 +278,9 @@ class TrainedModel:
         x as in `encode`.
     """
     if not self.model.generative:
-      raise ValueError(f"--model={self.config.model} has no prior: no bound on log p(x).")
+      raise ValueError(f"--model={self.config.family} has no prior: no bound on log p(x).")
     if self.model.label_classes:
-      raise ValueError(f"--model={self.config.model}: q(z|x, y) needs a class; its bound on "
+      raise ValueError(f"--model={self.config.family}: q(z|x, y) needs a class; its bound on "
                        "log p(x) is the elbo (-U(x)).")
     _check_int("num_importance_samples", num_importance_samples, 1)
     _check_int("chunk_size", chunk_size, 1)
@@ -289,7 +289,7 @@ class TrainedModel:
                          self._inputs(x), batch_size)
 
   def data(self, source: Optional[DataLike] = None) -> data_lib.Data:
-    """The run's Data: `source` (given to `fit`) or config.dataset read again, checked against
+    """The run's Data: `source` (given to `fit`) or config.data.dataset read again, checked against
     the run's data fingerprint (tfvae.data.load)."""
     return data_lib.load(self.config, as_source(source))
 
@@ -301,7 +301,7 @@ class TrainedModel:
 
     Args:
       data: the run's data when it was trained from arrays (a Source or numpy array); else
-        None (config.dataset is read again).
+        None (config.data.dataset is read again).
       split: "train", "validation" or "test".
       num_importance_samples: K of the importance-weighted bound.
       chunk_size: importance samples evaluated at once (bounds memory).
@@ -343,8 +343,8 @@ class TrainedModel:
     began = time.perf_counter()
     metrics = evaluator_lib.Evaluator(self.model, self.strategy, num_importance_samples,
                                       chunk_size)(dataset)
-    metrics.update(dataset=self.config.dataset, split=split,
-                   binarization=self.config.binarization,
+    metrics.update(dataset=self.config.data.dataset, split=split,
+                   binarization=self.config.data.binarization,
                    num_importance_samples=num_importance_samples, step=self.step,
                    wall_time_s=round(time.perf_counter() - began, 2))
     if write and self.workdir:

@@ -65,7 +65,7 @@ def draw(workdir: str, what: tuple[str, ...] | list[str] = FIGURES, split: str =
     num_examples: examples for latent_pca and histograms.
     seed: seed of the prior samples.
     data: the run's data when it was trained from arrays (a tfvae.data Source or a numpy
-      array, as given to `tfvae.fit`); None reads config.dataset again (with the reader
+      array, as given to `tfvae.fit`); None reads config.data.dataset again (with the reader
       options config.json records).
 
   Raises:
@@ -101,21 +101,21 @@ def _draw(workdir, what, split, num_examples, seed, data):
   images = (part.images[:num_examples] / data.max_value).astype(np.float32)
   labels = part.labels[:num_examples]
   generative = model.generative
-  if len(config.image_shape) == 1:
+  if len(config.data.image_shape) == 1:
     skipped = [name for name in what if name in IMAGE_FIGURES]
     if skipped:
       logging.info("--what=%s: pictures of images; %s holds vectors: skipped.", ",".join(skipped),
-                   config.dataset)
+                   config.data.dataset)
     what = [name for name in what if name not in IMAGE_FIGURES]
   if "samples" in what and not generative:
     logging.warning("--what=samples: model %s has no prior p(z) to sample from; skipped.",
-                    config.model)
+                    config.family)
     what = [name for name in what if name != "samples"]
   has_posterior = model.posterior(images[:1]) is not None
   skipped = [name for name in what if name in LATENT_FIGURES and not has_posterior]
   if skipped:
     logging.warning("--what=%s: model %s has no q(z|x) (its posterior needs a class); skipped.",
-                    ",".join(skipped), config.model)
+                    ",".join(skipped), config.family)
     what = [name for name in what if name not in skipped]
   means, rates = [], []
   for start in range(0, len(images) if has_posterior else 0, 500):
@@ -124,7 +124,7 @@ def _draw(workdir, what, split, num_examples, seed, data):
     per_dim = model.rate_per_dimension(q_z, tf.constant([seed, 1])) if generative else None
     if per_dim is not None:
       rates.append(np.asarray(per_dim))
-  means = np.concatenate(means) if means else np.zeros([0, config.latent_dim], np.float32)
+  means = np.concatenate(means) if means else np.zeros([0, config.model.latent_dim], np.float32)
   # Dimensions are ranked by their average KL (VAE) or, for deterministic AEs, by code variance.
   if generative and rates:
     scores, score_label = np.concatenate(rates).mean(axis=0), "{:.2f} nats"
@@ -133,8 +133,8 @@ def _draw(workdir, what, split, num_examples, seed, data):
     scores, score_label = means.var(axis=0), "var {:.2f}"
     center, scale = means.mean(axis=0), means.std(axis=0)
   curve_tags = ("elbo", "rate", "distortion") if generative else ("loss", "distortion")
-  title = (f"{config.model} ({config.architecture}, latent_dim={config.latent_dim}, "
-           f"{config.likelihood}), {config.dataset} {split}, step {step}")
+  title = (f"{config.family} ({config.model.architecture}, latent_dim={config.model.latent_dim}, "
+           f"{config.model.likelihood}), {config.data.dataset} {split}, step {step}")
   tensorboard = os.path.join(workdir, "tensorboard")
   makers = {
       "reconstructions": lambda: figures.reconstructions(model, images[:30], title),

@@ -113,13 +113,13 @@ def _tfvae_row(row, steps, repeats, epochs):
   distribute.split_cpu(row["replicas"])
   config = _config(row)
   data = data_lib.load(config)
-  config = dataclasses.replace(config, image_shape=data.image_shape)
+  config = config.replace(image_shape=data.image_shape)
   strategy = distribute.make_strategy(config)
   trainer = trainer_lib.Trainer(config, strategy)
   iterator = trainer.train_iterator(data)
   trainer.train(iterator, 1)
   first_step_s = time.perf_counter() - _STARTED
-  chunk = config.steps_per_loop
+  chunk = config.execution.steps_per_loop
   steps = max(chunk, steps // chunk * chunk)
   times = []
   for _ in range(repeats + 1):  # the first chunk is warm-up
@@ -127,7 +127,7 @@ def _tfvae_row(row, steps, repeats, epochs):
     for _ in range(steps // chunk):
       trainer.train(iterator, chunk)
     times.append(time.perf_counter() - began)
-  out = {"examples_per_s": steps * config.batch_size / statistics.median(times[1:]),
+  out = {"examples_per_s": steps * config.training.batch_size / statistics.median(times[1:]),
          "first_step_s": first_step_s, "steps_per_loop": chunk}
   if epochs:
     total = epochs * data_lib.steps_per_epoch(data, config)
@@ -136,7 +136,7 @@ def _tfvae_row(row, steps, repeats, epochs):
       num = min(chunk, total - done)
       trainer.train(iterator, num)
       done += num
-    test = trainer.evaluate(data_lib.eval_dataset(data, "test", config.eval_batch_size))
+    test = trainer.evaluate(data_lib.eval_dataset(data, "test", config.execution.eval_batch_size))
     out["test_elbo"] = test["elbo"]
     out["train_steps"] = done
   return out

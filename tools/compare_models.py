@@ -76,7 +76,7 @@ def _train(name, overrides, base):
   results = run.train_and_evaluate(config, workdir)
   wall = time.perf_counter() - began
   test = results["test"]
-  if config.model == "vae" and FLAGS.num_importance_samples:
+  if config.family == "vae" and FLAGS.num_importance_samples:
     test = api.load(workdir).evaluate(split="test",
                                       num_importance_samples=FLAGS.num_importance_samples)
   row = {"name": name, "workdir": workdir, "step": results["step"], "train_wall_s": round(wall),

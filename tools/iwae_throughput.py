@@ -66,7 +66,7 @@ def main(argv):
   config = config_lib.Config(dataset="fashion_mnist", data_dir=FLAGS.data_dir,
                              hidden_sizes=HIDDEN, latent_dim=LATENT)
   data = data_lib.load(config)
-  config = dataclasses.replace(config, image_shape=data.image_shape)
+  config = config.replace(image_shape=data.image_shape)
   trainer = trainer_lib.Trainer(config, distribute.make_strategy(config))
   model, k, n = trainer.model, FLAGS.num_importance_samples, FLAGS.num_examples
   evaluator = evaluator_lib.Evaluator(model, trainer.strategy, k, FLAGS.chunk_size)

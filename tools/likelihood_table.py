@@ -79,12 +79,12 @@ def _measure(name, source, binarization, likelihood, extra, index):
   seconds = time.perf_counter() - began
   results = model.results
   test = model.data(source).test
-  images = len(model.config.image_shape) == 3
+  images = len(model.config.data.image_shape) == 3
   if images:  # pixels in [0, 1]
-    x, unit = (test.images / (model.config.pixel_levels - 1)).astype(np.float32), 1.0
+    x, unit = (test.images / (model.config.data.pixel_levels - 1)).astype(np.float32), 1.0
   else:  # raw features; errors in the train split's standard deviations (--standardize), or raw
-    unit = np.asarray(model.config.feature_scale or 1.0, np.float32)
-    x = (test.images * unit + np.asarray(model.config.feature_mean or 0.0)).astype(np.float32)
+    unit = np.asarray(model.config.data.feature_scale or 1.0, np.float32)
+    x = (test.images * unit + np.asarray(model.config.data.feature_mean or 0.0)).astype(np.float32)
   q_z = model.encode(x)
   mean = model.reconstruct(x)
   draw = np.asarray(model.decode(np.asarray(q_z.mean())).sample(seed=1))

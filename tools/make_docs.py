@@ -3,8 +3,8 @@
   python tools/make_docs.py            # rewrite docs/flags.md and docs/savedmodel.md
   python tools/make_docs.py --check    # exit 1 if either is out of date (tests run this)
 
-docs/flags.md: every Config and TuneSettings field (tfvae/config.py, tfvae/tuning/settings.py),
-grouped by role, with its default and help text. docs/savedmodel.md: the signatures each model
+docs/flags.md: every Config and TuneSettings field (tfvae/sections.py, each family's config in
+tfvae/models/, tfvae/tuning/settings.py), grouped by section, role and family, with its default and help text. docs/savedmodel.md: the signatures each model
 family exports, read back from real SavedModels of tiny models (tfvae/serving.py). Each file
 keeps the hand-written text above its GENERATED marker.
 """
@@ -27,30 +27,51 @@ def _default(value):
   return str(value) if value != "" else "(empty)"
 
 
+def _row(f):
+  choices = f.metadata.get("choices")
+  extra = f" One of: {', '.join(choices)}." if choices else ""
+  return (f"| `--{f.name}` | {_default(f.default)} | {f.metadata['help'].replace('|', '/')}"
+          f"{extra} |")
+
+
 def flags_reference():
-  """Markdown tables of the Config and TuneSettings flags, by role."""
+  """Markdown tables of the Config flags (the shared sections by role, then --model and each
+  family's own knobs) and of the TuneSettings flags."""
   from tfvae import config as config_lib  # pylint: disable=import-outside-toplevel
+  from tfvae import models  # pylint: disable=import-outside-toplevel
   from tfvae.tuning import settings  # pylint: disable=import-outside-toplevel
   out = [MARKER, ""]
-  roles = {config_lib.DATA: "Data", config_lib.MODEL: "Model", config_lib.OPTIMIZATION:
-           "Optimization", config_lib.SCHEDULE: "Schedule (may change on resume)",
+  roles = {config_lib.DATA: "Data", config_lib.OPTIMIZATION: "Optimization",
+           config_lib.SCHEDULE: "Schedule (may change on resume)",
            config_lib.SAFEGUARD: "Safeguards (may change on resume)", config_lib.NUMERICS:
            "Numerics (may change on resume)", config_lib.EXECUTION:
            "Execution (may change on resume and when continuing a search; never changes a "
            "result)"}
-  fields = dataclasses.fields(config_lib.Config)
+  shared = [f for cls in config_lib.SHARED.values() for f in dataclasses.fields(cls)]
   for role, title in roles.items():
     out += [f"## {title}", "", "| flag | default | meaning |", "|---|---|---|"]
-    for f in fields:
-      if f.metadata["role"] == role:
-        choices = config_lib.CHOICES.get(f.name)
-        extra = f" One of: {', '.join(choices)}." if choices else ""
-        out.append(f"| `--{f.name}` | {_default(f.default)} | "
-                   f"{f.metadata['help'].replace('|', '/')}{extra} |")
+    out += [_row(f) for f in shared if f.metadata["role"] == role]
+    out.append("")
+  out += ["## Model (tfvae/models/: each family's config declares the knobs it reads)", "",
+          "| flag | default | meaning |", "|---|---|---|", _row(config_lib.MODEL_FLAG), ""]
+  seen = set()
+  for name, model in models.MODELS.items():
+    cls = model.config_class
+    own = [f for f in dataclasses.fields(cls) if f.name not in seen]
+    seen.update(f.name for f in own)
+    readers = [n for n, m in models.MODELS.items() if all(
+        f.name in {g.name for g in dataclasses.fields(m.config_class)}
+        for f in dataclasses.fields(cls))]
+    out += [f"### `{cls.__name__}` (--model={', '.join(readers)}; "
+            f"{cls.__module__.replace('.', '/')}.py)", ""]
+    if own:
+      out += ["| flag | default | meaning |", "|---|---|---|", *map(_row, own)]
+    else:
+      out += [f"No knobs of its own: {cls.__doc__.splitlines()[0]}"]
     out.append("")
   out += ["## Resolved from the data (config.json, not flags)", "", "| field | meaning |",
           "|---|---|"]
-  out += [f"| `{f.name}` | {f.metadata['help']} |" for f in fields
+  out += [f"| `{f.name}` | {f.metadata['help']} |" for f in shared
           if f.metadata["role"] == config_lib.RESOLVED]
   out += ["", "## `python -m tfvae.tune` (TuneSettings)", "", "| flag | default | meaning |",
           "|---|---|---|"]

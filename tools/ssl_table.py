@@ -92,8 +92,8 @@ def _train(config, workdir):
   from tfvae.training import run  # pylint: disable=import-outside-toplevel
   from tfvae import loading  # pylint: disable=import-outside-toplevel
   per_epoch = data_lib.steps_per_epoch(data_lib.load(config), config)
-  total = config.train_steps or config.epochs * per_epoch
-  config = dataclasses.replace(config, eval_every=total)  # validation once, at the end
+  total = config.training.train_steps or config.training.epochs * per_epoch
+  config = config.replace(eval_every=total)  # validation once, at the end
   results = run.train_and_evaluate(config, workdir)
   _, model, _ = loading.restore_model(workdir)
   return model, results["test"]
@@ -138,7 +138,7 @@ def _cell(num_labels, seed):
     return cell
   config = _base_config(num_labels, seed)
   data = data_lib.load(config)
-  config = dataclasses.replace(config, num_classes=data.num_classes)
+  config = config.replace(num_classes=data.num_classes)
   chosen = data_lib.labeled_indices(data, config)
   train_x, train_y = ssl.split_arrays(data_lib.fixed_train(data, config), "train")
   test_x, test_y = ssl.split_arrays(data, "test")
@@ -148,13 +148,13 @@ def _cell(num_labels, seed):
          "raw_nn": ssl.supervised_network_accuracy(train_x[chosen], train_y[chosen], test_x,
                                                    test_y, config, _nn_epochs(len(chosen)),
                                                    seed=seed)}
-  vae, _ = _train(dataclasses.replace(config, model="vae"), os.path.join(root, f"vae_seed{seed}"))
+  vae, _ = _train(config.replace(model="vae"), os.path.join(root, f"vae_seed{seed}"))
   out["m1"] = ssl.m1_accuracy(vae, data, config)["accuracy"]
-  pc_vae, test = _train(dataclasses.replace(config, model="pc_vae"),
+  pc_vae, test = _train(config.replace(model="pc_vae"),
                         os.path.join(root, f"pc_vae_seed{seed}"))
   out["pc_vae_lr"] = ssl.m1_accuracy(pc_vae, data, config)["accuracy"]
   out["pc_vae"] = test["accuracy"]
-  _, test = _train(dataclasses.replace(config, model="m2"), os.path.join(root, f"m2_seed{seed}"))
+  _, test = _train(config.replace(model="m2"), os.path.join(root, f"m2_seed{seed}"))
   out["m2"] = test["accuracy"]
   out["m2_generative"] = test["generative_accuracy"]
   out["num_labels"] = len(chosen)

@@ -41,7 +41,7 @@ def main(argv):
                              hidden_sizes=(512, 256), latent_dim=32, batch_size=FLAGS.batch_size,
                              jit_compile=FLAGS.jit_compile, dtype_policy=FLAGS.dtype_policy)
   data = data_lib.load(config)
-  config = dataclasses.replace(config, image_shape=data.image_shape)
+  config = config.replace(image_shape=data.image_shape)
   trainer = trainer_lib.Trainer(config, distribute.make_strategy(config))
   if FLAGS.whole_loop_xla:
     trainer._train_loop = tf.function(trainer._train_loop_fn, autograph=False,  # pylint: disable=protected-access

@@ -19,7 +19,7 @@ import numpy as np
 
 from tfvae.errors import DataError
 
-IN_MEMORY = "in-memory arrays"  # config.dataset of a run trained from arrays given in Python
+IN_MEMORY = "in-memory arrays"  # config.data.dataset of a run trained from arrays given in Python
 _FINGERPRINT_ROWS = 256  # rows hashed per split: enough to notice changed data, fast on 70000
 # Vector features beyond this magnitude are refused: tfvae trains in float32 (largest 3.4e38), and
 # the squares that --standardize and the likelihoods take of 1e15, summed over a million rows, stay

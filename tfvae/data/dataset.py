@@ -60,43 +60,43 @@ class Data:
 
 
 def read(config):
-  """The Source that `config.dataset` names: digits, a TFDS name, or a folder/file path.
+  """The Source that `config.data.dataset` names: digits, a TFDS name, or a folder/file path.
 
   Raises:
     DataError: if the dataset is unknown, cannot be downloaded, prepared or read, or the run was
       trained from arrays given in Python (which no command can read again).
   """
-  if config.dataset == arrays.IN_MEMORY:
+  if config.data.dataset == arrays.IN_MEMORY:
     raise DataError("This run was trained from in-memory arrays (tfvae.fit(..., data=...)), which "
                     "a command cannot read again: call the Python API with the same data, e.g. "
                     "tfvae.load(workdir).evaluate(data) or tfvae.draw(workdir, data=data).")
-  if config.dataset == "digits":
+  if config.data.dataset == "digits":
     return sources.digits()
-  if files.is_path(config.dataset):
-    return files.from_path(config.dataset, config.image_size or None, config.max_value or None,
-                           config.label_column)
-  return sources.tfds_dataset(config.dataset, config.data_dir)
+  if files.is_path(config.data.dataset):
+    return files.from_path(config.data.dataset, config.data.image_size or None, config.data.max_value or None,
+                           config.data.label_column)
+  return sources.tfds_dataset(config.data.dataset, config.execution.data_dir)
 
 
 def load(config: "Config", source: Optional[arrays.Source] = None) -> "Data":
   """The Data of a run: `build(source or read(config), config)`, checked against the run's data.
 
-  config.dataset is read with the reader options config.json records (image_size, max_value,
+  config.data.dataset is read with the reader options config.json records (image_size, max_value,
   label_column); a config.json without them reads with none.
 
   Raises:
-    DataError: as `read` and `build`, or if config.data_fingerprint (the run's data) is set and
+    DataError: as `read` and `build`, or if config.data.data_fingerprint (the run's data) is set and
       the data differ from the run's: the message says what differs (reader options, a
       split's shape or dtype, its values, the pixels' maximum).
   """
   source = source or read(config)
   fingerprint = source.fingerprint()
-  if config.data_fingerprint:
+  if config.data.data_fingerprint:
     differs = _what_differs(config, source, fingerprint)
     if differs:
-      raise DataError(f"--dataset={config.dataset}: the data differ from those the run was trained "
+      raise DataError(f"--dataset={config.data.dataset}: the data differ from those the run was trained "
                       f"on: {'; '.join(differs)} (now: {fingerprint}; the run's: "
-                      f"{config.data_fingerprint}).")
+                      f"{config.data.data_fingerprint}).")
   return build(source, config, fingerprint)
 
 
@@ -114,9 +114,9 @@ def _what_differs(config, source, fingerprint):
   """[what differs] between the data read now (source, its fingerprint) and the run's (config):
   reader options, each split's shape, dtype and values, the pixels' maximum. [] if nothing."""
   differs = [f"read with --{name}={_flag(value)}, the run's with --{name}="
-             f"{_flag(getattr(config, name))}" for name, value in source.reader_options.items()
-             if value != getattr(config, name)]
-  now, run = _splits(fingerprint), _splits(config.data_fingerprint)
+             f"{_flag(getattr(config.data, name))}" for name, value in source.reader_options.items()
+             if value != getattr(config.data, name)]
+  now, run = _splits(fingerprint), _splits(config.data.data_fingerprint)
   for name in dict.fromkeys([*run, *now]):
     if name not in now or name not in run:
       differs.append(f"a {name} split "
@@ -127,9 +127,9 @@ def _what_differs(config, source, fingerprint):
     elif now[name] != run[name]:
       differs.append(f"{name} has other values (same shape {now[name][0]} {now[name][1]}: the "
                      "file changed)")
-  if source.kind == "images" and source.max_value + 1 != config.pixel_levels:
-    differs.append(f"its pixels mean 0..{source.max_value}, the run's 0..{config.pixel_levels - 1}"
-                   f" (--max_value={config.pixel_levels - 1})")
+  if source.kind == "images" and source.max_value + 1 != config.data.pixel_levels:
+    differs.append(f"its pixels mean 0..{source.max_value}, the run's 0..{config.data.pixel_levels - 1}"
+                   f" (--max_value={config.data.pixel_levels - 1})")
   return differs
 
 
@@ -154,41 +154,41 @@ def build(source, config, fingerprint=None):
   train = Split(*source.train)
   if source.test is None:
     order = np.random.default_rng(0).permutation(len(train))
-    num_test = int(round(len(train) * config.test_fraction))
+    num_test = int(round(len(train) * config.data.test_fraction))
     if not 0 < num_test < len(train):
-      raise DataError(f"--test_fraction={config.test_fraction} leaves no train or test examples "
-                      f"out of {len(train)} (--dataset={config.dataset} has no test split).")
+      raise DataError(f"--test_fraction={config.data.test_fraction} leaves no train or test examples "
+                      f"out of {len(train)} (--dataset={config.data.dataset} has no test split).")
     test = Split(train.images[order[:num_test]], train.labels[order[:num_test]])
     train = Split(train.images[order[num_test:]], train.labels[order[num_test:]])
   else:
     test = Split(*source.test)
   if source.validation is None:
-    num_validation = int(round(len(train) * config.validation_fraction))
+    num_validation = int(round(len(train) * config.data.validation_fraction))
     if not 0 < num_validation < len(train):
-      raise DataError(f"--validation_fraction={config.validation_fraction} leaves no train or "
+      raise DataError(f"--validation_fraction={config.data.validation_fraction} leaves no train or "
                       f"validation examples out of {len(train)}.")
     validation = Split(train.images[-num_validation:], train.labels[-num_validation:])
     train = Split(train.images[:-num_validation], train.labels[:-num_validation])
   else:
     validation = Split(*source.validation)
   splits = {"train": train, "validation": validation, "test": test}
-  binarization = config.binarization
+  binarization = config.data.binarization
   if binarization == "auto":
-    binarization, line = auto_binarization(source, config.likelihood)
+    binarization, line = auto_binarization(source, config.model.likelihood)
     logging.info("%s", line)
   mean = scale = ()
   if source.kind == "vectors":
     _check_vectors(splits, config, binarization)
-    if config.standardize:
-      mean = np.asarray(config.feature_mean or train.images.mean(0), np.float32)
-      scale = np.asarray(config.feature_scale or train.images.std(0), np.float32)
+    if config.data.standardize:
+      mean = np.asarray(config.data.feature_mean or train.images.mean(0), np.float32)
+      scale = np.asarray(config.data.feature_scale or train.images.std(0), np.float32)
       scale = np.where(scale > 0, scale, 1).astype(np.float32)  # a constant feature stays 0
       splits = {name: Split((part.images - mean) / scale, part.labels)
                 for name, part in splits.items()}
       mean, scale = tuple(map(float, mean)), tuple(map(float, scale))
-  elif config.standardize or config.likelihood in _COUNT_LIKELIHOODS:
-    raise DataError(f"--dataset={config.dataset} holds images: "
-                    f"{'--standardize' if config.standardize else '--likelihood=' + config.likelihood}"
+  elif config.data.standardize or config.model.likelihood in _COUNT_LIKELIHOODS:
+    raise DataError(f"--dataset={config.data.dataset} holds images: "
+                    f"{'--standardize' if config.data.standardize else '--likelihood=' + config.model.likelihood}"
                     " is for vectors [N, D] (tabular data).")
   if binarization in ("static", "dynamic"):
     fixed = ("train", "validation", "test") if binarization == "static" else (
@@ -266,30 +266,30 @@ def auto_binarization(source, likelihood):
 
 def _check_vectors(splits, config, binarization):
   """DataError naming the flag, split and feature where vectors do not fit the config."""
-  what = f"--dataset={config.dataset}"
+  what = f"--dataset={config.data.dataset}"
   if binarization != "none":
     raise DataError(f"{what} holds vectors [N, {splits['train'].images.shape[1]}], not images: "
                     f"--binarization={binarization} applies to pixels; use "
                     "--binarization=auto or none.")
-  if config.architecture != "mlp":
-    raise DataError(f"{what} holds vectors: --architecture={config.architecture} needs images; "
+  if config.model.architecture != "mlp":
+    raise DataError(f"{what} holds vectors: --architecture={config.model.architecture} needs images; "
                     "use --architecture=mlp.")
-  if config.likelihood in ("normal", "laplace", "normal_per_pixel"):
+  if config.model.likelihood in ("normal", "laplace", "normal_per_pixel"):
     return
   for name, part in splits.items():
     x = part.images
-    if config.likelihood in ("bernoulli", "continuous_bernoulli"):
-      bad = (x < 0) | (x > 1) | ((x != 0) & (x != 1) if config.likelihood == "bernoulli" else False)
-      need = "0 or 1" if config.likelihood == "bernoulli" else "in [0, 1]"
+    if config.model.likelihood in ("bernoulli", "continuous_bernoulli"):
+      bad = (x < 0) | (x > 1) | ((x != 0) & (x != 1) if config.model.likelihood == "bernoulli" else False)
+      need = "0 or 1" if config.model.likelihood == "bernoulli" else "in [0, 1]"
     else:  # counts
       bad = (x < 0) | (x != np.round(x))
       need = "a non-negative integer (a count)"
-    if config.standardize:
-      raise DataError(f"--standardize with --likelihood={config.likelihood}: standardized "
+    if config.data.standardize:
+      raise DataError(f"--standardize with --likelihood={config.model.likelihood}: standardized "
                       "features are no longer " + need + ".")
     if bad.any():
       row, column = map(int, np.argwhere(bad)[0])
-      raise DataError(f"{what}: --likelihood={config.likelihood} needs every feature {need}; "
+      raise DataError(f"{what}: --likelihood={config.model.likelihood} needs every feature {need}; "
                       f"feature {column} of {name} example {row} is {x[row, column]:g}.")
 
 
@@ -341,10 +341,10 @@ def labeled_indices(data, config):
     int64 [N] indices: the balanced subset of `balanced_subset`, or with --num_labels=all every
     train example with a label.
   """
-  if config.labels_known is None:
+  if config.data.labels_known is None:
     return np.flatnonzero(data.train.labels >= 0).astype(np.int64)
-  return balanced_subset(data.train.labels, config.labels_known, data.num_classes,
-                         config.label_seed)
+  return balanced_subset(data.train.labels, config.data.labels_known, data.num_classes,
+                         config.data.label_seed)
 
 
 def fixed_train(data, config):

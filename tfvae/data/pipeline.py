@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfvae import config as config_lib
+from tfvae.models import base
 from tfvae.data.dataset import _FIXED_BINARIZATION_SEED
 from tfvae.data.dataset import DataError
 from tfvae.data.dataset import labeled_indices
@@ -16,7 +17,7 @@ from tfvae.data.dataset import labeled_indices
 def steps_per_epoch(data, config):
   """Steps of one epoch: one pass of the epoch's permutation over the train split.
 
-  Each step takes `config.batch_size` rows of the permutation, except for the semi-supervised
+  Each step takes `config.training.batch_size` rows of the permutation, except for the semi-supervised
   models with --num_labels=N, whose first --labeled_batch_size rows are drawn from the labeled
   set instead (`TrainBatches`): their epoch is len(train) // (batch_size - labeled_batch_size)
   steps. The one definition of an epoch: --epochs, --eval_every=0 and the logged epoch use it.
@@ -28,21 +29,21 @@ def steps_per_epoch(data, config):
   Returns:
     int >= 1.
   """
-  rows = config.batch_size
-  if config.model in config_lib.SEMI_SUPERVISED and config.labels_known is not None:
-    rows -= config.labeled_batch_size
+  rows = config.training.batch_size
+  if isinstance(config.model, base.SemiSupervisedConfig) and config.data.labels_known is not None:
+    rows -= config.model.labeled_batch_size
   return max(1, len(data.train) // rows)
 
 
 class TrainBatches:
-  """The global train batch of every step, a pure function of (config.seed, step).
+  """The global train batch of every step, a pure function of (config.training.seed, step).
 
   Each epoch is a fresh permutation of the train split (drop remainder), so a run resumed at any
   step sees exactly the batches an uninterrupted run would have seen. With dynamic binarization
   or dequantization, the noise is drawn for the whole global batch from a seed folded from the
   step.
 
-  Semi-supervised models (config.SEMI_SUPERVISED) with --num_labels=N: the first
+  Semi-supervised models (a models.base.SemiSupervisedConfig) with --num_labels=N: the first
   `labeled_batch_size` rows of every global batch are labeled examples, drawn without
   replacement within the step from the N labeled ones (`labeled_indices`; the labeled set is
   small, so it repeats) with a seed folded from the step; the other rows are the epoch's
@@ -64,18 +65,18 @@ class TrainBatches:
   """
 
   def __init__(self, data, config):
-    self.batch_size = config.batch_size
+    self.batch_size = config.training.batch_size
     self.num_examples = len(data.train)
     if self.num_examples < self.batch_size:
       raise DataError(f"--batch_size={self.batch_size} is larger than the {self.num_examples} "
-                      f"train examples of --dataset={config.dataset}.")
-    self.mixed = config.model in config_lib.SEMI_SUPERVISED and config.labels_known is not None
-    self.num_labeled_rows = config.labeled_batch_size if self.mixed else 0
+                      f"train examples of --dataset={config.data.dataset}.")
+    self.mixed = isinstance(config.model, base.SemiSupervisedConfig) and config.data.labels_known is not None
+    self.num_labeled_rows = config.model.labeled_batch_size if self.mixed else 0
     self.chosen = None
     if self.mixed:
       chosen = labeled_indices(data, config)
-      if config.labeled_batch_size > len(chosen):
-        raise DataError(f"--labeled_batch_size={config.labeled_batch_size} is larger than "
+      if config.model.labeled_batch_size > len(chosen):
+        raise DataError(f"--labeled_batch_size={config.model.labeled_batch_size} is larger than "
                         f"--num_labels={len(chosen)}.")
       self.chosen = chosen
     self.unlabeled_rows = self.batch_size - self.num_labeled_rows  # permutation rows per step
@@ -85,8 +86,8 @@ class TrainBatches:
     self.max_value = data.max_value
     self.dequantize = data.dequantize
     self.binarize = data.binarization == "dynamic"  # resolved (--binarization=auto) by build
-    self.inject_nan_at_steps = tuple(config.inject_nan_at_steps)
-    self.seed = tf.constant([config.seed, 0], tf.int32)
+    self.inject_nan_at_steps = tuple(config.training.inject_nan_at_steps)
+    self.seed = tf.constant([config.training.seed, 0], tf.int32)
 
   def epoch_order(self, epoch):
     """int32 [steps_per_epoch, unlabeled_rows]: the train indices of every step of `epoch`."""

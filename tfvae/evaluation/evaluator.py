@@ -226,10 +226,10 @@ class Evaluator:
     if "iwae_bound" in out:
       out["nll"] = -out["iwae_bound"]
     config = self.model.config
-    if config.likelihood != "bernoulli" and "elbo" in out and len(config.image_shape) == 3:
-      pixels = float(np.prod(config.image_shape))
+    if config.model.likelihood != "bernoulli" and "elbo" in out and len(config.data.image_shape) == 3:
+      pixels = float(np.prod(config.data.image_shape))
       nll = out.get("nll", -out["elbo"])
-      out["bits_per_dim"] = bits_per_dim(nll, pixels, config.pixel_levels)
+      out["bits_per_dim"] = bits_per_dim(nll, pixels, config.data.pixel_levels)
     out["num_examples"] = int(count)
     return out
 
@@ -244,7 +244,7 @@ def _per_example_sum(terms):
 
 def describe(metrics, config):
   """One line of the headline metrics a model has (from Evaluator metrics), for logs."""
-  names = [("elbo", "elbo"), ("iwae_bound", f"iwae_bound(K={config.eval_importance_samples})"),
+  names = [("elbo", "elbo"), ("iwae_bound", f"iwae_bound(K={config.training.eval_importance_samples})"),
            ("rate", "rate"), ("distortion", "distortion"), ("squared_error", "squared_error"),
            ("active_units", "active units"), ("accuracy", "accuracy"),
            ("generative_accuracy", "generative accuracy")]

@@ -50,7 +50,7 @@ def samples(model, num, seed, title, columns=10):
   and (Bernoulli) the sampled pixels, drawn with their own half of the split seed."""
   drawn = model.sample(num, seed)
   panels = [("mean of p(x|z)", np.asarray(drawn["mean"]))]
-  if model.config.likelihood == "bernoulli":
+  if model.config.model.likelihood == "bernoulli":
     panels.append(("sampled pixels x ~ p(x|z)", np.asarray(drawn["sample"])))
   fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 6.5), squeeze=False)
   for ax, (name, images) in zip(axes[0], panels):
@@ -142,7 +142,7 @@ def manifold(model, means, title, size=15):
                   "2nd principal direction (std units)")
   fig, ax = plt.subplots(figsize=(9, 9.5))
   _show_grid(ax, _decode_mean(model, codes), size)
-  h, w = model.config.image_shape[:2]
+  h, w = model.config.data.image_shape[:2]
   ticks = np.arange(0, size, 2)
   pad = summaries.GRID_PADDING
   ax.set_xticks(ticks * (w + pad) + w / 2)
@@ -161,7 +161,7 @@ def _code_range_manifold(model, means, title, size):
   a, b = np.meshgrid(u, v)
   fig, (ax, ax_codes) = plt.subplots(1, 2, figsize=(17, 8.5))
   _show_grid(ax, _decode_mean(model, np.stack([a.ravel(), b.ravel()], axis=1)), size)
-  h, w = model.config.image_shape[:2]
+  h, w = model.config.data.image_shape[:2]
   ticks = np.arange(0, size, 2)
   pad = summaries.GRID_PADDING
   ax.set_xticks(ticks * (w + pad) + w / 2)

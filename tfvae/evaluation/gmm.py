@@ -34,7 +34,7 @@ def fit_and_evaluate(config, num_components=10, covariance_type="full", reg_cova
   from tfvae import data as data_lib  # pylint: disable=import-outside-toplevel
   from tfvae.evaluation import evaluator as evaluator_lib  # pylint: disable=import-outside-toplevel
 
-  config = config_lib.Config.from_dict({**config.to_dict(), "binarization": "dequantize"})
+  config = config.replace(**{"binarization": "dequantize"})
   data = data_lib.load(config)
   levels = data.max_value + 1
   train = data.train.images[:max_train_examples or None].reshape(
@@ -58,7 +58,7 @@ def fit_and_evaluate(config, num_components=10, covariance_type="full", reg_cova
       "num_parameters": int(gmm._n_parameters()),  # pylint: disable=protected-access
       "converged": bool(gmm.converged_), "n_iter": int(gmm.n_iter_),
       "fit_seconds": round(fit_seconds, 1), "num_train_examples": len(train),
-      "num_test_examples": len(test), "pixel_levels": levels, "dataset": config.dataset,
+      "num_test_examples": len(test), "pixel_levels": levels, "dataset": config.data.dataset,
       "num_components": num_components, "covariance_type": covariance_type,
       "reg_covar": reg_covar,
   }

@@ -70,8 +70,8 @@ def m1_accuracy(model, data, config, num_labels=None, label_seed=None, split="te
     model: a trained tfvae model with an encoder.
     data: data.Data of the run.
     config: the run's Config (binarization; num_labels and label_seed when not given).
-    num_labels: int N, or None for config.num_labels ('all': every train label).
-    label_seed: int, or None for config.label_seed.
+    num_labels: int N, or None for config.data.num_labels ('all': every train label).
+    label_seed: int, or None for config.data.label_seed.
     split: the split scored ("test" or "validation").
 
   Returns:
@@ -87,13 +87,13 @@ def m1_accuracy(model, data, config, num_labels=None, label_seed=None, split="te
     overrides["num_labels"] = str(num_labels)
   if label_seed is not None:
     overrides["label_seed"] = label_seed
-  config = dataclasses.replace(config, **overrides)
+  config = config.replace(**overrides)
   chosen = data_lib.labeled_indices(data, config)
   train_x, train_y = split_arrays(data_lib.fixed_train(data, config), "train")
   test_x, test_y = split_arrays(data, split)
   accuracy = logistic_regression_accuracy(embed(model, train_x[chosen]), train_y[chosen],
                                           embed(model, test_x), test_y)
-  return {"accuracy": accuracy, "num_labels": int(len(chosen)), "label_seed": config.label_seed,
+  return {"accuracy": accuracy, "num_labels": int(len(chosen)), "label_seed": config.data.label_seed,
           "split": split, "num_examples": int(len(test_y))}
 
 
@@ -118,13 +118,13 @@ def supervised_network_accuracy(train_images, train_labels, test_images, test_la
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from tfvae import keras_scope  # pylint: disable=import-outside-toplevel
   from tfvae import networks  # pylint: disable=import-outside-toplevel
-  num_classes = config.num_classes or int(max(np.max(train_labels), np.max(test_labels))) + 1
+  num_classes = config.data.num_classes or int(max(np.max(train_labels), np.max(test_labels))) + 1
   with keras_scope.building("float32", seed):  # no global seed is set
     net = keras.Sequential([keras.Input(train_images.shape[1:])]
-                           + networks.image_body(config.architecture, config.hidden_sizes,
-                                                 config.conv_filters)
+                           + networks.image_body(config.model.architecture, config.model.hidden_sizes,
+                                                 config.model.conv_filters)
                            + [keras.layers.Dense(num_classes)])
-  net.compile(keras.optimizers.Adam(config.learning_rate),
+  net.compile(keras.optimizers.Adam(config.training.learning_rate),
               keras.losses.SparseCategoricalCrossentropy(from_logits=True))
   # Shuffled by an op seed (a new order each epoch), not by the global generators fit would use.
   batches = tf.data.Dataset.from_tensor_slices(

@@ -1,4 +1,8 @@
-"""Model families, one file each, on the interface declared in base.Model: prior() (None for
+"""Model families, one file each: its config dataclass (`<Family>Config`, the knobs it reads,
+with their checks; its model class's `config_class`) and its model, on the interface declared in
+base.Model. A new family is one file and one line in MODELS, whose key is its --model name.
+
+The interface: prior() (None for
 deterministic autoencoders), generative, has_classifier, label_classes, beta(step), posterior,
 encode, decode, reconstruct, sample, elbo, classify, style_transfer, and
 `losses_and_posterior(batch, seed, step, training)` -> (per-example terms [B] with "loss" (the
@@ -29,8 +33,8 @@ MODELS = {
 
 
 def build(config, seed=None, parts=None):
-  """Builds the model named by `config.model` (image_shape must be resolved), its layers under
-  the Keras dtype policy `config.dtype_policy`, its initial weights drawn from `seed` (int; None:
+  """Builds the model of `config.family` (config.data.image_shape must be resolved), its layers
+  under the Keras dtype policy `config.training.dtype_policy`, its initial weights drawn from `seed` (int; None:
   random). Keras's global policy and seed generator are restored afterwards
   (tfvae/keras_scope.py): the caller's process is left as it was.
 
@@ -40,7 +44,7 @@ def build(config, seed=None, parts=None):
   """
   from tfvae import keras_scope  # pylint: disable=import-outside-toplevel
   from tfvae import user_networks  # pylint: disable=import-outside-toplevel
-  with keras_scope.building(config.dtype_policy, seed):
+  with keras_scope.building(config.training.dtype_policy, seed):
     if not parts:
-      return MODELS[config.model](config)
-    return MODELS[config.model](config, parts=user_networks.copies(parts))
+      return MODELS[config.family](config)
+    return MODELS[config.family](config, parts=user_networks.copies(parts))

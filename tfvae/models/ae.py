@@ -16,10 +16,81 @@ References:
   Goodfellow, Bengio & Courville, "Deep Learning", 2016, chapter 14 (sparse autoencoders).
 """
 
+import dataclasses
+
 import tensorflow as tf
 
+from tfvae import config_fields
 from tfvae import objectives
+from tfvae.config_fields import MODEL, field
+from tfvae.errors import ConfigError
 from tfvae.models import base
+
+
+@dataclasses.dataclass(frozen=True)
+class AEConfig(base.ModelConfig):
+  """The plain autoencoder: the networks' knobs only."""
+  family = "ae"
+
+
+@dataclasses.dataclass(frozen=True)
+class SparseAEConfig(AEConfig):
+  """The sparse autoencoder: the weight of the L1 penalty on the code.
+
+  Raises:
+    ConfigError: naming the flag, for a value that cannot run.
+  """
+  family = "sparse_ae"
+  sparsity_weight: float = field(
+      0.01, MODEL,
+      "sparse_ae: weight lambda of the L1 penalty lambda*||h||_1 on the code.")
+
+  def check(self):
+    super().check()
+    config_fields.check_at_least(self, 0, "sparsity_weight")
+
+
+@dataclasses.dataclass(frozen=True)
+class DenoisingAEConfig(AEConfig):
+  """The denoising autoencoder: the corruption of its input and its level.
+
+  Raises:
+    ConfigError: naming the flag, for a value that cannot run.
+  """
+  family = "denoising_ae"
+  corruption: str = field(
+      "masking", MODEL,
+      "denoising_ae: masking (each input pixel set to 0 with probability --corruption_level) "
+      "or gaussian (add N(0, corruption_level^2) noise).",
+      choices=('masking', 'gaussian'))
+  corruption_level: float = field(
+      0.25, MODEL,
+      "denoising_ae: masking probability nu in [0, 1), or noise std sigma.")
+
+  def check(self):
+    super().check()
+    config_fields.check_at_least(self, 0, "corruption_level")
+    if self.corruption == "masking" and self.corruption_level >= 1:
+      raise ConfigError(f"--corruption_level={self.corruption_level} must be in [0, 1) for "
+                        "--corruption=masking (it is the probability of masking a pixel).")
+
+
+@dataclasses.dataclass(frozen=True)
+class ContractiveAEConfig(AEConfig):
+  """The contractive autoencoder: the weight of the Jacobian penalty.
+
+  Raises:
+    ConfigError: naming the flag, for a value that cannot run.
+  """
+  family = "contractive_ae"
+  contraction_weight: float = field(
+      0.1, MODEL,
+      "contractive_ae: weight lambda of lambda*||dh/dx||_F^2, the squared Frobenius norm of "
+      "the encoder's Jacobian (Rifai et al. 2011).")
+
+  def check(self):
+    super().check()
+    config_fields.check_at_least(self, 0, "contraction_weight")
 
 
 class AE(base.EncoderDecoder):
@@ -32,8 +103,10 @@ class AE(base.EncoderDecoder):
   `encoder(x)` returns VectorDeterministic(h) (batch [B], event [D]): `.mean()` is the code.
   """
 
+  config_class = AEConfig
+
   def __init__(self, config, parts=None):
-    super().__init__(config, stochastic=False, name=config.model, parts=parts)
+    super().__init__(config, stochastic=False, name=config.family, parts=parts)
 
   def prior(self):
     """None: a deterministic autoencoder has no density over codes."""
@@ -87,22 +160,28 @@ class AE(base.EncoderDecoder):
 class SparseAE(AE):
   """AE + lambda * ||h||_1 on the code (--sparsity_weight)."""
 
+  config_class = SparseAEConfig
+
   def _penalty(self, x_in, encode):
     code = encode(x_in)
-    return code, objectives.sparsity_penalty(code, self.config.sparsity_weight), "sparsity_penalty"
+    return code, objectives.sparsity_penalty(code, self.config.model.sparsity_weight), "sparsity_penalty"
 
 
 class DenoisingAE(AE):
   """Encodes a corrupted input (--corruption, --corruption_level) and is scored on the clean one."""
 
+  config_class = DenoisingAEConfig
+
   def _corrupt(self, x, seed):
-    return objectives.corrupt(x, self.config.corruption, self.config.corruption_level, seed)
+    return objectives.corrupt(x, self.config.model.corruption, self.config.model.corruption_level, seed)
 
 
 class ContractiveAE(AE):
   """AE + lambda * ||dh/dx||_F^2, the encoder Jacobian's exact squared Frobenius norm
   (--contraction_weight)."""
 
+  config_class = ContractiveAEConfig
+
   def _penalty(self, x_in, encode):
-    code, penalty = objectives.contractive_penalty(encode, x_in, self.config.contraction_weight)
+    code, penalty = objectives.contractive_penalty(encode, x_in, self.config.model.contraction_weight)
     return code, penalty, "contractive_penalty"

@@ -1,10 +1,106 @@
-"""The model interface every family declares (`Model`), and what encoder/decoder models share
-(`EncoderDecoder`: both networks built from a Config, their variables in a fixed order)."""
+"""The model interface every family declares (`Model`), and what encoder/decoder models share:
+their config (`ModelConfig`: the networks' knobs every family's config extends;
+`SemiSupervisedConfig` for families trained on labeled and unlabeled batches) and the networks
+(`EncoderDecoder`: both built from the config, their variables in a fixed order)."""
+
+import dataclasses
+from typing import ClassVar
 
 import tensorflow as tf
 
+from tfvae import config_fields
 from tfvae import networks
 from tfvae import user_networks
+from tfvae.config_fields import DATA, MODEL, field
+from tfvae.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  """The knobs of the encoder and decoder networks, which every family's config extends with
+  its own (`VAEConfig` in tfvae/models/vae.py, ...). `family` is the registry name
+  (tfvae/models/__init__.py) and the value of --model.
+
+  Raises:
+    ConfigError: naming the flag, for a value that cannot run.
+  """
+  family: ClassVar[str] = ""
+  architecture: str = field(
+      "mlp", MODEL,
+      "Encoder/decoder networks: mlp (Dense + ReLU), gated_mlp (GatedDense layers h = "
+      "Linear(x) * sigmoid(Linear(x)), Dauphin et al. 2017, as in the VampPrior code of "
+      "Tomczak & Welling 2018) or conv.",
+      choices=('mlp', 'gated_mlp', 'conv'))
+  hidden_sizes: tuple[int, ...] = field(
+      (256, 128), MODEL,
+      "Comma-separated hidden layer widths of the MLP (decoder mirrors encoder).")
+  conv_filters: tuple[int, ...] = field(
+      (32, 64), MODEL,
+      "Comma-separated filters of the stride-2 conv layers (decoder mirrors encoder).")
+  latent_dim: int = field(
+      16, MODEL,
+      "Dimension D of the latent code z.")
+  likelihood: str = field(
+      "bernoulli", MODEL,
+      "Decoder distribution p(x|z): bernoulli (binary pixels); normal with one learned scale;"
+      " normal_per_pixel (loc and scale per pixel); laplace with one learned scale (the L1 "
+      "loss); continuous_bernoulli (a density on [0,1], Loaiza-Ganem & Cunningham 2019); for "
+      "vectors also poisson and negative_binomial (counts; a learned dispersion per feature);"
+      " normal and laplace then learn one scale per feature. Deterministic AEs use it as "
+      "their reconstruction loss.",
+      choices=('bernoulli', 'normal', 'normal_per_pixel', 'laplace', 'continuous_bernoulli', 'poisson', 'negative_binomial'))
+
+  def __post_init__(self):
+    config_fields.normalize(self)
+    self.check()
+
+  def check(self):
+    """Raises ConfigError for values of this config that cannot run (subclasses add theirs)."""
+    config_fields.check_at_least(self, 1, "latent_dim")
+    for name in ("hidden_sizes", "conv_filters"):
+      sizes = getattr(self, name)
+      if not sizes or any(s < 1 for s in sizes):
+        raise ConfigError(f"--{name}={','.join(map(str, sizes))} must be positive integers.")
+
+  def check_with(self, config):
+    """Raises ConfigError for a value that cannot run with the rest of the run's Config
+    `config` (tfvae.config.Config); the default has nothing to check."""
+    del config
+
+  def warmup_end(self):
+    """The step from which the loss keeps its final weights (0: from the start)."""
+    return 0
+
+  def inactive(self, config):
+    """{name: the flag that makes it have no effect} of the knobs this run does not read, given
+    the run's Config `config` (e.g. {"conv_filters": "--architecture=mlp"})."""
+    del config
+    return {} if self.architecture == "conv" else {
+        "conv_filters": f"--architecture={self.architecture}"}
+
+
+@dataclasses.dataclass(frozen=True)
+class SemiSupervisedConfig:
+  """The knob of families trained on mixed labeled and unlabeled batches (m2, pc_vae; their
+  data come from tfvae.data.TrainBatches). A mixin of their configs."""
+  labeled_batch_size: int = field(
+      32, DATA,
+      "m2/pc_vae with --num_labels=N: rows of each global batch of --batch_size drawn from "
+      "the N labeled examples (repeated); the other rows are unlabeled train images.")
+
+  def check_with(self, config):
+    if self.labeled_batch_size < 1 or (
+        config.data.labels_known is not None
+        and not self.labeled_batch_size < config.training.batch_size):
+      raise ConfigError(f"--labeled_batch_size={self.labeled_batch_size} must be in [1, "
+                        f"--batch_size={config.training.batch_size}) for --model={self.family}.")
+    super().check_with(config)  # type: ignore[misc]
+
+  def inactive(self, config):
+    inactive = super().inactive(config)  # type: ignore[misc]
+    if config.data.num_labels == "all":
+      inactive["labeled_batch_size"] = "--num_labels=all"
+    return inactive
 
 
 def log_likelihood(decoder, p_x, x, training):
@@ -39,6 +135,7 @@ class Model(tf.Module):
       from standard normal noise [L, B, noise_dim] (generative models; what the importance-
       weighted bound sums), rate_per_dimension(q_z, seed) -> [B, D] or None.
   """
+  config_class: ClassVar[type] = ModelConfig  # the family's config (config.family's class)
   has_classifier = False
   label_classes = 0
 
@@ -59,7 +156,7 @@ class Model(tf.Module):
   @property
   def noise_dim(self):
     """Standard normal numbers per posterior sample (latent_dim; both layers for hvae)."""
-    return self.config.latent_dim
+    return self.config.model.latent_dim
 
   def log_weight_terms(self, x, q_z, eps, training=False):
     """{"z": [L, B, D], "log_likelihood", "log_prior", "log_posterior": float32 [L, B]} at the
@@ -175,7 +272,7 @@ class EncoderDecoder(Model):
     name: the module's name.
 
   Raises:
-    ValueError: if config.image_shape is not [H, W, C] (images) or [D] (vectors).
+    ValueError: if config.data.image_shape is not [H, W, C] (images) or [D] (vectors).
 
   The networks are built (weights created) in the constructor, so a checkpoint can be restored
   into a fresh instance straight away. `parts` (tfvae.user_networks.Parts) replaces the
@@ -186,21 +283,24 @@ class EncoderDecoder(Model):
     super().__init__(name=name)
     parts = parts or user_networks.Parts()
     self.parts = parts
-    if len(config.image_shape) not in (1, 3):
-      raise ValueError(f"config.image_shape must be [H, W, C] or [D], got {config.image_shape}.")
+    if len(config.data.image_shape) not in (1, 3):
+      raise ValueError("config.data.image_shape must be [H, W, C] or [D], got "
+                       f"{config.data.image_shape}.")
     self.config = config
-    sizes = dict(architecture=config.architecture, hidden_sizes=config.hidden_sizes,
-                 conv_filters=config.conv_filters)
+    sizes = dict(architecture=config.model.architecture, hidden_sizes=config.model.hidden_sizes,
+                 conv_filters=config.model.conv_filters)
     self.encoder = networks.Encoder(
-        config.image_shape, config.latent_dim, **sizes, stochastic=stochastic,
-        posterior_scale=config.posterior_scale,
-        num_flows=config.num_flows if stochastic and config.posterior == "iaf" else 0,
+        config.data.image_shape, config.model.latent_dim, **sizes, stochastic=stochastic,
+        # stochastic encoders are the VAEs' (a VAEConfig, which has the posterior's knobs)
+        posterior_scale=config.model.posterior_scale if stochastic else "softplus",
+        num_flows=(config.model.num_flows if stochastic and config.model.posterior == "iaf"
+                   else 0),
         body=parts.encoder, name="encoder")
-    decoder_inputs = decoder_inputs or config.latent_dim
-    self.decoder = networks.Decoder(config.image_shape, decoder_inputs, **sizes,
-                                    likelihood=config.likelihood, net=parts.decoder,
+    decoder_inputs = decoder_inputs or config.model.latent_dim
+    self.decoder = networks.Decoder(config.data.image_shape, decoder_inputs, **sizes,
+                                    likelihood=config.model.likelihood, net=parts.decoder,
                                     likelihood_layer=parts.likelihood, name="decoder")
-    self.encoder(tf.zeros([1, *config.image_shape]))
+    self.encoder(tf.zeros([1, *config.data.image_shape]))
     self.decoder(tf.zeros([1, decoder_inputs]))
     self.prior_layer = None
 

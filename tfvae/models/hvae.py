@@ -19,13 +19,33 @@ Reference:
   section 4; their code's GatedDense layers: --architecture=gated_mlp).
 """
 
+import dataclasses
+
 import keras
 import tensorflow as tf
 
 from tfvae import networks
 from tfvae import objectives
+from tfvae.errors import ConfigError
 from tfvae.models import base
 from tfvae.models import vae
+
+
+@dataclasses.dataclass(frozen=True)
+class HVAEConfig(vae.VAEConfig):
+  """The VAE's knobs, for both layers (--latent_dim each); --prior and --posterior are the top
+  layer's, whose posterior is diagonal.
+
+  Raises:
+    ConfigError: naming the flag, for a value that cannot run.
+  """
+  family = "hvae"
+
+  def check(self):
+    super().check()
+    if self.posterior != "diagonal" or self.training_objective == "iwae_dreg":
+      raise ConfigError("--model=hvae supports --posterior=diagonal and --training_objective="
+                        "elbo or iwae only.")
 
 
 class _Conditional(keras.Model):
@@ -61,19 +81,21 @@ class _Conditional(keras.Model):
 
 
 class HVAE(vae.VAE):
-  """Two latent layers, see the module docstring. Args as VAE (config.model == "hvae")."""
+  """Two latent layers, see the module docstring. Args as VAE (an HVAEConfig model section)."""
+
+  config_class = HVAEConfig
 
   def __init__(self, config):
-    super().__init__(config, name="hvae", decoder_inputs=2 * config.latent_dim)
-    d, width = config.latent_dim, config.hidden_sizes[-1]
-    mlp = config.architecture if config.architecture != "conv" else "mlp"
+    super().__init__(config, name="hvae", decoder_inputs=2 * config.model.latent_dim)
+    d, width = config.model.latent_dim, config.model.hidden_sizes[-1]
+    mlp = config.model.architecture if config.model.architecture != "conv" else "mlp"
     pixels = 1
-    for n in config.image_shape:
+    for n in config.data.image_shape:
       pixels *= n
     self._pixels = pixels
     # q(z1|x, z2): x flattened (conv: the encoder's own body is not shared).
-    self.q_z1 = _Conditional([pixels, d], d, mlp, width, config.posterior_scale, name="q_z1")
-    self.p_z1 = _Conditional([d], d, mlp, width, config.posterior_scale, name="p_z1")
+    self.q_z1 = _Conditional([pixels, d], d, mlp, width, config.model.posterior_scale, name="q_z1")
+    self.p_z1 = _Conditional([d], d, mlp, width, config.model.posterior_scale, name="p_z1")
     self.q_z1([tf.zeros([1, pixels]), tf.zeros([1, d])])
     self.p_z1([tf.zeros([1, d])])
 
@@ -83,7 +105,7 @@ class HVAE(vae.VAE):
   @property
   def noise_dim(self):
     """2 D: the first D numbers draw z2, the last D z1."""
-    return 2 * self.config.latent_dim
+    return 2 * self.config.model.latent_dim
 
   def rate_closed_form(self, q_z):
     del q_z
@@ -94,7 +116,7 @@ class HVAE(vae.VAE):
 
   def log_weight_terms(self, x, q_z, eps, training=False):
     """As VAE.log_weight_terms, over both layers; "z" is z2 [L, B, D]."""
-    d = self.config.latent_dim
+    d = self.config.model.latent_dim
     z2, log_q2 = objectives.reparameterize(q_z, eps[..., :d])
     q_z1 = self.q_z1([self._flat(x), z2], training=training)  # batch [L, B]
     z1 = q_z1.bijector.forward(eps[..., d:])

@@ -21,16 +21,43 @@ Reference:
   NeurIPS 2014.
 """
 
+import dataclasses
+
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfvae import config_fields
 from tfvae import networks
 from tfvae import noise
 from tfvae import objectives
 from tfvae.models import base
 from tfvae.models import pc_vae
+from tfvae.config_fields import MODEL, field
 
 tfd = tfp.distributions
+
+
+@dataclasses.dataclass(frozen=True)
+class M2Config(base.SemiSupervisedConfig, base.ModelConfig):
+  """M2's knobs: Monte Carlo samples, the classifier's weight alpha and the labeled rows of a
+  batch.
+
+  Raises:
+    ConfigError: naming the flag, for a value that cannot run.
+  """
+  family = "m2"
+  num_samples: int = field(
+      1, MODEL,
+      "Monte Carlo samples L of z per example and class of the ELBO's distortion term.")
+  classifier_weight: float = field(
+      0.0, MODEL,
+      "m2: alpha, the weight of -log q(y|x) per labeled example; 0 means the paper's alpha = "
+      "0.1 * N (N labeled train examples).")
+
+  def check(self):
+    super().check()
+    config_fields.check_at_least(self, 1, "num_samples")
+    config_fields.check_at_least(self, 0, "classifier_weight")
 
 
 class M2(base.Model):
@@ -47,28 +74,29 @@ class M2(base.Model):
   """
 
   has_classifier = True
+  config_class = M2Config
 
   def __init__(self, config):
     super().__init__(name="m2")
-    if len(config.image_shape) != 3:
-      raise ValueError(f"config.image_shape must be [H, W, C], got {config.image_shape}.")
-    if config.num_classes < 2:
-      raise ValueError(f"--model=m2 needs labels (num_classes={config.num_classes}).")
+    if len(config.data.image_shape) != 3:
+      raise ValueError(f"config.data.image_shape must be [H, W, C], got {config.data.image_shape}.")
+    if config.data.num_classes < 2:
+      raise ValueError(f"--model=m2 needs labels (num_classes={config.data.num_classes}).")
     self.config = config
-    self.num_classes = self.label_classes = k = config.num_classes
-    sizes = dict(architecture=config.architecture, hidden_sizes=config.hidden_sizes,
-                 conv_filters=config.conv_filters)
-    self.classifier = networks.Classifier(config.image_shape, k, **sizes, name="classifier")
-    self.encoder = networks.ConditionalEncoder(config.image_shape, config.latent_dim, k,
+    self.num_classes = self.label_classes = k = config.data.num_classes
+    sizes = dict(architecture=config.model.architecture, hidden_sizes=config.model.hidden_sizes,
+                 conv_filters=config.model.conv_filters)
+    self.classifier = networks.Classifier(config.data.image_shape, k, **sizes, name="classifier")
+    self.encoder = networks.ConditionalEncoder(config.data.image_shape, config.model.latent_dim, k,
                                                **sizes, name="encoder")
-    self.decoder = networks.Decoder(config.image_shape, config.latent_dim + k, **sizes,
-                                    likelihood=config.likelihood, name="decoder")
-    x = tf.zeros([1, *config.image_shape])
+    self.decoder = networks.Decoder(config.data.image_shape, config.model.latent_dim + k, **sizes,
+                                    likelihood=config.model.likelihood, name="decoder")
+    x = tf.zeros([1, *config.data.image_shape])
     self.classifier(x)
     self.encoder(x, tf.zeros([1, k]))
-    self.decoder(tf.zeros([1, config.latent_dim + k]))
-    labeled = config.labeled_examples or config.labels_known or 0
-    self.alpha = config.classifier_weight or 0.1 * labeled  # the paper's 0.1 * N
+    self.decoder(tf.zeros([1, config.model.latent_dim + k]))
+    labeled = config.data.labeled_examples or config.data.labels_known or 0
+    self.alpha = config.model.classifier_weight or 0.1 * labeled  # the paper's 0.1 * N
 
   @property
   def trainable_variables(self):
@@ -87,7 +115,7 @@ class M2(base.Model):
 
   def prior(self):
     """p(z) = N(0, I), event [latent_dim]."""
-    return networks.prior(self.config.latent_dim)
+    return networks.prior(self.config.model.latent_dim)
 
   def label_prior(self):
     """p(y): uniform OneHotCategorical over the K classes."""
@@ -125,7 +153,7 @@ class M2(base.Model):
       dict of float32 [K, B], nats: elbo (includes log p(y)), distortion (-E log p(x|y,z)),
       rate (KL(q(z|x,y) || p(z))).
     """
-    k, d = self.num_classes, self.config.latent_dim
+    k, d = self.num_classes, self.config.model.latent_dim
     batch = tf.shape(x)[0]
     onehot = tf.broadcast_to(tf.eye(k)[:, None, :], [k, batch, k])  # [K, B, K]
     features = self.encoder.features(x, training=training)  # [B, F]
@@ -133,13 +161,13 @@ class M2(base.Model):
                                  onehot, training=training)  # batch [K, B]
     seeds = [tf.random.experimental.stateless_fold_in(seed, c) for c in range(k)]
     if index is None:
-      eps = tf.stack([noise.replica_normal_noise(self.config.num_samples, batch, d, s)
+      eps = tf.stack([noise.replica_normal_noise(self.config.model.num_samples, batch, d, s)
                       for s in seeds], axis=1)  # [L, K, B, D]
     else:
       eps = tf.transpose(noise.example_normal_noise(
-          seeds, index, [self.config.num_samples, d]), [2, 0, 1, 3])  # [L, K, B, D]
+          seeds, index, [self.config.model.num_samples, d]), [2, 0, 1, 3])  # [L, K, B, D]
     z = q_z.bijector.forward(eps)
-    p_x = self.decode(z, tf.broadcast_to(onehot[None], [self.config.num_samples, k, batch, k]),
+    p_x = self.decode(z, tf.broadcast_to(onehot[None], [self.config.model.num_samples, k, batch, k]),
                       training=training)
     fitted = base.log_likelihood(self.decoder, p_x, x, training)  # calibrated: over L, K
     distortion = -tf.reduce_mean(fitted["log_likelihood"], axis=0)  # [K, B]

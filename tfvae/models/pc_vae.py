@@ -11,10 +11,33 @@ Reference:
   sparse data via prediction constraints", 2020.
 """
 
+import dataclasses
+
 import tensorflow as tf
 
+from tfvae import config_fields
 from tfvae import networks
+from tfvae.config_fields import MODEL, field
+from tfvae.models import base
 from tfvae.models import vae
+
+
+@dataclasses.dataclass(frozen=True)
+class PCVAEConfig(base.SemiSupervisedConfig, vae.VAEConfig):
+  """The VAE's knobs, the weight of the classifier's loss and the labeled rows of a batch.
+
+  Raises:
+    ConfigError: naming the flag, for a value that cannot run.
+  """
+  family = "pc_vae"
+  prediction_weight: float = field(
+      10.0, MODEL,
+      "pc_vae: lambda, the weight of the classifier's cross-entropy per labeled example (Hope"
+      " et al. 2020).")
+
+  def check(self):
+    super().check()
+    config_fields.check_at_least(self, 0, "prediction_weight")
 
 
 def labeled_mask(labels):
@@ -49,15 +72,16 @@ class PCVAE(vae.VAE):
   """
 
   has_classifier = True
+  config_class = PCVAEConfig
 
   def __init__(self, config):
     super().__init__(config)
-    if config.num_classes < 2:
-      raise ValueError(f"--model=pc_vae needs labels (num_classes={config.num_classes}).")
-    self.classifier = networks.Classifier((config.latent_dim,), config.num_classes,
-                                          hidden_sizes=config.hidden_sizes[-1:],
+    if config.data.num_classes < 2:
+      raise ValueError(f"--model=pc_vae needs labels (num_classes={config.data.num_classes}).")
+    self.classifier = networks.Classifier((config.model.latent_dim,), config.data.num_classes,
+                                          hidden_sizes=config.model.hidden_sizes[-1:],
                                           name="classifier")
-    self.classifier(tf.zeros([1, config.latent_dim]))
+    self.classifier(tf.zeros([1, config.model.latent_dim]))
 
   @property
   def trainable_variables(self):
@@ -85,5 +109,5 @@ class PCVAE(vae.VAE):
       cross_entropy, correct = classification_terms(self.classifier(q_z.mean()), batch["label"])
       terms["accuracy"] = correct
     terms["classification_loss"] = cross_entropy
-    terms["loss"] = terms["loss"] + self.config.prediction_weight * cross_entropy
+    terms["loss"] = terms["loss"] + self.config.model.prediction_weight * cross_entropy
     return terms, q_z

@@ -4,29 +4,147 @@ of prior (standard normal, VampPrior, Gaussian mixture: tfvae/priors.py), of pos
 Gaussian or an inverse autoregressive flow: tfvae/flows.py) and of objective (ELBO, IWAE, IWAE
 with DReG gradients: tfvae/objectives.py)."""
 
+import dataclasses
+
 import tensorflow as tf
 
+from tfvae import config_fields
 from tfvae import networks
 from tfvae import noise
 from tfvae import objectives
 from tfvae import priors
+from tfvae.config_fields import MODEL, field
+from tfvae.errors import ConfigError
 from tfvae.models import base
 
 tfd = networks.tfd
+
+
+@dataclasses.dataclass(frozen=True)
+class VAEConfig(base.ModelConfig):
+  """The VAE's knobs: posterior, prior, objective, the rate's weight and its schedule (also
+  those of hvae and pc_vae, whose configs extend it).
+
+  Raises:
+    ConfigError: naming the flag, for a value that cannot run.
+  """
+  family = "vae"
+  posterior_scale: str = field(
+      "softplus", MODEL,
+      "How the encoder outputs the posterior's scale: softplus (scale = softplus(.) + 1e-4) "
+      "or clamped_log_variance (log sigma^2 clipped to [-6, 2], the VampPrior code's hardtanh)."
+      ,
+      choices=('softplus', 'clamped_log_variance'))
+  posterior: str = field(
+      "diagonal", MODEL,
+      "q(z|x): diagonal (MultivariateNormalDiag) or iaf (that Gaussian pushed through "
+      "--num_flows inverse autoregressive flows conditioned on the encoder's features, Kingma "
+      "et al. 2016; log q(z|x) exact by the change of variables). vae and hvae (top layer).",
+      choices=('diagonal', 'iaf'))
+  num_flows: int = field(
+      2, MODEL,
+      "--posterior=iaf: number of autoregressive flow steps (MADE networks with the MLP's "
+      "--hidden_sizes, the order reversed between steps).")
+  prior: str = field(
+      "standard_normal", MODEL,
+      "p(z): standard_normal (N(0, I); the rate is the analytic KL), vampprior (the mixture of "
+      "the posteriors of --num_pseudo_inputs learned pseudo-inputs, Tomczak & Welling 2018) or"
+      " mixture (a learned mixture of --num_mixture_components diagonal Gaussians). With a "
+      "mixture prior or an iaf posterior the rate is a Monte Carlo estimate (no closed form)."
+      " vae and hvae (top layer).",
+      choices=('standard_normal', 'vampprior', 'mixture'))
+  num_pseudo_inputs: int = field(
+      500, MODEL,
+      "--prior=vampprior: K, the number of learned pseudo-inputs.")
+  num_mixture_components: int = field(
+      10, MODEL,
+      "--prior=mixture: number of Gaussian components.")
+  training_objective: str = field(
+      "elbo", MODEL,
+      "What a vae/hvae maximizes: elbo (the beta-weighted ELBO), iwae (the importance-weighted "
+      "bound with --num_samples samples, Burda et al. 2016; beta weights log p(z) - log q(z|x)"
+      " inside each weight) or iwae_dreg (the same bound with the doubly reparameterized "
+      "encoder gradient of Tucker et al. 2019; diagonal posterior, prior not vampprior).",
+      choices=('elbo', 'iwae', 'iwae_dreg'))
+  beta: float = field(
+      1.0, MODEL,
+      "Weight of the rate (KL) term in the loss; beta=1 is the ELBO. With a schedule, the "
+      "value reached at the end of the warm-up.")
+  beta_schedule: str = field(
+      "constant", MODEL,
+      "constant: beta throughout; linear: 0 -> beta over --warmup_steps, then beta (KL "
+      "annealing, Bowman et al. 2016); cyclical: --num_cycles cycles of 2*warmup_steps steps,"
+      " each ramping 0 -> beta over its first half and holding beta over its second (Fu et "
+      "al. 2019, R = 0.5), then beta.",
+      choices=('constant', 'linear', 'cyclical'))
+  warmup_steps: int = field(
+      0, MODEL,
+      "Steps of the beta ramp (linear and cyclical schedules).")
+  num_cycles: int = field(
+      4, MODEL,
+      "Number of cycles of the cyclical beta schedule.")
+  free_bits: float = field(
+      0.0, MODEL,
+      "Free bits (Kingma et al. 2016), nats per latent dimension: each dimension's KL term in"
+      " the loss is max(free_bits, KL_d), per example. 0: off. The reported rate and elbo are"
+      " never clamped.")
+  num_samples: int = field(
+      1, MODEL,
+      "Monte Carlo samples L of z per example: of the distortion term "
+      "(--training_objective=elbo), or the K of the bound (--training_objective=iwae, "
+      "iwae_dreg).")
+
+  def check(self):
+    super().check()
+    config_fields.check_at_least(self, 1, "num_samples", "num_flows", "num_pseudo_inputs",
+                                 "num_mixture_components", "num_cycles")
+    config_fields.check_at_least(self, 0, "beta", "free_bits", "warmup_steps")
+    if self.beta_schedule != "constant" and self.warmup_steps < 1:
+      raise ConfigError(f"--beta_schedule={self.beta_schedule} needs --warmup_steps >= 1.")
+    if self.training_objective == "iwae_dreg" and (
+        self.posterior != "diagonal" or self.prior == "vampprior"):
+      raise ConfigError("--training_objective=iwae_dreg needs --posterior=diagonal and a prior "
+                        f"that does not share the encoder (got --posterior={self.posterior}, "
+                        f"--prior={self.prior}); use --training_objective=iwae.")
+    if self.training_objective == "elbo" and self.free_bits > 0 and (
+        self.family != "vae" or self.prior != "standard_normal" or self.posterior != "diagonal"):
+      raise ConfigError(f"--free_bits={self.free_bits} needs the analytic per-dimension KL: "
+                        "--model=vae with --prior=standard_normal and --posterior=diagonal.")
+
+  def warmup_end(self):
+    """warmup_steps (linear), the end of the last cycle (cyclical), 0 (constant)."""
+    if self.beta_schedule == "linear":
+      return self.warmup_steps
+    if self.beta_schedule == "cyclical":
+      return 2 * self.warmup_steps * self.num_cycles
+    return 0
+
+  def inactive(self, config):
+    inactive = super().inactive(config)
+    for name, flag, reads in (
+        ("num_flows", "posterior", self.posterior == "iaf"),
+        ("num_pseudo_inputs", "prior", self.prior == "vampprior"),
+        ("num_mixture_components", "prior", self.prior == "mixture"),
+        ("free_bits", "training_objective", self.training_objective == "elbo"),
+        ("warmup_steps", "beta_schedule", self.beta_schedule != "constant"),
+        ("num_cycles", "beta_schedule", self.beta_schedule == "cyclical")):
+      if not reads:
+        inactive[name] = f"--{flag}={getattr(self, flag)}"
+    return inactive
 
 
 class VAE(base.EncoderDecoder):
   """Encoder q(z|x), decoder p(x|z) and prior p(z), with the shared model interface.
 
   Args:
-    config: tfvae.config.Config; uses image_shape, latent_dim, architecture, hidden_sizes,
-      conv_filters, likelihood, posterior_scale, posterior, num_flows, prior,
-      num_pseudo_inputs, num_mixture_components, training_objective, beta, beta_schedule,
-      warmup_steps, num_cycles, free_bits and num_samples.
+    config: tfvae.config.Config whose model section is a VAEConfig; the model reads that and
+      config.data.image_shape.
 
   The networks are built (weights created) in the constructor, so a checkpoint can be restored
   into a fresh instance straight away.
   """
+
+  config_class = VAEConfig
 
   def __init__(self, config, name="vae", decoder_inputs=None, parts=None):
     super().__init__(config, stochastic=True, name=name, decoder_inputs=decoder_inputs,
@@ -45,11 +163,11 @@ class VAE(base.EncoderDecoder):
     prior, or user networks whose distributions have a registered tfd.kl_divergence."""
     c = self.config
     if not self.parts:
-      return c.prior == "standard_normal" and c.posterior == "diagonal"
-    if c.posterior != "diagonal" or (self.parts.prior is None and c.prior != "standard_normal"):
+      return c.model.prior == "standard_normal" and c.model.posterior == "diagonal"
+    if c.model.posterior != "diagonal" or (self.parts.prior is None and c.model.prior != "standard_normal"):
       return False
     try:
-      tfd.kl_divergence(self.encoder(tf.zeros([1, *c.image_shape])), self.prior())
+      tfd.kl_divergence(self.encoder(tf.zeros([1, *c.data.image_shape])), self.prior())
       return True
     except NotImplementedError:
       return False
@@ -64,7 +182,7 @@ class VAE(base.EncoderDecoder):
     rate); for mixture priors a one-sample Monte Carlo estimate against the prior's marginal
     p(z_d) (a 1-D mixture; these do not sum to the rate, which also counts the dependence
     between dimensions)."""
-    if self.config.posterior != "diagonal" or not isinstance(
+    if self.config.model.posterior != "diagonal" or not isinstance(
         q_z, tfd.MultivariateNormalDiag):
       return None
     p_z = self.prior()
@@ -94,7 +212,7 @@ class VAE(base.EncoderDecoder):
   def beta(self, step):
     """The scheduled rate weight at `step`, float32 scalar Tensor (objectives.scheduled_beta)."""
     c = self.config
-    return objectives.scheduled_beta(step, c.beta, c.beta_schedule, c.warmup_steps, c.num_cycles)
+    return objectives.scheduled_beta(step, c.model.beta, c.model.beta_schedule, c.model.warmup_steps, c.model.num_cycles)
 
   def losses_and_posterior(self, batch, seed, step, training=True):
     """Per-example loss terms of one batch, and the posterior q(z|x) they were computed from.
@@ -123,9 +241,9 @@ class VAE(base.EncoderDecoder):
     distortion used (a variant reuses them instead of encoding and sampling again)."""
     x, c = batch["image"], self.config
     q_z = self.encoder(x, training=training)
-    eps = noise.replica_normal_noise(c.num_samples, tf.shape(x)[0], self.noise_dim, seed,
+    eps = noise.replica_normal_noise(c.model.num_samples, tf.shape(x)[0], self.noise_dim, seed,
                                      batch.get("index"))
-    dreg = training and c.training_objective == "iwae_dreg"
+    dreg = training and c.model.training_objective == "iwae_dreg"
     if dreg:  # z depends on q's parameters; log q's parameters are held fixed
       z = q_z.bijector.forward(eps)
       parts = {"z": z, **self._densities(x, z, training),
@@ -136,10 +254,10 @@ class VAE(base.EncoderDecoder):
     if "mean_squared_error" in parts:
       terms["mean_squared_error"] = parts["mean_squared_error"]
     beta = self.beta(step) if training else 1.0
-    if c.training_objective == "elbo":
+    if c.model.training_objective == "elbo":
       rate = terms["rate"]
-      if training and c.free_bits > 0:
-        rate = objectives.rate_with_free_bits(q_z, self.prior(), c.free_bits)
+      if training and c.model.free_bits > 0:
+        rate = objectives.rate_with_free_bits(q_z, self.prior(), c.model.free_bits)
       terms["loss"] = terms["distortion"] + beta * rate
     elif dreg:
       detached = self._densities(x, tf.stop_gradient(parts["z"]), training)

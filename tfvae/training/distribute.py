@@ -49,14 +49,14 @@ def make_strategy(config):
     tfvae.config.ConfigError: if the batch does not split over the replicas, or TF_CONFIG is
       missing or invalid (multi_worker).
   """
-  if config.strategy == "multi_worker":
+  if config.execution.strategy == "multi_worker":
     return multi_worker_strategy(config)
   gpus = tf.config.list_logical_devices("GPU")
   devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
-  if config.strategy == "one_device":
+  if config.execution.strategy == "one_device":
     return tf.distribute.OneDeviceStrategy(devices[0])
-  if config.batch_size % len(devices):
-    raise config_lib.ConfigError(f"--batch_size={config.batch_size} is not divisible by the "
+  if config.training.batch_size % len(devices):
+    raise config_lib.ConfigError(f"--batch_size={config.training.batch_size} is not divisible by the "
                                  f"{len(devices)} replicas of --strategy=mirrored.")
   return _mirrored(tuple(devices))
 
@@ -134,14 +134,14 @@ def multi_worker_strategy(config, environ=None):
       --batch_size is not divisible by the number of replicas of all workers.
   """
   cluster, _, _ = parse_tf_config(environ)
-  if config.num_cpu_devices > 1:
-    raise config_lib.ConfigError(f"--num_cpu_devices={config.num_cpu_devices}: with "
+  if config.execution.num_cpu_devices > 1:
+    raise config_lib.ConfigError(f"--num_cpu_devices={config.execution.num_cpu_devices}: with "
                                  "--strategy=multi_worker each worker has one CPU replica.")
   num_workers = sum(len(v) for v in cluster.values())
   replicas = num_workers * max(1, len(tf.config.list_physical_devices("GPU")))
-  if config.batch_size % replicas:
+  if config.training.batch_size % replicas:
     raise config_lib.ConfigError(
-        f"--batch_size={config.batch_size} is not divisible by the {replicas} replicas of "
+        f"--batch_size={config.training.batch_size} is not divisible by the {replicas} replicas of "
         f"--strategy=multi_worker ({num_workers} workers in TF_CONFIG).")
   options = tf.distribute.experimental.CommunicationOptions(
       implementation=tf.distribute.experimental.CommunicationImplementation.RING)

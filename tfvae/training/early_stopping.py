@@ -25,13 +25,9 @@ BEST_FILENAME = "best.json"
 
 
 def warmup_end(config):
-  """The step from which beta keeps its final value: warmup_steps (linear), the end of the
-  last cycle (cyclical), 0 (constant). Evaluations before it do not count towards patience."""
-  if config.beta_schedule == "linear":
-    return config.warmup_steps
-  if config.beta_schedule == "cyclical":
-    return 2 * config.warmup_steps * config.num_cycles
-  return 0
+  """The step from which the loss keeps its final weights (the family's `warmup_end`: a beta
+  schedule's end, else 0). Evaluations before it do not count towards patience."""
+  return config.model.warmup_end()
 
 
 def best_dir(workdir):
@@ -109,7 +105,7 @@ class BestCheckpoint:
 
   def __init__(self, checkpoint, config, eval_every, workdir, strategy):
     self.checkpoint = checkpoint
-    self.patience = config.early_stopping_patience
+    self.patience = config.training.early_stopping_patience
     self.eval_every = eval_every
     self.warmup_end = warmup_end(config)
     self.workdir = workdir

@@ -18,7 +18,8 @@ import tensorflow as tf
 from tfvae import config as config_lib
 from tfvae import data as data_lib
 from tfvae import lock
-from tfvae import options
+from tfvae.models import vae
+from tfvae import sections
 from tfvae.training import checkpoints
 from tfvae.training import distribute
 from tfvae.training import early_stopping
@@ -74,12 +75,12 @@ def with_source(config, source):
   read with (Source.reader_options: image_size, max_value, label_column), so that every later
   command reads the origin as training did. A reader option the config sets otherwise is
   replaced, with a warning (the source is what the run trains on)."""
+  defaults = sections.DataConfig()
   for name, value in source.reader_options.items():
-    default = config_lib.Config.__dataclass_fields__[name].default
-    if getattr(config, name) not in (default, value):
+    if getattr(config.data, name) not in (getattr(defaults, name), value):
       logging.warning("--%s=%s is not how %s was read (%s=%r): recording the source's.", name,
-                      getattr(config, name), source.origin, name, value)
-  return config_lib.Config.from_dict({**config.to_dict(), **source.reader_options,
+                      getattr(config.data, name), source.origin, name, value)
+  return config.replace(**{**source.reader_options,
                                       "dataset": source.origin})
 
 
@@ -87,17 +88,16 @@ def _auto_as_in_workdir(config, workdir):
   """`config`, its --binarization=auto replaced by the binarization of the run in `workdir`
   when that run would otherwise resume (e.g. a config.json written when the default was
   dynamic); one log line says so."""
-  if config.binarization != "auto":
+  if config.data.binarization != "auto":
     return config
   try:
     saved = config_lib.load(workdir)
-    resumed = config_lib.Config.from_dict({**config.to_dict(),
-                                           "binarization": saved.binarization})
+    resumed = config.replace(**{"binarization": saved.data.binarization})
     config_lib.check_resumable(saved, resumed)
   except (FileNotFoundError, config_lib.ConfigError):
     return config
   logging.info("--binarization=auto: %s (as the run in %s was trained; set --binarization to "
-               "train another run).", resumed.binarization, workdir)
+               "train another run).", resumed.data.binarization, workdir)
   return resumed
 
 
@@ -110,15 +110,14 @@ def resolve(config, data):
     config: Config.
     data: tfvae.data.Data built for it.
   """
-  config = config_lib.Config.from_dict({**config.to_dict(), "image_shape": data.image_shape,
+  config = config.replace(**{"image_shape": data.image_shape,
                                         "binarization": data.binarization,  # auto resolved
                                         "pixel_levels": data.max_value + 1,
                                         "num_classes": data.num_classes,
                                         "data_fingerprint": data.fingerprint,
                                         "feature_mean": data.feature_mean,
                                         "feature_scale": data.feature_scale})
-  return config_lib.Config.from_dict({
-      **config.to_dict(), "labeled_examples": len(data_lib.labeled_indices(data, config))})
+  return config.replace(**{"labeled_examples": len(data_lib.labeled_indices(data, config))})
 
 
 class Trained(NamedTuple):
@@ -148,7 +147,7 @@ def train_model(config, workdir, overwrite=False, strategy=None, source=None, pa
   checkpoints of that step, the best one, the test metrics and the export carry a held-out sigma.
 
   Options the model ignores (`--model=ae --beta=4`) are put back to their defaults with a
-  warning each (tfvae/options.py), so config.json holds what defines the run.
+  warning each (Config.normalized), so config.json holds what defines the run.
 
   Returns:
     Trained: (config, model, step, results), results a dict with the final "validation" and
@@ -168,8 +167,8 @@ def train_model(config, workdir, overwrite=False, strategy=None, source=None, pa
       creates it first). Under MultiWorkerMirroredStrategy every worker calls this function;
       the chief alone writes to the workdir (config.json, ckpt/, tensorboard/, eval.json,
       export), and all workers stop together after SIGTERM/SIGINT to any of them.
-    source: optional tfvae.data.arrays.Source to train on instead of reading config.dataset;
-      config.dataset becomes its origin (a path, which later commands read again with the
+    source: optional tfvae.data.arrays.Source to train on instead of reading config.data.dataset;
+      config.data.dataset becomes its origin (a path, which later commands read again with the
       reader options recorded beside it, or "in-memory arrays"): see `with_source`.
     parts: optional tfvae.user_networks.Parts, the user's Keras networks: checked against the
       data before anything is written, stored in WORKDIR/networks, trained as copies. Without
@@ -189,7 +188,7 @@ def train_model(config, workdir, overwrite=False, strategy=None, source=None, pa
     TrainingError: after --max_consecutive_skips non-finite updates in a row.
     Interrupted: after SIGTERM/SIGINT, once a checkpoint is written.
   """
-  config, ignored = options.without_ignored(config)  # what defines the run, as config.json says
+  config, ignored = config.normalized()  # what defines the run, as config.json says
   for message in ignored:
     logging.warning("%s", message)
   strategy = strategy or distribute.make_strategy(config)  # checks the batch split first
@@ -204,8 +203,9 @@ def train_model(config, workdir, overwrite=False, strategy=None, source=None, pa
     logging.warning("%s", mismatch)
   data_lib.TrainBatches(data, config)  # a batch the data cannot fill: before anything is written
   parts = parts or user_networks.Parts()
-  user_networks.check(parts, config.image_shape, config.latent_dim, config.likelihood,
-                      config.posterior, config.model)  # before anything is written
+  posterior = config.model.posterior if isinstance(config.model, vae.VAEConfig) else "diagonal"
+  user_networks.check(parts, config.data.image_shape, config.model.latent_dim,
+                      config.model.likelihood, posterior, config.family)  # before any write
   with contextlib.ExitStack() as held:
     refused = None
     try:
@@ -257,8 +257,8 @@ MIN_EVAL_EVERY = 100
 def eval_interval(config, steps_per_epoch):
   """Steps between validations: --eval_every, else one epoch rounded up to whole epochs of at
   least MIN_EVAL_EVERY steps (a run also validates at its last step)."""
-  if config.eval_every:
-    return config.eval_every
+  if config.training.eval_every:
+    return config.training.eval_every
   return -(-MIN_EVAL_EVERY // steps_per_epoch) * steps_per_epoch
 
 
@@ -281,10 +281,10 @@ def _train_in_workdir(config, data, workdir, strategy, chief, refused, parts):
     workdir_lib.remove_leftovers(workdir)
     config_lib.save(config, workdir)
   per_epoch = data_lib.steps_per_epoch(data, config)
-  total = config.train_steps or config.epochs * per_epoch
+  total = config.training.train_steps or config.training.epochs * per_epoch
   eval_every = eval_interval(config, per_epoch)
   logging.info("%s: %d train / %d validation / %d test %s %s, %d replicas",
-               config.dataset, len(data.train), len(data.validation), len(data.test),
+               config.data.dataset, len(data.train), len(data.validation), len(data.test),
                "images" if len(data.image_shape) == 3 else "vectors", data.image_shape,
                strategy.num_replicas_in_sync)
   ckpt_dir = os.path.join(workdir, "ckpt")
@@ -294,7 +294,7 @@ def _train_in_workdir(config, data, workdir, strategy, chief, refused, parts):
     logging.info("Early stopping: the validation loss has not improved for %d evaluations "
                  "since step %d (--early_stopping_patience=%d).",
                  best.evaluations_without_improvement(start), best.best_step,
-                 config.early_stopping_patience)
+                 config.training.early_stopping_patience)
     total = start
   if start >= total:
     finished = workdir_lib.finished_results(workdir, start)
@@ -317,7 +317,7 @@ def _train_in_workdir(config, data, workdir, strategy, chief, refused, parts):
   else:
     logging.info("Training from step 0 to %d", total)
 
-  validation = data_lib.eval_dataset(data, "validation", config.eval_batch_size)
+  validation = data_lib.eval_dataset(data, "validation", config.execution.eval_batch_size)
   summary_images = (tf.constant(data.validation.images[:_NUM_SUMMARY_IMAGES] / data.max_value,
                                 tf.float32) if len(data.image_shape) == 3 else None)
   iterator = trainer.train_iterator(data, start)
@@ -327,13 +327,13 @@ def _train_in_workdir(config, data, workdir, strategy, chief, refused, parts):
                if chief else tf.summary.create_noop_writer() for name in ("train", "eval")}
     for writer in writers.values():
       cleanup.callback(writer.close)  # also when the loop raises: no buffered event is lost
-    progress = cleanup.enter_context(progress_lib.Progress(total, start, config.batch_size))
+    progress = cleanup.enter_context(progress_lib.Progress(total, start, config.training.batch_size))
     while step < total:
-      boundary = min(total, step + config.steps_per_loop, (step // eval_every + 1) * eval_every,
-                     (step // config.checkpoint_every + 1) * config.checkpoint_every)
+      boundary = min(total, step + config.execution.steps_per_loop, (step // eval_every + 1) * eval_every,
+                     (step // config.execution.checkpoint_every + 1) * config.execution.checkpoint_every)
       began, num_steps = time.perf_counter(), boundary - step
       metrics = trainer.train(iterator, num_steps)
-      examples_per_second = num_steps * config.batch_size / (time.perf_counter() - began)
+      examples_per_second = num_steps * config.training.batch_size / (time.perf_counter() - began)
       step = boundary
       skipped = metrics.pop("skipped")
       if skipped:
@@ -341,14 +341,14 @@ def _train_in_workdir(config, data, workdir, strategy, chief, refused, parts):
                         "gradient (%d in a row, %d in this run)", step, skipped, num_steps,
                         int(trainer.consecutive_skips.numpy()),
                         int(trainer.skipped_updates.numpy()))
-      if int(trainer.consecutive_skips.numpy()) >= config.max_consecutive_skips:
+      if int(trainer.consecutive_skips.numpy()) >= config.execution.max_consecutive_skips:
         raise failures.too_many_skips(int(trainer.consecutive_skips.numpy()),
-                                      config.max_consecutive_skips, step, workdir)
+                                      config.execution.max_consecutive_skips, step, workdir)
       beta = trainer.model.beta(step)  # the scheduled rate weight, now (None: no such weight)
       if beta is not None:
         metrics["beta"] = float(beta)
       summaries.write_scalars(writers["train"], step, {
-          **metrics, "learning_rate": config.learning_rate,
+          **metrics, "learning_rate": config.training.learning_rate,
           "examples_per_second": examples_per_second,
           "skipped_updates": int(trainer.skipped_updates.numpy())})
       progress.update(step, metrics["loss"])
@@ -370,9 +370,9 @@ def _train_in_workdir(config, data, workdir, strategy, chief, refused, parts):
           logging.info("Early stopping at step %d: no better validation loss than %.3f (step "
                        "%d) in %d evaluations (--early_stopping_patience=%d).", step,
                        best.best_loss, best.best_step, best.evaluations_without_improvement(step),
-                       config.early_stopping_patience)
+                       config.training.early_stopping_patience)
           total = step
-      if step % config.checkpoint_every == 0 or step == total:
+      if step % config.execution.checkpoint_every == 0 or step == total:
         trainer.save()
     # A signal during the last loop's validation or checkpoint write stops here, like the others
     # (that loop saved at `step`; with no loop, `step` is the restored checkpoint's).
@@ -384,13 +384,13 @@ def _train_in_workdir(config, data, workdir, strategy, chief, refused, parts):
     trainer.calibrate(validation)
   results = {"step": step,
              "validation": validation_metrics or trainer.evaluate(validation),
-             "test": trainer.evaluate(data_lib.eval_dataset(data, "test", config.eval_batch_size))}
+             "test": trainer.evaluate(data_lib.eval_dataset(data, "test", config.execution.eval_batch_size))}
   entries = {"step": step, "final": {}}
   for split in ("validation", "test"):
     metrics = results[split] = dict(results[split], split=split, step=step,
                                     checkpoint_step=checkpoint_step)
     if "iwae_bound" in metrics:
-      metrics["num_importance_samples"] = config.eval_importance_samples
+      metrics["num_importance_samples"] = config.training.eval_importance_samples
     entries["final"][split] = workdir_lib.eval_key(split, metrics)
     entries[entries["final"][split]] = metrics
   skips = failures.skips(workdir, step, int(trainer.skipped_updates.numpy()), step - start)

@@ -36,10 +36,10 @@ class Trainer:
     self.config = config
     self.strategy = strategy
     with strategy.scope():
-      self.model = models.build(config, seed=config.seed, parts=parts)  # no global seed is set
+      self.model = models.build(config, seed=config.training.seed, parts=parts)  # no global seed is set
       self.optimizer = fused_adam.FusedAdam(
-          config.learning_rate, global_clipnorm=config.clip_grad_norm or None,
-          normalize_gradients=config.gradient_normalization == "per_parameter")
+          config.training.learning_rate, global_clipnorm=config.training.clip_grad_norm or None,
+          normalize_gradients=config.training.gradient_normalization == "per_parameter")
       self.optimizer.build(self.model.trainable_variables)
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
       # Updates skipped for a non-finite loss or gradient: in a row, and in this process.
@@ -54,7 +54,7 @@ class Trainer:
     if workdir and distribute.is_chief(strategy):
       checkpoints.recover_index(self._ckpt_dir)  # the chief holds the workdir's lock
       self.manager = tf.train.CheckpointManager(self.checkpoint, self._ckpt_dir, max_to_keep=3)
-    self._seed = tf.constant([config.seed, 1], tf.int32)
+    self._seed = tf.constant([config.training.seed, 1], tf.int32)
     # Traced without autograph (its conversion of every Python function reached was half of
     # a first call's tracing time): loops are explicit tf.while_loops. The loop calls one step
     # before and one inside its while loop: as a tf.function of its own the step is traced
@@ -62,12 +62,12 @@ class Trainer:
     # every run's start); grappler inlines the call.
     self._train_loop = tf.function(self._train_loop_fn, autograph=False)
     self._one_step = tf.function(self._one_step_fn, autograph=False)
-    self.evaluator = evaluator_lib.Evaluator(self.model, strategy, config.eval_importance_samples)
+    self.evaluator = evaluator_lib.Evaluator(self.model, strategy, config.training.eval_importance_samples)
     # XLA's CPU backend computes bfloat16 matmuls in float32 (its optimized HLO has no bfloat16
     # dot left), where TF's own oneDNN kernels use bfloat16 units (docs/speed.md).
-    self.jit_compile = config.jit_compile and not (
-        config.dtype_policy == "mixed_bfloat16" and distribute.on_cpu(strategy))
-    if config.jit_compile and not self.jit_compile:
+    self.jit_compile = config.training.jit_compile and not (
+        config.training.dtype_policy == "mixed_bfloat16" and distribute.on_cpu(strategy))
+    if config.training.jit_compile and not self.jit_compile:
       logging.info("--dtype_policy=mixed_bfloat16 on CPU: the gradient runs without XLA "
                    "(faster there; docs/speed.md).")
     self._grads = (tf.function(self._grads_fn, jit_compile=True, autograph=False)
@@ -81,7 +81,7 @@ class Trainer:
     distributed iterator over the tf.data pipeline `data_lib.train_dataset`. Both give the same
     batches (`data_lib.TrainBatches`), so the same training trajectory.
     """
-    if self.config.data_on_device:
+    if self.config.execution.data_on_device:
       return DeviceData(data, self.config, self.strategy)
     return iter(distribute.distribute_dataset(
         self.strategy, data_lib.train_dataset(data, self.config, start_step=start_step)))
@@ -114,7 +114,7 @@ class Trainer:
     variables = self.model.trainable_variables
     with tf.GradientTape() as tape:
       terms = self.model.losses(batch, seed, step, training=True)
-      loss = tf.nn.compute_average_loss(terms["loss"], global_batch_size=self.config.batch_size)
+      loss = tf.nn.compute_average_loss(terms["loss"], global_batch_size=self.config.training.batch_size)
     # Summed over the batch axis: per-example terms [B] give scalars, statistics [B, *S] give
     # [*S] (networks.Decoder.fit_scale's mean_squared_error for vectors).
     return tape.gradient(loss, variables), {k: tf.reduce_sum(v, axis=0)
@@ -154,7 +154,7 @@ class Trainer:
   def _device_step_fn(self, source, order_row, images, labels, seed, step):
     """Replica fn of --data_on_device: builds this replica's rows of the global batch."""
     context = tf.distribute.get_replica_context()
-    rows = self.config.batch_size // context.num_replicas_in_sync
+    rows = self.config.training.batch_size // context.num_replicas_in_sync
     begin = tf.cast(context.replica_id_in_sync_group, tf.int32) * rows
     batch = source.batches.rows(step, order_row, images, labels, begin, rows)
     return self._train_step_fn(batch, seed, step)
@@ -211,7 +211,7 @@ class Trainer:
       part = self._train_loop(iterator, order, tf.constant(steps, tf.int64))
       sums = part if sums is None else {k: v + part[k] for k, v in sums.items()}
     skipped = int(round(float(sums.pop("skipped"))))
-    applied = (num_steps - skipped) * self.config.batch_size
+    applied = (num_steps - skipped) * self.config.training.batch_size
     out = {k: float(tf.reduce_mean(v)) / applied if applied else float("nan")
            for k, v in sums.items()}  # statistics [*S]: their mean (mean_squared_error)
     out["skipped"] = skipped

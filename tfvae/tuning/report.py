@@ -31,7 +31,7 @@ def trial_rows(oracle, base_config):
     parent = values.get("tuner/trial_id")
     row = {"trial": trial_name(trial_id), "status": trial.status,
            "beta": values.get("beta"), "latent_dim": values.get("latent_dim"),
-           "learning_rate": values.get("learning_rate", base_config.learning_rate),
+           "learning_rate": values.get("learning_rate", base_config.training.learning_rate),
            "parent": trial_name(parent) if parent is not None else "",
            "objective": None}
     for name in METRICS:
@@ -103,10 +103,10 @@ def write_hparams_config(workdir, settings):
 
 
 def write_trial_hparams(workdir, name, config, values, metrics):
-  hparams = {"beta": config.beta, "latent_dim": config.latent_dim,
-             "learning_rate": config.learning_rate}
+  hparams = {"beta": config.model.beta, "latent_dim": config.model.latent_dim,
+             "learning_rate": config.training.learning_rate}
   if "tuner/epochs" in values:
-    hparams["epochs"] = config.epochs
+    hparams["epochs"] = config.training.epochs
   writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard", name))
   with writer.as_default():
     hp_api.hparams(hparams, trial_id=name)

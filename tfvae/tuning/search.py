@@ -84,7 +84,7 @@ def trial_config(base_config, values):
     changes["learning_rate"] = float(values["learning_rate"])
   if "tuner/epochs" in values:
     changes.update(epochs=int(values["tuner/epochs"]), train_steps=0)
-  return config_lib.Config.from_dict({**base_config.to_dict(), **changes})
+  return base_config.replace(**{**changes})
 
 
 def _copy_tree_atomically(source, target):
@@ -116,9 +116,9 @@ class _Tuner(kt.engine.base_tuner.BaseTuner):
         raise FileNotFoundError(f"Hyperband continues {parent_dir}, which has no checkpoint.")
       for entry in ("tensorboard", "ckpt"):  # ckpt last: its presence means "copied"
         _copy_tree_atomically(os.path.join(parent_dir, entry), os.path.join(trial_dir, entry))
-    logging.info("%s: beta %.4g  latent_dim %d  learning_rate %.3g%s", name, config.beta,
-                 config.latent_dim, config.learning_rate,
-                 f"  epochs {config.epochs}, continuing {trial_name(parent)}"
+    logging.info("%s: beta %.4g  latent_dim %d  learning_rate %.3g%s", name, config.model.beta,
+                 config.model.latent_dim, config.training.learning_rate,
+                 f"  epochs {config.training.epochs}, continuing {trial_name(parent)}"
                  if parent is not None else "")
     began = time.perf_counter()
     results = api.fit(config, trial_dir).results
@@ -171,24 +171,24 @@ def _make_oracle(settings):
 def _m1_validation_accuracy(trial_dir):
   """M1 accuracy on the validation split of a trained trial (its config's labels)."""
   model = api.load(trial_dir)
-  return model.m1_accuracy(int(model.config.num_labels), model.config.label_seed,
+  return model.m1_accuracy(int(model.config.data.num_labels), model.config.data.label_seed,
                            split="validation", write=False)["accuracy"]
 
 
 def _check_search(base_config, settings):
   """Errors that can be known before training: each naming its flag (ConfigError)."""
-  if base_config.model != "vae":
-    raise config_lib.ConfigError(f"--model={base_config.model}: the search is over beta and "
+  if base_config.family != "vae":
+    raise config_lib.ConfigError(f"--model={base_config.family}: the search is over beta and "
                                  "latent size and ranks by a bound on log p(x), so it needs "
                                  "--model=vae.")
-  if base_config.strategy == "multi_worker":
+  if base_config.execution.strategy == "multi_worker":
     raise config_lib.ConfigError("--strategy=multi_worker: tfvae.tune runs its trials in one "
                                  "process; use mirrored or one_device.")
-  if settings.objective == "m1_accuracy" and not base_config.num_labels.isdigit():
+  if settings.objective == "m1_accuracy" and not base_config.data.num_labels.isdigit():
     raise config_lib.ConfigError("--objective=m1_accuracy needs --num_labels=N (the labeled "
                                  "train examples of M1), not "
-                                 f"--num_labels={base_config.num_labels}.")
-  if settings.objective == "nll" and base_config.eval_importance_samples < 1:
+                                 f"--num_labels={base_config.data.num_labels}.")
+  if settings.objective == "nll" and base_config.training.eval_importance_samples < 1:
     raise config_lib.ConfigError("--objective=nll needs --eval_importance_samples >= 1 (the K "
                                  "of the validation bound).")
   for latent_dim in settings.latent_dims:  # every trial config must be valid

@@ -6,8 +6,9 @@ import dataclasses
 
 from absl import flags
 
-from tfvae import config as config_lib
+from tfvae import config_fields
 from tfvae import config_flags
+from tfvae import errors
 
 TUNERS = ("random", "hyperband", "bayesian")
 # --objective -> keras-tuner direction. nll and elbo are metrics of the validation evaluation
@@ -27,48 +28,48 @@ class TuneSettings:
   Raises:
     tfvae.config.ConfigError: naming the flag, for a value that cannot run.
   """
-  tuner: str = config_lib.field(
+  tuner: str = config_fields.field(
       "random", SEARCH,
       "Search algorithm: random, hyperband or bayesian.")
-  max_trials: int = config_lib.field(
-      10, config_lib.SCHEDULE,
+  max_trials: int = config_fields.field(
+      10, config_fields.SCHEDULE,
       "Number of trials (for hyperband, a cap on top of its brackets). Raise it to extend a "
       "finished search.")
-  objective: str = config_lib.field(
+  objective: str = config_fields.field(
       "nll", SEARCH,
       "Trial ranking: nll (validation -log p(x) by the importance-weighted bound at K = "
       "--eval_importance_samples, minimized), elbo (validation ELBO at beta = 1, maximized) "
       "or m1_accuracy (validation accuracy of logistic regression on the posterior means of "
       "--num_labels labeled train examples, Kingma et al. 2014 M1; maximized).")
-  beta_min: float = config_lib.field(
+  beta_min: float = config_fields.field(
       0.1, SEARCH,
       "Smallest beta; beta is sampled log-uniformly in [--beta_min, --beta_max].")
-  beta_max: float = config_lib.field(
+  beta_max: float = config_fields.field(
       10.0, SEARCH,
       "Largest beta.")
-  latent_dims: tuple[int, ...] = config_lib.field(
+  latent_dims: tuple[int, ...] = config_fields.field(
       (2, 8, 32), SEARCH,
       "Comma-separated choices of --latent_dim.")
-  learning_rate_min: float = config_lib.field(
+  learning_rate_min: float = config_fields.field(
       0.0, SEARCH,
       "With --learning_rate_max, search the learning rate log-uniformly in this range; 0 "
       "(both): use --learning_rate for all trials.")
-  learning_rate_max: float = config_lib.field(
+  learning_rate_max: float = config_fields.field(
       0.0, SEARCH,
       "Largest learning rate searched (see --learning_rate_min).")
-  tune_seed: int = config_lib.field(
+  tune_seed: int = config_fields.field(
       0, SEARCH,
       "Seed of the search algorithm (which hyperparameters are tried). Training uses --seed, "
       "the same for every trial.")
-  hyperband_max_epochs: int = config_lib.field(
+  hyperband_max_epochs: int = config_fields.field(
       9, SEARCH,
       "Hyperband: epochs of the longest trials (replaces --epochs).")
-  hyperband_factor: int = config_lib.field(
+  hyperband_factor: int = config_fields.field(
       3, SEARCH,
       "Hyperband: reduction factor between successive-halving rounds.")
 
   def __post_init__(self):
-    error = config_lib.ConfigError
+    error = errors.ConfigError
     if self.tuner not in TUNERS:
       raise error(f"--tuner={self.tuner!r} is not one of {', '.join(TUNERS)}.")
     if self.objective not in OBJECTIVES:
