@@ -41,7 +41,7 @@ class LinearGaussian:
     return tfd.MultivariateNormalDiag(m + self.shift,
                                       np.sqrt(post_var).astype(np.float32) * self.widen)
 
-  # The part of the model interface (tfvae.models.base.Model) the bound uses.
+  # The part of the model interface (tfvae/models/interface.py) the bound uses.
   @property
   def noise_dim(self):
     return self.latent_dim

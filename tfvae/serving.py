@@ -50,6 +50,7 @@ from tfvae import flows
 from tfvae import lock
 
 from tfvae import workdir as workdir_lib
+from tfvae.models import interface
 
 _ELBO_SEED = (0, 0)
 
@@ -175,14 +176,16 @@ def _raw_units(decode, config):
 
 
 class _Exported(tf.Module):
-  """The signatures of any model, from what it declares (tfvae.models.base.Model); tracks the
+  """The signatures of any model, from what it declares (tfvae/models/interface.py: its capability types); tracks the
   variables only and reaches the model through closures (docs/platform.md)."""
 
   def __init__(self, model):
     super().__init__(name="tfvae")
     self.model_variables = list(model.variables)
-    config, k = model.config, model.label_classes
+    config = model.config
+    k = model.num_classes if isinstance(model, interface.LabelConditional) else 0
     shape, images = config.data.image_shape, len(config.data.image_shape) == 3
+    generative = isinstance(model, interface.LatentVariableModel)
     x_spec = tf.TensorSpec([None, *shape], tf.float32, name="x")
     z_spec = tf.TensorSpec([None, config.model.latent_dim], tf.float32, name="z")
     y_spec = [tf.TensorSpec([None], tf.int64, name="y")] if k else []
@@ -198,7 +201,7 @@ class _Exported(tf.Module):
     @tf.function(input_signature=[x_spec, *y_spec], autograph=False)
     def encode(x, *y):
       q_z = model.encode(x_in(x, "encode"), onehot(y, "encode"))
-      if not model.generative:
+      if not generative:
         return {"code": q_z.mean()}
       if isinstance(q_z, flows.FlowPosterior):  # q0's parameters, and the flow at q0's mean
         return {"loc": q_z.base.mean(), "scale": q_z.base.stddev(), "code": q_z.mean()}
@@ -215,7 +218,7 @@ class _Exported(tf.Module):
 
     self.fns = {"serving_default": reconstruct, "encode": encode, "decode": decode,
                 "reconstruct": reconstruct}
-    if model.generative:
+    if generative:
       label_spec = [tf.TensorSpec([], tf.int32, name="label")] if k else []
 
       @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="n"),
@@ -233,7 +236,7 @@ class _Exported(tf.Module):
         return model.elbo(x_in(x, "elbo"), tf.constant(_ELBO_SEED, tf.int32))
 
       self.fns.update(sample=sample, elbo=elbo)
-    if model.has_classifier:
+    if isinstance(model, interface.Classifier):
 
       @tf.function(input_signature=[x_spec], autograph=False)
       def classify(x):

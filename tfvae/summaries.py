@@ -2,6 +2,7 @@
 
 import numpy as np
 import tensorflow as tf
+from tfvae.models import interface
 
 
 GRID_PADDING = 1  # pixels of PAD_VALUE between the tiles of a grid
@@ -50,7 +51,7 @@ def write_scalars(writer, step, values):
 def write_images(writer, step, model, images, seed):
   with writer.as_default(step=step):
     tf.summary.image("reconstructions", reconstruction_grid(model, images))
-    if model.generative:  # deterministic autoencoders have no prior to sample
+    if isinstance(model, interface.LatentVariableModel):  # AEs have no prior to sample
       tf.summary.image("samples", sample_grid(model, 32, seed))
 
 

@@ -27,6 +27,7 @@ from tfvae.config import Config
 from tfvae.data import arrays
 from tfvae.evaluation import evaluator as evaluator_lib
 from tfvae.serving import MAX_SAMPLES
+from tfvae.models import interface
 
 
 SPLITS = ("train", "validation", "test")
@@ -131,7 +132,7 @@ class TrainedModel:
       DataError (a ValueError): x's values are not pixels (integers outside 0..max_value, floats
         outside [0, 1], NaN, inf, None), naming x and the range found.
     """
-    if self.model.label_classes:
+    if isinstance(self.model, interface.LabelConditional):
       raise ValueError(f"--model={self.config.family} encodes x together with a label y: use "
                        "model.model.encode(x, y_onehot).")
     return self.model.posterior(self._inputs(x))
@@ -166,19 +167,19 @@ class TrainedModel:
         held in memory; call again with other seeds for more).
       seed: int32 (in [-2**31, 2**31)); the same seed gives the same images.
       label: label-conditional models only: None draws each image's class y ~ p(y); an int in
-        [0, K) (K = model.label_classes) makes every image of that class (the SavedModel's
+        [0, K) (K = model.num_classes) makes every image of that class (the SavedModel's
         sample takes the same, with a negative label for "draw").
 
     Raises:
       ValueError: for deterministic autoencoders (no prior), num / seed not such an int, or a
         label given to a model without classes or outside [0, K) (raised before any work).
     """
-    if not self.model.generative:
+    if not isinstance(self.model, interface.LatentVariableModel):
       raise ValueError(f"--model={self.config.family} has no prior p(z) to sample from.")
     _check_int("num", num, 0, MAX_SAMPLES, " (the outputs are held in memory: call sample "
                "again with another seed for more)")
     _check_int("seed", seed, -2 ** 31, 2 ** 31 - 1, " (an int32)")
-    classes = self.model.label_classes
+    classes = self.model.num_classes if isinstance(self.model, interface.LabelConditional) else 0
     if label is not None:
       if not classes:
         raise ValueError(f"label={label!r}: --model={self.config.family} is not "
@@ -277,9 +278,9 @@ class TrainedModel:
         num_importance_samples, chunk_size or batch_size not an int >= 1 (before any work),
         x as in `encode`.
     """
-    if not self.model.generative:
+    if not isinstance(self.model, interface.LatentVariableModel):
       raise ValueError(f"--model={self.config.family} has no prior: no bound on log p(x).")
-    if self.model.label_classes:
+    if isinstance(self.model, interface.LabelConditional):
       raise ValueError(f"--model={self.config.family}: q(z|x, y) needs a class; its bound on "
                        "log p(x) is the elbo (-U(x)).")
     _check_int("num_importance_samples", num_importance_samples, 1)

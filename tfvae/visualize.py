@@ -10,6 +10,7 @@ import os
 
 from tfvae import atomic
 from tfvae import cli
+from tfvae.models import interface
 
 if __name__ == "__main__":
   cli.quiet_start()  # before TensorFlow is imported
@@ -100,7 +101,7 @@ def _draw(workdir, what, split, num_examples, seed, data):
   part = getattr(data, split)
   images = (part.images[:num_examples] / data.max_value).astype(np.float32)
   labels = part.labels[:num_examples]
-  generative = model.generative
+  generative = isinstance(model, interface.LatentVariableModel)
   if len(config.data.image_shape) == 1:
     skipped = [name for name in what if name in IMAGE_FIGURES]
     if skipped:
@@ -111,7 +112,7 @@ def _draw(workdir, what, split, num_examples, seed, data):
     logging.warning("--what=samples: model %s has no prior p(z) to sample from; skipped.",
                     config.family)
     what = [name for name in what if name != "samples"]
-  has_posterior = model.posterior(images[:1]) is not None
+  has_posterior = not isinstance(model, interface.LabelConditional)
   skipped = [name for name in what if name in LATENT_FIGURES and not has_posterior]
   if skipped:
     logging.warning("--what=%s: model %s has no q(z|x) (its posterior needs a class); skipped.",

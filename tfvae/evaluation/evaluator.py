@@ -16,6 +16,7 @@ import tensorflow as tf
 from tfvae.training import distribute
 from tfvae import noise
 from tfvae import objectives
+from tfvae.models import interface
 
 ACTIVE_UNIT_THRESHOLD = 0.01
 EVAL_SEED = (1234, 5678)  # the same noise at every evaluation, so numbers are comparable
@@ -120,20 +121,19 @@ class Evaluator:
     terms, q_z = self.model.losses_and_posterior(batch, seed, tf.constant(0, tf.int64),
                                                  training=False)
     sums = {k: _per_example_sum(v) for k, v in terms.items()}
-    if any(k.endswith("accuracy") for k in terms):  # classifiers: over the labeled examples
+    if isinstance(self.model, interface.Classifier):  # accuracy: over the labeled examples
       sums["num_labeled"] = tf.reduce_sum(tf.cast(batch["label"] >= 0, tf.float32))
-    if q_z is None:  # M2: q(z|x, y) needs y
+    if isinstance(self.model, interface.LabelConditional):  # M2: q(z|x, y) needs y
       sums.update(count=tf.cast(tf.shape(x)[0], tf.float32),
                   squared_error=tf.reduce_sum(tf.square(x - self.model.reconstruct(x))))
       return sums
-    p_z = self.model.prior()
     mean = q_z.mean()
     reconstruction = self.model.reconstruct_from(x, q_z)
     sums.update(count=tf.cast(tf.shape(x)[0], tf.float32),
                 squared_error=tf.reduce_sum(tf.square(x - reconstruction)),
                 posterior_mean=tf.reduce_sum(mean, 0),
                 posterior_mean_sq=tf.reduce_sum(tf.square(mean), 0))
-    if p_z is not None:
+    if isinstance(self.model, interface.LatentVariableModel):
       per_dim = self.model.rate_per_dimension(q_z, seed, batch.get("index"))
       if per_dim is not None:
         sums["rate_per_dimension"] = tf.reduce_sum(per_dim, 0)

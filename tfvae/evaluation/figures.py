@@ -13,6 +13,7 @@ from scipy import stats  # pylint: disable=g-import-not-at-top,wrong-import-posi
 from sklearn import decomposition  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from tfvae import summaries  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfvae.models import interface
 
 plt.rcParams.update({"font.size": 11, "axes.titlesize": 12, "figure.titlesize": 13})
 
@@ -128,7 +129,7 @@ def manifold(model, means, title, size=15):
   """
   q = stats.norm.ppf(np.linspace(0.05, 0.95, size))
   a, b = np.meshgrid(q, q[::-1])
-  if means.shape[1] == 2 and not model.generative:
+  if means.shape[1] == 2 and not isinstance(model, interface.LatentVariableModel):
     return _code_range_manifold(model, means, title, size)
   if means.shape[1] == 2:
     codes = np.stack([a.ravel(), b.ravel()], axis=1)

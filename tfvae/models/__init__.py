@@ -1,13 +1,8 @@
 """Model families, one file each: its config dataclass (`<Family>Config`, the knobs it reads,
-with their checks; its model class's `config_class`) and its model, on the interface declared in
-base.Model. A new family is one file and one line in MODELS, whose key is its --model name.
-
-The interface: prior() (None for
-deterministic autoencoders), generative, has_classifier, label_classes, beta(step), posterior,
-encode, decode, reconstruct, sample, elbo, classify, style_transfer, and
-`losses_and_posterior(batch, seed, step, training)` -> (per-example terms [B] with "loss" (the
-quantity minimized) and "distortion" (-log p(x|z), nats), the q(z|x) they used or None).
-Evaluation, export, summaries and figures ask these declarations, never `hasattr`.
+with their checks; its model class's `config_class`) and its model, on the interface and the
+capability types of tfvae/models/interface.py (Model, LatentVariableModel, Classifier,
+LabelConditional), which evaluation, export, summaries and figures dispatch on. A new family is
+one file and one line in MODELS, whose key is its --model name.
 
 Models with a classifier (pc_vae, m2) also give, when not training, a per-example "accuracy"
 term (1 for a correct prediction, 0 for a wrong one or an unknown label; m2 also

@@ -7,7 +7,8 @@ binary cross-entropy for bernoulli; for normal with its learned shared scale sig
 (x - g(h))^2 / (2 sigma^2) + log(sigma sqrt(2 pi)) per pixel -- the squared error up to a scale and
 a constant (the learned sigma^2 tends to the mean squared error).
 
-There is no density over codes (prior() is None): no ELBO, no sampling.
+There is no density over codes (an AE is not an interface.LatentVariableModel): no ELBO, no
+sampling.
 
 References:
   Vincent, Larochelle, Bengio & Manzagol, "Extracting and composing robust features with
@@ -107,10 +108,6 @@ class AE(base.EncoderDecoder):
 
   def __init__(self, config, parts=None):
     super().__init__(config, stochastic=False, name=config.family, parts=parts)
-
-  def prior(self):
-    """None: a deterministic autoencoder has no density over codes."""
-    return None
 
   def _corrupt(self, x, seed):
     """The encoder's input during training (the identity here)."""

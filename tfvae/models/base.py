@@ -1,5 +1,5 @@
-"""The model interface every family declares (`Model`), and what encoder/decoder models share:
-their config (`ModelConfig`: the networks' knobs every family's config extends;
+"""What encoder/decoder models share (the interface and its capability types are in
+tfvae/models/interface.py): their config (`ModelConfig`: the networks' knobs every family's config extends;
 `SemiSupervisedConfig` for families trained on labeled and unlabeled batches) and the networks
 (`EncoderDecoder`: both built from the config, their variables in a fixed order)."""
 
@@ -13,6 +13,23 @@ from tfvae import networks
 from tfvae import user_networks
 from tfvae.config_fields import DATA, MODEL, field
 from tfvae.errors import ConfigError
+from tfvae.models.interface import Model
+
+
+def log_likelihood(decoder, p_x, x, training):
+  """{"log_likelihood": log p(x|z) float32 [..., B]} of a networks.Decoder's output p_x. Where
+  the decoder is calibrated (the sigma-VAE) also "mean_squared_error" [B, *S]
+  (networks.Decoder.squared_error), and in training p(x|z) has the batch's fitted scale
+  (networks.Decoder.fit_scale; the trainer sums the error and calls `Model.update_statistics`);
+  in evaluation the stored one (`Model.calibrate` fits it on held-out data)."""
+  if training:
+    p_x, squared_error = decoder.fit_scale(p_x, x)
+  else:
+    squared_error = decoder.squared_error(p_x, x)
+  out = {"log_likelihood": p_x.log_prob(x)}
+  if squared_error is not None:
+    out["mean_squared_error"] = squared_error
+  return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,164 +120,6 @@ class SemiSupervisedConfig:
     return inactive
 
 
-def log_likelihood(decoder, p_x, x, training):
-  """{"log_likelihood": log p(x|z) float32 [..., B]} of a networks.Decoder's output p_x. Where
-  the decoder is calibrated (the sigma-VAE) also "mean_squared_error" [B, *S]
-  (networks.Decoder.squared_error), and in training p(x|z) has the batch's fitted scale
-  (networks.Decoder.fit_scale; the trainer sums the error and calls `Model.update_statistics`);
-  in evaluation the stored one (`Model.calibrate` fits it on held-out data)."""
-  if training:
-    p_x, squared_error = decoder.fit_scale(p_x, x)
-  else:
-    squared_error = decoder.squared_error(p_x, x)
-  out = {"log_likelihood": p_x.log_prob(x)}
-  if squared_error is not None:
-    out["mean_squared_error"] = squared_error
-  return out
-
-
-class Model(tf.Module):
-  """What a model offers. Evaluation, export, summaries and figures ask these, never `hasattr`;
-  a family overrides what it has. Shapes: x [B, *image_shape], z [B, latent_dim], y one-hot
-  [B, K] (label-conditional models only).
-
-  Declarations (defaults here):
-    prior() -> p(z) or None. None: a deterministic autoencoder; `generative` is False and there
-      is no sample, ELBO or importance-weighted bound.
-    has_classifier -> bool: classify(x) -> tfd.Categorical q(y|x) exists (pc_vae, m2).
-    label_classes -> int K > 0 when encode/decode/sample take a class y (m2); `posterior(x)` is
-      then None (q(z|x, y) needs y) and `style_transfer(x)` exists.
-    beta(step) -> the scheduled rate weight, or None for families without one.
-    noise_dim, log_weight_terms(x, q_z, eps) -> the log-densities at posterior samples drawn
-      from standard normal noise [L, B, noise_dim] (generative models; what the importance-
-      weighted bound sums), rate_per_dimension(q_z, seed) -> [B, D] or None.
-  """
-  config_class: ClassVar[type] = ModelConfig  # the family's config (config.family's class)
-  has_classifier = False
-  label_classes = 0
-
-  def prior(self):
-    """p(z): a distribution with event [latent_dim], or None (deterministic autoencoders)."""
-    return None
-
-  @property
-  def generative(self):
-    """True when the model has a prior p(z): samples, an ELBO and importance sampling exist."""
-    return self.prior() is not None
-
-  def beta(self, step):
-    """The rate weight at `step` (float32 scalar Tensor), or None when the family has none."""
-    del step
-    return None
-
-  @property
-  def noise_dim(self):
-    """Standard normal numbers per posterior sample (latent_dim; both layers for hvae)."""
-    return self.config.model.latent_dim
-
-  def log_weight_terms(self, x, q_z, eps, training=False):
-    """{"z": [L, B, D], "log_likelihood", "log_prior", "log_posterior": float32 [L, B]} at the
-    posterior samples drawn from eps [L, B, noise_dim] (generative models only)."""
-    raise NotImplementedError(f"{type(self).__name__} has no density over codes.")
-
-  def rate_per_dimension(self, q_z, seed, index=None):
-    """KL(q(z_d|x) || p(z_d)) per latent dimension, float32 [B, D] nats, or None."""
-    del q_z, seed, index
-    return None
-
-  def classify(self, x):
-    """q(y|x), a tfd.Categorical with batch [B] (only where has_classifier)."""
-    raise NotImplementedError(f"{type(self).__name__} has no classifier.")
-
-  def posterior(self, x):
-    """q(z|x) (batch [B], event [latent_dim]), or None where it needs a class (label_classes)."""
-    raise NotImplementedError
-
-  def encode(self, x, y_onehot=None):
-    """q(z|x), or q(z|x, y) for label-conditional models (y_onehot [B, K])."""
-    del y_onehot
-    return self.posterior(x)
-
-  def decode(self, z, y_onehot=None):
-    """p(x|z), or p(x|z, y) for label-conditional models: batch [...], event image_shape."""
-    del y_onehot
-    return self.decoder(z)
-
-  def reconstruct(self, x):
-    """float32 [B, *image_shape]: the decoder mean at the posterior mean."""
-    raise NotImplementedError
-
-  def reconstruct_from(self, x, q_z):
-    """`reconstruct(x)` given the posterior q_z = posterior(x) the caller already has."""
-    del q_z
-    return self.reconstruct(x)
-
-  def sample(self, n, seed, label=None):
-    """n draws {"mean", "sample"} [n, *image_shape] from the generative model (and "label" [n]
-    int64 for label-conditional ones: label < 0 or None draws y ~ p(y), else that class)."""
-    raise NotImplementedError
-
-  def elbo(self, x, seed):
-    """{"elbo", "rate", "distortion"}: float32 [B], nats, with the config's num_samples and a
-    stateless seed (what the exported `elbo` signature returns); generative models only."""
-    raise NotImplementedError
-
-  def style_transfer(self, x):
-    """Label-conditional models: the code of each image decoded with every class,
-    float32 [B, K, *image_shape]."""
-    raise NotImplementedError
-
-  def update_statistics(self, sums, step, batch_size):
-    """After each train step, in cross-replica context: updates what the model keeps of the
-    data beside its trained weights. Here: the scale of a calibrated `self.decoder` (the
-    sigma-VAE: networks.Decoder.update_scale) from the step's "mean_squared_error", which only such
-    models return; a skipped step changes nothing.
-
-    Args:
-      sums: dict of float32 Tensors, the step's terms summed over the global batch (0 where the
-        update was skipped) and "skipped" (> 0 where it was).
-      step: int64 scalar, the step's index (0-based).
-      batch_size: int, the global batch size.
-    """
-    if "mean_squared_error" not in sums:
-      return
-    variance = tf.where(sums["skipped"] > 0, tf.square(self.decoder.scale()),
-                        sums["mean_squared_error"] / float(batch_size))  # skipped: kept
-    self.decoder.update_scale(variance, step)
-
-  @property
-  def calibrated(self):
-    """True when `self.decoder` has a calibrated scale (networks.Decoder.calibrated: the
-    sigma-VAE's shared normal scale), which `calibrate` fits on held-out data."""
-    return False
-
-  def calibrate(self, variance):
-    """Sets the calibrated scale to the closed-form optimum on held-out data, sigma^2 =
-    `variance` (Rybkin et al. 2021, sec. 4): the "mean_squared_error" of `losses(...,
-    training=False)` averaged over the held-out examples, i.e. at the posterior samples the
-    evaluation's ELBO uses, where that ELBO is highest. Cross-replica context.
-
-    Args:
-      variance: float32 [*S] ([] images, [D] vectors), in the data's units squared.
-
-    Raises:
-      ValueError: if the model is not `calibrated`.
-    """
-    if not self.calibrated:
-      raise ValueError(f"{type(self).__name__} has no calibrated likelihood scale.")
-    self.decoder.set_scale(variance)
-
-  def losses(self, batch, seed, step, training=True):
-    """The per-example loss terms of `losses_and_posterior` (dict of float32 [B], nats)."""
-    return self.losses_and_posterior(batch, seed, step, training)[0]
-
-  def losses_and_posterior(self, batch, seed, step, training=True):
-    """(terms, posterior): per-example loss terms (dict of float32 [B], nats; "loss" is
-    minimized) and the q(z|x) the encoder gave for batch["image"] (None where it needs a class),
-    computed with one encoder pass. Implemented by each family."""
-    raise NotImplementedError
-
-
 class EncoderDecoder(Model):
   """An encoder x [B, H, W, C] (or vectors [B, D]) -> distribution over codes and a decoder
   codes -> p(x|z).
@@ -321,24 +180,6 @@ class EncoderDecoder(Model):
   def reconstruct_from(self, x, q_z):
     del x
     return self.decode(q_z.mean()).mean()
-
-  def sample(self, n, seed, label=None):
-    """n draws from the generative model (models with a prior only).
-
-    Args:
-      n: int32 scalar.
-      seed: int32 Tensor [2], stateless: the same seed gives the same images. It is split in
-        two, one for z ~ p(z) and one for x ~ p(x|z), so the two draws are independent.
-      label: unused (these models are not label-conditional).
-
-    Returns:
-      {"mean": float32 [n, H, W, C] (the decoder mean at z), "sample": float32 [n, H, W, C]
-      (pixels drawn from p(x|z))}. The exported `sample` signature returns the same.
-    """
-    del label
-    z_seed, x_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-    p_x = self.decode(self.prior().sample(n, seed=z_seed))
-    return {"mean": p_x.mean(), "sample": tf.cast(p_x.sample(seed=x_seed), tf.float32)}
 
   def _parts(self):
     """The Keras networks whose variables the model trains, in a fixed order."""

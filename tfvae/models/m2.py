@@ -31,6 +31,7 @@ from tfvae import networks
 from tfvae import noise
 from tfvae import objectives
 from tfvae.models import base
+from tfvae.models import interface
 from tfvae.models import pc_vae
 from tfvae.config_fields import MODEL, field
 
@@ -60,7 +61,7 @@ class M2Config(base.SemiSupervisedConfig, base.ModelConfig):
     config_fields.check_at_least(self, 0, "classifier_weight")
 
 
-class M2(base.Model):
+class M2(interface.LatentVariableModel, interface.Classifier, interface.LabelConditional):
   """Classifier q(y|x), encoder q(z|x, y), decoder p(x|y, z); see the module docstring.
 
   Args:
@@ -73,7 +74,6 @@ class M2(base.Model):
   log p(x).
   """
 
-  has_classifier = True
   config_class = M2Config
 
   def __init__(self, config):
@@ -83,7 +83,7 @@ class M2(base.Model):
     if config.data.num_classes < 2:
       raise ValueError(f"--model=m2 needs labels (num_classes={config.data.num_classes}).")
     self.config = config
-    self.num_classes = self.label_classes = k = config.data.num_classes
+    self.num_classes = k = config.data.num_classes
     sizes = dict(architecture=config.model.architecture, hidden_sizes=config.model.hidden_sizes,
                  conv_filters=config.model.conv_filters)
     self.classifier = networks.Classifier(config.data.image_shape, k, **sizes, name="classifier")
@@ -224,11 +224,6 @@ class M2(base.Model):
   def losses_and_posterior(self, batch, seed, step, training=True):
     """(`losses`, None): M2's posterior q(z|x, y) needs a class, so there is no one q(z|x)."""
     return self.losses(batch, seed, step, training), None
-
-  def posterior(self, x):
-    """None: q(z|x, y) needs a class (see the module docstring)."""
-    del x
-    return None
 
   def sample(self, n, seed, label=None):
     """As the other models' `sample`, and the class: {"mean", "sample"} [n, H, W, C], "label"

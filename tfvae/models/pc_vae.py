@@ -19,6 +19,7 @@ from tfvae import config_fields
 from tfvae import networks
 from tfvae.config_fields import MODEL, field
 from tfvae.models import base
+from tfvae.models import interface
 from tfvae.models import vae
 
 
@@ -63,7 +64,7 @@ def classification_terms(classifier_dist, labels):
   return cross_entropy, correct
 
 
-class PCVAE(vae.VAE):
+class PCVAE(vae.VAE, interface.Classifier):
   """VAE + Categorical classifier p(y|z) on the code; see the module docstring.
 
   Args:
@@ -71,7 +72,6 @@ class PCVAE(vae.VAE):
       hidden_sizes (the classifier is an MLP on z with the encoder's last hidden width).
   """
 
-  has_classifier = True
   config_class = PCVAEConfig
 
   def __init__(self, config):

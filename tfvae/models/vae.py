@@ -16,6 +16,7 @@ from tfvae import priors
 from tfvae.config_fields import MODEL, field
 from tfvae.errors import ConfigError
 from tfvae.models import base
+from tfvae.models import interface
 
 tfd = networks.tfd
 
@@ -133,7 +134,7 @@ class VAEConfig(base.ModelConfig):
     return inactive
 
 
-class VAE(base.EncoderDecoder):
+class VAE(base.EncoderDecoder, interface.LatentVariableModel):
   """Encoder q(z|x), decoder p(x|z) and prior p(z), with the shared model interface.
 
   Args:
@@ -208,6 +209,24 @@ class VAE(base.EncoderDecoder):
     where it can be, else Monte Carlo on the same samples)."""
     terms, _, _ = self.elbo_and_samples({"image": x}, seed, tf.constant(0, tf.int64), False)
     return {k: terms[k] for k in ("elbo", "rate", "distortion")}
+
+  def sample(self, n, seed, label=None):
+    """n draws from the model.
+
+    Args:
+      n: int32 scalar.
+      seed: int32 Tensor [2], stateless: the same seed gives the same images. It is split in
+        two, one for z ~ p(z) and one for x ~ p(x|z), so the two draws are independent.
+      label: unused (these models are not label-conditional).
+
+    Returns:
+      {"mean": float32 [n, H, W, C] (the decoder mean at z), "sample": float32 [n, H, W, C]
+      (pixels drawn from p(x|z))}. The exported `sample` signature returns the same.
+    """
+    del label
+    z_seed, x_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    p_x = self.decode(self.prior().sample(n, seed=z_seed))
+    return {"mean": p_x.mean(), "sample": tf.cast(p_x.sample(seed=x_seed), tf.float32)}
 
   def beta(self, step):
     """The scheduled rate weight at `step`, float32 scalar Tensor (objectives.scheduled_beta)."""

@@ -33,6 +33,7 @@ from tfvae import summaries
 from tfvae import user_networks
 from tfvae.training import trainer as trainer_lib
 from tfvae import workdir as workdir_lib
+from tfvae.models import interface
 
 _NUM_SUMMARY_IMAGES = 8
 
@@ -344,9 +345,8 @@ def _train_in_workdir(config, data, workdir, strategy, chief, refused, parts):
       if int(trainer.consecutive_skips.numpy()) >= config.execution.max_consecutive_skips:
         raise failures.too_many_skips(int(trainer.consecutive_skips.numpy()),
                                       config.execution.max_consecutive_skips, step, workdir)
-      beta = trainer.model.beta(step)  # the scheduled rate weight, now (None: no such weight)
-      if beta is not None:
-        metrics["beta"] = float(beta)
+      if isinstance(trainer.model, interface.LatentVariableModel):
+        metrics["beta"] = float(trainer.model.beta(step))  # the scheduled rate weight, now
       summaries.write_scalars(writers["train"], step, {
           **metrics, "learning_rate": config.training.learning_rate,
           "examples_per_second": examples_per_second,
