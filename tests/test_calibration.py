@@ -25,8 +25,8 @@ def _sample_mse(model, images, max_value):
   """The mean squared error per pixel of x to the decoder mean at the posterior samples the
   Evaluator draws (EVAL_SEED, each example's noise from its index), computed directly."""
   x = tf.constant(images / max_value, tf.float32)
-  eps = noise.replica_normal_noise(model.config.num_samples, len(images),
-                                   model.config.latent_dim,
+  eps = noise.replica_normal_noise(model.config.model.num_samples, len(images),
+                                   model.config.model.latent_dim,
                                    tf.constant(evaluator_lib.EVAL_SEED, tf.int32),
                                    tf.range(len(images), dtype=tf.int64))
   z, _ = objectives.reparameterize(model.encoder(x), eps)  # [L, N, D]

@@ -59,12 +59,14 @@ class ModelConfig:
       "Dimension D of the latent code z.")
   likelihood: str = field(
       "bernoulli", MODEL,
-      "Decoder distribution p(x|z): bernoulli (binary pixels); normal with one learned scale;"
-      " normal_per_pixel (loc and scale per pixel); laplace with one learned scale (the L1 "
-      "loss); continuous_bernoulli (a density on [0,1], Loaiza-Ganem & Cunningham 2019); for "
-      "vectors also poisson and negative_binomial (counts; a learned dispersion per feature);"
-      " normal and laplace then learn one scale per feature. Deterministic AEs use it as "
-      "their reconstruction loss.",
+      "Decoder distribution p(x|z): bernoulli (binary pixels); normal with one shared scale, "
+      "calibrated (the sigma-VAE of Rybkin et al. 2021: the batch's RMSE in training; in "
+      "evaluation and the export the RMSE on the validation split, refit at every "
+      "validation; docs/data.md); normal_per_pixel (loc and scale per pixel); laplace with "
+      "one learned scale (the L1 loss); continuous_bernoulli (a density on [0,1], "
+      "Loaiza-Ganem & Cunningham 2019); for vectors also poisson and "
+      "negative_binomial (counts; a learned dispersion per feature); normal and laplace then "
+      "have one scale per feature. Deterministic AEs use it as their reconstruction loss.",
       choices=('bernoulli', 'normal', 'normal_per_pixel', 'laplace', 'continuous_bernoulli', 'poisson', 'negative_binomial'))
 
   def __post_init__(self):

@@ -169,7 +169,7 @@ class Trainer:
       per_replica = self.strategy.run(
           self._device_step_fn, args=(source, row, source.images, source.labels, seed, step))
     sums = {k: self.strategy.reduce("SUM", v, axis=None) for k, v in per_replica.items()}
-    self.model.update_statistics(sums, step, self.config.batch_size)  # the calibrated scale
+    self.model.update_statistics(sums, step, self.config.training.batch_size)  # the calibrated scale
     self.step.assign_add(1)
     return sums
 
