@@ -10,9 +10,10 @@ The Python API (tfvae/api.py; every command line tool is built on it):
     q_z = model.encode(images)                # tfd.MultivariateNormalDiag, batch [N]
     model.evaluate(data, split="test", num_importance_samples=5000)
 
-Names: Config, fit, load, draw (a run's figures, tfvae/visualize.py;
-`draw(workdir, data=x)` for a run trained from arrays), TrainedModel, MODELS (the model
-registry) and the `data` subpackage (from_arrays, from_directory, from_file, load). They are
+Names: Config (its shared sections DataConfig, TrainingConfig, ExecutionConfig; each family's
+own config is MODELS[name].config_class: docs/families.md), fit, load, draw (a run's figures,
+tfvae/visualize.py; `draw(workdir, data=x)` for a run trained from arrays), TrainedModel, MODELS
+(the model registry) and the `data` subpackage (from_arrays, from_directory, from_file, load). They are
 imported on first use, so `import tfvae` alone does not start TensorFlow.
 
 The errors a caller catches (each call's `Raises:` names them):
@@ -33,6 +34,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
   from tfvae import data
   from tfvae.api import fit, load, TrainedModel
   from tfvae.config import Config
+  from tfvae.sections import DataConfig, ExecutionConfig, TrainingConfig
   from tfvae.errors import ConfigError, DataError, ForeignLink, Interrupted, TrainingError
   from tfvae.lock import WorkdirInUse
   from tfvae.models import MODELS
@@ -43,6 +45,9 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "Config": ("tfvae.config", "Config"),
+    "DataConfig": ("tfvae.sections", "DataConfig"),
+    "TrainingConfig": ("tfvae.sections", "TrainingConfig"),
+    "ExecutionConfig": ("tfvae.sections", "ExecutionConfig"),
     "ConfigError": ("tfvae.errors", "ConfigError"),
     "DataError": ("tfvae.errors", "DataError"),
     "ForeignLink": ("tfvae.errors", "ForeignLink"),

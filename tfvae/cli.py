@@ -113,7 +113,9 @@ def import_tensorflow():
   `quiet_start`.
 
   Entry points call it once the flags are parsed and checked, so a mistyped flag or value is
-  reported without paying for TensorFlow's import. A no-op once TensorFlow is imported.
+  reported without paying for TensorFlow's import; those that define the Config's flags import
+  it before (config_flags.define_flags: each family's config lives beside its model). A no-op
+  once TensorFlow is imported.
   """
   if "tensorflow" in sys.modules:
     return

@@ -54,21 +54,19 @@ def flags_reference():
     out.append("")
   out += ["## Model (tfvae/models/: each family's config declares the knobs it reads)", "",
           "| flag | default | meaning |", "|---|---|---|", _row(config_lib.MODEL_FLAG), ""]
-  seen = set()
-  for name, model in models.MODELS.items():
-    cls = model.config_class
-    own = [f for f in dataclasses.fields(cls) if f.name not in seen]
-    seen.update(f.name for f in own)
-    readers = [n for n, m in models.MODELS.items() if all(
-        f.name in {g.name for g in dataclasses.fields(m.config_class)}
-        for f in dataclasses.fields(cls))]
-    out += [f"### `{cls.__name__}` (--model={', '.join(readers)}; "
-            f"{cls.__module__.replace('.', '/')}.py)", ""]
-    if own:
-      out += ["| flag | default | meaning |", "|---|---|---|", *map(_row, own)]
-    else:
-      out += [f"No knobs of its own: {cls.__doc__.splitlines()[0]}"]
-    out.append("")
+  classes = []  # every config class of a family, bases first (ModelConfig, VAEConfig, ...)
+  for model in models.MODELS.values():
+    for cls in reversed(model.config_class.__mro__):
+      if dataclasses.is_dataclass(cls) and cls not in classes:
+        classes.append(cls)
+  for cls in classes:
+    own = [f for f in dataclasses.fields(cls) if f.name in vars(cls).get("__annotations__", {})]
+    if not own:
+      continue
+    readers = [n for n, m in models.MODELS.items() if issubclass(m.config_class, cls)]
+    out += [f"### `{cls.__name__}` ({cls.__module__.replace('.', '/')}.py): read by --model="
+            f"{', '.join(readers)}", "", "| flag | default | meaning |", "|---|---|---|",
+            *map(_row, own), ""]
   out += ["## Resolved from the data (config.json, not flags)", "", "| field | meaning |",
           "|---|---|"]
   out += [f"| `{f.name}` | {f.metadata['help']} |" for f in shared
