@@ -32,7 +32,8 @@ def test_normal_likelihood_has_one_learned_scale():
   decoder = networks.Decoder((8, 8, 1), 2, likelihood="normal", hidden_sizes=(4,))
   p_x = decoder(tf.zeros([3, 2]))
   assert decoder.raw_scale in decoder.trainable_variables
-  np.testing.assert_allclose(p_x.stddev(), np.full([3, 8, 8, 1], 1.0 + networks.MIN_LIKELIHOOD_SCALE),
+  np.testing.assert_allclose(p_x.stddev(), np.full([3, 8, 8, 1],
+                                                   1.0 + networks.MIN_LIKELIHOOD_SCALE),
                              rtol=1e-5)
 
 

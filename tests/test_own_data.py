@@ -86,7 +86,8 @@ def test_npz_keys_dtypes_and_labels(tmp_path):
   path = str(tmp_path / "digits.npz")
   np.savez(path, x_train=images[:100].astype(np.int64), y_train=labels[:100],
            x_test=images[100:130].astype(np.int64), y_test=labels[100:130])
-  with pytest.raises(DataError, match=r"digits.npz: x_train: int64 images with values 0..16: .*--max_value"):
+  with pytest.raises(DataError,
+                     match=r"digits.npz: x_train: int64 images with values 0..16: .*--max_value"):
     data_lib.from_file(path)
   source = data_lib.from_file(path, max_value=16)
   assert source.train[0].shape == (100, 8, 8, 1) and source.test[0].shape == (30, 8, 8, 1)
@@ -151,7 +152,8 @@ def _png_header_only(path, width, height):
   def chunk(kind, data):
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
   with open(path, "wb") as f:
-    f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+    f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0,
+                                                              0, 0))
             + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b""))
 
 

@@ -263,8 +263,9 @@ def test_trial_config_replaces_only_the_searched_fields():
   base = config_lib.Config(beta=1.0, latent_dim=16, epochs=5, train_steps=100)
   config = tune.trial_config(base, {"beta": 0.25, "latent_dim": 4, "learning_rate": 3e-4,
                                     "tuner/epochs": 3, "tuner/trial_id": "1"})
-  assert (config.model.beta, config.model.latent_dim, config.training.learning_rate) == (0.25, 4, 3e-4)
-  assert (config.training.epochs, config.training.train_steps) == (3, 0)  # Hyperband's budget, in epochs
+  model, training = config.model, config.training
+  assert (model.beta, model.latent_dim, training.learning_rate) == (0.25, 4, 3e-4)
+  assert (training.epochs, training.train_steps) == (3, 0)  # Hyperband's budget, in epochs
   assert config.model.hidden_sizes == base.model.hidden_sizes and config.training.seed == base.training.seed
   assert tune.trial_config(base, {"beta": 2.0, "latent_dim": 8}).training.train_steps == 100
   assert tune.trial_name("03") == tune.trial_name("3") == "trial_003"
@@ -323,7 +324,8 @@ def test_the_table_shows_each_metric_once_and_the_objective_first(objective, max
           _row("trial_001", 80.5, -85.25, {"nll": 80.5, "elbo": -85.25, "m1_accuracy": 0.75}[
               objective]),
           {**_row("trial_002", None, None, None), "status": "FAILED"}]
-  header, rule, best, second, failed = tune_report.format_table(rows, objective, maximize).splitlines()
+  header, rule, best, second, failed = tune_report.format_table(rows, objective,
+                                                                maximize).splitlines()
   columns = [c.strip() for c in header.strip("|").split("|")]
   assert columns[5] == f"validation {objective} (objective)"
   assert len(columns) == len(set(c.replace(" (objective)", "") for c in columns))

@@ -160,7 +160,8 @@ def build(config, gaussian, latent_dim=None):
   """
   latent_dim = latent_dim or config.model.latent_dim
   if config.model.prior == "vampprior":
-    return VampPrior(gaussian, config.data.image_shape, config.model.num_pseudo_inputs, name="prior")
+    return VampPrior(gaussian, config.data.image_shape, config.model.num_pseudo_inputs,
+                     name="prior")
   if config.model.prior == "mixture":
     return Mixture(latent_dim, config.model.num_mixture_components, name="prior")
   return StandardNormal(latent_dim, name="prior")

@@ -4,8 +4,8 @@ al. 2016 applied to the whole code rather than per dimension). An example of wha
 file holds; tests/test_new_family.py registers it with one line and trains, resumes and loads
 it from Python and the command line.
 
-To add it to tfvae: copy it to tfvae/models/capped_rate_vae.py and add one line to MODELS in
-tfvae/models/__init__.py:
+To add it to tfvae: copy it into tfvae/models/ (as capped_rate_vae.py) and add one line to
+MODELS in tfvae/models/__init__.py:
 
     "capped_rate_vae": capped_rate_vae.CappedRateVAE,
 """

@@ -73,7 +73,8 @@ def read(config):
   if config.data.dataset == "digits":
     return sources.digits()
   if files.is_path(config.data.dataset):
-    return files.from_path(config.data.dataset, config.data.image_size or None, config.data.max_value or None,
+    return files.from_path(config.data.dataset, config.data.image_size or None,
+                           config.data.max_value or None,
                            config.data.label_column)
   return sources.tfds_dataset(config.data.dataset, config.execution.data_dir)
 

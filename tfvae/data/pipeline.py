@@ -70,7 +70,8 @@ class TrainBatches:
     if self.num_examples < self.batch_size:
       raise DataError(f"--batch_size={self.batch_size} is larger than the {self.num_examples} "
                       f"train examples of --dataset={config.data.dataset}.")
-    self.mixed = isinstance(config.model, base.SemiSupervisedConfig) and config.data.labels_known is not None
+    self.mixed = (isinstance(config.model, base.SemiSupervisedConfig)
+                  and config.data.labels_known is not None)
     self.num_labeled_rows = config.model.labeled_batch_size if self.mixed else 0
     self.chosen = None
     if self.mixed:

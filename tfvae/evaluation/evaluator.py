@@ -244,7 +244,8 @@ def _per_example_sum(terms):
 
 def describe(metrics, config):
   """One line of the headline metrics a model has (from Evaluator metrics), for logs."""
-  names = [("elbo", "elbo"), ("iwae_bound", f"iwae_bound(K={config.training.eval_importance_samples})"),
+  names = [("elbo", "elbo"), ("iwae_bound",
+                              f"iwae_bound(K={config.training.eval_importance_samples})"),
            ("rate", "rate"), ("distortion", "distortion"), ("squared_error", "squared_error"),
            ("active_units", "active units"), ("accuracy", "accuracy"),
            ("generative_accuracy", "generative accuracy")]

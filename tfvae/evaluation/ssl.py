@@ -93,7 +93,8 @@ def m1_accuracy(model, data, config, num_labels=None, label_seed=None, split="te
   test_x, test_y = split_arrays(data, split)
   accuracy = logistic_regression_accuracy(embed(model, train_x[chosen]), train_y[chosen],
                                           embed(model, test_x), test_y)
-  return {"accuracy": accuracy, "num_labels": int(len(chosen)), "label_seed": config.data.label_seed,
+  return {"accuracy": accuracy, "num_labels": int(len(chosen)),
+          "label_seed": config.data.label_seed,
           "split": split, "num_examples": int(len(test_y))}
 
 
@@ -121,7 +122,8 @@ def supervised_network_accuracy(train_images, train_labels, test_images, test_la
   num_classes = config.data.num_classes or int(max(np.max(train_labels), np.max(test_labels))) + 1
   with keras_scope.building("float32", seed):  # no global seed is set
     net = keras.Sequential([keras.Input(train_images.shape[1:])]
-                           + networks.image_body(config.model.architecture, config.model.hidden_sizes,
+                           + networks.image_body(config.model.architecture,
+                                                 config.model.hidden_sizes,
                                                  config.model.conv_filters)
                            + [keras.layers.Dense(num_classes)])
   net.compile(keras.optimizers.Adam(config.training.learning_rate),

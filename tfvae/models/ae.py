@@ -161,7 +161,8 @@ class SparseAE(AE):
 
   def _penalty(self, x_in, encode):
     code = encode(x_in)
-    return code, objectives.sparsity_penalty(code, self.config.model.sparsity_weight), "sparsity_penalty"
+    penalty = objectives.sparsity_penalty(code, self.config.model.sparsity_weight)
+    return code, penalty, "sparsity_penalty"
 
 
 class DenoisingAE(AE):
@@ -170,7 +171,8 @@ class DenoisingAE(AE):
   config_class = DenoisingAEConfig
 
   def _corrupt(self, x, seed):
-    return objectives.corrupt(x, self.config.model.corruption, self.config.model.corruption_level, seed)
+    return objectives.corrupt(x, self.config.model.corruption, self.config.model.corruption_level,
+                              seed)
 
 
 class ContractiveAE(AE):
@@ -180,5 +182,6 @@ class ContractiveAE(AE):
   config_class = ContractiveAEConfig
 
   def _penalty(self, x_in, encode):
-    code, penalty = objectives.contractive_penalty(encode, x_in, self.config.model.contraction_weight)
+    code, penalty = objectives.contractive_penalty(encode, x_in,
+                                                   self.config.model.contraction_weight)
     return code, penalty, "contractive_penalty"

@@ -67,7 +67,8 @@ class ModelConfig:
       "Loaiza-Ganem & Cunningham 2019); for vectors also poisson and "
       "negative_binomial (counts; a learned dispersion per feature); normal and laplace then "
       "have one scale per feature. Deterministic AEs use it as their reconstruction loss.",
-      choices=('bernoulli', 'normal', 'normal_per_pixel', 'laplace', 'continuous_bernoulli', 'poisson', 'negative_binomial'))
+      choices=('bernoulli', 'normal', 'normal_per_pixel', 'laplace', 'continuous_bernoulli',
+               'poisson', 'negative_binomial'))
 
   def __post_init__(self):
     config_fields.normalize(self)

@@ -167,7 +167,8 @@ class M2(interface.LatentVariableModel, interface.Classifier, interface.LabelCon
       eps = tf.transpose(noise.example_normal_noise(
           seeds, index, [self.config.model.num_samples, d]), [2, 0, 1, 3])  # [L, K, B, D]
     z = q_z.bijector.forward(eps)
-    p_x = self.decode(z, tf.broadcast_to(onehot[None], [self.config.model.num_samples, k, batch, k]),
+    samples = self.config.model.num_samples
+    p_x = self.decode(z, tf.broadcast_to(onehot[None], [samples, k, batch, k]),
                       training=training)
     fitted = base.log_likelihood(self.decoder, p_x, x, training)  # calibrated: over L, K
     distortion = -tf.reduce_mean(fitted["log_likelihood"], axis=0)  # [K, B]

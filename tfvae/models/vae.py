@@ -231,7 +231,8 @@ class VAE(base.EncoderDecoder, interface.LatentVariableModel):
   def beta(self, step):
     """The scheduled rate weight at `step`, float32 scalar Tensor (objectives.scheduled_beta)."""
     c = self.config
-    return objectives.scheduled_beta(step, c.model.beta, c.model.beta_schedule, c.model.warmup_steps, c.model.num_cycles)
+    return objectives.scheduled_beta(step, c.model.beta, c.model.beta_schedule,
+                                     c.model.warmup_steps, c.model.num_cycles)
 
   def losses_and_posterior(self, batch, seed, step, training=True):
     """Per-example loss terms of one batch, and the posterior q(z|x) they were computed from.

@@ -328,9 +328,11 @@ def _train_in_workdir(config, data, workdir, strategy, chief, refused, parts):
                if chief else tf.summary.create_noop_writer() for name in ("train", "eval")}
     for writer in writers.values():
       cleanup.callback(writer.close)  # also when the loop raises: no buffered event is lost
-    progress = cleanup.enter_context(progress_lib.Progress(total, start, config.training.batch_size))
+    progress = cleanup.enter_context(progress_lib.Progress(total, start,
+                                                           config.training.batch_size))
     while step < total:
-      boundary = min(total, step + config.execution.steps_per_loop, (step // eval_every + 1) * eval_every,
+      boundary = min(total, step + config.execution.steps_per_loop,
+                     (step // eval_every + 1) * eval_every,
                      (step // config.execution.checkpoint_every + 1) * config.execution.checkpoint_every)
       began, num_steps = time.perf_counter(), boundary - step
       metrics = trainer.train(iterator, num_steps)
@@ -384,7 +386,8 @@ def _train_in_workdir(config, data, workdir, strategy, chief, refused, parts):
     trainer.calibrate(validation)
   results = {"step": step,
              "validation": validation_metrics or trainer.evaluate(validation),
-             "test": trainer.evaluate(data_lib.eval_dataset(data, "test", config.execution.eval_batch_size))}
+             "test": trainer.evaluate(data_lib.eval_dataset(data, "test",
+                                                            config.execution.eval_batch_size))}
   entries = {"step": step, "final": {}}
   for split in ("validation", "test"):
     metrics = results[split] = dict(results[split], split=split, step=step,

@@ -36,7 +36,8 @@ class Trainer:
     self.config = config
     self.strategy = strategy
     with strategy.scope():
-      self.model = models.build(config, seed=config.training.seed, parts=parts)  # no global seed is set
+      # No global seed is set:
+      self.model = models.build(config, seed=config.training.seed, parts=parts)
       self.optimizer = fused_adam.FusedAdam(
           config.training.learning_rate, global_clipnorm=config.training.clip_grad_norm or None,
           normalize_gradients=config.training.gradient_normalization == "per_parameter")
@@ -62,7 +63,8 @@ class Trainer:
     # every run's start); grappler inlines the call.
     self._train_loop = tf.function(self._train_loop_fn, autograph=False)
     self._one_step = tf.function(self._one_step_fn, autograph=False)
-    self.evaluator = evaluator_lib.Evaluator(self.model, strategy, config.training.eval_importance_samples)
+    self.evaluator = evaluator_lib.Evaluator(self.model, strategy,
+                                             config.training.eval_importance_samples)
     # XLA's CPU backend computes bfloat16 matmuls in float32 (its optimized HLO has no bfloat16
     # dot left), where TF's own oneDNN kernels use bfloat16 units (docs/speed.md).
     self.jit_compile = config.training.jit_compile and not (
@@ -114,7 +116,8 @@ class Trainer:
     variables = self.model.trainable_variables
     with tf.GradientTape() as tape:
       terms = self.model.losses(batch, seed, step, training=True)
-      loss = tf.nn.compute_average_loss(terms["loss"], global_batch_size=self.config.training.batch_size)
+      loss = tf.nn.compute_average_loss(terms["loss"],
+                                        global_batch_size=self.config.training.batch_size)
     # Summed over the batch axis: per-example terms [B] give scalars, statistics [B, *S] give
     # [*S] (networks.Decoder.fit_scale's mean_squared_error for vectors).
     return tape.gradient(loss, variables), {k: tf.reduce_sum(v, axis=0)
@@ -169,7 +172,8 @@ class Trainer:
       per_replica = self.strategy.run(
           self._device_step_fn, args=(source, row, source.images, source.labels, seed, step))
     sums = {k: self.strategy.reduce("SUM", v, axis=None) for k, v in per_replica.items()}
-    self.model.update_statistics(sums, step, self.config.training.batch_size)  # the calibrated scale
+    # The calibrated likelihood's scale:
+    self.model.update_statistics(sums, step, self.config.training.batch_size)
     self.step.assign_add(1)
     return sums
 

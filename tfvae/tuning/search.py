@@ -150,7 +150,8 @@ class _Tuner(kt.engine.base_tuner.BaseTuner):
 
   def on_trial_end(self, trial):
     super().on_trial_end(trial)
-    tune_report.write_trials_csv(self.workdir, tune_report.trial_rows(self.oracle, self.base_config))
+    tune_report.write_trials_csv(self.workdir, tune_report.trial_rows(self.oracle,
+                                                                      self.base_config))
 
 
 def _make_oracle(settings):
