@@ -27,7 +27,9 @@ def test_the_generated_references_match_the_code():
 @pytest.mark.slow
 def test_the_tutorial_runs_from_a_plain_script_with_logs_and_progress(tmp_path):
   """docs/tutorial.py: own images from a folder and a table from arrays, trained, loaded,
-  queried and evaluated from Python; a plain script shows tfvae's log and progress lines."""
+  queried and evaluated from Python, then your own networks (a residual conv net on colour
+  patches, a Student-t likelihood on the table); a plain script shows tfvae's log and progress
+  lines."""
   proc = _python("docs/tutorial.py", str(tmp_path), "--train_steps=40")
   assert proc.returncode == 0, proc.stderr[-5000:]
   out = proc.stdout
@@ -35,9 +37,15 @@ def test_the_tutorial_runs_from_a_plain_script_with_logs_and_progress(tmp_path):
   assert "test nll" in out and "SavedModel:" in out and "iwae bound" in out
   assert "Training from step 0 to 40" in proc.stderr and "progress: step 40/40" in proc.stderr
   assert "Function `reconstruct` contains input name(s)" not in proc.stderr  # TF INFO filtered
-  for run in ("digits_vae", "cancer_vae"):
+  for run in ("digits_vae", "cancer_vae", "patches_resnet", "cancer_student_t"):
     assert os.path.exists(tmp_path / run / "eval.json")
     assert os.path.islink(tmp_path / run / "export")
+  # Part 3, your own networks: stored with the runs, and the model rebuilt from them.
+  assert "patches (520, 32, 32, 3): test elbo" in out and "reconstructions: (4, 32, 32, 3)" in out
+  assert "table, test elbo: Student-t" in out
+  assert sorted(os.listdir(tmp_path / "patches_resnet" / "networks")) == [
+      "decoder.json", "encoder.json"]
+  assert os.listdir(tmp_path / "cancer_student_t" / "networks") == ["likelihood.json"]
 
 
 _SOURCES = ("README.md", "docs", "tfvae", "tools", "configs")
