@@ -26,6 +26,14 @@ def tiny_model(**kwargs):
   return models.build(config_lib.Config(**values))
 
 
+def saved_config(workdir):
+  """WORKDIR/config.json as one flat dict of flag names (the family as "model"; lists for
+  tuples), whatever its format."""
+  from tfvae import config as config_lib  # pylint: disable=import-outside-toplevel
+  return {k: list(v) if isinstance(v, tuple) else v
+          for k, v in config_lib.load(str(workdir)).flat().items()}
+
+
 def checkpoint_step(workdir):
   """The step of the checkpoint CheckpointManager's index points at (None if there is none)."""
   latest = tf.train.latest_checkpoint(os.path.join(workdir, "ckpt"))

@@ -13,7 +13,7 @@ import tfvae
 from tfvae import config as config_lib
 from tfvae import data as data_lib
 from tfvae.errors import DataError
-from conftest import run_module
+from conftest import run_module, saved_config
 
 
 def _digits():
@@ -269,8 +269,7 @@ def test_a_resume_and_evaluate_on_changed_data_are_refused(tmp_path):
   args = (f"--dataset={path}", f"--workdir={workdir}", "--train_steps=20", "--latent_dim=2",
           "--hidden_sizes=16", "--eval_importance_samples=0", "--steps_per_loop=10")
   run_module("tfvae.train", *args)
-  with open(os.path.join(workdir, "config.json")) as f:
-    saved = json.load(f)
+  saved = saved_config(workdir)
   assert saved["dataset"] == path and saved["data_fingerprint"].startswith("train 1797x8x8x1 uint8")
   run_module("tfvae.evaluate", f"--workdir={workdir}", "--num_importance_samples=5")
   changed = (images * 15).astype(np.uint8)
@@ -348,8 +347,7 @@ def test_standardized_vectors_round_trip_through_the_export(tmp_path):
                  capture_output=True)
   np.testing.assert_allclose(np.load(tmp_path / "r.npy"), ours, rtol=1e-4, atol=1e-3)
   assert abs(ours - x).mean() < abs(x.mean(0) - x).mean() * 2  # raw units, near the data
-  with open(os.path.join(workdir, "config.json")) as f:
-    assert len(json.load(f)["feature_mean"]) == 13
+  assert len(saved_config(workdir)["feature_mean"]) == 13
   # Vectors get the latent figures and the curves, no pictures of x.
   proc = run_module("tfvae.visualize", f"--workdir={workdir}", "--num_examples=100")
   assert sorted(os.listdir(os.path.join(workdir, "figures"))) == [
@@ -374,8 +372,7 @@ def test_a_search_runs_on_a_csv_table(tmp_path):
     trials = list(csv.DictReader(f))
   assert len(trials) == 2 and all(t["status"] == "COMPLETED" for t in trials)
   for t in trials:
-    with open(os.path.join(workdir, t["trial"], "config.json")) as f:
-      saved = json.load(f)
+    saved = saved_config(os.path.join(workdir, t["trial"]))
     assert saved["dataset"] == path and saved["image_shape"] == [30]
 
 

@@ -9,7 +9,7 @@ import shutil
 import pytest
 import tensorflow as tf
 
-from conftest import run_module
+from conftest import run_module, saved_config
 from tfvae import workdir as workdir_lib
 from tfvae.training import early_stopping
 
@@ -108,7 +108,7 @@ def test_checkpoints_without_config_json_are_refused_before_anything_is_written(
   same = _train(workdir, 200)  # the run's own flags: resumed, config.json written again
   assert "had checkpoints but no config.json" in same.stderr
   assert "at step 100 of 200" in same.stderr
-  assert json.load(open(os.path.join(workdir, "config.json")))["latent_dim"] != 7
+  assert saved_config(workdir)["latent_dim"] != 7
 
 
 @pytest.mark.parametrize("bad,message", [

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import checkpoint_step, ROOT, run_module
+from conftest import checkpoint_step, ROOT, run_module, saved_config
 from tfvae import summaries
 from tfvae.training import failures
 from tfvae import loading
@@ -223,7 +223,7 @@ def test_overwrite_replaces_a_run_with_another_config(tmp_path):
   proc = run_module("tfvae.train", *QUICK, "--train_steps=25", "--latent_dim=3", "--overwrite",
                     f"--workdir={tmp_path}")
   assert "Training from step 0 to 25" in proc.stderr
-  assert json.load(open(tmp_path / "config.json"))["latent_dim"] == 3
+  assert saved_config(tmp_path)["latent_dim"] == 3
   assert len(os.listdir(tmp_path / "tensorboard" / "train")) == 1  # old events are gone
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import run_module
+from conftest import run_module, saved_config
 from tfvae import config as config_lib
 from tfvae import config_flags
 from tfvae import data as data_lib
@@ -310,8 +310,7 @@ def test_ssl_table_tool_prints_every_row(tmp_path):
   assert all(0 <= cell[k] <= 1
              for k in ("raw_lr", "raw_nn", "m1", "pc_vae_lr", "pc_vae", "m2", "m2_generative"))
   for model_name in ("vae", "pc_vae", "m2"):  # the data flags reach every trained model
-    saved = json.loads(
-        (tmp_path / "labels_50" / f"{model_name}_seed0" / "config.json").read_text())
+    saved = saved_config(tmp_path / "labels_50" / f"{model_name}_seed0")
     assert (saved["binarization"], saved["likelihood"]) == ("none", "continuous_bernoulli")
   m2_eval = json.loads((tmp_path / "labels_50" / "m2_seed0" / "eval.json").read_text())
   assert cell["m2"] == m2_eval["test"]["accuracy"]

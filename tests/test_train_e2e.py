@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import run_module
+from conftest import run_module, saved_config
 import tfvae
 from tfvae import data as data_lib
 from tfvae import loading
@@ -55,7 +55,7 @@ def quickstart_run(tmp_path_factory):
 def test_quickstart_writes_config_events_eval_and_export(quickstart_run):
   workdir, proc = quickstart_run
   assert "validation elbo" in proc.stderr and "test elbo" in proc.stderr
-  assert json.load(open(os.path.join(workdir, "config.json")))["image_shape"] == [8, 8, 1]
+  assert saved_config(workdir)["image_shape"] == [8, 8, 1]
   results = json.load(open(os.path.join(workdir, "eval.json")))
   assert results["step"] == 120 and results["test_K10"]["elbo"] < 0
   # Learned, not just finite (an untrained model met the old band of -60 < elbo < 0): 120 steps
@@ -173,7 +173,7 @@ def test_rerunning_resumes_from_the_checkpoint_and_refuses_another_model(workdir
   bad = run_module("tfvae.train", *QUICK, "--latent_dim=3", f"--workdir={workdir}", check=False)
   assert bad.returncode != 0 and "--latent_dim: 8 in the workdir, 3 now" in bad.stderr
   assert "Traceback" not in bad.stderr
-  assert json.load(open(os.path.join(workdir, "config.json")))["latent_dim"] == 8
+  assert saved_config(workdir)["latent_dim"] == 8
 
 
 @pytest.mark.slow

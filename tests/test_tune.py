@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from conftest import ROOT, run_module
+from conftest import ROOT, run_module, saved_config
 from tfvae import config as config_lib
 from tfvae.tuning import search as tune
 from tfvae.tuning import report as tune_report
@@ -61,7 +61,7 @@ def test_random_search_writes_trials_csv_and_exports_the_best(random_search):
   assert all(0.1 <= float(r["beta"]) <= 10 and r["latent_dim"] in ("2", "4") for r in rows)
   for r in rows:
     assert float(r["objective"]) == float(r["nll"]) > 0 and float(r["elbo"]) < -float(r["nll"])
-    config = json.load(open(os.path.join(workdir, r["trial"], "config.json")))
+    config = saved_config(os.path.join(workdir, r["trial"]))
     assert config["beta"] == pytest.approx(float(r["beta"]))
     assert config["latent_dim"] == int(r["latent_dim"]) and config["hidden_sizes"] == [32]
     assert 0 <= int(r["active_units"]) <= int(r["latent_dim"])
@@ -195,7 +195,7 @@ def test_hyperband_promotes_a_trial_and_continues_its_checkpoint(tmp_path):
   # The child's curves: the parent's steps, then its own, each step once.
   assert _train_steps(os.path.join(workdir, child["trial"])) == [2, 4, 6, 8, 10, 12]
   assert _train_steps(os.path.join(workdir, parent["trial"])) == [2, 4]
-  assert json.load(open(os.path.join(workdir, child["trial"], "config.json")))["epochs"] == 3
+  assert saved_config(os.path.join(workdir, child["trial"]))["epochs"] == 3
 
 
 @pytest.mark.slow

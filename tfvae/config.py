@@ -34,7 +34,9 @@ DEFAULT_FAMILY = "vae"
 
 def families():
   """{family name: its config class} of the model registry (tfvae/models/__init__.py; importing
-  it imports TensorFlow)."""
+  it imports TensorFlow, through cli.import_tensorflow: without its native start-up lines)."""
+  from tfvae import cli  # pylint: disable=import-outside-toplevel
+  cli.import_tensorflow()
   from tfvae import models  # pylint: disable=import-outside-toplevel
   return {name: model.config_class for name, model in models.MODELS.items()}
 

@@ -13,7 +13,6 @@ import typing
 from absl import flags
 from absl import logging
 
-from tfvae import cli
 from tfvae import config as config_lib
 from tfvae import config_fields
 from tfvae import errors
@@ -36,8 +35,6 @@ def define_flags(flag_values=None, cls=None):
   """Defines one absl flag per field of flag dataclass `cls` (default Config) from its metadata
   (help, choices), but resolved fields. Call once, from an entry point."""
   cls, fv = cls or config_lib.Config, flags.FLAGS if flag_values is None else flag_values
-  if cls is config_lib.Config:
-    cli.import_tensorflow()  # the families' configs live beside their models (tfvae/models/)
   for name, f, kind in _fields(cls):
     default, meta = f.default, f.metadata
     choices = meta.get("choices")

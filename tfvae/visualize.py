@@ -10,7 +10,6 @@ import os
 
 from tfvae import atomic
 from tfvae import cli
-from tfvae.models import interface
 
 if __name__ == "__main__":
   cli.quiet_start()  # before TensorFlow is imported
@@ -101,6 +100,7 @@ def _draw(workdir, what, split, num_examples, seed, data):
   part = getattr(data, split)
   images = (part.images[:num_examples] / data.max_value).astype(np.float32)
   labels = part.labels[:num_examples]
+  from tfvae.models import interface  # pylint: disable=import-outside-toplevel
   generative = isinstance(model, interface.LatentVariableModel)
   if len(config.data.image_shape) == 1:
     skipped = [name for name in what if name in IMAGE_FIGURES]

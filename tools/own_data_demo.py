@@ -113,7 +113,7 @@ def main(argv):
     with open(os.path.join(run, "eval.json")) as f:
       test = json.load(f)["test_K1000"]
     with open(os.path.join(run, "config.json")) as f:
-      config = json.load(f)
+      config = json.load(f)["data"]
     figures = sorted(os.listdir(os.path.join(run, "figures")))
     rows.append((title, config["image_shape"], test["num_examples"], test["elbo"],
                  test["iwae_bound"], test["active_units"], round(train_s), figures))
