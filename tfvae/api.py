@@ -81,7 +81,10 @@ def fit(config: Config, workdir: Optional[PathLike] = None, data: Optional[DataL
       be given the same data.
     overwrite: delete a run with another config in workdir instead of refusing.
     encoder: optional Keras 3 model x [B, *data_shape] -> features [B, F] (tfvae adds the
-      posterior head) or a tfd.Distribution q(z|x) with batch [B], event [latent_dim].
+      posterior head) or a tfd.Distribution q(z|x) with batch [B], event [latent_dim]. Or
+      name a factory in the config instead (config.model.encoder/decoder,
+      "module.path:function", called with (data_shape, latent_dim) once the data are read;
+      its module is imported again when the run is loaded): not both.
     decoder: optional Keras 3 model z [B, latent_dim] -> the likelihood's parameters
       [B, *param_shape] or a tfd.Distribution p(x|z) with batch [B], event data_shape.
     likelihood: optional likelihood name (as config.model.likelihood) or a Keras layer
@@ -108,8 +111,9 @@ def fit(config: Config, workdir: Optional[PathLike] = None, data: Optional[DataL
     tfvae.DataError: data that cannot be read or do not fit the config.
     tfvae.NetworkError (a ConfigError): a network whose output does not fit the data or
       latent_dim (one line naming it, the shape expected and the one received), that cannot
-      be serialized, or that differs from the one the run stored; raised before anything is
-      written.
+      be serialized, or that differs from the one the run stored; a factory the config names
+      that cannot be imported or called or does not return a keras.Model, or a network given
+      as well as named by factory; raised before anything is written.
     tfvae.CheckpointMismatch (a ConfigError): workdir holds checkpoints that do not restore
       into this config; before anything is written.
     tfvae.TrainingError: training cannot go on (non-finite updates in a row); the last
@@ -160,7 +164,8 @@ def load(workdir: PathLike, strategy: Union[tf.distribute.Strategy, str, None] =
       message names that process).
     tfvae.CheckpointMismatch: if no checkpoint restores (each damaged, or another model's).
     tfvae.NetworkError: if a stored network does not load here (its class not importable:
-      pass it again) or a network given differs from the stored one.
+      pass it again), a network given differs from the stored one, or the module of a factory
+      config.json names (--encoder/--decoder) cannot be imported (for a part not given).
     tfvae.ConfigError: config.json cannot be read as a Config; with strategy="run", the
       batch does not split over the replicas or TensorFlow started with another CPU split.
     ValueError: a strategy string other than "run".

@@ -1,9 +1,11 @@
 """Loading a trained run for inference: its model rebuilt from the workdir alone.
 
 `restore_model` rebuilds the model of WORKDIR/config.json (with the user networks stored in
-WORKDIR/networks) and restores one of its checkpoints. It is what `tfvae.load`, evaluation,
-figures and export use, and it imports no part of the trainer (tfvae/training/trainer.py,
-run.py): loading a model for inference needs only the checkpoint readers.
+WORKDIR/networks; the modules of the factories config.json names are imported, so that the
+classes they register deserialize) and restores one of its checkpoints. It is what
+`tfvae.load`, evaluation, figures and export use, and it imports no part of the trainer
+(tfvae/training/trainer.py, run.py): loading a model for inference needs only the checkpoint
+readers.
 """
 
 import os
@@ -36,10 +38,12 @@ def restore_model(workdir, strategy=None, checkpoint="best", parts=None):
   Raises:
     FileNotFoundError: if the workdir has no config.json or no checkpoint.
     checkpoints.CheckpointMismatch: if no checkpoint restores (each damaged, or another model).
-    user_networks.NetworkError: if a stored network does not load, or `parts` differ from them.
+    user_networks.NetworkError: if a stored network does not load, or `parts` differ from them,
+      or the module of a factory the config names (--encoder/--decoder) does not import.
   """
   config = config_lib.load(workdir)
-  parts = user_networks.reconcile(workdir, parts or user_networks.Parts())
+  parts = user_networks.from_config(config, parts, workdir)  # imports --encoder/--decoder's
+  parts = user_networks.reconcile(workdir, parts)
   with (strategy or tf.distribute.get_strategy()).scope():
     model = models.build(config, parts=parts)
   step = tf.Variable(0, dtype=tf.int64)

@@ -69,6 +69,18 @@ class ModelConfig:
       "have one scale per feature. Deterministic AEs use it as their reconstruction loss.",
       choices=('bernoulli', 'normal', 'normal_per_pixel', 'laplace', 'continuous_bernoulli',
                'poisson', 'negative_binomial'))
+  encoder: str = field(
+      "", MODEL,
+      "Your own encoder network: module.path:function, a factory f(data_shape, latent_dim) -> "
+      "keras.Model (data_shape the tuple (H, W, C) or (D,); its output: features [B, F] or "
+      "q(z|x), docs/own_networks.md). Empty: tfvae builds its own. The module is imported "
+      "(from the Python path) when the run is trained, resumed and loaded.")
+  decoder: str = field(
+      "", MODEL,
+      "Your own decoder network: module.path:function, a factory f(data_shape, latent_dim) -> "
+      "keras.Model (z [B, latent_dim] -> the likelihood's parameters or p(x|z), "
+      "docs/own_networks.md). Empty: tfvae builds its own. The module is imported (from the "
+      "Python path) when the run is trained, resumed and loaded.")
 
   def __post_init__(self):
     config_fields.normalize(self)
@@ -81,6 +93,8 @@ class ModelConfig:
       sizes = getattr(self, name)
       if not sizes or any(s < 1 for s in sizes):
         raise ConfigError(f"--{name}={','.join(map(str, sizes))} must be positive integers.")
+    for name in user_networks.FACTORY_PARTS:
+      user_networks.check_factory_name(name, getattr(self, name), self.family)
 
   def check_with(self, config):
     """Raises ConfigError for a value that cannot run with the rest of the run's Config

@@ -173,7 +173,9 @@ def train_model(config, workdir, overwrite=False, strategy=None, source=None, pa
       reader options recorded beside it, or "in-memory arrays"): see `with_source`.
     parts: optional tfvae.user_networks.Parts, the user's Keras networks: checked against the
       data before anything is written, stored in WORKDIR/networks, trained as copies. Without
-      them a run that stored networks resumes with those.
+      them a run that stored networks resumes with those. A config that names factories
+      (--encoder/--decoder=module:function) has them called once the data are read
+      (user_networks.from_config), their networks used as if given here.
 
   Raises:
     tfvae.config.ConfigError: if workdir holds a run with a different config (and not
@@ -182,7 +184,9 @@ def train_model(config, workdir, overwrite=False, strategy=None, source=None, pa
     tfvae.data.DataError: if the dataset cannot be had, or the batch is larger than its train
       split; before anything is written.
     tfvae.user_networks.NetworkError: a user network that does not fit the data or the model,
-      cannot be stored, or differs from the one the run stored; before anything is written.
+      cannot be stored, or differs from the one the run stored; a factory that cannot be
+      imported or called or does not return a keras.Model; a network both given and named by
+      factory; before anything is written.
     checkpoints.CheckpointMismatch: if WORKDIR/ckpt holds checkpoints and none restores into
       this config (e.g. config.json was lost and other flags were given); before anything is
       written.
@@ -203,7 +207,7 @@ def train_model(config, workdir, overwrite=False, strategy=None, source=None, pa
   if mismatch:
     logging.warning("%s", mismatch)
   data_lib.TrainBatches(data, config)  # a batch the data cannot fill: before anything is written
-  parts = parts or user_networks.Parts()
+  parts = user_networks.from_config(config, parts)  # --encoder/--decoder factories, called
   posterior = config.model.posterior if isinstance(config.model, vae.VAEConfig) else "diagonal"
   user_networks.check(parts, config.data.image_shape, config.model.latent_dim,
                       config.model.likelihood, posterior, config.family)  # before any write
