@@ -206,7 +206,7 @@ def test_every_model_trains_exports_and_reloads(tmp_path, model, architecture, e
   x = tf.random.stateless_uniform([4, 8, 8, 1], [3, 3])
   np.testing.assert_allclose(loaded.signatures["reconstruct"](x=x)["reconstruction"],
                              restored.reconstruct(x), rtol=1e-5, atol=1e-6)
-  encoded, q_z = loaded.signatures["encode"](x=x), restored.model.posterior(x)
+  encoded, q_z = loaded.signatures["encode"](x=x), restored.posterior(x)
   if isinstance(q_z, flows.FlowPosterior):  # q0's parameters, and the flow at q0's mean
     np.testing.assert_allclose(encoded["code"], q_z.mean(), rtol=1e-5, atol=1e-5)
     q_z = q_z.base

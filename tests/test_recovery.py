@@ -274,7 +274,7 @@ def test_a_config_json_value_of_another_type_is_one_line_for_every_command(run_c
   path = os.path.join(run_copy, "config.json")
   values = json.load(open(path))
   with open(path, "w") as f:
-    json.dump({**values, "latent_dim": 16.5}, f)
+    json.dump({**values, "model": {**values["model"], "latent_dim": 16.5}}, f)
   args = QUICK + ["--train_steps=200"] if module == "tfvae.train" else []
   proc = run_module(module, *args, f"--workdir={run_copy}", check=False)
   assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]

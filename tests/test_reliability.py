@@ -179,7 +179,7 @@ def test_a_diverged_model_fails_the_run_and_its_metrics_are_null_with_the_reason
 
 BAD_INPUTS = [
     (["--dataset=no_such_set"], "--dataset=no_such_set is neither 'digits', a TFDS dataset name"),
-    (["--model=gan"], "flag --model=gan: value should be one of <vae|ae|"),
+    (["--model=gan"], "flag --model=gan: value should be one of <vae|hvae|ae|"),
     (["--latent_dim=0"], "--latent_dim=0 must be a positive integer"),
     (["--hidden_sizes=64,-1"], "--hidden_sizes=64,-1 must be positive integers"),
     (["--batch_size=-4"], "--batch_size=-4 must be a positive integer"),

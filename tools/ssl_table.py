@@ -59,6 +59,8 @@ FLAGS = flags.FLAGS
 # config.RESULT_ROLES of the cell's base config they are recorded in it, and a cached cell is
 # reused only if they match.
 TOOL_FLAGS = ("nn_epochs", "nn_max_steps")
+# The knobs of pc_vae and m2 that their cells' numbers depend on (not in the vae base config).
+_FAMILY_FLAGS = ("labeled_batch_size", "prediction_weight", "classifier_weight")
 # What cells cached before the flags were recorded were computed with (the only choices then).
 _UNRECORDED = {"binarization": "dynamic", "likelihood": "bernoulli"}
 
@@ -71,23 +73,25 @@ METHODS = (("raw_lr", "logistic regression on pixels"),
            ("m2_generative", "M2: its generative model, argmax_y ELBO(x, y)"))
 
 
-def _base_config(num_labels, seed):
+def _base_config(num_labels, seed, family="vae"):
+  """The Config of `family` (vae, pc_vae or m2) for one cell: the flags, and the family's own."""
   from tfvae import config as config_lib  # pylint: disable=import-outside-toplevel
+  own = {"pc_vae": dict(labeled_batch_size=FLAGS.labeled_batch_size,
+                        prediction_weight=FLAGS.prediction_weight),
+         "m2": dict(labeled_batch_size=FLAGS.labeled_batch_size,
+                    classifier_weight=FLAGS.classifier_weight)}.get(family, {})
   return config_lib.Config(
-      dataset=FLAGS.dataset, data_dir=FLAGS.data_dir, binarization=FLAGS.binarization,
+      model=family, dataset=FLAGS.dataset, data_dir=FLAGS.data_dir, binarization=FLAGS.binarization,
       likelihood=FLAGS.likelihood, architecture=FLAGS.architecture,
       hidden_sizes=tuple(int(h) for h in FLAGS.hidden_sizes),
       conv_filters=tuple(int(f) for f in FLAGS.conv_filters), latent_dim=FLAGS.latent_dim,
-      batch_size=FLAGS.batch_size, labeled_batch_size=FLAGS.labeled_batch_size,
-      epochs=FLAGS.epochs, train_steps=FLAGS.train_steps, steps_per_loop=100,
-      eval_importance_samples=0, checkpoint_every=5000, num_labels=num_labels, label_seed=seed,
-      seed=seed, prediction_weight=FLAGS.prediction_weight,
-      classifier_weight=FLAGS.classifier_weight)
+      batch_size=FLAGS.batch_size, epochs=FLAGS.epochs, train_steps=FLAGS.train_steps,
+      steps_per_loop=100, eval_importance_samples=0, checkpoint_every=5000,
+      num_labels=num_labels, label_seed=seed, seed=seed, **own)
 
 
 def _train(config, workdir):
   """Trains (or resumes) one model; returns (model, test metrics)."""
-  import dataclasses  # pylint: disable=import-outside-toplevel
   from tfvae import data as data_lib  # pylint: disable=import-outside-toplevel
   from tfvae.training import run  # pylint: disable=import-outside-toplevel
   from tfvae import loading  # pylint: disable=import-outside-toplevel
@@ -103,9 +107,10 @@ def _defining(config):
   """What a cell's numbers depend on: the base config's fields of config.RESULT_ROLES (but
   --model, which each method sets) and TOOL_FLAGS."""
   from tfvae import config as config_lib  # pylint: disable=import-outside-toplevel
-  names = [n for n in config_lib.names_with_roles(config_lib.RESULT_ROLES) if n != "model"]
-  values = {n: getattr(config, n) for n in names}
-  values.update({n: FLAGS[n].value for n in TOOL_FLAGS})
+  names = [n for n in config_lib.names_with_roles(config_lib.RESULT_ROLES, config)
+           if n != "model"]
+  values = {n: config.flat()[n] for n in names}
+  values.update({n: FLAGS[n].value for n in TOOL_FLAGS + _FAMILY_FLAGS})
   return {n: list(v) if isinstance(v, tuple) else v for n, v in values.items()}
 
 
@@ -124,7 +129,6 @@ def _cell(num_labels, seed):
   """Test accuracies of every method for one (num_labels, seed), cached in a json file."""
   from tfvae import data as data_lib  # pylint: disable=import-outside-toplevel
   from tfvae.evaluation import ssl  # pylint: disable=import-outside-toplevel
-  import dataclasses  # pylint: disable=import-outside-toplevel
   root = os.path.join(FLAGS.workdir, f"labels_{num_labels}")
   done = os.path.join(root, f"seed{seed}.json")
   if os.path.exists(done):
@@ -148,13 +152,14 @@ def _cell(num_labels, seed):
          "raw_nn": ssl.supervised_network_accuracy(train_x[chosen], train_y[chosen], test_x,
                                                    test_y, config, _nn_epochs(len(chosen)),
                                                    seed=seed)}
-  vae, _ = _train(config.replace(model="vae"), os.path.join(root, f"vae_seed{seed}"))
+  vae, _ = _train(config, os.path.join(root, f"vae_seed{seed}"))
   out["m1"] = ssl.m1_accuracy(vae, data, config)["accuracy"]
-  pc_vae, test = _train(config.replace(model="pc_vae"),
-                        os.path.join(root, f"pc_vae_seed{seed}"))
+  pc_vae, test = _train(_base_config(num_labels, seed, "pc_vae").replace(
+      num_classes=data.num_classes), os.path.join(root, f"pc_vae_seed{seed}"))
   out["pc_vae_lr"] = ssl.m1_accuracy(pc_vae, data, config)["accuracy"]
   out["pc_vae"] = test["accuracy"]
-  _, test = _train(config.replace(model="m2"), os.path.join(root, f"m2_seed{seed}"))
+  _, test = _train(_base_config(num_labels, seed, "m2").replace(
+      num_classes=data.num_classes), os.path.join(root, f"m2_seed{seed}"))
   out["m2"] = test["accuracy"]
   out["m2_generative"] = test["generative_accuracy"]
   out["num_labels"] = len(chosen)
