@@ -121,19 +121,9 @@ class StudentT(keras.layers.Layer):
                                         scale=1e-3 + tf.nn.softplus(self.raw_scale)), 1)
 
 
-def photo_patches():
-  """uint8 [N, 32, 32, 3]: every 32x32 tile of scikit-learn's two sample photographs."""
-  tiles = []
-  for photo in datasets.load_sample_images().images:  # 427 x 640 x 3 each
-    h, w = photo.shape[0] // 32 * 32, photo.shape[1] // 32 * 32
-    grid = photo[:h, :w].reshape(h // 32, 32, w // 32, 32, 3).swapaxes(1, 2)
-    tiles.append(grid.reshape(-1, 32, 32, 3))
-  return np.concatenate(tiles)
-
-
 def own_networks(workdir, train_steps, normal_table):
   """Part 3: a residual conv encoder and decoder on colour patches; a Student-t on the table."""
-  patches = photo_patches()
+  patches = tfvae.data.photo_patches(32)  # uint8 [520, 32, 32, 3]
   latent_dim = 16
   encoder = keras.Sequential([  # x [B, 32, 32, 3] -> features [B, 256]; tfvae adds q(z|x)
       keras.Input((32, 32, 3)),

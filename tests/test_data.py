@@ -201,3 +201,16 @@ def test_without_debian_fashion_mnist_the_skip_is_loud_and_fails_under_ci(tmp_pa
     assert proc.returncode == 0 and "1 skipped" in tail[-1], proc.stdout[-2000:]
     assert "1 TESTS SKIPPED: NO REAL FASHION-MNIST" in tail[-3], tail
     assert "apt-get install dataset-fashion-mnist" in tail[-2], tail
+
+
+def test_photo_patches_are_the_tiles_of_the_sample_photographs():
+  from sklearn import datasets  # pylint: disable=import-outside-toplevel
+  photos = datasets.load_sample_images().images
+  patches = data_lib.photo_patches(32)
+  assert patches.shape == (520, 32, 32, 3) and patches.dtype == np.uint8
+  # reading order: tile (row 1, column 2) of the first photograph, then the second's first tile
+  np.testing.assert_array_equal(patches[1 * 20 + 2], photos[0][32:64, 64:96])
+  np.testing.assert_array_equal(patches[260], photos[1][:32, :32])
+  assert data_lib.photo_patches(16).shape == (2080, 16, 16, 3)
+  with pytest.raises(data_lib.DataError, match="size=0 must be an integer"):
+    data_lib.photo_patches(0)

@@ -32,23 +32,13 @@ BASE = dict(hidden_sizes=(256, 128), latent_dim=16, batch_size=64, eval_importan
             steps_per_loop=100, checkpoint_every=10000, strategy="one_device")
 
 
-def _photo_patches(size=16):
-  from sklearn import datasets  # pylint: disable=import-outside-toplevel
-  patches = []
-  for image in datasets.load_sample_images().images:  # two 427x640x3 uint8 photographs
-    h, w = image.shape[0] // size * size, image.shape[1] // size * size
-    cut = image[:h, :w].reshape(h // size, size, w // size, size, 3).swapaxes(1, 2)
-    patches.append(cut.reshape(-1, size, size, 3))
-  return np.concatenate(patches)
-
-
 def _rows():
   import tfvae  # pylint: disable=import-outside-toplevel
   from sklearn import datasets  # pylint: disable=import-outside-toplevel
   digits = datasets.load_digits()
   digit_images = tfvae.data.from_arrays(digits.images.astype(np.uint8), digits.target,
                                         max_value=16)
-  photos = tfvae.data.from_arrays(_photo_patches())
+  photos = tfvae.data.from_arrays(tfvae.data.photo_patches(16))
   cancer = datasets.load_breast_cancer()
   table = tfvae.data.from_arrays(cancer.data, cancer.target)
   counts = tfvae.data.from_arrays(digits.data.astype(np.float32), digits.target)

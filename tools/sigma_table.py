@@ -37,24 +37,13 @@ BASE = dict(hidden_sizes=(256, 128), latent_dim=16, batch_size=64, likelihood="n
             binarization="none", strategy="one_device", seed=0)
 
 
-def photo_patches(size=32):
-  """uint8 [N, size, size, 3]: the sample photographs cut into non-overlapping patches."""
-  from sklearn import datasets  # pylint: disable=import-outside-toplevel
-  patches = []
-  for image in datasets.load_sample_images().images:  # two 427x640x3 uint8 photographs
-    h, w = image.shape[0] // size * size, image.shape[1] // size * size
-    cut = image[:h, :w].reshape(h // size, size, w // size, size, 3).swapaxes(1, 2)
-    patches.append(cut.reshape(-1, size, size, 3))
-  return np.concatenate(patches)
-
-
 def sources():
   import tfvae  # pylint: disable=import-outside-toplevel
   from sklearn import datasets  # pylint: disable=import-outside-toplevel
   digits = datasets.load_digits()
   size = FLAGS.patch
   return {"photos": (f"photo patches {size}x{size}x3",
-                     tfvae.data.from_arrays(photo_patches(size))),
+                     tfvae.data.from_arrays(tfvae.data.photo_patches(size))),
           "digits": ("gray digits 8x8", tfvae.data.from_arrays(
               digits.images.astype(np.uint8), digits.target, max_value=16))}
 

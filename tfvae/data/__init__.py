@@ -18,3 +18,4 @@ from tfvae.data.dataset import build
 from tfvae.data.dataset import read
 from tfvae.data.files import from_directory
 from tfvae.data.files import from_file
+from tfvae.data.photos import photo_patches
