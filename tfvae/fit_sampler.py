@@ -13,6 +13,8 @@ Fits a sampler of codes to the run's train codes E[q(z|x)] and stores it in WORK
   --sampler=standard   the prior again: removes the stored sampler
 """
 
+import os
+
 from tfvae import cli
 
 if __name__ == "__main__":
@@ -84,7 +86,9 @@ def main(argv):
     model = tfvae.load(workdir)
     sampler = model.fit_sampler(FLAGS.sampler, **options)
     logging.info("sampler of %s: %s", workdir, sampler.info)
-    path = model.export() if FLAGS.export else None
+    if FLAGS.export:
+      model.export()  # WORKDIR/export, a link to the new SavedModel
+    path = os.path.join(workdir, "export") if FLAGS.export else None
   print(f"Fitted the {sampler.kind} sampler to the codes of the step-{model.step} model"
         + (f"; exported to {path}" if path else ""))
 

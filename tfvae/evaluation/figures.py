@@ -62,8 +62,7 @@ def samples(model, num, seed, title, columns=10, drawn=None, sampler=None):
   for ax, (name, images) in zip(axes[0], panels):
     _show_grid(ax, images, columns)
     ax.set_title(name)
-    ax.set_xlabel(f"{num} samples z ~ " + ("p(z) = N(0, I)" if prior else
-                                            f"{sampler.kind}: {sampler.description}"))
+    ax.set_xlabel(f"{num} samples z ~ " + ("p(z) = N(0, I)" if prior else sampler.description))
   fig.suptitle(f"{'Prior samples' if prior else f'Samples ({sampler.kind} sampler)'} - {title}")
   return fig
 

@@ -13,7 +13,7 @@ class Sampler:
     kind: "standard", "gmm" or "two_stage" (the --sampler name).
     info: the JSON-able record of the fit (kind, options, step, latent_dim, ...) written to
       WORKDIR/sampler/sampler.json and to the export's assets.extra/tfvae.json.
-    description: a few words for figures, e.g. "GMM (10 full components) fitted to the codes".
+    description: a few words for figures, e.g. "a 10-component full GMM of the codes".
   """
   kind = ""
   description = ""

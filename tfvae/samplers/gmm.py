@@ -88,8 +88,8 @@ class GMM(base.Sampler):
     self.weights = np.asarray(weights, np.float64)
     self.means = np.asarray(means, np.float64)
     self.scale_tril = np.asarray(scale_tril, np.float64)
-    self.description = (f"a GMM ({len(self.weights)} {info['options']['covariance_type']} "
-                        "components) fitted to the codes")
+    self.description = (f"a {len(self.weights)}-component "
+                        f"{info['options']['covariance_type']} GMM of the codes")
     self._log_weights = tf.Variable(np.log(self.weights)[None].astype(np.float32),
                                     trainable=False, name="gmm_log_weights")  # [1, K]
     self._means = tf.Variable(self.means.astype(np.float32), trainable=False, name="gmm_means")

@@ -80,7 +80,7 @@ class TwoStage(base.Sampler):
   """z = E[p(z|u)], u ~ N(0, I), with the second VAE `model` (a tfvae VAE over codes) whose run
   Config is `config` (its --standardize statistics map its outputs back to code units)."""
   kind = "two_stage"
-  description = "a second VAE fitted to the codes"
+  description = "a second VAE of the codes"
 
   def __init__(self, model: Any, config: Any, info: dict[str, Any]):
     super().__init__(info)
