@@ -135,7 +135,7 @@ def fit(config: Config, workdir: Optional[PathLike] = None, data: Optional[DataL
   strategy = strategy_for(config)  # before any TF op (multi_worker: collectives)
   trained = run.train_model(config, workdir, overwrite, strategy, source=source, parts=parts)
   return TrainedModel(trained.config, trained.model, trained.step, workdir, strategy,
-                      results=trained.results)
+                      results=trained.results, sampler=_stored_sampler(workdir, trained.step))
 
 
 def load(workdir: PathLike, strategy: Union[tf.distribute.Strategy, str, None] = None, *,
@@ -156,7 +156,8 @@ def load(workdir: PathLike, strategy: Union[tf.distribute.Strategy, str, None] =
       as the stored ones do.
 
   Returns:
-    TrainedModel.
+    TrainedModel; its `sampler` is the one stored in WORKDIR/sampler (`fit_sampler`) when it
+    was fitted to these weights' codes, else the prior.
 
   Raises:
     FileNotFoundError: if the workdir has no config.json or no checkpoint.
@@ -181,7 +182,15 @@ def load(workdir: PathLike, strategy: Union[tf.distribute.Strategy, str, None] =
   except FileNotFoundError:
     lock.refuse_unfinished(workdir, "config.json or checkpoint")
     raise
-  return TrainedModel(config, model, step, workdir, strategy)
+  return TrainedModel(config, model, step, workdir, strategy,
+                      sampler=_stored_sampler(workdir, step))
+
+
+def _stored_sampler(workdir: PathLike, step: int) -> Any:
+  """The sampler stored in WORKDIR/sampler for the weights of `step`, else the prior
+  (tfvae/samplers: `fit_sampler` stores one)."""
+  from tfvae import samplers  # pylint: disable=import-outside-toplevel
+  return samplers.load(str(workdir), step)
 
 
 def _run_strategy(workdir: PathLike, name: str) -> tf.distribute.Strategy:

@@ -11,7 +11,9 @@ latent_dim, all float32 unless noted):
                                      logits (bernoulli, continuous_bernoulli) or loc, scale
                                      (normal, normal_per_pixel, laplace), each [N, H, W, C]
   sample(n int32 [], seed int32 [2]) -> mean [n, H, W, C], sample [n, H, W, C]
-                                     (z ~ p(z), decoded; stateless seed: same seed, same images)
+                                     (z ~ p(z), or from the sampler fitted to the codes when
+                                     one was exported (tfvae/samplers), decoded; stateless
+                                     seed: same seed, same images)
   reconstruct(x [N, H, W, C])     -> reconstruction [N, H, W, C]  (decoder mean at posterior mean)
   serving_default                 =  reconstruct
   elbo(x [N, H, W, C])            -> elbo, rate, distortion [N], nats (num_samples from the
@@ -28,8 +30,11 @@ is an InvalidArgumentError naming the signature, the argument and what it expect
 assets.extra/tfvae.json records the contract, the step and the signatures.
 
 sample and elbo exist only for generative models (a prior p(z)); deterministic autoencoders
-(ae, sparse_ae, denoising_ae, contractive_ae) export encode, decode, reconstruct; classify
-exists only for models with a classifier (pc_vae, m2).
+(ae, sparse_ae, denoising_ae, contractive_ae) export encode, decode, reconstruct, and sample
+once a sampler is fitted to their codes; classify exists only for models with a classifier
+(pc_vae, m2). A fitted sampler (gmm, two_stage: `export(..., sampler=)`) is exported as
+variables and TensorFlow ops: loading needs neither scikit-learn nor TFP; tfvae.json records
+it under "sampler".
 
 M2 (y is a class index int64 [N], K classes) exports instead: classify; encode(x, y) -> loc,
 scale; decode(z, y) -> mean and the likelihood's parameters; sample(n, seed, label int32 [])
@@ -179,9 +184,10 @@ class _Exported(tf.Module):
   """The signatures of any model, from what it declares (tfvae/models/interface.py: its capability types); tracks the
   variables only and reaches the model through closures (docs/platform.md)."""
 
-  def __init__(self, model):
+  def __init__(self, model, sampler=None):
     super().__init__(name="tfvae")
-    self.model_variables = list(model.variables)
+    fitted = sampler is not None and sampler.kind != "standard"
+    self.model_variables = list(model.variables) + (list(sampler.variables) if fitted else [])
     config = model.config
     k = model.num_classes if isinstance(model, interface.LabelConditional) else 0
     shape, images = config.data.image_shape, len(config.data.image_shape) == 3
@@ -218,7 +224,7 @@ class _Exported(tf.Module):
 
     self.fns = {"serving_default": reconstruct, "encode": encode, "decode": decode,
                 "reconstruct": reconstruct}
-    if generative:
+    if generative or fitted:
       label_spec = [tf.TensorSpec([], tf.int32, name="label")] if k else []
 
       @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="n"),
@@ -226,16 +232,22 @@ class _Exported(tf.Module):
                    autograph=False)
       def sample(n, seed, *label):
         n = _checked_count(n, "sample")
-        out = model.sample(n, seed, _checked_labels(label[0], k, "label", "sample", True)
-                           if k else None)
+        if fitted:  # z from the sampler fitted to the codes
+          out = sampler.draw(model, n, seed)
+        else:
+          out = model.sample(n, seed, _checked_labels(label[0], k, "label", "sample", True)
+                             if k else None)
         return {key: value if key == "label" else raw.unstandardize(value)
                 for key, value in out.items()}
+
+      self.fns["sample"] = sample
+    if generative:
 
       @tf.function(input_signature=[x_spec], autograph=False)
       def elbo(x):
         return model.elbo(x_in(x, "elbo"), tf.constant(_ELBO_SEED, tf.int32))
 
-      self.fns.update(sample=sample, elbo=elbo)
+      self.fns["elbo"] = elbo
     if isinstance(model, interface.Classifier):
 
       @tf.function(input_signature=[x_spec], autograph=False)
@@ -280,7 +292,7 @@ def input_contract(config):
                    "accepted") if binarized else "gray levels"}
 
 
-def export(model, path, step=None, checkpoint_step=None):
+def export(model, path, step=None, checkpoint_step=None, sampler=None):
   """Writes `model` as a SavedModel and makes `path` point at it atomically.
 
   Each export is written to its own folder PATH.<time_ns> beside `path`; `path` is a symbolic
@@ -300,6 +312,8 @@ def export(model, path, step=None, checkpoint_step=None):
     step: int or None, the training step of the run (recorded in tfvae.json).
     checkpoint_step: int or None, the step of the weights when they are not the last ones
       (the best checkpoint of early stopping); recorded as "checkpoint_step" (default: step).
+    sampler: optional tfvae.samplers.Sampler the `sample` signature draws z from (None or the
+      standard one: the prior); recorded as "sampler" (its kind, options and fit).
 
   Returns:
     The folder the link now points to.
@@ -312,13 +326,13 @@ def export(model, path, step=None, checkpoint_step=None):
   """
   path = os.path.abspath(path)
   with lock.hold(os.path.dirname(path)):
-    return _export(model, path, step, checkpoint_step)
+    return _export(model, path, step, checkpoint_step, sampler)
 
 
-def _export(model, path, step, checkpoint_step):
+def _export(model, path, step, checkpoint_step, sampler):
   """export, once the folder's lock is held."""
   previous = workdir_lib.export_target(path)  # refuses a link tfvae did not make, before saving
-  module = _Exported(model)
+  module = _Exported(model, sampler)
   parent, name = os.path.split(path)
   target = f"{path}.{time.time_ns()}"
   signatures = module.signatures()
@@ -326,7 +340,9 @@ def _export(model, path, step, checkpoint_step):
   info = {"step": step, "checkpoint_step": step if checkpoint_step is None else checkpoint_step,
           "model": model.config.family, "likelihood": model.config.model.likelihood,
           "latent_dim": model.config.model.latent_dim, "signatures": sorted(signatures),
-          "input": input_contract(model.config)}
+          "input": input_contract(model.config),
+          "sampler": (None if "sample" not in signatures else
+                      sampler.info if sampler is not None else {"kind": "standard"})}
   os.makedirs(os.path.dirname(os.path.join(target, workdir_lib.EXPORT_INFO)), exist_ok=True)
   atomic.write_json(os.path.join(target, workdir_lib.EXPORT_INFO), info, indent=2)
   if os.path.isdir(path) and not os.path.islink(path):  # a plain folder: move it out of the way

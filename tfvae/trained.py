@@ -21,6 +21,7 @@ import tensorflow_probability as tfp
 
 from tfvae import data as data_lib
 from tfvae import lock
+from tfvae import samplers
 from tfvae import summaries
 from tfvae import workdir as workdir_lib
 from tfvae.config import Config
@@ -72,18 +73,22 @@ class TrainedModel:
     of its weights. workdir: the run folder. strategy: the tf.distribute.Strategy it runs
     under. results: what `tfvae.fit` returned before issue 34: {"step", "validation",
     "test"}, the final metrics of the training that made it (nats per example); None for a
-    model from `tfvae.load` (WORKDIR/eval.json holds them).
+    model from `tfvae.load` (WORKDIR/eval.json holds them). sampler: where `sample` draws
+    codes from (tfvae/samplers): the prior (standard) unless a sampler was fitted to the codes
+    (`fit_sampler`, or stored in WORKDIR/sampler for these weights).
   """
 
   def __init__(self, config: Config, model: Any, step: int, workdir: Optional[PathLike] = None,
                strategy: Optional[tf.distribute.Strategy] = None,
-               results: Optional[dict[str, Any]] = None):
+               results: Optional[dict[str, Any]] = None,
+               sampler: Optional[samplers.Sampler] = None):
     self.config = config
     self.model = model
     self.step = step
     self.workdir = workdir
     self.strategy = strategy or tf.distribute.get_strategy()
     self.results = results
+    self.sampler = sampler or samplers.Standard()
     self._terms_fn: Any = None  # traced on first use (elbo), then reused
     self._bound_fns: dict[tuple[int, int], Any] = {}  # (K, chunk_size) -> traced bound
 
@@ -157,10 +162,12 @@ class TrainedModel:
     """
     return self._raw(self.model.reconstruct(self._inputs(x)))
 
-  def sample(self, num: int, seed: int = 0,
-             label: Optional[int] = None) -> dict[str, np.ndarray]:
-    """{"mean", "sample"}: float32 numpy [num, *image_shape] from z ~ p(z) (models with a prior);
-    label-conditional models (M2) also return "label": int64 numpy [num], the class of each.
+  def sample(self, num: int, seed: int = 0, label: Optional[int] = None,
+             sampler: Optional[str] = None) -> dict[str, np.ndarray]:
+    """{"mean", "sample"}: float32 numpy [num, *image_shape], decoded codes z drawn from the
+    model's sampler: the prior p(z), or the sampler fitted to the codes (`fit_sampler`; the one
+    stored with the run). Label-conditional models (M2) also return "label": int64 numpy
+    [num], the class of each. The one entry point for samples (figures and metrics use it).
 
     Args:
       num: int, 0 <= num <= MAX_SAMPLES (65536, as the SavedModel's sample: the outputs are
@@ -169,13 +176,19 @@ class TrainedModel:
       label: label-conditional models only: None draws each image's class y ~ p(y); an int in
         [0, K) (K = model.num_classes) makes every image of that class (the SavedModel's
         sample takes the same, with a negative label for "draw").
+      sampler: None (the model's: `self.sampler`), "standard" (the prior, also when another is
+        fitted), or the kind fitted ("gmm", "two_stage").
 
     Raises:
-      ValueError: for deterministic autoencoders (no prior), num / seed not such an int, or a
-        label given to a model without classes or outside [0, K) (raised before any work).
+      ValueError: for deterministic autoencoders without a fitted sampler (no prior), num /
+        seed not such an int, a label given to a model without classes or outside [0, K), a
+        sampler that is not fitted (raised before any work).
     """
-    if not isinstance(self.model, interface.LatentVariableModel):
-      raise ValueError(f"--model={self.config.family} has no prior p(z) to sample from.")
+    chosen = samplers.choose(self.sampler, sampler)
+    if chosen.kind == "standard" and not isinstance(self.model, interface.LatentVariableModel):
+      raise ValueError(f"--model={self.config.family} has no prior p(z) to sample from: fit a "
+                       "sampler to its codes first (fit_sampler('gmm'), or python -m "
+                       "tfvae.fit_sampler).")
     _check_int("num", num, 0, MAX_SAMPLES, " (the outputs are held in memory: call sample "
                "again with another seed for more)")
     _check_int("seed", seed, -2 ** 31, 2 ** 31 - 1, " (an int32)")
@@ -186,10 +199,47 @@ class TrainedModel:
                          "label-conditional (only m2 samples a given class).")
       _check_int("label", label, 0, classes - 1,
                  f", a class of the {classes} (label=None draws y ~ p(y))")
-    label_arg = tf.constant(-1 if label is None else label, tf.int64) if classes else None
-    out = self.model.sample(tf.constant(num, tf.int32), tf.constant([seed, 0], tf.int32),
-                            label_arg)
+    n, seed_pair = tf.constant(num, tf.int32), tf.constant([seed, 0], tf.int32)
+    if classes:
+      out = self.model.sample(n, seed_pair, tf.constant(-1 if label is None else label, tf.int64))
+    else:
+      out = chosen.draw(self.model, n, seed_pair)
     return {k: np.asarray(v) if k == "label" else self._raw(v) for k, v in out.items()}
+
+  def fit_sampler(self, kind: str = "gmm", data: Optional[DataLike] = None,
+                  **options: Any) -> samplers.Sampler:
+    """Fits a sampler of codes to the posterior means E[q(z|x)] of the train split and stores
+    it with the run (WORKDIR/sampler; tfvae/samplers, docs/samplers.md): from then on `sample`,
+    `tfvae.draw`'s samples figure and `export` draw z from it, and so does `tfvae.load(workdir)`
+    of these weights. What `python -m tfvae.fit_sampler` does.
+
+    Args:
+      kind: "gmm" (a Gaussian mixture, Ghosh et al. 2020), "two_stage" (a second VAE, Dai &
+        Wipf 2019) or "standard" (the prior: removes the stored sampler).
+      data: the run's data when it was trained from arrays; else None (read again).
+      **options: gmm: num_components=10, covariance_type="full" (or tied, diag, spherical),
+        reg_covar=1e-6, max_iter=100, seed=0; two_stage: second_latent_dim=0 (the code
+        dimension), second_hidden_sizes=(256, 256), epochs=50, train_steps=0, batch_size=128,
+        learning_rate=1e-3, seed=0 (samplers.GMMOptions, samplers.TwoStageOptions).
+
+    Returns:
+      The fitted Sampler, now also `self.sampler`.
+
+    Raises:
+      ConfigError: naming the flag, for an unknown kind, an option the kind does not take or a
+        value that cannot run; for m2 (its codes depend on the class); standard for a model
+        without a prior. Raised before any work.
+      DataError: if the data cannot be read or differ from the run's.
+      tfvae.lock.WorkdirInUse: if another process holds the workdir.
+    """
+    chosen = samplers.options(kind, **options)
+    samplers.check_model(self.model, self.config.family, kind)
+    with self._writing(True):
+      data_read = None if kind == "standard" else self.data(data)
+      self.sampler = samplers.fit(self.model, self.config, data_read, self.step,
+                                  None if self.workdir is None else str(self.workdir), kind,
+                                  chosen)
+    return self.sampler
 
   def _batched(self, fn: Any, x: tf.Tensor, batch_size: int) -> Any:
     """fn(x[i:j], index[i:j]) over batches of `batch_size` rows, concatenated (numpy): a
@@ -389,7 +439,8 @@ class TrainedModel:
 
   def export(self, path: Optional[PathLike] = None) -> str:
     """Writes the SavedModel (tfvae/serving.py) to `path` (default WORKDIR/export); returns the
-    folder written.
+    folder written. Its `sample` signature draws z from `self.sampler` (a fitted one included:
+    its tensors are exported, scikit-learn is not needed to load it).
 
     Raises:
       ValueError: without `path` for a model that has no workdir.
@@ -401,4 +452,4 @@ class TrainedModel:
     if not path and not self.workdir:
       raise ValueError("This TrainedModel has no workdir: give export a path.")
     path = path or os.path.join(self.workdir or "", "export")
-    return serving.export(self.model, path, step=self.step)
+    return serving.export(self.model, path, step=self.step, sampler=self.sampler)

@@ -35,7 +35,11 @@ def define_flags():
   flags.DEFINE_enum("split", "test", ["train", "validation", "test"], "Images to use.")
   flags.DEFINE_integer("num_examples", 3000, "Examples for latent_pca and histograms.",
                        lower_bound=10)
-  flags.DEFINE_integer("seed", 0, "Seed of the prior samples.")
+  flags.DEFINE_integer("seed", 0, "Seed of the samples.")
+  flags.DEFINE_enum("sampler", None, ["standard", "gmm", "two_stage"],
+                    "Where the samples figure draws z from: the run's sampler (default: the one "
+                    "fitted to the codes by tfvae.fit_sampler, else the prior), or standard "
+                    "(the prior), or the kind fitted.")
 
 
 def _pairs_of_different_classes(images, labels, num_pairs=4):
@@ -51,7 +55,8 @@ def _pairs_of_different_classes(images, labels, num_pairs=4):
 
 
 def draw(workdir: str, what: tuple[str, ...] | list[str] = FIGURES, split: str = "test",
-         num_examples: int = 3000, seed: int = 0, data=None) -> dict[str, str]:
+         num_examples: int = 3000, seed: int = 0, data=None,
+         sampler: str | None = None) -> dict[str, str]:
   """Draws the figures named in `what` into WORKDIR/figures; returns {name: path of the PNG}.
 
   What `python -m tfvae.visualize` does, from Python. A run trained from in-memory arrays
@@ -63,14 +68,19 @@ def draw(workdir: str, what: tuple[str, ...] | list[str] = FIGURES, split: str =
     what: names among FIGURES.
     split: "train", "validation" or "test": the images drawn from.
     num_examples: examples for latent_pca and histograms.
-    seed: seed of the prior samples.
+    seed: seed of the samples.
     data: the run's data when it was trained from arrays (a tfvae.data Source or a numpy
       array, as given to `tfvae.fit`); None reads config.data.dataset again (with the reader
       options config.json records).
+    sampler: where the samples figure draws z from (TrainedModel.sample's `sampler`): None,
+      the run's (the one fitted to the codes and stored, tfvae/samplers, else the prior);
+      "standard" the prior; or the kind fitted ("gmm", "two_stage"). A deterministic AE
+      without a fitted sampler gets no samples figure.
 
   Raises:
     tfvae.data.DataError: if the data cannot be read or differ from the run's (saying what).
     tfvae.config.ConfigError: naming the figure, for an unknown name.
+    ValueError: a sampler that is not fitted to this run (before anything is drawn).
     FileNotFoundError: if the workdir has no config.json or checkpoint.
     tfvae.lock.WorkdirInUse: if another process holds the workdir.
   """
@@ -82,10 +92,10 @@ def draw(workdir: str, what: tuple[str, ...] | list[str] = FIGURES, split: str =
                                  f"{', '.join(FIGURES)}.")
   config_lib.load(workdir)  # not a run: say so before a lock file is written there
   with lock.hold(workdir):
-    return _draw(workdir, what, split, num_examples, seed, data)
+    return _draw(workdir, what, split, num_examples, seed, data, sampler)
 
 
-def _draw(workdir, what, split, num_examples, seed, data):
+def _draw(workdir, what, split, num_examples, seed, data, sampler_name):
   """draw, once the workdir's lock is held."""
   import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
   import numpy as np  # pylint: disable=import-outside-toplevel
@@ -94,8 +104,10 @@ def _draw(workdir, what, split, num_examples, seed, data):
   from tfvae import summaries  # pylint: disable=import-outside-toplevel
   from tfvae import api  # pylint: disable=import-outside-toplevel
 
+  from tfvae import samplers  # pylint: disable=import-outside-toplevel
   trained = api.load(workdir)
   config, model, step = trained.config, trained.model, trained.step
+  sampler = samplers.choose(trained.sampler, sampler_name)
   data = trained.data(data)
   part = getattr(data, split)
   images = (part.images[:num_examples] / data.max_value).astype(np.float32)
@@ -108,9 +120,9 @@ def _draw(workdir, what, split, num_examples, seed, data):
       logging.info("--what=%s: pictures of images; %s holds vectors: skipped.", ",".join(skipped),
                    config.data.dataset)
     what = [name for name in what if name not in IMAGE_FIGURES]
-  if "samples" in what and not generative:
-    logging.warning("--what=samples: model %s has no prior p(z) to sample from; skipped.",
-                    config.family)
+  if "samples" in what and not generative and sampler.kind == "standard":
+    logging.warning("--what=samples: model %s has no prior p(z) to sample from and no sampler "
+                    "fitted to its codes (python -m tfvae.fit_sampler); skipped.", config.family)
     what = [name for name in what if name != "samples"]
   has_posterior = not isinstance(model, interface.LabelConditional)
   skipped = [name for name in what if name in LATENT_FIGURES and not has_posterior]
@@ -139,7 +151,9 @@ def _draw(workdir, what, split, num_examples, seed, data):
   tensorboard = os.path.join(workdir, "tensorboard")
   makers = {
       "reconstructions": lambda: figures.reconstructions(model, images[:30], title),
-      "samples": lambda: figures.samples(model, 100, tf.constant([seed, 0]), title),
+      "samples": lambda: figures.samples(
+          model, 100, tf.constant([seed, 0]), title,
+          drawn=trained.sample(100, seed, sampler=sampler_name), sampler=sampler),
       "interpolation": lambda: figures.interpolation(
           model, _pairs_of_different_classes(images, labels), title),
       "traversals": lambda: figures.traversals(model, images[0], scores, title, center=center,
@@ -176,7 +190,8 @@ def main(argv):
   from tfvae import config as config_lib  # pylint: disable=import-outside-toplevel
   config_lib.load(FLAGS.workdir)  # a mistyped --workdir is told before TensorFlow's import
   cli.import_tensorflow()
-  draw(FLAGS.workdir, FLAGS.what, FLAGS.split, FLAGS.num_examples, FLAGS.seed)
+  draw(FLAGS.workdir, FLAGS.what, FLAGS.split, FLAGS.num_examples, FLAGS.seed,
+       sampler=FLAGS.sampler)
 
 
 if __name__ == "__main__":

@@ -46,10 +46,15 @@ def reconstructions(model, images, title, columns=10):
   return fig
 
 
-def samples(model, num, seed, title, columns=10):
+def samples(model, num, seed, title, columns=10, drawn=None, sampler=None):
   """Draws of `model.sample(num, seed)` (the exported `sample` signature's): the decoder mean,
-  and (Bernoulli) the sampled pixels, drawn with their own half of the split seed."""
-  drawn = model.sample(num, seed)
+  and (Bernoulli) the sampled pixels, drawn with their own half of the split seed.
+
+  `drawn`: instead, the dict TrainedModel.sample returned ({"mean", "sample"} [num, H, W, C]);
+  `sampler`: the tfvae.samplers.Sampler it drew z from (named on the figure; None or the
+  standard one: the prior)."""
+  drawn = model.sample(num, seed) if drawn is None else drawn
+  prior = sampler is None or sampler.kind == "standard"
   panels = [("mean of p(x|z)", np.asarray(drawn["mean"]))]
   if model.config.model.likelihood == "bernoulli":
     panels.append(("sampled pixels x ~ p(x|z)", np.asarray(drawn["sample"])))
@@ -57,8 +62,8 @@ def samples(model, num, seed, title, columns=10):
   for ax, (name, images) in zip(axes[0], panels):
     _show_grid(ax, images, columns)
     ax.set_title(name)
-    ax.set_xlabel(f"{num} samples z ~ p(z) = N(0, I)")
-  fig.suptitle(f"Prior samples - {title}")
+    ax.set_xlabel(f"{num} samples z ~ " + ("p(z) = N(0, I)" if prior else sampler.description))
+  fig.suptitle(f"{'Prior samples' if prior else f'Samples ({sampler.kind} sampler)'} - {title}")
   return fig
 
 

@@ -7,8 +7,8 @@ binary cross-entropy for bernoulli; for normal with its learned shared scale sig
 (x - g(h))^2 / (2 sigma^2) + log(sigma sqrt(2 pi)) per pixel -- the squared error up to a scale and
 a constant (the learned sigma^2 tends to the mean squared error).
 
-There is no density over codes (an AE is not an interface.LatentVariableModel): no ELBO, no
-sampling.
+There is no density over codes (an AE is not an interface.LatentVariableModel): no ELBO, and
+no samples until a density is fitted to the codes afterwards (tfvae/samplers: gmm, two_stage).
 
 References:
   Vincent, Larochelle, Bengio & Manzagol, "Extracting and composing robust features with

@@ -12,7 +12,8 @@ and the rate is its Monte Carlo estimate, E_q[log q(z1, z2|x) - log p(z1, z2)].
 What the shared interface means here: `posterior(x)` (and the exported `encode`) is q(z2|x),
 the top layer; a code z [B, D] given to `decode` is z2, decoded at z1 = E[p(z1|z2)];
 `reconstruct(x)` decodes z2 = E[q(z2|x)] and z1 = E[q(z1|x, z2)]; `sample` draws
-z2 ~ p(z2), z1 ~ p(z1|z2), x ~ p(x|z1, z2). The decoder reads [z1, z2] concatenated.
+z2 ~ p(z2), z1 ~ p(z1|z2), x ~ p(x|z1, z2), and `generate` the same from z2 drawn by a sampler
+fitted to the top layer's codes (tfvae/samplers). The decoder reads [z1, z2] concatenated.
 
 Reference:
   Tomczak & Welling, "VAE with a VampPrior", AISTATS 2018 (the two-level model, figure 1 and
@@ -135,6 +136,14 @@ class HVAE(vae.VAE):
     z2 = q_z.mean()
     z1 = self.q_z1([self._flat(x), z2]).mean()
     return self.decoder(tf.concat([z1, z2], -1)).mean()
+
+  def generate(self, z, seed):
+    """z2 = z [n, D] (codes a fitted sampler drew), z1 ~ p(z1|z2), x ~ p(x|z1, z2); the
+    stateless seed int32 [2] split in two (z1, x)."""
+    z1_seed, x_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    z1 = self.p_z1([z]).sample(seed=z1_seed)
+    p_x = self.decoder(tf.concat([z1, z], -1))
+    return {"mean": p_x.mean(), "sample": tf.cast(p_x.sample(seed=x_seed), tf.float32)}
 
   def sample(self, n, seed, label=None):
     """z2 ~ p(z2), z1 ~ p(z1|z2), x ~ p(x|z1, z2); as VAE.sample (seed int32 [2], stateless)."""

@@ -1,7 +1,8 @@
 """The model interface and its capability types. Evaluation, export, summaries and figures
 dispatch on these types (`isinstance`), never on `hasattr` or on methods that return None:
 
-  Model                 every family: encode, decode, reconstruct, the per-example losses.
+  Model                 every family: encode, decode, reconstruct, the per-example losses,
+                        generate (images from codes a fitted sampler draws: tfvae/samplers).
   LatentVariableModel   a Model with a prior p(z) (the VAEs, hvae, pc_vae, m2): sample, elbo,
                         the importance weights of the IWAE bound, the rate weight beta(step).
                         A Model that is not one is a deterministic autoencoder (ae.py).
@@ -41,6 +42,13 @@ class Model(tf.Module):
   def reconstruct(self, x):
     """float32 [B, *image_shape]: the decoder mean at the posterior mean."""
     raise NotImplementedError
+
+  def generate(self, z, seed):
+    """{"mean", "sample"}: float32 [n, *image_shape], the decoder mean at codes z float32
+    [n, latent_dim] and pixels x ~ p(x|z) drawn with the stateless seed int32 [2]: how a
+    sampler's codes (tfvae/samplers) become images. hvae also draws z1 ~ p(z1|z2 = z)."""
+    p_x = self.decode(z)
+    return {"mean": p_x.mean(), "sample": tf.cast(p_x.sample(seed=seed), tf.float32)}
 
   def reconstruct_from(self, x, q_z):
     """`reconstruct(x)` given the posterior q_z = posterior(x) the caller already has."""

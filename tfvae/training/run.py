@@ -40,7 +40,7 @@ _NUM_SUMMARY_IMAGES = 8
 
 # What a run writes into its workdir (removed by --overwrite).
 RUN_OUTPUTS = ("config.json", "ckpt", "tensorboard", "export", "eval.json", "figures",
-               user_networks.NETWORKS_DIRNAME)
+               user_networks.NETWORKS_DIRNAME, "sampler")  # sampler: tfvae/samplers
 
 
 def _delete_run(workdir):
