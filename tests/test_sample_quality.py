@@ -203,6 +203,17 @@ def test_sample_quality_checks_its_arguments_before_any_work(monkeypatch):
       model.sample_quality(**kwargs)
 
 
+def test_a_model_that_cannot_sample_is_told_in_one_line_before_any_work(monkeypatch):
+  from tfvae import config as config_lib  # pylint: disable=import-outside-toplevel
+  from tfvae import models  # pylint: disable=import-outside-toplevel
+  config = config_lib.Config(model="ae", dataset="digits", hidden_sizes=(16,), latent_dim=3,
+                             image_shape=(8, 8, 1))
+  model = tfvae.TrainedModel(config, models.build(config), step=0)
+  monkeypatch.setattr(sq, "real_data", lambda *a, **k: pytest.fail("read the data"))
+  with pytest.raises(tfvae.ConfigError, match="^--sample_quality: --model=ae has no prior"):
+    model.sample_quality()
+
+
 @pytest.mark.slow
 def test_evaluate_sample_quality_writes_eval_json_and_tensorboard(run, digits, cache_dir):
   from conftest import run_module  # pylint: disable=import-outside-toplevel

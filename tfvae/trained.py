@@ -425,7 +425,8 @@ class TrainedModel:
 
     Raises:
       ValueError: an argument out of range (named, before any work).
-      tfvae.ConfigError: inception_v3 for vectors, or without its weights (offline).
+      tfvae.ConfigError: a model that cannot sample (no prior), inception_v3 for vectors or
+        without its weights (offline).
       DataError: data that cannot be read, or no labels for the domain classifier.
       tfvae.lock.WorkdirInUse: with write, if another process holds the workdir.
     """
