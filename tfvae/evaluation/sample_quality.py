@@ -198,7 +198,10 @@ def measure(trained: Any, num_samples: int = 0, feature_network: str = "domain_c
   if feature_network == "inception_v3" and len(config.data.image_shape) != 3:
     raise ConfigError(f"--feature_network=inception_v3 takes images; --dataset="
                       f"{config.data.dataset} holds vectors: use domain_classifier.")
-  trained.sample(0, seed)  # a model that cannot sample says so before any work
+  try:
+    trained.sample(0, seed)  # a model that cannot sample says so before any work
+  except ValueError as e:  # e.g. an autoencoder without a prior: one line on the command line
+    raise ConfigError(f"--sample_quality: {e}") from None
   began = time.perf_counter()
   data = real_data(config, source)
   real_x, _ = inputs(data, split)
