@@ -8,6 +8,13 @@ with the split and K). The standard report is --split=test --num_importance_samp
 `--m1_labels=N` instead evaluates M1 (Kingma et al. 2014; tfvae/evaluation/ssl.py): logistic regression on
 the posterior means of N labeled train examples (balanced, chosen by `--label_seed`), scored on
 `--split`; the result is merged into eval.json under "m1_SPLIT_<N>labels_seed<S>".
+
+`--sample_quality` instead measures samples against `--split` (TrainedModel.sample_quality;
+tfvae/evaluation/sample_quality.py, docs/sample_quality.md): the Fréchet distance and k-NN
+precision/recall in the features of `--feature_network` (domain_classifier: a classifier of the
+dataset's classes, trained once and cached in `--feature_network_dir`), with
+`--sample_quality_samples` samples; merged into eval.json under
+"sample_quality_SPLIT_NETWORK_<N>samples_seed0" and written to TensorBoard.
 """
 
 import json
@@ -45,6 +52,18 @@ def define_flags():
                        "posterior means of this many labeled train examples (balanced across "
                        "classes).", lower_bound=0)
   flags.DEFINE_integer("label_seed", 0, "With --m1_labels: seed of the labeled subset.")
+  flags.DEFINE_bool("sample_quality", False, "Measure sample quality instead: the Fréchet "
+                    "distance and k-NN precision/recall of samples against --split, in the "
+                    "features of --feature_network (docs/sample_quality.md).")
+  flags.DEFINE_enum("feature_network", "domain_classifier", ["domain_classifier", "inception_v3"],
+                    "With --sample_quality: domain_classifier (a classifier tfvae trains on the "
+                    "dataset's labeled train split, offline; cached) or inception_v3 (ImageNet "
+                    "weights, online: the standard FID).")
+  flags.DEFINE_integer("sample_quality_samples", 0, "With --sample_quality: samples drawn (0: "
+                       "as many as --split has examples).", lower_bound=0)
+  flags.DEFINE_string("feature_network_dir", "", "With --sample_quality: folder of cached "
+                      "domain classifiers (default DATA_DIR/tfvae_feature_networks, DATA_DIR the "
+                      "run's --data_dir or ~/tensorflow_datasets).")
 
 
 def _load(workdir):
@@ -64,6 +83,16 @@ def _load(workdir):
 
 def main(argv):
   del argv
+  if FLAGS.sample_quality:
+    metrics = _load(FLAGS.workdir).sample_quality(
+        num_samples=FLAGS.sample_quality_samples, feature_network=FLAGS.feature_network,
+        split=FLAGS.split, cache_dir=FLAGS.feature_network_dir or None)
+    logging.info("Sample quality on %s (%s, %d samples, %d real): Frechet distance %.4f, "
+                 "precision %.4f, recall %.4f", metrics["split"], metrics["feature_network"],
+                 metrics["num_samples"], metrics["num_real"], metrics["frechet_distance"],
+                 metrics["precision"], metrics["recall"])
+    print(json.dumps(workdir_lib.strict(metrics), indent=2))
+    return
   if FLAGS.m1_labels:
     metrics = _load(FLAGS.workdir).m1_accuracy(FLAGS.m1_labels, FLAGS.label_seed, FLAGS.split)
     logging.info("M1 on %s: accuracy %.4f with %d labels (label_seed %d)", metrics["split"],

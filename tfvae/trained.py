@@ -437,6 +437,62 @@ class TrainedModel:
           workdir_lib.m1_key(split, num_labels, label_seed): metrics})
     return metrics
 
+  def sample_quality(self, num_samples: int = 0, feature_network: str = "domain_classifier",
+                     split: str = "test", seed: int = 0, k: int = 3,
+                     data: Optional[DataLike] = None, cache_dir: Optional[PathLike] = None,
+                     write: bool = True) -> dict[str, Any]:
+    """How close samples are to real examples in a network's feature space; what
+    `python -m tfvae.evaluate --sample_quality` does (tfvae/evaluation/sample_quality.py).
+
+    The decoder means of `num_samples` draws of `sample` (images clipped to [0, 1]) are compared
+    with the split's examples (images as gray levels in [0, 1], never binarized; vectors in raw
+    units) in the features of `feature_network`: "domain_classifier", a classifier tfvae trains
+    on the dataset's labeled train split and caches in `cache_dir` (the "FID with a domain
+    classifier": comparable only between runs measured with the same classifier, not with
+    ImageNet-Inception FIDs), or "inception_v3" (ImageNet weights, online: the standard FID).
+
+    Args:
+      num_samples: int in [0, 65536], samples drawn (0: as many as the split has examples).
+      feature_network: "domain_classifier" or "inception_v3" (images only).
+      split: the real examples: "train", "validation" or "test".
+      seed: int32, the samples' seed.
+      k: int >= 1, neighbours of the k-NN manifolds of precision and recall.
+      data: the run's data when it was trained from arrays; else None.
+      cache_dir: folder of cached classifiers (default DATA_DIR/tfvae_feature_networks, DATA_DIR
+        the run's --data_dir or ~/tensorflow_datasets).
+      write: merge the result into WORKDIR/eval.json under
+        "sample_quality_SPLIT_NETWORK_<N>samples_seed<S>" and write frechet_distance, precision
+        and recall to TensorBoard (WORKDIR/tensorboard/eval, "sample_quality_SPLIT_NETWORK/").
+
+    Returns:
+      dict: frechet_distance (Heusel et al. 2017; squared feature units, >= 0, lower is better),
+      precision and recall in [0, 1] (Kynkäänniemi et al. 2019, k-NN manifolds; higher is
+      better); reference_frechet_distance, reference_precision, reference_recall: the same for
+      up to num_samples real examples of reference_split (train; validation when split is
+      train) in place of samples (the floor at this N); feature_network, feature_dim, k,
+      num_real, num_samples, num_reference, split, seed, dataset, step, wall_time_s; with the
+      domain classifier its test accuracy (classifier_test_accuracy) and folder (classifier).
+
+    Raises:
+      ValueError: an argument out of range (named, before any work).
+      tfvae.ConfigError: a model that cannot sample (no prior), inception_v3 for vectors or
+        without its weights (offline).
+      DataError: data that cannot be read, or no labels for the domain classifier.
+      tfvae.lock.WorkdirInUse: with write, if another process holds the workdir.
+    """
+    from tfvae.evaluation import sample_quality  # pylint: disable=import-outside-toplevel
+    _check_split(split)
+    _check_int("num_samples", num_samples, 0, MAX_SAMPLES)
+    _check_int("seed", seed, -2 ** 31, 2 ** 31 - 1, " (an int32)")
+    _check_int("k", k, 1)
+    if feature_network not in ("domain_classifier", "inception_v3"):
+      raise ValueError(f"feature_network={feature_network!r}: expected 'domain_classifier' or "
+                       "'inception_v3'.")
+    with self._writing(write):
+      return sample_quality.measure(self, num_samples, feature_network, split, seed, k,
+                                    as_source(data), os.fspath(cache_dir) if cache_dir else None,
+                                    write)
+
   def export(self, path: Optional[PathLike] = None) -> str:
     """Writes the SavedModel (tfvae/serving.py) to `path` (default WORKDIR/export); returns the
     folder written. Its `sample` signature draws z from `self.sampler` (a fitted one included:

@@ -1,1 +1,2 @@
-"""Evaluation: held-out bounds and diagnostics, semi-supervised accuracy, figures, the GMM baseline."""
+"""Evaluation: held-out bounds and diagnostics, semi-supervised accuracy, sample quality, figures,
+the GMM baseline."""
