@@ -221,7 +221,7 @@ def test_evaluate_sample_quality_writes_eval_json_and_tensorboard(run, digits, c
                     "--sample_quality_samples=300", f"--feature_network_dir={cache_dir}")
   printed = json.loads(proc.stdout)
   with open(os.path.join(run, "eval.json")) as f:
-    entry = json.load(f)["sample_quality_test_domain_classifier_300samples_seed0"]
+    entry = json.load(f)["sample_quality_test_domain_classifier_standard_300samples_seed0"]
   assert entry == printed
   assert entry["classifier"] == digits[1].path  # the cached classifier, not a new one
   assert entry["num_samples"] == 300 and entry["num_real"] == len(digits[0].test)
@@ -229,10 +229,31 @@ def test_evaluate_sample_quality_writes_eval_json_and_tensorboard(run, digits, c
   assert entry["reference_split"] == "train" and entry["num_reference"] == 300
   assert entry["frechet_distance"] > 2 * entry["reference_frechet_distance"] > 0
   assert entry["reference_precision"] > 0.5 and entry["reference_recall"] > 0.5
-  tags = [f"sample_quality_test_domain_classifier/{name}"
+  tags = [f"sample_quality_test_domain_classifier_standard/{name}"
           for name in ("frechet_distance", "precision", "recall")]
   scalars = summaries.read_scalars(os.path.join(run, "tensorboard", "eval"), tags)
   steps, values = scalars[tags[0]]
   assert list(steps) == [40]
   assert values[0] == pytest.approx(entry["frechet_distance"], rel=1e-6)
   np.testing.assert_allclose(scalars[tags[1]][1], [entry["precision"]], rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_the_samples_come_from_the_sampler_asked_for_and_each_has_its_own_entry(run, digits,
+                                                                                cache_dir):
+  model = tfvae.load(run)
+  with pytest.raises(tfvae.ConfigError, match="^--sample_quality: sampler='gmm'"):
+    model.sample_quality(num_samples=100, sampler="gmm", cache_dir=cache_dir)  # not fitted yet
+  model.fit_sampler("gmm", num_components=3)
+  model = tfvae.load(run)
+  results = {name: model.sample_quality(num_samples=200, sampler=name, cache_dir=cache_dir)
+             for name in ("standard", "gmm")}
+  fitted = model.sample_quality(num_samples=200, cache_dir=cache_dir)  # the run's: the gmm
+  assert [r["sampler"] for r in (*results.values(), fitted)] == ["standard", "gmm", "gmm"]
+  assert fitted["frechet_distance"] == results["gmm"]["frechet_distance"]
+  assert results["gmm"]["frechet_distance"] != results["standard"]["frechet_distance"]
+  with open(os.path.join(run, "eval.json")) as f:
+    saved = json.load(f)
+  for name, result in results.items():
+    key = f"sample_quality_test_domain_classifier_{name}_200samples_seed0"
+    assert saved[key]["frechet_distance"] == result["frechet_distance"]

@@ -13,8 +13,8 @@ the posterior means of N labeled train examples (balanced, chosen by `--label_se
 tfvae/evaluation/sample_quality.py, docs/sample_quality.md): the Fréchet distance and k-NN
 precision/recall in the features of `--feature_network` (domain_classifier: a classifier of the
 dataset's classes, trained once and cached in `--feature_network_dir`), with
-`--sample_quality_samples` samples; merged into eval.json under
-"sample_quality_SPLIT_NETWORK_<N>samples_seed0" and written to TensorBoard.
+`--sample_quality_samples` samples of `--sampler`; merged into eval.json under
+"sample_quality_SPLIT_NETWORK_SAMPLER_<N>samples_seed0" and written to TensorBoard.
 """
 
 import json
@@ -64,6 +64,9 @@ def define_flags():
   flags.DEFINE_string("feature_network_dir", "", "With --sample_quality: folder of cached "
                       "domain classifiers (default DATA_DIR/tfvae_feature_networks, DATA_DIR the "
                       "run's --data_dir or ~/tensorflow_datasets).")
+  flags.DEFINE_enum("sampler", None, ["standard", "gmm", "two_stage"], "With --sample_quality:"
+                    " where the samples' codes come from (default: the sampler fitted to the "
+                    "run, else the prior; docs/samplers.md).")
 
 
 def _load(workdir):
@@ -86,9 +89,10 @@ def main(argv):
   if FLAGS.sample_quality:
     metrics = _load(FLAGS.workdir).sample_quality(
         num_samples=FLAGS.sample_quality_samples, feature_network=FLAGS.feature_network,
-        split=FLAGS.split, cache_dir=FLAGS.feature_network_dir or None)
-    logging.info("Sample quality on %s (%s, %d samples, %d real): Frechet distance %.4f, "
-                 "precision %.4f, recall %.4f", metrics["split"], metrics["feature_network"],
+        split=FLAGS.split, cache_dir=FLAGS.feature_network_dir or None, sampler=FLAGS.sampler)
+    logging.info("Sample quality on %s (%s, %s sampler, %d samples, %d real): Frechet distance "
+                 "%.4f, precision %.4f, recall %.4f", metrics["split"], metrics["feature_network"],
+                 metrics["sampler"],
                  metrics["num_samples"], metrics["num_real"], metrics["frechet_distance"],
                  metrics["precision"], metrics["recall"])
     print(json.dumps(workdir_lib.strict(metrics), indent=2))

@@ -206,6 +206,11 @@ class TrainedModel:
       out = chosen.draw(self.model, n, seed_pair)
     return {k: np.asarray(v) if k == "label" else self._raw(v) for k, v in out.items()}
 
+  def sampler_kind(self, sampler: Optional[str] = None) -> str:
+    """The kind of sampler `sample(sampler=sampler)` draws codes from: "standard", "gmm" or
+    "two_stage" (ConfigError as `sample` for a name that is not fitted)."""
+    return samplers.choose(self.sampler, sampler).kind
+
   def fit_sampler(self, kind: str = "gmm", data: Optional[DataLike] = None,
                   **options: Any) -> samplers.Sampler:
     """Fits a sampler of codes to the posterior means E[q(z|x)] of the train split and stores
@@ -440,7 +445,7 @@ class TrainedModel:
   def sample_quality(self, num_samples: int = 0, feature_network: str = "domain_classifier",
                      split: str = "test", seed: int = 0, k: int = 3,
                      data: Optional[DataLike] = None, cache_dir: Optional[PathLike] = None,
-                     write: bool = True) -> dict[str, Any]:
+                     write: bool = True, sampler: Optional[str] = None) -> dict[str, Any]:
     """How close samples are to real examples in a network's feature space; what
     `python -m tfvae.evaluate --sample_quality` does (tfvae/evaluation/sample_quality.py).
 
@@ -461,8 +466,10 @@ class TrainedModel:
       cache_dir: folder of cached classifiers (default DATA_DIR/tfvae_feature_networks, DATA_DIR
         the run's --data_dir or ~/tensorflow_datasets).
       write: merge the result into WORKDIR/eval.json under
-        "sample_quality_SPLIT_NETWORK_<N>samples_seed<S>" and write frechet_distance, precision
-        and recall to TensorBoard (WORKDIR/tensorboard/eval, "sample_quality_SPLIT_NETWORK/").
+        "sample_quality_SPLIT_NETWORK_SAMPLER_<N>samples_seed<S>" and write frechet_distance, precision
+        and recall to TensorBoard (WORKDIR/tensorboard/eval, "sample_quality_SPLIT_NETWORK_SAMPLER/").
+      sampler: where the samples' codes come from, as in `sample`: None (the run's fitted
+        sampler, else the prior), "standard", "gmm" or "two_stage" (the kind fitted).
 
     Returns:
       dict: frechet_distance (Heusel et al. 2017; squared feature units, >= 0, lower is better),
@@ -491,7 +498,7 @@ class TrainedModel:
     with self._writing(write):
       return sample_quality.measure(self, num_samples, feature_network, split, seed, k,
                                     as_source(data), os.fspath(cache_dir) if cache_dir else None,
-                                    write)
+                                    write, sampler=sampler)
 
   def export(self, path: Optional[PathLike] = None) -> str:
     """Writes the SavedModel (tfvae/serving.py) to `path` (default WORKDIR/export); returns the

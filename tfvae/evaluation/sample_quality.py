@@ -172,17 +172,20 @@ def classifier_for(config: Any, data: Any, cache_dir: Optional[str] = None) -> A
       cache_dir=cache_dir or feature_networks.default_cache_dir(config.execution.data_dir))
 
 
-def eval_key(split: str, feature_network: str, num_samples: int, seed: int) -> str:
-  """The eval.json key of a result: sample_quality_SPLIT_NETWORK_<N>samples_seed<S>."""
-  return f"sample_quality_{split}_{feature_network}_{num_samples}samples_seed{seed}"
+def eval_key(split: str, feature_network: str, sampler: str, num_samples: int,
+             seed: int) -> str:
+  """The eval.json key of a result: sample_quality_SPLIT_NETWORK_SAMPLER_<N>samples_seed<S>."""
+  return f"sample_quality_{split}_{feature_network}_{sampler}_{num_samples}samples_seed{seed}"
 
 
-def draw(trained: Any, num_samples: int, seed: int) -> np.ndarray:
-  """float32 [num_samples, *data_shape]: decoder means of `trained.sample`, in chunks of
-  SAMPLE_CHUNK (chunk i with a seed drawn from (seed, i)); images clipped to [0, 1]."""
+def draw(trained: Any, num_samples: int, seed: int, sampler: Optional[str] = None) -> np.ndarray:
+  """float32 [num_samples, *data_shape]: decoder means of `trained.sample` (with `sampler`:
+  None the run's, "standard", "gmm", "two_stage"), in chunks of SAMPLE_CHUNK (chunk i with a
+  seed drawn from (seed, i)); images clipped to [0, 1]."""
   seeds = np.random.SeedSequence([seed % 2 ** 32]).generate_state(
       -(-num_samples // SAMPLE_CHUNK), np.uint32) >> 1  # int32 >= 0
-  parts = [trained.sample(min(SAMPLE_CHUNK, num_samples - i * SAMPLE_CHUNK), int(s))["mean"]
+  parts = [trained.sample(min(SAMPLE_CHUNK, num_samples - i * SAMPLE_CHUNK), int(s),
+                          sampler=sampler)["mean"]
            for i, s in enumerate(seeds)]
   x = np.concatenate(parts).astype(np.float32)
   return np.clip(x, 0, 1) if x.ndim == 4 else x
@@ -191,7 +194,8 @@ def draw(trained: Any, num_samples: int, seed: int) -> np.ndarray:
 def measure(trained: Any, num_samples: int = 0, feature_network: str = "domain_classifier",
             split: str = "test", seed: int = 0, k: int = DEFAULT_K, source: Any = None,
             cache_dir: Optional[str] = None, write: bool = True,
-            inception_weights: Optional[str] = "imagenet") -> dict[str, Any]:
+            inception_weights: Optional[str] = "imagenet",
+            sampler: Optional[str] = None) -> dict[str, Any]:
   """What TrainedModel.sample_quality returns (see there); arguments checked by the caller."""
   from tfvae import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
   config = trained.config
@@ -199,7 +203,7 @@ def measure(trained: Any, num_samples: int = 0, feature_network: str = "domain_c
     raise ConfigError(f"--feature_network=inception_v3 takes images; --dataset="
                       f"{config.data.dataset} holds vectors: use domain_classifier.")
   try:
-    trained.sample(0, seed)  # a model that cannot sample says so before any work
+    trained.sample(0, seed, sampler=sampler)  # a model that cannot sample says so first
   except ValueError as e:  # e.g. an autoencoder without a prior: one line on the command line
     raise ConfigError(f"--sample_quality: {e}") from None
   began = time.perf_counter()
@@ -214,7 +218,7 @@ def measure(trained: Any, num_samples: int = 0, feature_network: str = "domain_c
   else:
     network = feature_networks.InceptionFeatures(inception_weights)
   real = network.features(real_x)
-  fake = network.features(draw(trained, num_samples, seed))
+  fake = network.features(draw(trained, num_samples, seed, sampler))
   # The floor: real examples of another split in place of samples (what a copy of the data
   # would score at this N).
   reference_split = "validation" if split == "train" else "train"
@@ -227,7 +231,8 @@ def measure(trained: Any, num_samples: int = 0, feature_network: str = "domain_c
   metrics.update(feature_network=feature_network, feature_dim=int(real.shape[1]), k=k,
                  num_real=len(real), num_samples=num_samples, reference_split=reference_split,
                  num_reference=len(reference),
-                 sample_output="mean", split=split, seed=seed, dataset=config.data.dataset,
+                 sample_output="mean", sampler=trained.sampler_kind(sampler), split=split,
+                 seed=seed, dataset=config.data.dataset,
                  step=trained.step, wall_time_s=round(time.perf_counter() - began, 2))
   if write and trained.workdir:
     _write(trained, metrics, workdir_lib)
@@ -236,14 +241,14 @@ def measure(trained: Any, num_samples: int = 0, feature_network: str = "domain_c
 
 def _write(trained: Any, metrics: dict[str, Any], workdir_lib: Any) -> None:
   """Merges `metrics` into eval.json and writes its numbers to TensorBoard's eval folder, tags
-  sample_quality_SPLIT_NETWORK/NAME."""
+  sample_quality_SPLIT_NETWORK_SAMPLER/NAME."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from tfvae import summaries  # pylint: disable=import-outside-toplevel
-  split, network = metrics["split"], metrics["feature_network"]
+  split, network, sampler = metrics["split"], metrics["feature_network"], metrics["sampler"]
   workdir_lib.merge_eval_json(trained.workdir, {
-      eval_key(split, network, metrics["num_samples"], metrics["seed"]): metrics})
+      eval_key(split, network, sampler, metrics["num_samples"], metrics["seed"]): metrics})
   writer = tf.summary.create_file_writer(os.path.join(trained.workdir, "tensorboard", "eval"))
   summaries.write_scalars(writer, trained.step, {
-      f"sample_quality_{split}_{network}/{name}": metrics[name]
+      f"sample_quality_{split}_{network}_{sampler}/{name}": metrics[name]
       for name in ("frechet_distance", "precision", "recall")})
   writer.close()
