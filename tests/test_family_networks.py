@@ -1,7 +1,7 @@
-"""User networks in pc_vae, m2 and hvae (tfvae/user_networks.py, each family's `accepts()`):
-what each part is called on (the decoder's concatenated input), the one-line errors, the user
-classifier's accuracy term, training on digits, the stored parts loaded in a fresh process,
-and the network knobs that factories make inactive."""
+"""User networks in pc_vae, m2 and hvae (tfvae/user_networks.py, tfvae/network_checks.py, each
+family's `accepts()`): what each part is called on (the decoder's concatenated input), the
+one-line errors, the user classifier's accuracy term, training on digits, the stored parts
+loaded in a fresh process, and the network knobs that factories make inactive."""
 
 import os
 import subprocess

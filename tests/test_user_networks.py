@@ -1,6 +1,7 @@
-"""Your own Keras networks in a VAE (tfvae/user_networks.py): the one-line shape checks before
-anything is written, training, the stored networks, a custom likelihood's term, an encoder that
-returns a distribution, two replicas, and a run loaded in a fresh process."""
+"""Your own Keras networks in a VAE (tfvae/user_networks.py, tfvae/network_checks.py): the
+one-line shape checks before anything is written, training, the stored networks, a custom
+likelihood's term, an encoder that returns a distribution, two replicas, and a run loaded in a
+fresh process."""
 
 import json
 import os
@@ -17,6 +18,7 @@ import tfvae
 from conftest import ROOT
 from tfvae import config as config_lib
 from tfvae import models
+from tfvae import network_checks
 from tfvae import user_networks
 from tfvae.training import trainer as trainer_lib
 
@@ -109,7 +111,7 @@ def _config(**kwargs):
 def test_networks_that_do_not_fit_are_one_line_before_anything_is_written(tmp_path, parts,
                                                                             message):
   if message is None:
-    user_networks.check(user_networks.Parts(**parts), _config().replace(image_shape=(8, 8, 1)))
+    network_checks.check(user_networks.Parts(**parts), _config().replace(image_shape=(8, 8, 1)))
     return
   with pytest.raises(user_networks.NetworkError) as raised:
     tfvae.fit(_config(), str(tmp_path / "run"), **parts)

@@ -144,7 +144,7 @@ class Encoder(keras.Model):
 
   body: optional Keras model x [B, H, W, C] -> features [B, F] (replaces the built body; the
   head above is added) or -> a tfd.Distribution q(z|x) (used as it is, no head):
-  tfvae/user_networks.py checks it first.
+  tfvae/network_checks.py checks it first.
   """
 
   def __init__(self, image_shape, latent_dim, architecture="mlp", hidden_sizes=(256, 128),
@@ -218,7 +218,7 @@ class Decoder(keras.Model):
   network; mapped to p(x|z) by `likelihood_layer` when given, else by the named likelihood) or
   -> a tfd.Distribution p(x|z) with batch [N] and event image_shape (used as it is).
   likelihood_layer: optional Keras layer parameters [..., *param_shape] -> a tfd.Distribution
-  with batch [...] and event image_shape. tfvae/user_networks.py checks both first.
+  with batch [...] and event image_shape. tfvae/network_checks.py checks both first.
   """
 
   def __init__(self, image_shape, latent_dim, architecture="mlp", hidden_sizes=(256, 128),
@@ -404,7 +404,7 @@ class Classifier(keras.Model):
   For images (input_shape [H, W, C]) the body is the encoder's (MLP or conv) body; for a code
   (input_shape [D]) an MLP with the given hidden sizes. The logits are float32.
   net: optional Keras model inputs -> logits [B, num_classes] (made a Categorical) or a
-  tfd.Categorical (used as it is), in place of the body and head; tfvae/user_networks.py
+  tfd.Categorical (used as it is), in place of the body and head; tfvae/network_checks.py
   checks it first.
   """
 

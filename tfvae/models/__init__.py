@@ -35,7 +35,7 @@ def build(config, seed=None, parts=None):
 
   parts: optional tfvae.user_networks.Parts, the user's networks (those the family's
   config.model.accepts() names); copies of them are built into the model (the objects given
-  are not changed). Check them first with user_networks.check. A config that names factories
+  are not changed). Check them first with network_checks.check. A config that names factories
   (--encoder/--decoder) needs their networks among `parts` (network_factories.from_config).
 
   Raises:

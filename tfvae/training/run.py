@@ -18,6 +18,7 @@ import tensorflow as tf
 from tfvae import config as config_lib
 from tfvae import data as data_lib
 from tfvae import lock
+from tfvae import network_checks
 from tfvae import network_factories
 from tfvae import sections
 from tfvae.training import checkpoints
@@ -208,7 +209,7 @@ def train_model(config, workdir, overwrite=False, strategy=None, source=None, pa
     logging.warning("%s", mismatch)
   data_lib.TrainBatches(data, config)  # a batch the data cannot fill: before anything is written
   parts = network_factories.from_config(config, parts)  # --encoder/--decoder, called
-  user_networks.check(parts, config)  # before any write
+  network_checks.check(parts, config)  # before any write
   with contextlib.ExitStack() as held:
     refused = None
     try:
