@@ -119,6 +119,26 @@ def test_a_config_naming_a_factory_never_builds_tfvaes_own_network_in_its_place(
                                                                     "factory_params"]
 
 
+@pytest.mark.parametrize("family,width", [("hvae", 6), ("m2", 13)])
+def test_a_decoder_factory_built_on_its_first_call_takes_the_familys_wider_input(family,
+                                                                                width):
+  from tfvae import models, network_checks  # pylint: disable=import-outside-toplevel
+  config = _config(model=family, encoder="network_factories:encoder",
+                   decoder="network_factories:any_width_decoder",
+                   **({"num_labels": "50"} if family == "m2" else {})).replace(
+                       image_shape=(8, 8, 1), num_classes=10, labeled_examples=50)
+  parts = factories_lib.from_config(config)
+  network_checks.check(parts, config)
+  model = models.build(config, seed=0, parts=parts)
+  assert model.decoder.net.inputs[0].shape[-1] == width  # [z1, z2] / [z, y_onehot]
+  assert model.decoder.net.name == "factory_decoder"
+  # A factory that fixes the input at latent_dim is refused in one line naming the width.
+  config = config.replace(decoder="network_factories:decoder")
+  with pytest.raises(user_networks.NetworkError, match=rf"^decoder: expected input .* \[B, "
+                     rf"{width}\] .*, got a network whose input is \[None, 3\]\.$"):
+    network_checks.check(factories_lib.from_config(config), config)
+
+
 def test_the_factorys_initial_weights_are_the_runs_seed():
   config = _config(encoder="network_factories:encoder").replace(image_shape=(8, 8, 1))
   first, again = (factories_lib.from_config(config).encoder for _ in range(2))
