@@ -222,6 +222,11 @@ def test_user_networks_train_are_stored_and_a_fresh_process_gets_the_same_elbo(t
     assert network.name == f"my_{name}"
     assert not np.allclose(network.weights[0].numpy(), before[name]), name
     np.testing.assert_array_equal(parts[name].weights[0].numpy(), before[name])
+  if family != "hvae":  # load(workdir, classifier=) takes the run's own, refuses another
+    tfvae.load(workdir, classifier=_classifier(family))
+    with pytest.raises(user_networks.NetworkError, match="^classifier: differs from the one "
+                       "stored"):
+      tfvae.load(workdir, classifier=_classifier(family, classes=CLASSES + 1))
   x = (load_digits().images[:50, :, :, None] / 16.0 > 0.5).astype(np.float32)
   here = float(np.mean(model.elbo(x)))
   proc = subprocess.run([sys.executable, "-c", _elbo_script(workdir)], cwd=ROOT,
