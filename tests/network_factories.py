@@ -34,6 +34,15 @@ def decoder(data_shape, latent_dim):
                            keras.layers.Reshape(tuple(data_shape))], name="factory_decoder")
 
 
+def any_width_decoder(data_shape, latent_dim):
+  """Inputs of any width (built on its first call: hvae's [z1, z2], m2's [z, y_onehot]) ->
+  the likelihood's parameters [B, *data_shape]."""
+  del latent_dim
+  return keras.Sequential([keras.layers.Dense(32, activation="relu", name="factory_hidden"),
+                           keras.layers.Dense(int(np.prod(data_shape)), name="factory_params"),
+                           keras.layers.Reshape(tuple(data_shape))], name="factory_decoder")
+
+
 def not_a_model(data_shape, latent_dim):
   del data_shape, latent_dim
   return "a string"

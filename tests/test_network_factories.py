@@ -1,8 +1,9 @@
-"""--encoder/--decoder=module:function (tfvae/user_networks.py: from_config): a factory's
+"""--encoder/--decoder=module:function (tfvae/network_factories.py: from_config): a factory's
 networks trained through `python -m tfvae.train`, recorded in config.json, loaded in a fresh
 process that imports the module; the one-line errors before anything is written; a kill -9
 resume with them. The factories are tests/network_factories.py."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -16,8 +17,10 @@ import pytest
 import network_factories
 import tfvae
 from conftest import checkpoint_step, ROOT, run_module
+from tfvae import network_factories as factories_lib
 from tfvae import user_networks
 from tfvae.errors import ConfigError
+from tfvae.models import base
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 FACTORIES = ["--encoder=network_factories:encoder", "--decoder=network_factories:decoder"]
@@ -50,9 +53,23 @@ def test_a_factory_of_another_form_is_one_line_naming_the_flag(value):
   _config(decoder="a.b_c.d1:make_decoder")  # the form is all that is checked here
 
 
+@dataclasses.dataclass(frozen=True)
+class _OwnNetworksConfig(base.ModelConfig):
+  """A family that takes no user networks (ModelConfig.accepts() declares none)."""
+  family = "own_networks"
+
+
+@pytest.mark.parametrize("family", ["vae", "hvae", "pc_vae", "m2", "ae"])
+def test_every_family_takes_factories(family):
+  config = _config(model=family, encoder="m:f", decoder="m:g",
+                   **({"num_labels": "50"} if family in ("pc_vae", "m2") else {}))
+  assert (config.model.encoder, config.model.decoder) == ("m:f", "m:g")
+
+
 def test_a_family_that_builds_its_own_networks_refuses_a_factory():
-  with pytest.raises(ConfigError, match=r"^--encoder=m:f: --model=m2 builds its own networks"):
-    _config(model="m2", num_labels="50", encoder="m:f")
+  with pytest.raises(ConfigError) as raised:
+    _OwnNetworksConfig(encoder="m:f")
+  assert str(raised.value) == "--encoder=m:f: --model=own_networks builds its own networks."
 
 
 @pytest.mark.parametrize("value,message", [
@@ -95,17 +112,37 @@ def test_a_config_naming_a_factory_never_builds_tfvaes_own_network_in_its_place(
   with pytest.raises(user_networks.NetworkError, match=r"^--decoder=network_factories:decoder:"
                      " the config names a factory, but no network was given"):
     models.build(config)
-  parts = user_networks.from_config(config)
+  parts = factories_lib.from_config(config)
   assert parts.encoder is None and isinstance(parts.decoder, keras.Model)
   model = models.build(config, parts=parts)
   assert [layer.name for layer in model.decoder.net.layers][:2] == ["factory_hidden",
                                                                     "factory_params"]
 
 
+@pytest.mark.parametrize("family,width", [("hvae", 6), ("m2", 13)])
+def test_a_decoder_factory_built_on_its_first_call_takes_the_familys_wider_input(family,
+                                                                                width):
+  from tfvae import models, network_checks  # pylint: disable=import-outside-toplevel
+  config = _config(model=family, encoder="network_factories:encoder",
+                   decoder="network_factories:any_width_decoder",
+                   **({"num_labels": "50"} if family == "m2" else {})).replace(
+                       image_shape=(8, 8, 1), num_classes=10, labeled_examples=50)
+  parts = factories_lib.from_config(config)
+  network_checks.check(parts, config)
+  model = models.build(config, seed=0, parts=parts)
+  assert model.decoder.net.inputs[0].shape[-1] == width  # [z1, z2] / [z, y_onehot]
+  assert model.decoder.net.name == "factory_decoder"
+  # A factory that fixes the input at latent_dim is refused in one line naming the width.
+  config = config.replace(decoder="network_factories:decoder")
+  with pytest.raises(user_networks.NetworkError, match=rf"^decoder: expected input .* \[B, "
+                     rf"{width}\] .*, got a network whose input is \[None, 3\]\.$"):
+    network_checks.check(factories_lib.from_config(config), config)
+
+
 def test_the_factorys_initial_weights_are_the_runs_seed():
   config = _config(encoder="network_factories:encoder").replace(image_shape=(8, 8, 1))
-  first, again = (user_networks.from_config(config).encoder for _ in range(2))
-  other = user_networks.from_config(config.replace(seed=1)).encoder
+  first, again = (factories_lib.from_config(config).encoder for _ in range(2))
+  other = factories_lib.from_config(config.replace(seed=1)).encoder
   for a, b in zip(first.weights, again.weights):
     np.testing.assert_array_equal(a.numpy(), b.numpy())
   assert not np.array_equal(first.weights[0].numpy(), other.weights[0].numpy())
@@ -139,7 +176,7 @@ def test_factories_train_are_recorded_and_a_fresh_process_loads_the_run(tmp_path
   assert [layer.name for layer in body.layers] == ["factory_conv", "flatten",
                                                    "factory_features", "factory_halve"]
   assert isinstance(body.layers[-1], network_factories.Halve)
-  built = user_networks.from_config(model.config).encoder
+  built = factories_lib.from_config(model.config).encoder
   assert [w.shape for w in body.weights] == [w.shape for w in built.weights]
   assert not np.array_equal(body.weights[0].numpy(), built.weights[0].numpy())  # trained
   # A fresh process loads it from the workdir, importing the module config.json names.

@@ -1,6 +1,7 @@
-"""Your own Keras networks in a VAE (tfvae/user_networks.py): the one-line shape checks before
-anything is written, training, the stored networks, a custom likelihood's term, an encoder that
-returns a distribution, two replicas, and a run loaded in a fresh process."""
+"""Your own Keras networks in a VAE (tfvae/user_networks.py, tfvae/network_checks.py): the
+one-line shape checks before anything is written, training, the stored networks, a custom
+likelihood's term, an encoder that returns a distribution, two replicas, and a run loaded in a
+fresh process."""
 
 import json
 import os
@@ -17,6 +18,7 @@ import tfvae
 from conftest import ROOT
 from tfvae import config as config_lib
 from tfvae import models
+from tfvae import network_checks
 from tfvae import user_networks
 from tfvae.training import trainer as trainer_lib
 
@@ -108,10 +110,8 @@ def _config(**kwargs):
         "not_keras", "lambda"])
 def test_networks_that_do_not_fit_are_one_line_before_anything_is_written(tmp_path, parts,
                                                                             message):
-  data_shape = (8, 8, 1)
   if message is None:
-    user_networks.check(user_networks.Parts(**parts), data_shape, LATENT, "bernoulli",
-                        "diagonal", "vae")
+    network_checks.check(user_networks.Parts(**parts), _config().replace(image_shape=(8, 8, 1)))
     return
   with pytest.raises(user_networks.NetworkError) as raised:
     tfvae.fit(_config(), str(tmp_path / "run"), **parts)
@@ -119,9 +119,10 @@ def test_networks_that_do_not_fit_are_one_line_before_anything_is_written(tmp_pa
   assert not (tmp_path / "run").exists()
 
 
-def test_other_families_and_iaf_refuse_user_networks_in_one_line(tmp_path):
-  with pytest.raises(user_networks.NetworkError, match=r"^--model=m2 builds its own networks"):
-    tfvae.fit(_config(model="m2", num_labels="50"), str(tmp_path / "a"), encoder=_encoder())
+def test_a_part_the_family_does_not_take_and_iaf_are_refused_in_one_line(tmp_path):
+  with pytest.raises(user_networks.NetworkError, match=r"^prior: --model=ae takes no prior "
+                     r"network \(it takes encoder, decoder, likelihood\)\.$"):
+    tfvae.fit(_config(model="ae"), str(tmp_path / "a"), prior=keras.layers.Dense(1))
   with pytest.raises(user_networks.NetworkError, match="--posterior=iaf has no features"):
     tfvae.fit(_config(posterior="iaf"), str(tmp_path / "b"), encoder=GaussianEncoder())
   assert not os.listdir(tmp_path)

@@ -41,7 +41,7 @@ def _show_logs() -> None:
 
 
 def _parts(config: Config, encoder: Any, decoder: Any, likelihood: Any,
-           prior: Any) -> tuple[Config, Any]:
+           prior: Any, classifier: Any) -> tuple[Config, Any]:
   """(config with the likelihood/prior names given, user_networks.Parts of the networks)."""
   from tfvae import user_networks  # pylint: disable=import-outside-toplevel
   names = {k: v for k, v in (("likelihood", likelihood), ("prior", prior)) if isinstance(v, str)}
@@ -50,18 +50,23 @@ def _parts(config: Config, encoder: Any, decoder: Any, likelihood: Any,
   return config, user_networks.Parts(
       encoder=encoder, decoder=decoder,
       likelihood=None if isinstance(likelihood, str) else likelihood,
-      prior=None if isinstance(prior, str) else prior)
+      prior=None if isinstance(prior, str) else prior, classifier=classifier)
 
 
 def fit(config: Config, workdir: Optional[PathLike] = None, data: Optional[DataLike] = None,
         overwrite: bool = False, *, encoder: Optional["keras.Model"] = None,
         decoder: Optional["keras.Model"] = None,
         likelihood: Union[str, "keras.layers.Layer", None] = None,
-        prior: Union[str, "keras.layers.Layer", None] = None) -> TrainedModel:
+        prior: Union[str, "keras.layers.Layer", None] = None,
+        classifier: Optional["keras.Model"] = None) -> TrainedModel:
   """Trains `config` in `workdir` (resuming from its latest checkpoint), evaluates and exports.
 
   What `python -m tfvae.train` does, from Python, optionally with your own Keras networks
-  (tfvae/user_networks.py says what each must return; docs/own_networks.md shows them).
+  (tfvae/user_networks.py says what each must return; docs/own_networks.md shows them, family
+  by family). Which of them a family takes, its config says (config.model.accepts()): vae all
+  but the classifier; pc_vae all five; hvae all but the classifier (the
+  encoder is q(z2|x), the decoder reads [z1, z2], the prior is p(z2)); m2 all but the prior;
+  the autoencoders encoder, decoder and likelihood.
 
   Migration (issue 34): `fit` returned the dict of final metrics; it now returns the trained
   model, and that dict is its `.results`: `results = tfvae.fit(...)` becomes
@@ -81,16 +86,23 @@ def fit(config: Config, workdir: Optional[PathLike] = None, data: Optional[DataL
       be given the same data.
     overwrite: delete a run with another config in workdir instead of refusing.
     encoder: optional Keras 3 model x [B, *data_shape] -> features [B, F] (tfvae adds the
-      posterior head) or a tfd.Distribution q(z|x) with batch [B], event [latent_dim]. Or
-      name a factory in the config instead (config.model.encoder/decoder,
-      "module.path:function", called with (data_shape, latent_dim) once the data are read;
-      its module is imported again when the run is loaded): not both.
-    decoder: optional Keras 3 model z [B, latent_dim] -> the likelihood's parameters
-      [B, *param_shape] or a tfd.Distribution p(x|z) with batch [B], event data_shape.
+      posterior head; m2: q(z|x, y) on the features joined with y) or a tfd.Distribution
+      q(z|x) with batch [B], event [latent_dim] (not for m2 or --posterior=iaf). Or name a
+      factory in the config instead (config.model.encoder/decoder, "module.path:function",
+      called with (data_shape, latent_dim) once the data are read; its module is imported
+      again when the run is loaded): not both.
+    decoder: optional Keras 3 model over the family's decoder input [B, W] -> the likelihood's
+      parameters [B, *param_shape] or a tfd.Distribution p(x|z) with batch [B], event
+      data_shape. The input is z [B, latent_dim]; for a family that reads more than z, one
+      Tensor of them concatenated on the last axis: hvae [z1, z2] [B, 2 * latent_dim], m2
+      [z, y_onehot] [B, latent_dim + K].
     likelihood: optional likelihood name (as config.model.likelihood) or a Keras layer
       parameters -> tfd.Distribution p(x|z) (its weights train with the model).
     prior: optional prior name (as config.model.prior) or a Keras layer whose call() returns p(z),
-      a tfd.Distribution with event [latent_dim].
+      a tfd.Distribution with event [latent_dim] (hvae: p(z2)).
+    classifier: optional Keras 3 model (pc_vae: z [B, latent_dim], the code; m2: x
+      [B, *data_shape]) -> logits float [B, K] or a tfd.Categorical with batch [B] over the
+      K = config.data.num_classes classes; it gives the accuracy term as tfvae's would.
     The networks given are templates: tfvae trains copies (built under the strategy's scope;
     a built network's weights are their starting point) and stores their Keras serialization
     in WORKDIR/networks, so that resume, `load`, evaluate and export need only the workdir
@@ -109,8 +121,9 @@ def fit(config: Config, workdir: Optional[PathLike] = None, data: Optional[DataL
       link in workdir that tfvae did not make (tfvae.ForeignLink).
     tfvae.WorkdirInUse (a ConfigError): another process holds workdir (it is named).
     tfvae.DataError: data that cannot be read or do not fit the config.
-    tfvae.NetworkError (a ConfigError): a network whose output does not fit the data or
-      latent_dim (one line naming it, the shape expected and the one received), that cannot
+    tfvae.NetworkError (a ConfigError): a network the family does not take, or whose input
+      or output does not fit the data, latent_dim or the number of classes (one line naming
+      it, the shape expected and the one received), that cannot
       be serialized, or that differs from the one the run stored; a factory the config names
       that cannot be imported or called or does not return a keras.Model, or a network given
       as well as named by factory; raised before anything is written.
@@ -131,7 +144,7 @@ def fit(config: Config, workdir: Optional[PathLike] = None, data: Optional[DataL
     workdir = tempfile.mkdtemp(prefix="tfvae-")
     logging.info("No workdir given: this run is in %s (a temporary folder; pass workdir= to "
                  "choose where).", workdir)
-  config, parts = _parts(config, encoder, decoder, likelihood, prior)
+  config, parts = _parts(config, encoder, decoder, likelihood, prior, classifier)
   strategy = strategy_for(config)  # before any TF op (multi_worker: collectives)
   trained = run.train_model(config, workdir, overwrite, strategy, source=source, parts=parts)
   return TrainedModel(trained.config, trained.model, trained.step, workdir, strategy,
@@ -141,7 +154,8 @@ def fit(config: Config, workdir: Optional[PathLike] = None, data: Optional[DataL
 def load(workdir: PathLike, strategy: Union[tf.distribute.Strategy, str, None] = None, *,
          encoder: Optional["keras.Model"] = None, decoder: Optional["keras.Model"] = None,
          likelihood: Optional["keras.layers.Layer"] = None,
-         prior: Optional["keras.layers.Layer"] = None) -> "TrainedModel":
+         prior: Optional["keras.layers.Layer"] = None,
+         classifier: Optional["keras.Model"] = None) -> "TrainedModel":
   """The trained model of a run: WORKDIR/config.json, its user networks (WORKDIR/networks) and
   its best checkpoint (ckpt/best, the lowest validation loss), else its latest.
 
@@ -151,9 +165,9 @@ def load(workdir: PathLike, strategy: Union[tf.distribute.Strategy, str, None] =
       on its replicas); default the default strategy. "run": the strategy the run trained
       under (config.json's --strategy and --num_cpu_devices; a multi-worker run as mirrored
       over this process's devices), as `python -m tfvae.evaluate` does.
-    encoder, decoder, likelihood, prior: the run's own networks (Keras objects), where the
-      stored ones cannot be rebuilt here (their classes not importable); they must serialize
-      as the stored ones do.
+    encoder, decoder, likelihood, prior, classifier: the run's own networks (Keras
+      objects), where the stored ones cannot be rebuilt here (their classes not importable);
+      they must serialize as the stored ones do.
 
   Returns:
     TrainedModel; its `sampler` is the one stored in WORKDIR/sampler (`fit_sampler`) when it
@@ -176,7 +190,7 @@ def load(workdir: PathLike, strategy: Union[tf.distribute.Strategy, str, None] =
   if isinstance(strategy, str):
     strategy = _run_strategy(workdir, strategy)
   parts = user_networks.Parts(encoder=encoder, decoder=decoder, likelihood=likelihood,
-                              prior=prior)
+                              prior=prior, classifier=classifier)
   try:
     config, model, step = loading.restore_model(workdir, strategy, parts=parts)
   except FileNotFoundError:

@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from tfvae import config as config_lib
 from tfvae import models
+from tfvae import network_factories
 from tfvae import user_networks
 from tfvae.training import checkpoints
 from tfvae.training import early_stopping
@@ -42,7 +43,7 @@ def restore_model(workdir, strategy=None, checkpoint="best", parts=None):
       or the module of a factory the config names (--encoder/--decoder) does not import.
   """
   config = config_lib.load(workdir)
-  parts = user_networks.from_config(config, parts, workdir)  # imports --encoder/--decoder's
+  parts = network_factories.from_config(config, parts, workdir)  # imports --encoder/--decoder's
   parts = user_networks.reconcile(workdir, parts)
   with (strategy or tf.distribute.get_strategy()).scope():
     model = models.build(config, parts=parts)

@@ -144,7 +144,7 @@ class Encoder(keras.Model):
 
   body: optional Keras model x [B, H, W, C] -> features [B, F] (replaces the built body; the
   head above is added) or -> a tfd.Distribution q(z|x) (used as it is, no head):
-  tfvae/user_networks.py checks it first.
+  tfvae/network_checks.py checks it first.
   """
 
   def __init__(self, image_shape, latent_dim, architecture="mlp", hidden_sizes=(256, 128),
@@ -218,7 +218,7 @@ class Decoder(keras.Model):
   network; mapped to p(x|z) by `likelihood_layer` when given, else by the named likelihood) or
   -> a tfd.Distribution p(x|z) with batch [N] and event image_shape (used as it is).
   likelihood_layer: optional Keras layer parameters [..., *param_shape] -> a tfd.Distribution
-  with batch [...] and event image_shape. tfvae/user_networks.py checks both first.
+  with batch [...] and event image_shape. tfvae/network_checks.py checks both first.
   """
 
   def __init__(self, image_shape, latent_dim, architecture="mlp", hidden_sizes=(256, 128),
@@ -403,12 +403,18 @@ class Classifier(keras.Model):
 
   For images (input_shape [H, W, C]) the body is the encoder's (MLP or conv) body; for a code
   (input_shape [D]) an MLP with the given hidden sizes. The logits are float32.
+  net: optional Keras model inputs -> logits [B, num_classes] (made a Categorical) or a
+  tfd.Categorical (used as it is), in place of the body and head; tfvae/network_checks.py
+  checks it first.
   """
 
   def __init__(self, input_shape, num_classes, architecture="mlp", hidden_sizes=(256, 128),
-               conv_filters=(32, 64), **kwargs):
+               conv_filters=(32, 64), net=None, **kwargs):
     super().__init__(**kwargs)
     self.num_classes = num_classes
+    self.net = net
+    if net is not None:
+      return
     body = (_conv_body(conv_filters) if architecture == "conv" and len(input_shape) == 3
             else [keras.layers.Flatten()] + dense_stack(
                 "gated_mlp" if architecture == "gated_mlp" else "mlp", hidden_sizes))
@@ -416,22 +422,29 @@ class Classifier(keras.Model):
     self.head = keras.layers.Dense(num_classes, dtype="float32", name="logits")
 
   def call(self, inputs, training=False):
-    return tfd.Categorical(logits=self.head(self.body(inputs, training=training)))
+    if self.net is None:
+      return tfd.Categorical(logits=self.head(self.body(inputs, training=training)))
+    out = self.net(inputs, training=training)
+    return out if isinstance(out, tfd.Distribution) else tfd.Categorical(
+        logits=tf.cast(out, tf.float32))
 
 
 class ConditionalEncoder(keras.Model):
   """(x [B, H, W, C], y one-hot [B, K]) -> q(z|x, y) = MultivariateNormalDiag, batch [B],
-  event [latent_dim] (M2's encoder). The image body (MLP or conv, as `Encoder`) runs once per
-  image (`features`); `posterior` joins its features with y through one hidden layer."""
+  event [latent_dim] (M2's encoder). The image body (MLP or conv, as `Encoder`; or `body`, the
+  user's Keras model x -> features [B, F]) runs once per image (`features`); `posterior` joins
+  its features with y through one hidden layer."""
 
   def __init__(self, image_shape, latent_dim, num_classes, architecture="mlp",
-               hidden_sizes=(256, 128), conv_filters=(32, 64), **kwargs):
+               hidden_sizes=(256, 128), conv_filters=(32, 64), body=None, **kwargs):
     super().__init__(**kwargs)
     self.image_shape = tuple(image_shape)
     self.latent_dim = latent_dim
     self.num_classes = num_classes
-    body = image_body(architecture, hidden_sizes, conv_filters)
-    self.body = keras.Sequential([keras.Input(self.image_shape)] + body, name="body")
+    if body is None:
+      body = keras.Sequential([keras.Input(self.image_shape)]
+                              + image_body(architecture, hidden_sizes, conv_filters), name="body")
+    self.body = body
     self.joint = keras.layers.Dense(hidden_sizes[-1], activation="relu", name="joint")
     self.head = keras.layers.Dense(2 * latent_dim, dtype="float32", name="posterior_params")
 

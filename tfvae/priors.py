@@ -11,6 +11,8 @@ References:
   Dilokthanakul et al. 2016 and Nalisnick et al. 2016 for Gaussian-mixture priors.
 """
 
+import inspect
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -138,16 +140,28 @@ class VampPrior(keras.layers.Layer):
     return DiagonalGaussianMixture(tf.zeros(tf.shape(loc)[:1]), loc, scale)
 
 
+def call_user_prior(layer):
+  """p(z) from a user's prior layer, called with no argument. Keras 3's Layer.__call__ fails
+  on a call(self) that takes none (IndexError: it reads a first argument), so such a call()
+  is run directly, once build() (where the layer may make its weights) has run; a call whose
+  arguments all have defaults goes through Layer.__call__."""
+  if inspect.signature(layer.call).parameters:
+    return layer()
+  if not layer.built:
+    layer.build(None)
+  return layer.call()
+
+
 class UserPrior(keras.layers.Layer):
   """A user's prior layer (tfvae/user_networks.py): its call() returns p(z)."""
 
   def __init__(self, layer, **kwargs):
     super().__init__(**kwargs)
     self.layer = layer
-    self.layer()  # builds its weights now: a checkpoint restores into a fresh instance
+    call_user_prior(layer)  # builds its weights now: a checkpoint restores into a fresh one
 
   def distribution(self):
-    return self.layer()
+    return call_user_prior(self.layer)
 
 
 def build(config, gaussian, latent_dim=None):

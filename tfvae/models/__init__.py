@@ -33,17 +33,18 @@ def build(config, seed=None, parts=None):
   random). Keras's global policy and seed generator are restored afterwards
   (tfvae/keras_scope.py): the caller's process is left as it was.
 
-  parts: optional tfvae.user_networks.Parts, the user's networks (the families of
-  user_networks.FAMILIES); copies of them are built into the model (the objects given are
-  not changed). Check them first with user_networks.check. A config that names factories
-  (--encoder/--decoder) needs their networks among `parts` (user_networks.from_config).
+  parts: optional tfvae.user_networks.Parts, the user's networks (those the family's
+  config.model.accepts() names); copies of them are built into the model (the objects given
+  are not changed). Check them first with network_checks.check. A config that names factories
+  (--encoder/--decoder) needs their networks among `parts` (network_factories.from_config).
 
   Raises:
     user_networks.NetworkError: a factory named by the config whose network is not given.
   """
   from tfvae import keras_scope  # pylint: disable=import-outside-toplevel
+  from tfvae import network_factories  # pylint: disable=import-outside-toplevel
   from tfvae import user_networks  # pylint: disable=import-outside-toplevel
-  user_networks.require_named(config, parts)
+  network_factories.require_named(config, parts)
   with keras_scope.building(config.training.dtype_policy, seed):
     if not parts:
       return MODELS[config.family](config)

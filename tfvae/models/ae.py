@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from tfvae import config_fields
 from tfvae import objectives
+from tfvae import user_networks
 from tfvae.config_fields import MODEL, field
 from tfvae.errors import ConfigError
 from tfvae.models import base
@@ -32,6 +33,10 @@ from tfvae.models import base
 class AEConfig(base.ModelConfig):
   """The plain autoencoder: the networks' knobs only."""
   family = "ae"
+
+  def accepts(self):
+    """encoder (features; tfvae adds the code's head), decoder and likelihood (no prior)."""
+    return user_networks.Accepts(parts=("encoder", "decoder", "likelihood"))
 
 
 @dataclasses.dataclass(frozen=True)

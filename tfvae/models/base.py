@@ -9,6 +9,7 @@ from typing import ClassVar
 import tensorflow as tf
 
 from tfvae import config_fields
+from tfvae import network_factories
 from tfvae import networks
 from tfvae import user_networks
 from tfvae.config_fields import DATA, MODEL, field
@@ -78,9 +79,10 @@ class ModelConfig:
   decoder: str = field(
       "", MODEL,
       "Your own decoder network: module.path:function, a factory f(data_shape, latent_dim) -> "
-      "keras.Model (z [B, latent_dim] -> the likelihood's parameters or p(x|z), "
-      "docs/own_networks.md). Empty: tfvae builds its own. The module is imported (from the "
-      "Python path) when the run is trained, resumed and loaded.")
+      "keras.Model (z [B, latent_dim] -> the likelihood's parameters or p(x|z); hvae's reads "
+      "[z1, z2], m2's [z, y_onehot], concatenated: docs/own_networks.md). Empty: tfvae builds "
+      "its own. The module is imported (from the Python path) when the run is trained, "
+      "resumed and loaded.")
 
   def __post_init__(self):
     config_fields.normalize(self)
@@ -93,8 +95,19 @@ class ModelConfig:
       sizes = getattr(self, name)
       if not sizes or any(s < 1 for s in sizes):
         raise ConfigError(f"--{name}={','.join(map(str, sizes))} must be positive integers.")
-    for name in user_networks.FACTORY_PARTS:
-      user_networks.check_factory_name(name, getattr(self, name), self.family)
+    for name in network_factories.FACTORY_PARTS:
+      network_factories.check_factory_name(name, getattr(self, name), self)
+
+  def accepts(self):
+    """The user networks this family takes and what they are called on
+    (tfvae.user_networks.Accepts); the default: none, the family builds its own."""
+    return user_networks.Accepts()
+
+  def network_knobs_read_elsewhere(self):
+    """The network knobs (architecture, hidden_sizes, conv_filters) that this family reads
+    outside its encoder and decoder (a classifier, a second latent level); those it does not
+    read have no effect when --encoder and --decoder both name factories (`inactive`)."""
+    return frozenset()
 
   def check_with(self, config):
     """Raises ConfigError for a value that cannot run with the rest of the run's Config
@@ -109,8 +122,14 @@ class ModelConfig:
     """{name: the flag that makes it have no effect} of the knobs this run does not read, given
     the run's Config `config` (e.g. {"conv_filters": "--architecture=mlp"})."""
     del config
-    return {} if self.architecture == "conv" else {
+    inactive = {} if self.architecture == "conv" else {
         "conv_filters": f"--architecture={self.architecture}"}
+    if self.encoder and self.decoder:  # neither network is built from the knobs
+      why = f"--encoder={self.encoder} and --decoder={self.decoder}"
+      for name in ("architecture", "hidden_sizes", "conv_filters"):
+        if name not in self.network_knobs_read_elsewhere():
+          inactive[name] = why
+    return inactive
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,6 +172,8 @@ class EncoderDecoder(Model):
   The networks are built (weights created) in the constructor, so a checkpoint can be restored
   into a fresh instance straight away. `parts` (tfvae.user_networks.Parts) replaces the
   encoder's body, the decoder's network and its likelihood with the user's Keras networks.
+  The decoder reads what the family's `accepts().decoder_input` names, joined on the last
+  axis (z, or hvae's [z1, z2]), unless `decoder_inputs` gives another width.
   """
 
   def __init__(self, config, stochastic, name, decoder_inputs=None, parts=None):
@@ -172,7 +193,8 @@ class EncoderDecoder(Model):
         num_flows=(config.model.num_flows if stochastic and config.model.posterior == "iaf"
                    else 0),
         body=parts.encoder, name="encoder")
-    decoder_inputs = decoder_inputs or config.model.latent_dim
+    decoder_inputs = decoder_inputs or config.model.accepts().decoder_width(
+        config.model.latent_dim, config.data.num_classes)
     self.decoder = networks.Decoder(config.data.image_shape, decoder_inputs, **sizes,
                                     likelihood=config.model.likelihood, net=parts.decoder,
                                     likelihood_layer=parts.likelihood, name="decoder")

@@ -15,6 +15,11 @@ the top layer; a code z [B, D] given to `decode` is z2, decoded at z1 = E[p(z1|z
 z2 ~ p(z2), z1 ~ p(z1|z2), x ~ p(x|z1, z2), and `generate` the same from z2 drawn by a sampler
 fitted to the top layer's codes (tfvae/samplers). The decoder reads [z1, z2] concatenated.
 
+User networks (tfvae/user_networks.py), per level where they fit: the encoder is q(z2|x)'s
+(features [B, F] or the distribution itself), the decoder reads [z1, z2] [B, 2 * latent_dim],
+the likelihood is p(x|z1, z2)'s and the prior is p(z2). q(z1|x, z2) and p(z1|z2) are always
+tfvae's (--hidden_sizes' last width, --architecture's dense layers).
+
 Reference:
   Tomczak & Welling, "VAE with a VampPrior", AISTATS 2018 (the two-level model, figure 1 and
   section 4; their code's GatedDense layers: --architecture=gated_mlp).
@@ -41,6 +46,14 @@ class HVAEConfig(vae.VAEConfig):
     ConfigError: naming the flag, for a value that cannot run.
   """
   family = "hvae"
+
+  def accepts(self):
+    """As the VAE's (the encoder q(z2|x), the prior p(z2)); the decoder reads [z1, z2]."""
+    return dataclasses.replace(super().accepts(), decoder_input=("z1", "z2"))
+
+  def network_knobs_read_elsewhere(self):
+    """q(z1|x, z2) and p(z1|z2) read --architecture and --hidden_sizes."""
+    return super().network_knobs_read_elsewhere() | {"architecture", "hidden_sizes"}
 
   def check(self):
     super().check()
@@ -82,12 +95,14 @@ class _Conditional(keras.Model):
 
 
 class HVAE(vae.VAE):
-  """Two latent layers, see the module docstring. Args as VAE (an HVAEConfig model section)."""
+  """Two latent layers, see the module docstring. Args as VAE (an HVAEConfig model section);
+  `parts` (tfvae.user_networks.Parts): the user's q(z2|x) encoder, [z1, z2] decoder,
+  likelihood and p(z2) prior."""
 
   config_class = HVAEConfig
 
-  def __init__(self, config):
-    super().__init__(config, name="hvae", decoder_inputs=2 * config.model.latent_dim)
+  def __init__(self, config, parts=None):
+    super().__init__(config, name="hvae", parts=parts)
     d, width = config.model.latent_dim, config.model.hidden_sizes[-1]
     mlp = config.model.architecture if config.model.architecture != "conv" else "mlp"
     pixels = 1

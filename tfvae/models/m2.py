@@ -30,6 +30,7 @@ from tfvae import config_fields
 from tfvae import networks
 from tfvae import noise
 from tfvae import objectives
+from tfvae import user_networks
 from tfvae.models import base
 from tfvae.models import interface
 from tfvae.models import pc_vae
@@ -55,6 +56,18 @@ class M2Config(base.SemiSupervisedConfig, base.ModelConfig):
       "m2: alpha, the weight of -log q(y|x) per labeled example; 0 means the paper's alpha = "
       "0.1 * N (N labeled train examples).")
 
+  def accepts(self):
+    """encoder (x -> features; tfvae adds q(z|x, y)), decoder over [z, y_onehot], likelihood
+    and classifier q(y|x); no prior (p(z) is N(0, I))."""
+    return user_networks.Accepts(
+        parts=("encoder", "decoder", "likelihood", "classifier"),
+        decoder_input=("z", "y_onehot"), classifier_input="x",
+        features_only="--model=m2 joins the features with y for q(z|x, y)")
+
+  def network_knobs_read_elsewhere(self):
+    """The classifier q(y|x) reads all three, q(z|x, y)'s joint layer --hidden_sizes."""
+    return frozenset({"architecture", "hidden_sizes", "conv_filters"})
+
   def check(self):
     super().check()
     config_fields.check_at_least(self, 1, "num_samples")
@@ -68,6 +81,10 @@ class M2(interface.LatentVariableModel, interface.Classifier, interface.LabelCon
     config: tfvae.config.Config; uses image_shape, latent_dim, num_classes, architecture,
       hidden_sizes, conv_filters, likelihood, num_samples, classifier_weight and
       labeled_examples (resolved from the data; else num_labels) for the default alpha.
+    parts: optional tfvae.user_networks.Parts: an encoder body x -> features [B, F] (tfvae
+      joins them with y and adds q(z|x, y)'s head), a decoder over [z, y_onehot]
+      [B, latent_dim + K] with an optional likelihood layer, a classifier x -> logits [B, K]
+      or a Categorical q(y|x).
 
   `losses_and_posterior` gives no posterior (q(z|x, y) needs y), so the Evaluator computes no
   active units, per-dimension KL or IWAE bound; `elbo` in the losses is the bound -U(x) on
@@ -76,8 +93,9 @@ class M2(interface.LatentVariableModel, interface.Classifier, interface.LabelCon
 
   config_class = M2Config
 
-  def __init__(self, config):
+  def __init__(self, config, parts=None):
     super().__init__(name="m2")
+    parts = parts or user_networks.Parts()
     if len(config.data.image_shape) != 3:
       raise ValueError(f"config.data.image_shape must be [H, W, C], got {config.data.image_shape}.")
     if config.data.num_classes < 2:
@@ -86,11 +104,13 @@ class M2(interface.LatentVariableModel, interface.Classifier, interface.LabelCon
     self.num_classes = k = config.data.num_classes
     sizes = dict(architecture=config.model.architecture, hidden_sizes=config.model.hidden_sizes,
                  conv_filters=config.model.conv_filters)
-    self.classifier = networks.Classifier(config.data.image_shape, k, **sizes, name="classifier")
+    self.classifier = networks.Classifier(config.data.image_shape, k, **sizes,
+                                          net=parts.classifier, name="classifier")
     self.encoder = networks.ConditionalEncoder(config.data.image_shape, config.model.latent_dim, k,
-                                               **sizes, name="encoder")
+                                               **sizes, body=parts.encoder, name="encoder")
     self.decoder = networks.Decoder(config.data.image_shape, config.model.latent_dim + k, **sizes,
-                                    likelihood=config.model.likelihood, name="decoder")
+                                    likelihood=config.model.likelihood, net=parts.decoder,
+                                    likelihood_layer=parts.likelihood, name="decoder")
     x = tf.zeros([1, *config.data.image_shape])
     self.classifier(x)
     self.encoder(x, tf.zeros([1, k]))

@@ -36,6 +36,17 @@ class PCVAEConfig(base.SemiSupervisedConfig, vae.VAEConfig):
       "pc_vae: lambda, the weight of the classifier's cross-entropy per labeled example (Hope"
       " et al. 2020).")
 
+  def accepts(self):
+    """As the VAE's, and the classifier p(y|z): z [B, latent_dim] -> logits [B, K] or a
+    Categorical."""
+    accepts = super().accepts()
+    return dataclasses.replace(accepts, parts=accepts.parts + ("classifier",),
+                               classifier_input="z")
+
+  def network_knobs_read_elsewhere(self):
+    """The classifier's hidden layer has --hidden_sizes' last width."""
+    return super().network_knobs_read_elsewhere() | {"hidden_sizes"}
+
   def check(self):
     super().check()
     config_fields.check_at_least(self, 0, "prediction_weight")
@@ -70,17 +81,19 @@ class PCVAE(vae.VAE, interface.Classifier):
   Args:
     config: as VAE, plus num_classes (resolved from the data), prediction_weight and
       hidden_sizes (the classifier is an MLP on z with the encoder's last hidden width).
+    parts: optional tfvae.user_networks.Parts: the VAE's parts, and a classifier z [B,
+      latent_dim] -> logits [B, K] or a Categorical, in place of that MLP.
   """
 
   config_class = PCVAEConfig
 
-  def __init__(self, config):
-    super().__init__(config)
+  def __init__(self, config, parts=None):
+    super().__init__(config, parts=parts)
     if config.data.num_classes < 2:
       raise ValueError(f"--model=pc_vae needs labels (num_classes={config.data.num_classes}).")
     self.classifier = networks.Classifier((config.model.latent_dim,), config.data.num_classes,
                                           hidden_sizes=config.model.hidden_sizes[-1:],
-                                          name="classifier")
+                                          net=self.parts.classifier, name="classifier")
     self.classifier(tf.zeros([1, config.model.latent_dim]))
 
   @property

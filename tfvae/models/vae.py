@@ -13,6 +13,7 @@ from tfvae import networks
 from tfvae import noise
 from tfvae import objectives
 from tfvae import priors
+from tfvae import user_networks
 from tfvae.config_fields import MODEL, field
 from tfvae.errors import ConfigError
 from tfvae.models import base
@@ -119,6 +120,18 @@ class VAEConfig(base.ModelConfig):
     if self.beta_schedule == "cyclical":
       return 2 * self.warmup_steps * self.num_cycles
     return 0
+
+  def accepts(self):
+    """encoder, decoder (z -> p(x|z)), likelihood and prior; an iaf posterior needs the
+    encoder's features."""
+    return user_networks.Accepts(
+        parts=("encoder", "decoder", "likelihood", "prior"),
+        features_only=("--posterior=iaf has no features to condition the flow on"
+                       if self.posterior == "iaf" else ""))
+
+  def network_knobs_read_elsewhere(self):
+    """hidden_sizes where an iaf posterior's MADE networks read it."""
+    return frozenset({"hidden_sizes"} if self.posterior == "iaf" else ())
 
   def inactive(self, config):
     inactive = super().inactive(config)

@@ -18,7 +18,8 @@ import tensorflow as tf
 from tfvae import config as config_lib
 from tfvae import data as data_lib
 from tfvae import lock
-from tfvae.models import vae
+from tfvae import network_checks
+from tfvae import network_factories
 from tfvae import sections
 from tfvae.training import checkpoints
 from tfvae.training import distribute
@@ -175,7 +176,7 @@ def train_model(config, workdir, overwrite=False, strategy=None, source=None, pa
       data before anything is written, stored in WORKDIR/networks, trained as copies. Without
       them a run that stored networks resumes with those. A config that names factories
       (--encoder/--decoder=module:function) has them called once the data are read
-      (user_networks.from_config), their networks used as if given here.
+      (network_factories.from_config), their networks used as if given here.
 
   Raises:
     tfvae.config.ConfigError: if workdir holds a run with a different config (and not
@@ -207,10 +208,8 @@ def train_model(config, workdir, overwrite=False, strategy=None, source=None, pa
   if mismatch:
     logging.warning("%s", mismatch)
   data_lib.TrainBatches(data, config)  # a batch the data cannot fill: before anything is written
-  parts = user_networks.from_config(config, parts)  # --encoder/--decoder factories, called
-  posterior = config.model.posterior if isinstance(config.model, vae.VAEConfig) else "diagonal"
-  user_networks.check(parts, config.data.image_shape, config.model.latent_dim,
-                      config.model.likelihood, posterior, config.family)  # before any write
+  parts = network_factories.from_config(config, parts)  # --encoder/--decoder, called
+  network_checks.check(parts, config)  # before any write
   with contextlib.ExitStack() as held:
     refused = None
     try:
