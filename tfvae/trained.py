@@ -149,18 +149,30 @@ class TrainedModel:
       raise ValueError(f"z has shape {z.shape}; this model decodes [N, {self.config.model.latent_dim}].")
     return self.model.decode(tf.constant(arrays.checked_vectors(z, "z"), tf.float32))
 
-  def reconstruct(self, x: np.ndarray) -> np.ndarray:
+  def reconstruct(self, x: np.ndarray, label: Optional[Any] = None) -> np.ndarray:
     """float32 numpy [N, *image_shape]: the decoder mean at the posterior mean (raw units).
 
+    Args:
+      x: as in `encode`.
+      label: conditional models (cvae) only, and required there: the class of each image,
+        int [N] (or one int for all) in [0, K); the reconstruction is given it.
+
     Raises:
-      ValueError / DataError: x as in `encode`.
+      ValueError / DataError: x as in `encode`; label as in `elbo`.
     """
-    return self._raw(self.model.reconstruct(self._inputs(x)))
+    x = self._inputs(x)
+    model: Any = self.model  # (a Conditional model is also LabelConditional: num_classes)
+    if isinstance(self.model, interface.Conditional):
+      onehot = tf.one_hot(self._labels(label, int(x.shape[0])), model.num_classes)
+      return self._raw(model.reconstruct(x, onehot))
+    self._labels(label, int(x.shape[0]))  # refuses a label
+    return self._raw(self.model.reconstruct(x))
 
   def sample(self, num: int, seed: int = 0,
              label: Optional[int] = None) -> dict[str, np.ndarray]:
     """{"mean", "sample"}: float32 numpy [num, *image_shape] from z ~ p(z) (models with a prior);
-    label-conditional models (M2) also return "label": int64 numpy [num], the class of each.
+    label-conditional models (m2, cvae) also return "label": int64 numpy [num], the class of
+    each (cvae: z ~ p(z|y) and x ~ p(x|z, y)).
 
     Args:
       num: int, 0 <= num <= MAX_SAMPLES (65536, as the SavedModel's sample: the outputs are
@@ -183,7 +195,7 @@ class TrainedModel:
     if label is not None:
       if not classes:
         raise ValueError(f"label={label!r}: --model={self.config.family} is not "
-                         "label-conditional (only m2 samples a given class).")
+                         "label-conditional (m2 and cvae sample a given class).")
       _check_int("label", label, 0, classes - 1,
                  f", a class of the {classes} (label=None draws y ~ p(y))")
     label_arg = tf.constant(-1 if label is None else label, tf.int64) if classes else None
@@ -191,21 +203,47 @@ class TrainedModel:
                             label_arg)
     return {k: np.asarray(v) if k == "label" else self._raw(v) for k, v in out.items()}
 
-  def _batched(self, fn: Any, x: tf.Tensor, batch_size: int) -> Any:
-    """fn(x[i:j], index[i:j]) over batches of `batch_size` rows, concatenated (numpy): a
-    dict of [N] arrays for a dict, else an [N] array. Each example's noise depends on its
-    index, so the result does not depend on batch_size."""
+  def _labels(self, label: Optional[Any], num: int) -> tf.Tensor:
+    """int64 [num]: the classes given with x to a Conditional model (required there); -1
+    (unknown) for other models, which refuse a label. ValueError naming `label` otherwise."""
+    conditional = isinstance(self.model, interface.Conditional)
+    if label is None:
+      if conditional:
+        raise ValueError(f"--model={self.config.family} is conditional: give label=, the class "
+                         f"of each example (int [N] or one int, in [0, {self.model.num_classes})).")
+      return tf.fill([num], tf.constant(-1, tf.int64))
+    if not conditional:
+      raise ValueError(f"label={label!r}: --model={self.config.family} is not conditional "
+                       "(only cvae takes the class with x).")
+    y = np.asarray(label)
+    y = np.full([num], y) if y.ndim == 0 else y
+    classes = self.model.num_classes
+    if (y.shape != (num,) or (y.size and not np.issubdtype(y.dtype, np.integer))
+        or (y.size and (y.min() < 0 or y.max() >= classes))):
+      raise ValueError(f"label: expected ints in [0, {classes}), one or one per example "
+                       f"[{num}]; got shape {y.shape}, dtype {y.dtype}"
+                       + (f", values {y.min()}..{y.max()}."
+                          if y.size and np.issubdtype(y.dtype, np.number) else "."))
+    return tf.constant(y.astype(np.int64))
+
+  def _batched(self, fn: Any, x: tf.Tensor, labels: tf.Tensor, batch_size: int) -> Any:
+    """fn(x[i:j], index[i:j], labels[i:j]) over batches of `batch_size` rows, concatenated
+    (numpy): a dict of [N] arrays for a dict, else an [N] array. Each example's noise depends
+    on its index, so the result does not depend on batch_size."""
     num = int(x.shape[0])
-    parts = [fn(x[i:i + batch_size], tf.range(i, min(num, i + batch_size), dtype=tf.int64))
+    parts = [fn(x[i:i + batch_size], tf.range(i, min(num, i + batch_size), dtype=tf.int64),
+                labels[i:i + batch_size])
              for i in range(0, max(num, 1), batch_size)]
     if isinstance(parts[0], dict):
       return {k: np.concatenate([p[k].numpy() for p in parts]) for k in parts[0]}
     return np.concatenate([p.numpy() for p in parts])
 
   def _spec(self) -> list[tf.TensorSpec]:
-    """The input signature of the traced functions: x [None, *image_shape], index [None]."""
+    """The input signature of the traced functions: x [None, *image_shape], index [None],
+    label [None]."""
     return [tf.TensorSpec([None, *self.config.data.image_shape], tf.float32, name="x"),
-            tf.TensorSpec([None], tf.int64, name="index")]
+            tf.TensorSpec([None], tf.int64, name="index"),
+            tf.TensorSpec([None], tf.int64, name="label")]
 
   def _terms_function(self) -> Any:
     """model.losses at the evaluation seed, traced once per model (batch dimension None)."""
@@ -213,9 +251,8 @@ class TrainedModel:
       seed = tf.constant(evaluator_lib.EVAL_SEED, tf.int32)
       step = tf.constant(self.step, tf.int64)
 
-      def terms(x: tf.Tensor, index: tf.Tensor) -> dict[str, tf.Tensor]:
-        batch = {"image": x, "label": tf.fill([tf.shape(x)[0]], tf.constant(-1, tf.int64)),
-                 "index": index}
+      def terms(x: tf.Tensor, index: tf.Tensor, label: tf.Tensor) -> dict[str, tf.Tensor]:
+        batch = {"image": x, "label": label, "index": index}
         return self.model.losses(batch, seed, step, training=False)
 
       self._terms_fn = tf.function(terms, input_signature=self._spec(), autograph=False)
@@ -228,14 +265,18 @@ class TrainedModel:
     if key not in self._bound_fns:
       seed = tf.constant(evaluator_lib.EVAL_SEED, tf.int32)
 
-      def bound(x: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
-        return evaluator_lib.iwae_bound(self.model, x, key[0], key[1], seed,
-                                        q_z=self.model.posterior(x), index=index)
+      def bound(x: tf.Tensor, index: tf.Tensor, label: tf.Tensor) -> tf.Tensor:
+        model = self.model
+        if isinstance(model, interface.Conditional):  # log p(x|c): the model given c
+          model = model.given(model.condition({"label": label}))
+        return evaluator_lib.iwae_bound(model, x, key[0], key[1], seed,
+                                        q_z=model.posterior(x), index=index)
 
       self._bound_fns[key] = tf.function(bound, input_signature=self._spec(), autograph=False)
     return self._bound_fns[key]
 
-  def elbo(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+  def elbo(self, x: np.ndarray, batch_size: int = 1000,
+           label: Optional[Any] = None) -> np.ndarray:
     """float32 numpy [N]: the ELBO of each example (nats; the evaluation noise, deterministic:
     example i gets the noise `evaluate` gives the i-th example of a split, whatever the
     batch_size). With --standardize it bounds the log-density of the standardized features.
@@ -247,20 +288,26 @@ class TrainedModel:
       x: as in `encode`.
       batch_size: int >= 1, examples evaluated at once (bounds memory; results do not depend
         on it).
+      label: conditional models (cvae) only, and required there: the class of each example,
+        int [N] (or one int for all) in [0, K); the result is the ELBO of x given it.
 
     Raises:
       ValueError: for models without an ELBO (deterministic autoencoders), x of another shape,
-        batch_size not an int >= 1 (before any work).
+        batch_size not an int >= 1, a label missing (cvae), given to another model or not
+        ints in [0, K) [N] (before any work).
       DataError (a ValueError): x's values are not pixels, as in `encode`.
     """
     _check_int("batch_size", batch_size, 1)
-    terms = self._batched(self._terms_function(), self._inputs(x), batch_size)
+    x = self._inputs(x)
+    labels = self._labels(label, int(x.shape[0]))
+    terms = self._batched(self._terms_function(), x, labels, batch_size)
     if "elbo" not in terms:
       raise ValueError(f"--model={self.config.family} has no ELBO.")
     return terms["elbo"]
 
   def iwae_bound(self, x: np.ndarray, num_importance_samples: int = 1000,
-                 chunk_size: int = 500, batch_size: int = 100) -> np.ndarray:
+                 chunk_size: int = 500, batch_size: int = 100,
+                 label: Optional[Any] = None) -> np.ndarray:
     """float32 numpy [N]: the importance-weighted bound on log p(x) (Burda et al. 2016), nats.
 
     Example i gets the noise `evaluate` gives the i-th example of a split, whatever the
@@ -272,6 +319,8 @@ class TrainedModel:
       chunk_size: int >= 1, importance samples evaluated at once (bounds memory).
       batch_size: int >= 1, examples evaluated at once; memory grows with
         batch_size x chunk_size. Results do not depend on it.
+      label: conditional models (cvae) only, and required there, as in `elbo`: the bound on
+        log p(x|c), importance sampling q(z|x, c) against p(x|z, c) p(z|c).
 
     Raises:
       ValueError: for models without a prior (deterministic autoencoders) or posterior (m2),
@@ -280,14 +329,17 @@ class TrainedModel:
     """
     if not isinstance(self.model, interface.LatentVariableModel):
       raise ValueError(f"--model={self.config.family} has no prior: no bound on log p(x).")
-    if isinstance(self.model, interface.LabelConditional):
+    if (isinstance(self.model, interface.LabelConditional)
+        and not isinstance(self.model, interface.Conditional)):
       raise ValueError(f"--model={self.config.family}: q(z|x, y) needs a class; its bound on "
                        "log p(x) is the elbo (-U(x)).")
     _check_int("num_importance_samples", num_importance_samples, 1)
     _check_int("chunk_size", chunk_size, 1)
     _check_int("batch_size", batch_size, 1)
+    x = self._inputs(x)
+    labels = self._labels(label, int(x.shape[0]))
     return self._batched(self._bound_function(num_importance_samples, chunk_size),
-                         self._inputs(x), batch_size)
+                         x, labels, batch_size)
 
   def data(self, source: Optional[DataLike] = None) -> data_lib.Data:
     """The run's Data: `source` (given to `fit`) or config.data.dataset read again, checked against
