@@ -2,6 +2,7 @@
 Python API, the SavedModel, and the per-class sample accuracy (tfvae/evaluation/conditional.py)."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -12,6 +13,7 @@ import tensorflow_probability as tfp
 from sklearn import linear_model
 
 import tfvae
+from conftest import run_module, saved_config
 from tfvae import config as config_lib
 from tfvae import data as data_lib
 from tfvae import models
@@ -87,6 +89,17 @@ def test_the_marginal_prior_is_the_uniform_mixture_of_the_conditional_ones():
                              tf.reduce_logsumexp(per_class, 0) - np.log(K), rtol=1e-5)
 
 
+def test_vectors_are_conditioned_as_images():
+  model = models.build(_config(image_shape=(5,), likelihood="normal", binarization="none"),
+                       seed=0)
+  batch = {"image": tf.random.stateless_normal([6, 5], [0, 1]),
+           "label": tf.constant(np.arange(6) % K, tf.int64)}
+  terms = model.losses(batch, tf.constant([1, 2]), tf.constant(0, tf.int64), training=False)
+  assert terms["elbo"].shape == (6,) and np.all(np.isfinite(terms["elbo"]))
+  drawn = model.sample(tf.constant(3), tf.constant([0, 1]), tf.constant(2, tf.int64))
+  assert drawn["mean"].shape == (3, 5) and list(drawn["label"].numpy()) == [2, 2, 2]
+
+
 def test_every_variable_gets_a_gradient():
   model = models.build(_config(), seed=0)
   _perturb(model.prior_network.trainable_variables, 5)  # its output layer starts at zero
@@ -148,13 +161,18 @@ def test_the_python_api_takes_the_class_and_refuses_what_it_cannot_use():
   assert trained.elbo(x, label=[0, 1, 2, 3, 0]).shape == (5,)
   assert not np.allclose(trained.elbo(x, label=0), trained.elbo(x, label=1))
   assert trained.reconstruct(x, label=1).shape == (5, 8, 8, 1)
+  c = tf.one_hot([3] * 5, K)
+  np.testing.assert_allclose(trained.encode(x, label=3).mean(), model.encode(x, c).mean())
+  np.testing.assert_allclose(trained.decode(np.zeros([5, 3]), label=3).mean(),
+                             model.decode(tf.zeros([5, 3]), c).mean())
   for call, match in [(lambda: trained.elbo(x), "give label="),
                       (lambda: trained.elbo(x, label=[0, 1]), r"one per example \[5\]"),
                       (lambda: trained.iwae_bound(x, 4, label=K), rf"in \[0, {K}\)"),
                       (lambda: trained.elbo(x, label=0.5), "dtype float"),
                       (lambda: trained.reconstruct(x), "give label="),
                       (lambda: trained.sample(2, label=K), "label=4"),
-                      (lambda: trained.encode(x), "encodes x together with a label")]:
+                      (lambda: trained.encode(x), "give label="),
+                      (lambda: trained.decode(np.zeros([2, 3])), "give label=")]:
     with pytest.raises(ValueError, match=match) as raised:
       call()
     assert "\n" not in str(raised.value)
@@ -289,3 +307,29 @@ def test_on_digits_samples_of_class_k_are_classified_as_k(tmp_path, prior):
   paths = tfvae.draw(workdir, ["class_samples", "reconstructions", "samples"])
   assert sorted(paths) == ["class_samples", "reconstructions", "samples"]
   assert tfvae.load(workdir).elbo(trained.data().test.images[:8], label=3).shape == (8,)
+
+
+@pytest.mark.slow
+def test_the_command_line_trains_evaluates_and_draws_and_refuses_a_table_without_labels(
+    tmp_path):
+  workdir = str(tmp_path / "run")
+  run_module("tfvae.train", "--flagfile=configs/digits_cvae.cfg", "--train_steps=40",
+             "--eval_every=40", "--steps_per_loop=20", f"--workdir={workdir}")
+  assert saved_config(workdir)["model"] == "cvae"
+  assert saved_config(workdir)["conditional_prior"] == "learned"
+  reported = json.loads(run_module("tfvae.evaluate", f"--workdir={workdir}",
+                                   "--num_importance_samples=10").stdout)
+  assert reported["nll"] == -reported["iwae_bound"] and reported["rate"] > 0
+  run_module("tfvae.visualize", f"--workdir={workdir}", "--what=class_samples")
+  assert os.path.getsize(os.path.join(workdir, "figures", "class_samples.png")) > 1000
+  table = tmp_path / "table.csv"
+  rows = np.random.default_rng(0).normal(size=[60, 3])
+  table.write_text("a,b,c\n" + "\n".join(",".join(f"{v:.4f}" for v in row) for row in rows))
+  proc = run_module("tfvae.train", f"--dataset={table}", "--model=cvae", "--likelihood=normal",
+                    "--train_steps=2", "--batch_size=8", f"--workdir={tmp_path / 't'}",
+                    check=False)
+  last = proc.stderr.strip().splitlines()[-1]  # (after the data's log line)
+  assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+  assert last.startswith("tfvae.train: --model=cvae generates given a class") and (
+      "has no labels" in last), last
+  assert not os.path.exists(tmp_path / "t" / "config.json")

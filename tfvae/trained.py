@@ -118,36 +118,52 @@ class TrainedModel:
           self.config.data.feature_mean, np.float32)
     return x
 
-  def encode(self, x: np.ndarray) -> "tfp.distributions.Distribution":
+  def encode(self, x: np.ndarray,
+             label: Optional[Any] = None) -> "tfp.distributions.Distribution":
     """q(z|x): a tfd.Distribution with batch [N], event [latent_dim] (its mean() is the code;
-    a point mass for deterministic autoencoders).
+    a point mass for deterministic autoencoders); q(z|x, y) for conditional models (cvae).
 
     Args:
       x: images [N, H, W, C] (or [N, H, W] gray): integer pixels 0..max_value (the run's,
         e.g. 255 or 16; divided by it), bool, or floats in [0, 1]; or vectors [N, D] of finite
         raw features. (See the module docstring.)
+      label: conditional models (cvae) only, and required there, as in `elbo`.
 
     Raises:
-      ValueError: for a model whose posterior needs a label as well (m2), or x of another shape.
+      ValueError: for m2 (its posterior needs a label: model.model.encode(x, y_onehot)), x of
+        another shape, a label as in `elbo`.
       DataError (a ValueError): x's values are not pixels (integers outside 0..max_value, floats
         outside [0, 1], NaN, inf, None), naming x and the range found.
     """
+    model: Any = self.model
+    if isinstance(self.model, interface.Conditional):
+      x = self._inputs(x)
+      return model.encode(x, tf.one_hot(self._labels(label, int(x.shape[0])), model.num_classes))
+    self._labels(label, 0)  # refuses a label
     if isinstance(self.model, interface.LabelConditional):
       raise ValueError(f"--model={self.config.family} encodes x together with a label y: use "
                        "model.model.encode(x, y_onehot).")
     return self.model.posterior(self._inputs(x))
 
-  def decode(self, z: np.ndarray) -> "tfp.distributions.Distribution":
+  def decode(self, z: np.ndarray,
+             label: Optional[Any] = None) -> "tfp.distributions.Distribution":
     """p(x|z): a tfd.Distribution, batch [N], event image_shape, for codes z float [N, D]
-    (over standardized features with --standardize).
+    (over standardized features with --standardize); p(x|z, y) for conditional models (cvae),
+    whose `label` (as in `elbo`) is required.
 
     Raises:
-      ValueError: z of another shape; DataError (a ValueError): z not finite, as the SavedModel.
+      ValueError: z of another shape, a label as in `elbo`; DataError (a ValueError): z not
+        finite, as the SavedModel.
     """
     z = np.asarray(z)
     if z.ndim != 2 or z.shape[1] != self.config.model.latent_dim:
       raise ValueError(f"z has shape {z.shape}; this model decodes [N, {self.config.model.latent_dim}].")
-    return self.model.decode(tf.constant(arrays.checked_vectors(z, "z"), tf.float32))
+    codes = tf.constant(arrays.checked_vectors(z, "z"), tf.float32)
+    model: Any = self.model
+    if isinstance(self.model, interface.Conditional):
+      return model.decode(codes, tf.one_hot(self._labels(label, len(z)), model.num_classes))
+    self._labels(label, len(z))  # refuses a label
+    return model.decode(codes)
 
   def reconstruct(self, x: np.ndarray, label: Optional[Any] = None) -> np.ndarray:
     """float32 numpy [N, *image_shape]: the decoder mean at the posterior mean (raw units).
