@@ -17,6 +17,7 @@ from tfvae import config as config_lib
 from tfvae import config_flags
 from tfvae import models
 from tfvae.models import base
+from tfvae.models import interface
 
 # A value other than the default for every knob that some run does not read, valid on its own.
 _OTHER = {
@@ -42,7 +43,7 @@ def test_another_familys_knob_is_refused_from_python_naming_the_families_that_re
   with pytest.raises(config_lib.ConfigError) as raised:
     config_lib.Config(model="ae", beta=4.0)
   assert str(raised.value) == ("--beta is not an option of --model=ae (it is one of "
-                               "--model=vae, hvae, pc_vae).")
+                               "--model=vae, hvae, pc_vae, cvae).")
   with pytest.raises(config_lib.ConfigError, match="Unknown config key: betta"):
     config_lib.Config(betta=4.0)
 
@@ -122,7 +123,8 @@ def test_a_knob_a_family_does_not_read_changes_nothing_it_computes(family):
   the same weights, the same training loss on the same batch: `inactive` says what the models
   read."""
   semi = issubclass(models.MODELS[family].config_class, base.SemiSupervisedConfig)
-  values = dict(model=family, **(_LABELED if semi else {}))
+  labeled = semi or issubclass(models.MODELS[family], interface.LabelConditional)  # cvae
+  values = dict(model=family, **(_LABELED if labeled else {}))
   reference = tiny_model(**values)
   expected = _loss(reference, _batch())
   config = config_lib.Config(**values)

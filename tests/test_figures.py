@@ -109,3 +109,18 @@ def test_samples_figure_draws_the_pixels_from_their_own_seed_as_the_export_does(
   from tfvae import serving  # pylint: disable=import-outside-toplevel
   exported = serving._Exported(model).sample(tf.constant(20), seed)  # pylint: disable=protected-access
   np.testing.assert_array_equal(exported["sample"], drawn["sample"])
+
+
+@pytest.mark.parametrize("family", ["cvae", "m2"])
+def test_class_samples_has_one_row_per_class_of_the_model_s_draws_of_that_class(family):
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  from conftest import tiny_model  # pylint: disable=import-outside-toplevel
+  from tfvae import summaries  # pylint: disable=import-outside-toplevel
+  model = tiny_model(model=family, num_classes=3)
+  seed = tf.constant([4, 2])
+  fig = figures.class_samples(model, 5, seed, "T", ("a", "b", "c"))
+  shown = fig.axes[0].get_images()[0].get_array()
+  rows = np.concatenate([model.sample(5, seed, label=k)["mean"] for k in range(3)])
+  np.testing.assert_allclose(shown, summaries.image_grid(rows, 5)[0, ..., 0])
+  assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["a", "b", "c"]
+  plt.close(fig)

@@ -13,7 +13,8 @@ The Python API (tfvae/api.py; every command line tool is built on it):
 Names: Config (its shared sections DataConfig, TrainingConfig, ExecutionConfig; each family's
 own config is MODELS[name].config_class: docs/families.md), fit, load, draw (a run's figures,
 tfvae/visualize.py; `draw(workdir, data=x)` for a run trained from arrays), TrainedModel, MODELS
-(the model registry) and the `data` subpackage (from_arrays, from_directory, from_file, load). They are
+(the model registry), conditional_sample_accuracy (does a label-conditional model generate the
+class it is given: tfvae/evaluation/conditional.py) and the `data` subpackage (from_arrays, from_directory, from_file, load). They are
 imported on first use, so `import tfvae` alone does not start TensorFlow.
 
 The errors a caller catches (each call's `Raises:` names them):
@@ -37,6 +38,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
   from tfvae.sections import DataConfig, ExecutionConfig, TrainingConfig
   from tfvae.errors import ConfigError, DataError, ForeignLink, Interrupted, TrainingError
   from tfvae.lock import WorkdirInUse
+  from tfvae.evaluation.conditional import conditional_sample_accuracy
   from tfvae.models import MODELS
   from tfvae.training.checkpoints import CheckpointMismatch
   from tfvae.user_networks import NetworkError
@@ -61,6 +63,8 @@ _EXPORTS = {
     "draw": ("tfvae.visualize", "draw"),
     "TrainedModel": ("tfvae.api", "TrainedModel"),
     "MODELS": ("tfvae.models", "MODELS"),
+    "conditional_sample_accuracy": ("tfvae.evaluation.conditional",
+                                    "conditional_sample_accuracy"),
 }
 
 __all__ = sorted([*_EXPORTS, "data"])

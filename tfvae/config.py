@@ -212,7 +212,8 @@ def _model_field():
         "latent layers z2 -> z1 -> x, q(z1|x, z2) q(z2|x), Tomczak & Welling 2018; "
         "--latent_dim each); ae, sparse_ae, denoising_ae, contractive_ae (deterministic "
         "autoencoders); m2 (Kingma et al. 2014) and pc_vae (Hope et al. 2020), "
-        "semi-supervised with --num_labels. Each family reads its own knobs.")
+        "semi-supervised with --num_labels; cvae (Sohn et al. 2015), generates given the "
+        "class. Each family reads its own knobs.")
   return dataclasses.fields(_Model)[0]
 
 

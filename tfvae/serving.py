@@ -42,6 +42,12 @@ scale; decode(z, y) -> mean and the likelihood's parameters; sample(n, seed, lab
 generation); style_transfer(x) -> images [N, K, H, W, C] (z of each image decoded with every
 class); reconstruct (at the predicted class); elbo(x) -> elbo (the bound -U(x) on log p(x)),
 rate, distortion.
+
+CVAE (Sohn et al. 2015; y a class index int64 [N], K classes; q(z|x, y) and p(z|y) need y)
+exports: encode(x, y) -> loc, scale; decode(z, y); sample(n, seed, label int32 []) -> mean,
+sample, label int64 [n] (z ~ p(z|y); label < 0 draws y uniformly, else that class);
+reconstruct(x, y) (= serving_default); elbo(x, y) -> elbo, rate, distortion [N], the ELBO of x
+given y (rate = KL(q(z|x,y) || p(z|y))); style_transfer(x, y) -> images [N, K, H, W, C].
 """
 
 import os
@@ -218,9 +224,16 @@ class _Exported(tf.Module):
       z = _checked(z, "z", "decode", [config.model.latent_dim])
       return _likelihood_params(config.model.likelihood, decode_raw(z, onehot(y, "decode")))
 
-    @tf.function(input_signature=[x_spec], autograph=False)
-    def reconstruct(x):
-      return {"reconstruction": raw.unstandardize(model.reconstruct(x_in(x, "reconstruct")))}
+    # Conditional models (cvae) take the class y wherever x goes in: reconstruct, elbo and
+    # style_transfer are given it (their q(z|x, c) needs it).
+    conditional = isinstance(model, interface.Conditional)
+    given_spec = y_spec if conditional else []
+
+    @tf.function(input_signature=[x_spec, *given_spec], autograph=False)
+    def reconstruct(x, *y):
+      x = x_in(x, "reconstruct")
+      out = model.reconstruct(x, onehot(y, "reconstruct")) if y else model.reconstruct(x)
+      return {"reconstruction": raw.unstandardize(out)}
 
     self.fns = {"serving_default": reconstruct, "encode": encode, "decode": decode,
                 "reconstruct": reconstruct}
@@ -243,9 +256,12 @@ class _Exported(tf.Module):
       self.fns["sample"] = sample
     if generative:
 
-      @tf.function(input_signature=[x_spec], autograph=False)
-      def elbo(x):
-        return model.elbo(x_in(x, "elbo"), tf.constant(_ELBO_SEED, tf.int32))
+      @tf.function(input_signature=[x_spec, *given_spec], autograph=False)
+      def elbo(x, *y):
+        seed = tf.constant(_ELBO_SEED, tf.int32)
+        if y:  # the ELBO of x given its class
+          return model.elbo(x_in(x, "elbo"), seed, onehot(y, "elbo"))
+        return model.elbo(x_in(x, "elbo"), seed)
 
       self.fns["elbo"] = elbo
     if isinstance(model, interface.Classifier):
@@ -258,9 +274,12 @@ class _Exported(tf.Module):
       self.fns["classify"] = classify
     if k:
 
-      @tf.function(input_signature=[x_spec], autograph=False)
-      def style_transfer(x):
-        return {"images": raw.unstandardize(model.style_transfer(x_in(x, "style_transfer")))}
+      @tf.function(input_signature=[x_spec, *given_spec], autograph=False)
+      def style_transfer(x, *y):
+        x = x_in(x, "style_transfer")
+        out = (model.style_transfer(x, onehot(y, "style_transfer")) if y
+               else model.style_transfer(x))
+        return {"images": raw.unstandardize(out)}
 
       self.fns["style_transfer"] = style_transfer
     for name, fn in self.fns.items():

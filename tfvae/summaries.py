@@ -27,9 +27,14 @@ def image_grid(images, columns, pad=GRID_PADDING, pad_value=PAD_VALUE):
   return grid[None, :rows * (h + pad) - pad, :columns * (w + pad) - pad]
 
 
-def reconstruction_grid(model, images):
-  """Inputs [N, H, W, C] beside the model's reconstructions: a grid of N rows, 2 columns."""
-  pairs = np.stack([np.asarray(images), np.asarray(model.reconstruct(images))], axis=1)
+def reconstruction_grid(model, images, labels=None):
+  """Inputs [N, H, W, C] beside the model's reconstructions: a grid of N rows, 2 columns
+  (a Conditional model's given the images' classes `labels` int [N])."""
+  if isinstance(model, interface.Conditional):
+    recon = model.reconstruct(images, tf.one_hot(labels, model.num_classes))
+  else:
+    recon = model.reconstruct(images)
+  pairs = np.stack([np.asarray(images), np.asarray(recon)], axis=1)
   return image_grid(pairs.reshape(-1, *pairs.shape[2:]), columns=2)
 
 
@@ -48,9 +53,9 @@ def write_scalars(writer, step, values):
         tf.summary.scalar(name, value)
 
 
-def write_images(writer, step, model, images, seed):
+def write_images(writer, step, model, images, seed, labels=None):
   with writer.as_default(step=step):
-    tf.summary.image("reconstructions", reconstruction_grid(model, images))
+    tf.summary.image("reconstructions", reconstruction_grid(model, images, labels))
     if isinstance(model, interface.LatentVariableModel):  # AEs have no prior to sample
       tf.summary.image("samples", sample_grid(model, 32, seed))
 

@@ -123,51 +123,79 @@ class TrainedModel:
           self.config.data.feature_mean, np.float32)
     return x
 
-  def encode(self, x: np.ndarray) -> "tfp.distributions.Distribution":
+  def encode(self, x: np.ndarray,
+             label: Optional[Any] = None) -> "tfp.distributions.Distribution":
     """q(z|x): a tfd.Distribution with batch [N], event [latent_dim] (its mean() is the code;
-    a point mass for deterministic autoencoders).
+    a point mass for deterministic autoencoders); q(z|x, y) for conditional models (cvae).
 
     Args:
       x: images [N, H, W, C] (or [N, H, W] gray): integer pixels 0..max_value (the run's,
         e.g. 255 or 16; divided by it), bool, or floats in [0, 1]; or vectors [N, D] of finite
         raw features. (See the module docstring.)
+      label: conditional models (cvae) only, and required there, as in `elbo`.
 
     Raises:
-      ValueError: for a model whose posterior needs a label as well (m2), or x of another shape.
+      ValueError: for m2 (its posterior needs a label: model.model.encode(x, y_onehot)), x of
+        another shape, a label as in `elbo`.
       DataError (a ValueError): x's values are not pixels (integers outside 0..max_value, floats
         outside [0, 1], NaN, inf, None), naming x and the range found.
     """
+    model: Any = self.model
+    if isinstance(self.model, interface.Conditional):
+      x = self._inputs(x)
+      return model.encode(x, tf.one_hot(self._labels(label, int(x.shape[0])), model.num_classes))
+    self._labels(label, 0)  # refuses a label
     if isinstance(self.model, interface.LabelConditional):
       raise ValueError(f"--model={self.config.family} encodes x together with a label y: use "
                        "model.model.encode(x, y_onehot).")
     return self.model.posterior(self._inputs(x))
 
-  def decode(self, z: np.ndarray) -> "tfp.distributions.Distribution":
+  def decode(self, z: np.ndarray,
+             label: Optional[Any] = None) -> "tfp.distributions.Distribution":
     """p(x|z): a tfd.Distribution, batch [N], event image_shape, for codes z float [N, D]
-    (over standardized features with --standardize).
+    (over standardized features with --standardize); p(x|z, y) for conditional models (cvae),
+    whose `label` (as in `elbo`) is required.
 
     Raises:
-      ValueError: z of another shape; DataError (a ValueError): z not finite, as the SavedModel.
+      ValueError: z of another shape, a label as in `elbo`; DataError (a ValueError): z not
+        finite, as the SavedModel.
     """
     z = np.asarray(z)
     if z.ndim != 2 or z.shape[1] != self.config.model.latent_dim:
       raise ValueError(f"z has shape {z.shape}; this model decodes [N, {self.config.model.latent_dim}].")
-    return self.model.decode(tf.constant(arrays.checked_vectors(z, "z"), tf.float32))
+    codes = tf.constant(arrays.checked_vectors(z, "z"), tf.float32)
+    model: Any = self.model
+    if isinstance(self.model, interface.Conditional):
+      return model.decode(codes, tf.one_hot(self._labels(label, len(z)), model.num_classes))
+    self._labels(label, len(z))  # refuses a label
+    return model.decode(codes)
 
-  def reconstruct(self, x: np.ndarray) -> np.ndarray:
+  def reconstruct(self, x: np.ndarray, label: Optional[Any] = None) -> np.ndarray:
     """float32 numpy [N, *image_shape]: the decoder mean at the posterior mean (raw units).
 
+    Args:
+      x: as in `encode`.
+      label: conditional models (cvae) only, and required there: the class of each image,
+        int [N] (or one int for all) in [0, K); the reconstruction is given it.
+
     Raises:
-      ValueError / DataError: x as in `encode`.
+      ValueError / DataError: x as in `encode`; label as in `elbo`.
     """
-    return self._raw(self.model.reconstruct(self._inputs(x)))
+    x = self._inputs(x)
+    model: Any = self.model  # (a Conditional model is also LabelConditional: num_classes)
+    if isinstance(self.model, interface.Conditional):
+      onehot = tf.one_hot(self._labels(label, int(x.shape[0])), model.num_classes)
+      return self._raw(model.reconstruct(x, onehot))
+    self._labels(label, int(x.shape[0]))  # refuses a label
+    return self._raw(self.model.reconstruct(x))
 
   def sample(self, num: int, seed: int = 0, label: Optional[int] = None,
              sampler: Optional[str] = None) -> dict[str, np.ndarray]:
     """{"mean", "sample"}: float32 numpy [num, *image_shape], decoded codes z drawn from the
     model's sampler: the prior p(z), or the sampler fitted to the codes (`fit_sampler`; the one
-    stored with the run). Label-conditional models (M2) also return "label": int64 numpy
-    [num], the class of each. The one entry point for samples (figures and metrics use it).
+    stored with the run). Label-conditional models (m2, cvae) also return "label": int64 numpy
+    [num], the class of each (cvae: z ~ p(z|y) and x ~ p(x|z, y)). The one entry point for
+    samples (figures and metrics use it).
 
     Args:
       num: int, 0 <= num <= MAX_SAMPLES (65536, as the SavedModel's sample: the outputs are
@@ -196,7 +224,7 @@ class TrainedModel:
     if label is not None:
       if not classes:
         raise ValueError(f"label={label!r}: --model={self.config.family} is not "
-                         "label-conditional (only m2 samples a given class).")
+                         "label-conditional (m2 and cvae sample a given class).")
       _check_int("label", label, 0, classes - 1,
                  f", a class of the {classes} (label=None draws y ~ p(y))")
     n, seed_pair = tf.constant(num, tf.int32), tf.constant([seed, 0], tf.int32)
@@ -246,21 +274,47 @@ class TrainedModel:
                                   chosen)
     return self.sampler
 
-  def _batched(self, fn: Any, x: tf.Tensor, batch_size: int) -> Any:
-    """fn(x[i:j], index[i:j]) over batches of `batch_size` rows, concatenated (numpy): a
-    dict of [N] arrays for a dict, else an [N] array. Each example's noise depends on its
-    index, so the result does not depend on batch_size."""
+  def _labels(self, label: Optional[Any], num: int) -> tf.Tensor:
+    """int64 [num]: the classes given with x to a Conditional model (required there); -1
+    (unknown) for other models, which refuse a label. ValueError naming `label` otherwise."""
+    conditional = isinstance(self.model, interface.Conditional)
+    if label is None:
+      if conditional:
+        raise ValueError(f"--model={self.config.family} is conditional: give label=, the class "
+                         f"of each example (int [N] or one int, in [0, {self.model.num_classes})).")
+      return tf.fill([num], tf.constant(-1, tf.int64))
+    if not conditional:
+      raise ValueError(f"label={label!r}: --model={self.config.family} is not conditional "
+                       "(only cvae takes the class with x).")
+    y = np.asarray(label)
+    y = np.full([num], y) if y.ndim == 0 else y
+    classes = self.model.num_classes
+    if (y.shape != (num,) or (y.size and not np.issubdtype(y.dtype, np.integer))
+        or (y.size and (y.min() < 0 or y.max() >= classes))):
+      raise ValueError(f"label: expected ints in [0, {classes}), one or one per example "
+                       f"[{num}]; got shape {y.shape}, dtype {y.dtype}"
+                       + (f", values {y.min()}..{y.max()}."
+                          if y.size and np.issubdtype(y.dtype, np.number) else "."))
+    return tf.constant(y.astype(np.int64))
+
+  def _batched(self, fn: Any, x: tf.Tensor, labels: tf.Tensor, batch_size: int) -> Any:
+    """fn(x[i:j], index[i:j], labels[i:j]) over batches of `batch_size` rows, concatenated
+    (numpy): a dict of [N] arrays for a dict, else an [N] array. Each example's noise depends
+    on its index, so the result does not depend on batch_size."""
     num = int(x.shape[0])
-    parts = [fn(x[i:i + batch_size], tf.range(i, min(num, i + batch_size), dtype=tf.int64))
+    parts = [fn(x[i:i + batch_size], tf.range(i, min(num, i + batch_size), dtype=tf.int64),
+                labels[i:i + batch_size])
              for i in range(0, max(num, 1), batch_size)]
     if isinstance(parts[0], dict):
       return {k: np.concatenate([p[k].numpy() for p in parts]) for k in parts[0]}
     return np.concatenate([p.numpy() for p in parts])
 
   def _spec(self) -> list[tf.TensorSpec]:
-    """The input signature of the traced functions: x [None, *image_shape], index [None]."""
+    """The input signature of the traced functions: x [None, *image_shape], index [None],
+    label [None]."""
     return [tf.TensorSpec([None, *self.config.data.image_shape], tf.float32, name="x"),
-            tf.TensorSpec([None], tf.int64, name="index")]
+            tf.TensorSpec([None], tf.int64, name="index"),
+            tf.TensorSpec([None], tf.int64, name="label")]
 
   def _terms_function(self) -> Any:
     """model.losses at the evaluation seed, traced once per model (batch dimension None)."""
@@ -268,9 +322,8 @@ class TrainedModel:
       seed = tf.constant(evaluator_lib.EVAL_SEED, tf.int32)
       step = tf.constant(self.step, tf.int64)
 
-      def terms(x: tf.Tensor, index: tf.Tensor) -> dict[str, tf.Tensor]:
-        batch = {"image": x, "label": tf.fill([tf.shape(x)[0]], tf.constant(-1, tf.int64)),
-                 "index": index}
+      def terms(x: tf.Tensor, index: tf.Tensor, label: tf.Tensor) -> dict[str, tf.Tensor]:
+        batch = {"image": x, "label": label, "index": index}
         return self.model.losses(batch, seed, step, training=False)
 
       self._terms_fn = tf.function(terms, input_signature=self._spec(), autograph=False)
@@ -283,14 +336,18 @@ class TrainedModel:
     if key not in self._bound_fns:
       seed = tf.constant(evaluator_lib.EVAL_SEED, tf.int32)
 
-      def bound(x: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
-        return evaluator_lib.iwae_bound(self.model, x, key[0], key[1], seed,
-                                        q_z=self.model.posterior(x), index=index)
+      def bound(x: tf.Tensor, index: tf.Tensor, label: tf.Tensor) -> tf.Tensor:
+        model = self.model
+        if isinstance(model, interface.Conditional):  # log p(x|c): the model given c
+          model = model.given(model.condition({"label": label}))
+        return evaluator_lib.iwae_bound(model, x, key[0], key[1], seed,
+                                        q_z=model.posterior(x), index=index)
 
       self._bound_fns[key] = tf.function(bound, input_signature=self._spec(), autograph=False)
     return self._bound_fns[key]
 
-  def elbo(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+  def elbo(self, x: np.ndarray, batch_size: int = 1000,
+           label: Optional[Any] = None) -> np.ndarray:
     """float32 numpy [N]: the ELBO of each example (nats; the evaluation noise, deterministic:
     example i gets the noise `evaluate` gives the i-th example of a split, whatever the
     batch_size). With --standardize it bounds the log-density of the standardized features.
@@ -302,20 +359,26 @@ class TrainedModel:
       x: as in `encode`.
       batch_size: int >= 1, examples evaluated at once (bounds memory; results do not depend
         on it).
+      label: conditional models (cvae) only, and required there: the class of each example,
+        int [N] (or one int for all) in [0, K); the result is the ELBO of x given it.
 
     Raises:
       ValueError: for models without an ELBO (deterministic autoencoders), x of another shape,
-        batch_size not an int >= 1 (before any work).
+        batch_size not an int >= 1, a label missing (cvae), given to another model or not
+        ints in [0, K) [N] (before any work).
       DataError (a ValueError): x's values are not pixels, as in `encode`.
     """
     _check_int("batch_size", batch_size, 1)
-    terms = self._batched(self._terms_function(), self._inputs(x), batch_size)
+    x = self._inputs(x)
+    labels = self._labels(label, int(x.shape[0]))
+    terms = self._batched(self._terms_function(), x, labels, batch_size)
     if "elbo" not in terms:
       raise ValueError(f"--model={self.config.family} has no ELBO.")
     return terms["elbo"]
 
   def iwae_bound(self, x: np.ndarray, num_importance_samples: int = 1000,
-                 chunk_size: int = 500, batch_size: int = 100) -> np.ndarray:
+                 chunk_size: int = 500, batch_size: int = 100,
+                 label: Optional[Any] = None) -> np.ndarray:
     """float32 numpy [N]: the importance-weighted bound on log p(x) (Burda et al. 2016), nats.
 
     Example i gets the noise `evaluate` gives the i-th example of a split, whatever the
@@ -327,6 +390,8 @@ class TrainedModel:
       chunk_size: int >= 1, importance samples evaluated at once (bounds memory).
       batch_size: int >= 1, examples evaluated at once; memory grows with
         batch_size x chunk_size. Results do not depend on it.
+      label: conditional models (cvae) only, and required there, as in `elbo`: the bound on
+        log p(x|c), importance sampling q(z|x, c) against p(x|z, c) p(z|c).
 
     Raises:
       ValueError: for models without a prior (deterministic autoencoders) or posterior (m2),
@@ -335,14 +400,17 @@ class TrainedModel:
     """
     if not isinstance(self.model, interface.LatentVariableModel):
       raise ValueError(f"--model={self.config.family} has no prior: no bound on log p(x).")
-    if isinstance(self.model, interface.LabelConditional):
+    if (isinstance(self.model, interface.LabelConditional)
+        and not isinstance(self.model, interface.Conditional)):
       raise ValueError(f"--model={self.config.family}: q(z|x, y) needs a class; its bound on "
                        "log p(x) is the elbo (-U(x)).")
     _check_int("num_importance_samples", num_importance_samples, 1)
     _check_int("chunk_size", chunk_size, 1)
     _check_int("batch_size", batch_size, 1)
+    x = self._inputs(x)
+    labels = self._labels(label, int(x.shape[0]))
     return self._batched(self._bound_function(num_importance_samples, chunk_size),
-                         self._inputs(x), batch_size)
+                         x, labels, batch_size)
 
   def data(self, source: Optional[DataLike] = None) -> data_lib.Data:
     """The run's Data: `source` (given to `fit`) or config.data.dataset read again, checked against

@@ -2,7 +2,8 @@
 
 Writes WORKDIR/figures/NAME.png for each figure, and the same images to TensorBoard
 (WORKDIR/tensorboard/eval, tag figures/NAME) at the checkpoint's step. NAME is one of
-reconstructions, samples, interpolation, traversals, manifold, latent_pca, histograms, curves.
+reconstructions, samples, class_samples (label-conditional models: m2, cvae), interpolation,
+traversals, manifold, latent_pca, histograms, curves.
 """
 
 import io
@@ -17,13 +18,14 @@ if __name__ == "__main__":
 from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import logging  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-FIGURES = ("reconstructions", "samples", "interpolation", "traversals", "manifold",
-           "latent_pca", "histograms", "curves")
+FIGURES = ("reconstructions", "samples", "class_samples", "interpolation", "traversals",
+           "manifold", "latent_pca", "histograms", "curves")
 # Figures of the posterior q(z|x): drawn for models that have one (not M2, whose q(z|x, y) needs
 # a class).
 LATENT_FIGURES = ("interpolation", "traversals", "manifold", "latent_pca", "histograms")
 # Figures drawn as pictures of x: not for vectors (tabular data).
-IMAGE_FIGURES = ("reconstructions", "samples", "interpolation", "traversals", "manifold")
+IMAGE_FIGURES = ("reconstructions", "samples", "class_samples", "interpolation", "traversals",
+                 "manifold")
 
 FLAGS = flags.FLAGS
 
@@ -124,6 +126,10 @@ def _draw(workdir, what, split, num_examples, seed, data, sampler_name):
     logging.warning("--what=samples: model %s has no prior p(z) to sample from and no sampler "
                     "fitted to its codes (python -m tfvae.fit_sampler); skipped.", config.family)
     what = [name for name in what if name != "samples"]
+  if "class_samples" in what and not isinstance(model, interface.LabelConditional):
+    logging.info("--what=class_samples: model %s does not sample given a class; skipped.",
+                 config.family)
+    what = [name for name in what if name != "class_samples"]
   has_posterior = not isinstance(model, interface.LabelConditional)
   skipped = [name for name in what if name in LATENT_FIGURES and not has_posterior]
   if skipped:
@@ -142,6 +148,8 @@ def _draw(workdir, what, split, num_examples, seed, data, sampler_name):
   if generative and rates:
     scores, score_label = np.concatenate(rates).mean(axis=0), "{:.2f} nats"
     center = scale = None
+  elif not len(means):  # no posterior without a class (m2, cvae): no latent figures
+    scores, score_label, center, scale = None, "", None, None
   else:
     scores, score_label = means.var(axis=0), "var {:.2f}"
     center, scale = means.mean(axis=0), means.std(axis=0)
@@ -150,10 +158,13 @@ def _draw(workdir, what, split, num_examples, seed, data, sampler_name):
            f"{config.model.likelihood}), {config.data.dataset} {split}, step {step}")
   tensorboard = os.path.join(workdir, "tensorboard")
   makers = {
-      "reconstructions": lambda: figures.reconstructions(model, images[:30], title),
+      "reconstructions": lambda: figures.reconstructions(model, images[:30], title,
+                                                         labels=labels[:30]),
       "samples": lambda: figures.samples(
           model, 100, tf.constant([seed, 0]), title,
           drawn=trained.sample(100, seed, sampler=sampler_name), sampler=sampler),
+      "class_samples": lambda: figures.class_samples(model, 10, tf.constant([seed, 0]), title,
+                                                     data.class_names),
       "interpolation": lambda: figures.interpolation(
           model, _pairs_of_different_classes(images, labels), title),
       "traversals": lambda: figures.traversals(model, images[0], scores, title, center=center,

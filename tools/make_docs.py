@@ -97,6 +97,8 @@ _FAMILIES = (
     ("ae, sparse_ae, denoising_ae, contractive_ae", dict(model="ae")),
     ("pc_vae", dict(model="pc_vae", num_classes=5)),
     ("m2", dict(model="m2", num_classes=5)),
+    ("cvae (y: the class given with x; sample's label < 0 draws it uniformly)",
+     dict(model="cvae", num_classes=5)),
 )
 
 

@@ -116,30 +116,34 @@ class Evaluator:
   def _replica_sums(self, batch):
     seed = tf.constant(EVAL_SEED, tf.int32)
     x = batch["image"]
+    model = self.model
+    if isinstance(model, interface.Conditional):  # q(z|x, c), p(z|c): the model given c
+      model = model.given(model.condition(batch))
     # One encoder pass: the posterior the losses used also gives the latent diagnostics and
     # the importance samples; batch["index"] makes every example's noise batch-independent.
-    terms, q_z = self.model.losses_and_posterior(batch, seed, tf.constant(0, tf.int64),
-                                                 training=False)
+    terms, q_z = model.losses_and_posterior(batch, seed, tf.constant(0, tf.int64),
+                                            training=False)
     sums = {k: _per_example_sum(v) for k, v in terms.items()}
     if isinstance(self.model, interface.Classifier):  # accuracy: over the labeled examples
       sums["num_labeled"] = tf.reduce_sum(tf.cast(batch["label"] >= 0, tf.float32))
-    if isinstance(self.model, interface.LabelConditional):  # M2: q(z|x, y) needs y
+    if (isinstance(self.model, interface.LabelConditional)
+        and not isinstance(self.model, interface.Conditional)):  # M2: q(z|x, y) needs y
       sums.update(count=tf.cast(tf.shape(x)[0], tf.float32),
                   squared_error=tf.reduce_sum(tf.square(x - self.model.reconstruct(x))))
       return sums
     mean = q_z.mean()
-    reconstruction = self.model.reconstruct_from(x, q_z)
+    reconstruction = model.reconstruct_from(x, q_z)
     sums.update(count=tf.cast(tf.shape(x)[0], tf.float32),
                 squared_error=tf.reduce_sum(tf.square(x - reconstruction)),
                 posterior_mean=tf.reduce_sum(mean, 0),
                 posterior_mean_sq=tf.reduce_sum(tf.square(mean), 0))
     if isinstance(self.model, interface.LatentVariableModel):
-      per_dim = self.model.rate_per_dimension(q_z, seed, batch.get("index"))
+      per_dim = model.rate_per_dimension(q_z, seed, batch.get("index"))
       if per_dim is not None:
         sums["rate_per_dimension"] = tf.reduce_sum(per_dim, 0)
       if self.num_importance_samples:
         sums["iwae_bound"] = tf.reduce_sum(iwae_bound(
-            self.model, x, self.num_importance_samples, self.chunk_size, seed, q_z=q_z,
+            model, x, self.num_importance_samples, self.chunk_size, seed, q_z=q_z,
             index=batch.get("index")))
     return sums
 
@@ -201,7 +205,9 @@ class Evaluator:
       K > 0, iwae_bound and nll = -iwae_bound (nats), and for a continuous likelihood
       bits_per_dim (see `bits_per_dim`, from nll or else -elbo). Models with a classifier:
       accuracy in [0, 1] over the examples with a label (label >= 0); M2 also
-      generative_accuracy (argmax_y ELBO(x, y), likewise). num_examples (int).
+      generative_accuracy (argmax_y ELBO(x, y), likewise). Conditional models (cvae): every
+      term given each example's condition c (interface.Conditional.given): the conditional
+      elbo, and iwae_bound / nll bound log p(x|c). num_examples (int).
     """
     totals = {}
     batches = distribute.distribute_dataset(self.strategy, dataset)

@@ -32,10 +32,18 @@ def _show_grid(ax, images, columns, label=None):
     ax.set_ylabel(label)
 
 
-def reconstructions(model, images, title, columns=10):
+def reconstructions(model, images, title, columns=10, labels=None):
   """Inputs (odd rows) above their reconstructions (`model.reconstruct`: the decoder mean at
-  the posterior mean; M2's at the predicted class)."""
-  recon = np.asarray(model.reconstruct(images))
+  the posterior mean; M2's at the predicted class; a Conditional model's (cvae) given the
+  images' classes `labels` int [N], which it needs)."""
+  if isinstance(model, interface.Conditional):
+    if labels is None:
+      raise ValueError(f"--model={model.config.family} reconstructs given the class: pass "
+                       "labels.")
+    onehot = np.eye(model.num_classes, dtype=np.float32)[np.asarray(labels)]
+    recon = np.asarray(model.reconstruct(images, onehot))
+  else:
+    recon = np.asarray(model.reconstruct(images))
   n = len(images) // columns * columns
   rows = []
   for start in range(0, n, columns):
@@ -64,6 +72,31 @@ def samples(model, num, seed, title, columns=10, drawn=None, sampler=None):
     ax.set_title(name)
     ax.set_xlabel(f"{num} samples z ~ " + ("p(z) = N(0, I)" if prior else sampler.description))
   fig.suptitle(f"{'Prior samples' if prior else f'Samples ({sampler.kind} sampler)'} - {title}")
+  return fig
+
+
+def class_samples(model, num_per_class, seed, title, class_names=()):
+  """One row per class k of `num_per_class` draws of `model.sample(n, seed, label=k)` (a
+  LabelConditional model: m2, cvae): the decoder means, the same seed for every row (for a
+  prior that does not depend on the class, the same z in every column).
+
+  Args:
+    model: a LabelConditional tfvae model.
+    num_per_class: int, images per row.
+    seed: int32 Tensor [2].
+    title: names model, dataset, step.
+    class_names: names of the K classes (rows are labelled with them, else with k).
+  """
+  rows = [np.asarray(model.sample(num_per_class, seed, label=k)["mean"])
+          for k in range(model.num_classes)]
+  fig, ax = plt.subplots(figsize=(num_per_class * 0.9 + 1.5, len(rows) * 0.9 + 1))
+  _show_grid(ax, np.concatenate(rows), num_per_class)
+  h = rows[0].shape[1] + summaries.GRID_PADDING
+  ax.set_yticks(np.arange(len(rows)) * h + rows[0].shape[1] / 2)
+  ax.set_yticklabels([_class_name(class_names, k) for k in range(len(rows))])
+  ax.set_ylabel("class given")
+  ax.set_xlabel(f"{num_per_class} draws per class (decoder mean)")
+  fig.suptitle(f"Samples per class - {title}")
   return fig
 
 

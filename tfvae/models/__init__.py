@@ -1,7 +1,7 @@
 """Model families, one file each: its config dataclass (`<Family>Config`, the knobs it reads,
 with their checks; its model class's `config_class`) and its model, on the interface and the
 capability types of tfvae/models/interface.py (Model, LatentVariableModel, Classifier,
-LabelConditional), which evaluation, export, summaries and figures dispatch on. A new family is
+LabelConditional, Conditional), which evaluation, export, summaries and figures dispatch on. A new family is
 one file and one line in MODELS, whose key is its --model name.
 
 Models with a classifier (pc_vae, m2) also give, when not training, a per-example "accuracy"
@@ -10,6 +10,7 @@ term (1 for a correct prediction, 0 for a wrong one or an unknown label; m2 also
 *accuracy by the number of labeled examples."""
 
 from tfvae.models import ae
+from tfvae.models import cvae
 from tfvae.models import hvae
 from tfvae.models import m2
 from tfvae.models import pc_vae
@@ -24,6 +25,7 @@ MODELS = {
     "contractive_ae": ae.ContractiveAE,
     "pc_vae": pc_vae.PCVAE,
     "m2": m2.M2,
+    "cvae": cvae.CVAE,
 }
 
 

@@ -8,8 +8,12 @@ dispatch on these types (`isinstance`), never on `hasattr` or on methods that re
                         A Model that is not one is a deterministic autoencoder (ae.py).
   Classifier            classify(x) -> q(y|x); its losses add a per-example "accuracy" when not
                         training (pc_vae, m2).
-  LabelConditional      encode, decode and sample take a class y (m2): q(z|x, y) needs y, so
-                        there is no posterior(x); style_transfer(x) exists.
+  LabelConditional      encode, decode and sample take a class y (m2, cvae): q(z|x, y) needs y,
+                        so there is no posterior(x); style_transfer exists.
+  Conditional           a LatentVariableModel whose encoder, decoder and prior all take a
+                        condition vector c given with each example (cvae): `condition(batch)`
+                        reads c, `given(c)` is the model with c fixed, a LatentVariableModel
+                        (the conditional ELBO and IWAE bound, active units, rate per dimension).
 
 Shapes: x [B, *image_shape], z [B, latent_dim], y one-hot [B, K].
 """
@@ -160,5 +164,33 @@ class LabelConditional:
   num_classes: int
 
   def style_transfer(self, x):
-    """The code of each image decoded with every class, float32 [B, K, *image_shape]."""
+    """The code of each image decoded with every class, float32 [B, K, *image_shape] (a
+    Conditional model takes the images' classes too: style_transfer(x, y_onehot))."""
+    raise NotImplementedError
+
+
+class Conditional:
+  """A latent-variable model whose encoder, decoder and prior all take a condition vector
+  c [B, C] given with each example: q(z|x, c), p(x|z, c), p(z|c) (a mixin of
+  LatentVariableModel subclasses; cvae, Sohn et al. 2015). There is no q(z|x) and no
+  reconstruct(x) without c: reconstruct(x, c) and elbo(x, seed, c) take it.
+
+  Evaluation, export and TrainedModel work on `given(c)`: the model with c fixed, an
+  unconditional LatentVariableModel (posterior, prior p(z|c) with batch [B],
+  log_weight_terms, elbo, reconstruct_from, rate_per_dimension), so the ELBO, the IWAE bound
+  (importance sampling with the conditional prior), active units and the per-dimension rate
+  are those given c.
+  """
+  condition_dim: int
+
+  def condition(self, batch):
+    """c float32 [B, C] of a batch (cvae: the one-hot of batch["label"])."""
+    raise NotImplementedError
+
+  def given(self, c):
+    """The model with c float32 [B, C] fixed (row i of x goes with row i of c)."""
+    raise NotImplementedError
+
+  def sample_given(self, c, seed):
+    """One draw {"mean", "sample"} [n, *image_shape] per row of c [n, C], z ~ p(z|c)."""
     raise NotImplementedError

@@ -1,0 +1,343 @@
+"""The conditional VAE (CVAE) of Sohn, Lee & Yan (2015): encoder, decoder and prior take a
+condition c.
+
+Generative model: p(z|c), either a prior network (c -> a diagonal Gaussian) or N(0, I) whatever
+c (--conditional_prior), and p(x|z, c), the decoder's likelihood at [z, c] (one input of width
+latent_dim + C). Inference: q(z|x, c), the encoder's image features joined with c
+(networks.ConditionalEncoder).
+
+  ELBO(x|c) = E_q(z|x,c) log p(x|z, c) - KL(q(z|x, c) || p(z|c))      (Sohn et al. 2015, eq. 4:
+                                                                      their x is our c, their y our x)
+  loss per example = distortion + beta * rate, rate the analytic KL (tfd.kl_divergence of two
+  diagonal Gaussians), beta from --beta and its schedule as for the VAE.
+
+The condition is a vector c float32 [B, C]. Today it is the one-hot of batch["label"] (C = K =
+config.data.num_classes; a label < 0, unknown, gives c = 0): the model is LabelConditional, so
+sample(n, seed, label), the SavedModel's label arguments and the figures' per-class rows work as
+for m2. Real-valued covariates (CSV columns, arrays) need only `condition` and `condition_dim` to
+read batch["condition"] (docs/conditional.md says what the data pipeline still lacks).
+
+Reference:
+  Sohn, Lee & Yan, "Learning Structured Output Representation using Deep Conditional
+  Generative Models", NeurIPS 2015.
+"""
+
+import dataclasses
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfvae import config_fields
+from tfvae import networks
+from tfvae import noise
+from tfvae import objectives
+from tfvae.config_fields import MODEL, field
+from tfvae.errors import ConfigError
+from tfvae.models import base
+from tfvae.models import interface
+
+tfd = networks.tfd
+
+
+@dataclasses.dataclass(frozen=True)
+class CVAEConfig(base.ModelConfig):
+  """The CVAE's knobs: its prior p(z|c), the rate's weight and schedule (as the VAE's), the
+  Monte Carlo samples.
+
+  Raises:
+    ConfigError: naming the flag, for a value that cannot run.
+  """
+  family = "cvae"
+  conditional_prior: str = field(
+      "learned", MODEL,
+      "cvae: p(z|c), learned (a prior network c -> diagonal Gaussian, Sohn et al. 2015) or "
+      "standard (N(0, I) whatever the condition c).",
+      choices=("learned", "standard"))
+  prior_hidden_sizes: tuple[int, ...] = field(
+      (64,), MODEL,
+      "cvae with --conditional_prior=learned: comma-separated hidden widths (ReLU Dense) of "
+      "the prior network c -> (loc, scale) of p(z|c); its output layer starts at N(0, I).")
+  beta: float = field(
+      1.0, MODEL,
+      "Weight of the rate (KL) term in the loss; beta=1 is the ELBO. With a schedule, the "
+      "value reached at the end of the warm-up.")
+  beta_schedule: str = field(
+      "constant", MODEL,
+      "constant, linear or cyclical (as --model=vae's).",
+      choices=("constant", "linear", "cyclical"))
+  warmup_steps: int = field(
+      0, MODEL,
+      "Steps of the beta ramp (linear and cyclical schedules).")
+  num_cycles: int = field(
+      4, MODEL,
+      "Number of cycles of the cyclical beta schedule.")
+  num_samples: int = field(
+      1, MODEL,
+      "Monte Carlo samples L of z per example of the distortion term.")
+
+  def check(self):
+    super().check()
+    config_fields.check_at_least(self, 1, "num_samples", "num_cycles")
+    config_fields.check_at_least(self, 0, "beta", "warmup_steps")
+    if self.beta_schedule != "constant" and self.warmup_steps < 1:
+      raise ConfigError(f"--beta_schedule={self.beta_schedule} needs --warmup_steps >= 1.")
+    if any(s < 1 for s in self.prior_hidden_sizes):
+      raise ConfigError(f"--prior_hidden_sizes={','.join(map(str, self.prior_hidden_sizes))} "
+                        "must be positive integers (or empty: one linear layer).")
+
+  def check_with(self, config):
+    """Refuses data without labels, once they are resolved (image_shape known)."""
+    if config.data.image_shape and config.data.num_classes < 2:
+      raise ConfigError(f"--model={self.family} generates given a class: --dataset="
+                        f"{config.data.dataset} has no labels (num_classes="
+                        f"{config.data.num_classes}); give a labeled dataset (or "
+                        "--label_column for a table).")
+    super().check_with(config)
+
+  def warmup_end(self):
+    """warmup_steps (linear), the end of the last cycle (cyclical), 0 (constant)."""
+    if self.beta_schedule == "linear":
+      return self.warmup_steps
+    if self.beta_schedule == "cyclical":
+      return 2 * self.warmup_steps * self.num_cycles
+    return 0
+
+  def inactive(self, config):
+    inactive = super().inactive(config)
+    if self.conditional_prior != "learned":
+      inactive["prior_hidden_sizes"] = f"--conditional_prior={self.conditional_prior}"
+    if self.beta_schedule == "constant":
+      inactive["warmup_steps"] = "--beta_schedule=constant"
+    if self.beta_schedule != "cyclical":
+      inactive["num_cycles"] = f"--beta_schedule={self.beta_schedule}"
+    return inactive
+
+
+class PriorNetwork(keras.Model):
+  """c [B, C] -> p(z|c) = MultivariateNormalDiag, batch [B], event [latent_dim]: ReLU Dense
+  layers of `hidden_sizes`, then (loc, raw scale) as `networks.diagonal_gaussian` (softplus);
+  the output layer starts at zero weights and the bias of N(0, I)."""
+
+  def __init__(self, condition_dim, latent_dim, hidden_sizes=(64,), **kwargs):
+    super().__init__(**kwargs)
+    start = np.concatenate([np.zeros(latent_dim), np.full(latent_dim, np.log(np.expm1(1.0)))])
+    self.net = keras.Sequential(
+        [keras.Input((condition_dim,))] + networks.dense_stack("mlp", hidden_sizes)
+        + [keras.layers.Dense(2 * latent_dim, dtype="float32", kernel_initializer="zeros",
+                              bias_initializer=keras.initializers.Constant(start),
+                              name="prior_params")], name="net")
+
+  def call(self, c, training=False):
+    return networks.diagonal_gaussian(self.net(c, training=training))
+
+
+class CVAE(interface.LatentVariableModel, interface.LabelConditional, interface.Conditional):
+  """Encoder q(z|x, c), decoder p(x|z, c), prior p(z|c); see the module docstring.
+
+  Args:
+    config: tfvae.config.Config whose model section is a CVAEConfig; reads it and
+      config.data.image_shape ([H, W, C] images or [D] vectors) and num_classes (K >= 2).
+
+  Raises:
+    ValueError: for an image_shape of another rank, or data without labels (K < 2).
+
+  `losses_and_posterior` returns q(z|x, c) for the batch's c; `given(c)` is the model with c
+  fixed (`Conditioned`), on which evaluation computes the conditional ELBO and IWAE bound.
+  """
+
+  config_class = CVAEConfig
+
+  def __init__(self, config):
+    super().__init__(name="cvae")
+    shape = tuple(config.data.image_shape)
+    if len(shape) not in (1, 3):
+      raise ValueError(f"config.data.image_shape must be [H, W, C] or [D], got {shape}.")
+    if config.data.num_classes < 2:
+      raise ValueError(f"--model=cvae needs labels (num_classes={config.data.num_classes}).")
+    self.config = config
+    self.num_classes = self.condition_dim = k = config.data.num_classes
+    d = config.model.latent_dim
+    sizes = dict(architecture=config.model.architecture, hidden_sizes=config.model.hidden_sizes,
+                 conv_filters=config.model.conv_filters)
+    self.encoder = networks.ConditionalEncoder(shape, d, k, **sizes, name="encoder")
+    self.decoder = networks.Decoder(shape, d + k, **sizes, likelihood=config.model.likelihood,
+                                    name="decoder")
+    self.prior_network = None
+    if config.model.conditional_prior == "learned":
+      self.prior_network = PriorNetwork(k, d, config.model.prior_hidden_sizes, name="prior")
+      self.prior_network(tf.zeros([1, k]))
+    self.encoder(tf.zeros([1, *shape]), tf.zeros([1, k]))
+    self.decoder(tf.zeros([1, d + k]))
+
+  def _parts(self):
+    return [self.encoder, self.decoder] + (
+        [self.prior_network] if self.prior_network is not None else [])
+
+  @property
+  def trainable_variables(self):
+    """Encoder, decoder (then prior network) variables, in a fixed order."""
+    return [v for part in self._parts() for v in part.trainable_variables]
+
+  @property
+  def variables(self):
+    return [v for part in self._parts() for v in part.variables]
+
+  @property
+  def calibrated(self):
+    return self.decoder.calibrated
+
+  def condition(self, batch):
+    """c = one-hot of batch["label"] (int [B]), float32 [B, K]; 0 where the label is < 0."""
+    return tf.one_hot(tf.cast(batch["label"], tf.int32), self.num_classes)
+
+  def given(self, c):
+    """The model with c float32 [B, C] fixed (`Conditioned`)."""
+    return Conditioned(self, c)
+
+  def conditional_prior(self, c, training=False):
+    """p(z|c): MultivariateNormalDiag, batch [B], event [latent_dim], for c float32 [B, C]."""
+    c = tf.convert_to_tensor(c, tf.float32)
+    if self.prior_network is None:
+      d = self.config.model.latent_dim
+      return tfd.MultivariateNormalDiag(loc=tf.zeros([tf.shape(c)[0], d]),
+                                        scale_diag=tf.ones([tf.shape(c)[0], d]))
+    return self.prior_network(c, training=training)
+
+  def prior(self):
+    """p(z) = (1/K) sum_k p(z|k), the prior over the K classes drawn uniformly (N(0, I) for
+    --conditional_prior=standard): event [latent_dim]."""
+    if self.prior_network is None:
+      return networks.prior(self.config.model.latent_dim)
+    return tfd.MixtureSameFamily(tfd.Categorical(logits=tf.zeros([self.num_classes])),
+                                 self.prior_network(tf.eye(self.num_classes)))
+
+  def posterior(self, x):
+    raise ValueError("--model=cvae: q(z|x, c) needs the condition c: use encode(x, c) or "
+                     "given(c).posterior(x).")
+
+  def encode(self, x, y_onehot):
+    """q(z|x, c): x [B, *image_shape], c [B, C] -> batch [B], event [latent_dim]."""
+    return self.encoder(x, y_onehot)
+
+  def decode(self, z, y_onehot, training=False):
+    """p(x|z, c): z [..., B, D], c [B, C] (or [..., B, C]) -> batch [..., B], event
+    image_shape; the decoder's input is [z, c]."""
+    c = tf.cast(y_onehot, z.dtype)
+    c = tf.broadcast_to(c, tf.concat([tf.shape(z)[:-1], tf.shape(c)[-1:]], 0))
+    return self.decoder(tf.concat([z, c], -1), training=training)
+
+  def reconstruct(self, x, y_onehot):
+    """Decoder mean at z = E q(z|x, c), given c: float32 [B, *image_shape]."""
+    return self.given(y_onehot).reconstruct(x)
+
+  def beta(self, step):
+    """The scheduled rate weight at `step`, float32 scalar Tensor (objectives.scheduled_beta)."""
+    c = self.config.model
+    return objectives.scheduled_beta(step, c.beta, c.beta_schedule, c.warmup_steps,
+                                     c.num_cycles)
+
+  def elbo(self, x, seed, y_onehot):
+    """{"elbo", "rate", "distortion"} [B], nats: the ELBO of x given c (y_onehot [B, C])."""
+    return self.given(y_onehot).elbo(x, seed)
+
+  def losses_and_posterior(self, batch, seed, step, training=True):
+    """Per-example terms (dict of float32 [B], nats: loss = distortion + beta * rate; elbo,
+    rate = KL(q(z|x,c) || p(z|c)) analytic, distortion = -E log p(x|z,c)) and q(z|x, c), for
+    batch {"image", "label"[, "index"]} (`Conditioned.losses_and_posterior`)."""
+    return self.given(self.condition(batch)).losses_and_posterior(batch, seed, step, training)
+
+  def sample_given(self, c, seed):
+    """One draw per row of c float32 [n, C]: z ~ p(z|c), x ~ p(x|z, c); {"mean", "sample"}
+    float32 [n, *image_shape]. seed: int32 [2], split for z and x."""
+    z_seed, x_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    z = self.conditional_prior(c).sample(seed=z_seed)
+    p_x = self.decode(z, c)
+    return {"mean": p_x.mean(), "sample": tf.cast(p_x.sample(seed=x_seed), tf.float32)}
+
+  def sample(self, n, seed, label=None):
+    """{"mean", "sample"} [n, *image_shape] and "label" int64 [n]: label None or < 0 draws
+    each image's class uniformly, else every image is of class `label` (int scalar)."""
+    model_seed, y_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    y = tf.random.stateless_uniform([n], y_seed, 0, self.num_classes, tf.int64)
+    if label is not None:
+      y = tf.where(tf.cast(label, tf.int64) < 0, y, tf.cast(label, tf.int64))
+    return {**self.sample_given(tf.one_hot(y, self.num_classes), model_seed), "label": y}
+
+  def style_transfer(self, x, y_onehot):
+    """z = E q(z|x, c) of each image (its class c) decoded with every class:
+    float32 [B, K, *image_shape]."""
+    z = self.encoder(x, y_onehot).mean()  # [B, D]
+    k, b = self.num_classes, tf.shape(z)[0]
+    z_all = tf.broadcast_to(z[:, None], [b, k, z.shape[-1]])
+    return self.decode(z_all, tf.broadcast_to(tf.eye(k)[None], [b, k, k])).mean()
+
+
+class Conditioned(interface.LatentVariableModel):
+  """A CVAE with the condition c float32 [B, C] fixed (row i of x goes with row i of c): an
+  unconditional LatentVariableModel with q(z|x, c) as its posterior and p(z|c) (batch [B]) as
+  its prior, so the ELBO, the importance-weighted bound (evaluation.evaluator.iwae_bound,
+  importance sampling with the conditional prior), active units and the per-dimension rate are
+  those given c."""
+
+  def __init__(self, model, c):
+    super().__init__(name="conditioned")
+    self.model, self.config = model, model.config
+    self.c = tf.convert_to_tensor(c, tf.float32)
+
+  def posterior(self, x, training=False):
+    """q(z|x, c): batch [B], event [latent_dim]."""
+    return self.model.encoder(x, self.c, training=training)
+
+  def prior(self, training=False):
+    """p(z|c): batch [B], event [latent_dim]."""
+    return self.model.conditional_prior(self.c, training=training)
+
+  def decode(self, z, y_onehot=None, training=False):
+    """p(x|z, c) for z [..., B, D]: batch [..., B]."""
+    del y_onehot
+    return self.model.decode(z, self.c, training=training)
+
+  def beta(self, step):
+    return self.model.beta(step)
+
+  def reconstruct(self, x):
+    return self.reconstruct_from(x, self.posterior(x))
+
+  def reconstruct_from(self, x, q_z):
+    del x
+    return self.decode(q_z.mean()).mean()
+
+  def rate_per_dimension(self, q_z, seed, index=None):
+    """KL(q(z_d|x, c) || p(z_d|c)), float32 [B, D] nats (analytic; sums to the rate)."""
+    del seed, index
+    return objectives.rate_per_dimension(q_z, self.prior())
+
+  def log_weight_terms(self, x, q_z, eps, training=False):
+    """{"z" [L, B, D], "log_likelihood" log p(x|z, c), "log_prior" log p(z|c),
+    "log_posterior" log q(z|x, c): float32 [L, B]} at z = loc + scale * eps, eps [L, B, D]
+    (and "mean_squared_error" [B, *S] for a calibrated decoder)."""
+    z, log_q = objectives.reparameterize(q_z, eps)
+    fitted = base.log_likelihood(self.model.decoder, self.decode(z, training=training), x,
+                                 training)
+    return {"z": z, **fitted, "log_prior": self.prior(training).log_prob(z),
+            "log_posterior": log_q}
+
+  def elbo(self, x, seed):
+    """{"elbo", "rate", "distortion"} [B], nats, given c, with num_samples samples."""
+    terms, _ = self.losses_and_posterior({"image": x}, seed, tf.constant(0, tf.int64), False)
+    return {k: terms[k] for k in ("elbo", "rate", "distortion")}
+
+  def losses_and_posterior(self, batch, seed, step, training=True):
+    """The CVAE's per-example terms given c (see CVAE.losses_and_posterior), and q(z|x, c)."""
+    x = batch["image"]
+    q_z = self.posterior(x, training)
+    eps = noise.replica_normal_noise(self.config.model.num_samples, tf.shape(x)[0],
+                                     self.noise_dim, seed, batch.get("index"))
+    parts = self.log_weight_terms(x, q_z, eps, training)
+    terms = objectives.bound_terms(parts, objectives.rate(q_z, self.prior(training)))
+    if "mean_squared_error" in parts:
+      terms["mean_squared_error"] = parts["mean_squared_error"]
+    beta = self.beta(step) if training else 1.0
+    terms["loss"] = terms["distortion"] + beta * terms["rate"]
+    return terms, q_z
