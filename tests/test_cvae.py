@@ -307,6 +307,16 @@ def test_on_digits_samples_of_class_k_are_classified_as_k(tmp_path, prior):
   paths = tfvae.draw(workdir, ["class_samples", "reconstructions", "samples"])
   assert sorted(paths) == ["class_samples", "reconstructions", "samples"]
   assert tfvae.load(workdir).elbo(trained.data().test.images[:8], label=3).shape == (8,)
+  if prior == "learned":  # evaluate --sample_quality: the same accuracy, by the domain classifier
+    from tfvae.evaluation import sample_quality  # pylint: disable=import-outside-toplevel
+    cache = str(tmp_path / "feature_networks")
+    quality = trained.sample_quality(num_samples=500, cache_dir=cache)
+    assert quality["class_samples_per_class"] == 50 and quality["class_sample_accuracy"] > 0.6
+    network = sample_quality.classifier_for(trained.config,
+                                            sample_quality.real_data(trained.config), cache)
+    direct = tfvae.conditional_sample_accuracy(trained, network.classify, 50, seed=0)
+    assert quality["class_sample_accuracy"] == direct["accuracy"]
+    assert quality["class_sample_accuracy_per_class"] == direct["per_class"]
 
 
 @pytest.mark.slow

@@ -546,7 +546,10 @@ class TrainedModel:
       up to num_samples real examples of reference_split (train; validation when split is
       train) in place of samples (the floor at this N); feature_network, feature_dim, k,
       num_real, num_samples, num_reference, split, seed, dataset, step, wall_time_s; with the
-      domain classifier its test accuracy (classifier_test_accuracy) and folder (classifier).
+      domain classifier its test accuracy (classifier_test_accuracy) and folder (classifier),
+      and for label-conditional models (m2, cvae) class_sample_accuracy: the classifier's
+      accuracy on num_samples // K samples drawn for each class k (labelled k), with
+      class_sample_accuracy_per_class (K floats) and class_samples_per_class.
 
     Raises:
       ValueError: an argument out of range (named, before any work).

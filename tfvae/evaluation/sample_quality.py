@@ -22,6 +22,7 @@ from typing import Any, Optional
 import numpy as np
 
 from tfvae.errors import ConfigError
+from tfvae.models import interface
 from tfvae.evaluation import feature_networks
 
 SAMPLE_CHUNK = 1000  # samples drawn per TrainedModel.sample call (bounds the decoder's memory)
@@ -228,6 +229,9 @@ def measure(trained: Any, num_samples: int = 0, feature_network: str = "domain_c
                  reference_frechet_distance=frechet_distance(real, reference),
                  **dict(zip(("reference_precision", "reference_recall"),
                             precision_recall(real, reference, k))))
+  if feature_network == "domain_classifier" and isinstance(trained.model,
+                                                          interface.LabelConditional):
+    metrics.update(_class_sample_accuracy(trained, network, num_samples, seed))
   metrics.update(feature_network=feature_network, feature_dim=int(real.shape[1]), k=k,
                  num_real=len(real), num_samples=num_samples, reference_split=reference_split,
                  num_reference=len(reference),
@@ -237,6 +241,18 @@ def measure(trained: Any, num_samples: int = 0, feature_network: str = "domain_c
   if write and trained.workdir:
     _write(trained, metrics, workdir_lib)
   return metrics
+
+
+def _class_sample_accuracy(trained: Any, network: Any, num_samples: int,
+                           seed: int) -> dict[str, Any]:
+  """Label-conditional models (m2, cvae): the domain classifier's accuracy on samples drawn for
+  each class (tfvae/evaluation/conditional.py), num_samples // K per class."""
+  from tfvae.evaluation import conditional  # pylint: disable=import-outside-toplevel
+  per_class = max(1, num_samples // trained.model.num_classes)
+  result = conditional.conditional_sample_accuracy(trained, network.classify, per_class, seed)
+  return {"class_sample_accuracy": result["accuracy"],
+          "class_sample_accuracy_per_class": result["per_class"],
+          "class_samples_per_class": per_class}
 
 
 def _write(trained: Any, metrics: dict[str, Any], workdir_lib: Any) -> None:
@@ -250,5 +266,6 @@ def _write(trained: Any, metrics: dict[str, Any], workdir_lib: Any) -> None:
   writer = tf.summary.create_file_writer(os.path.join(trained.workdir, "tensorboard", "eval"))
   summaries.write_scalars(writer, trained.step, {
       f"sample_quality_{split}_{network}_{sampler}/{name}": metrics[name]
-      for name in ("frechet_distance", "precision", "recall")})
+      for name in ("frechet_distance", "precision", "recall", "class_sample_accuracy")
+      if name in metrics})
   writer.close()
