@@ -198,7 +198,8 @@ def test_sample_quality_checks_its_arguments_before_any_work(monkeypatch):
   monkeypatch.setattr(sq, "measure", lambda *a, **k: pytest.fail("measured"))
   for kwargs, name in [({"num_samples": -1}, "num_samples"), ({"k": 0}, "k"),
                        ({"split": "dev"}, "split"), ({"feature_network": "vgg"}, "feature_network"),
-                       ({"seed": 2 ** 31}, "seed"), ({"num_samples": 70000}, "num_samples")]:
+                       ({"seed": 2 ** 31}, "seed"), ({"num_samples": 70000}, "num_samples"),
+                       ({"num_samples": 3, "k": 3}, "num_samples")]:
     with pytest.raises(ValueError, match=f"^{name}="):
       model.sample_quality(**kwargs)
 

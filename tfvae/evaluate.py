@@ -58,7 +58,7 @@ def define_flags():
   flags.DEFINE_enum("feature_network", "domain_classifier", ["domain_classifier", "inception_v3"],
                     "With --sample_quality: domain_classifier (a classifier tfvae trains on the "
                     "dataset's labeled train split, offline; cached) or inception_v3 (ImageNet "
-                    "weights, online: the standard FID).")
+                    "weights, online: an Inception-v3 FID, not the reference graph of published FIDs).")
   flags.DEFINE_integer("sample_quality_samples", 0, "With --sample_quality: samples drawn (0: "
                        "as many as --split has examples).", lower_bound=0)
   flags.DEFINE_string("feature_network_dir", "", "With --sample_quality: folder of cached "

@@ -522,7 +522,8 @@ class TrainedModel:
     units) in the features of `feature_network`: "domain_classifier", a classifier tfvae trains
     on the dataset's labeled train split and caches in `cache_dir` (the "FID with a domain
     classifier": comparable only between runs measured with the same classifier, not with
-    ImageNet-Inception FIDs), or "inception_v3" (ImageNet weights, online: the standard FID).
+    ImageNet-Inception FIDs), or "inception_v3" (ImageNet weights, online: an Inception-v3 FID,
+    not comparable with published ones).
 
     Args:
       num_samples: int in [0, 65536], samples drawn (0: as many as the split has examples).
@@ -563,6 +564,9 @@ class TrainedModel:
     _check_int("num_samples", num_samples, 0, MAX_SAMPLES)
     _check_int("seed", seed, -2 ** 31, 2 ** 31 - 1, " (an int32)")
     _check_int("k", k, 1)
+    if 0 < num_samples <= k:
+      raise ValueError(f"num_samples={num_samples}: expected more than k={k} (the k-NN radii of "
+                       "precision and recall), or 0 for as many as the split has.")
     if feature_network not in ("domain_classifier", "inception_v3"):
       raise ValueError(f"feature_network={feature_network!r}: expected 'domain_classifier' or "
                        "'inception_v3'.")

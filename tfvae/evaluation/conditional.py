@@ -12,14 +12,16 @@ import numpy as np
 
 def _draw(model: Any, num: int, seed: int, label: int, use: str) -> np.ndarray:
   """`num` images of class `label`, float32 numpy [num, *image_shape], from a TrainedModel
-  (its `sample`) or a tfvae model (its `sample(n, seed, label)` with Tensors)."""
+  (its `sample`) or a tfvae model (its `sample(n, seed, label)` with Tensors); images clipped to
+  [0, 1] (a normal likelihood's means may leave it), as sample_quality's samples."""
   from tfvae import trained  # pylint: disable=import-outside-toplevel
   if isinstance(model, trained.TrainedModel):  # raw units, its checks
-    return np.asarray(model.sample(num, seed, label=label)[use])
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  out = model.sample(tf.constant(num, tf.int32), tf.constant([seed, 0], tf.int32),
-                     tf.constant(label, tf.int64))
-  return np.asarray(out[use])
+    x = np.asarray(model.sample(num, seed, label=label)[use])
+  else:
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    x = np.asarray(model.sample(tf.constant(num, tf.int32), tf.constant([seed, 0], tf.int32),
+                                tf.constant(label, tf.int64))[use])
+  return np.clip(x, 0, 1) if x.ndim == 4 else x  # images in the range classifiers saw
 
 
 def conditional_sample_accuracy(model: Any, classify: Callable[[np.ndarray], np.ndarray],

@@ -12,7 +12,8 @@ tfvae's decoded copies of them, tfvae/data/array_cache.py). Its features are the
 layer's activations, [N, 128].
 
 `InceptionFeatures` is keras.applications.InceptionV3 without its top, average-pooled: [N, 2048]
-features of images resized to 299 x 299, the network of the standard FID (Heusel et al. 2017).
+features of images resized to 299 x 299: an Inception-v3 FID (Heusel et al. 2017), with Keras's
+weights rather than the reference graph of published FIDs.
 Its ImageNet weights are downloaded by Keras (online only); weights=None gives random weights.
 """
 
@@ -238,7 +239,8 @@ def _save(model: keras.Model, info: dict, cache_dir: str, folder: str) -> Option
 
 
 class InceptionFeatures:
-  """Inception-v3's average-pooled last features, [N, 2048] (the network of the standard FID).
+  """Inception-v3's average-pooled last features, [N, 2048] (Keras's weights; not the reference
+  graph of published FIDs).
 
   Args:
     weights: "imagenet" (downloaded by keras.applications on first use: online only) or None

@@ -130,8 +130,9 @@ def fit(model: Any, config: Any, data: Any, step: int, workdir: Optional[str], k
   """
   folder = os.path.join(workdir, DIRNAME) if workdir else None
   if kind == "standard":
-    if folder:
+    if folder and os.path.isdir(folder):  # the record first: a half-removed sampler is unused
       _remove(os.path.join(folder, INFO_FILENAME))
+      _remove(folder)
     return Standard()
   found = codes(model, data, config)
   if folder:
@@ -144,10 +145,15 @@ def fit(model: Any, config: Any, data: Any, step: int, workdir: Optional[str], k
   if kind == "gmm":
     sampler: Sampler = GMM.fit(found, chosen, info)
   else:
-    staging = os.path.join(folder or tempfile.mkdtemp(prefix="tfvae-sampler-"), _PARTIAL)
+    scratch = None if folder else tempfile.mkdtemp(prefix="tfvae-sampler-")
+    staging = os.path.join(folder or scratch, _PARTIAL)
     _remove(staging)
     os.makedirs(staging)
-    sampler = TwoStage.fit(found, chosen, info, staging)
+    try:
+      sampler = TwoStage.fit(found, chosen, info, staging)
+    finally:
+      if scratch:  # the model is in memory; its run folder goes
+        shutil.rmtree(scratch, ignore_errors=True)
   if folder:
     _store(folder, sampler)
   return sampler

@@ -2,7 +2,8 @@
 
 Dai & Wipf, "Diagnosing and enhancing VAE models", ICLR 2019, section 4: a VAE's aggregate
 posterior q(z) does not match its prior, so samples z ~ p(z) fall where the decoder saw no code.
-A second VAE with latent u learns q(z) from the codes; sampling draws u ~ N(0, I), takes the
+A second VAE with latent u learns the codes' density (here fitted to the posterior means
+E[q(z|x)], as Ghosh et al.'s ex-post estimators, rather than to draws z ~ q(z|x) as the paper); sampling draws u ~ N(0, I), takes the
 second decoder's mean z = E[p(z|u)] and decodes z with the first model's decoder.
 
 The second VAE is an ordinary tfvae run (--model=vae, the MLP, vectors): trained by the same
