@@ -189,7 +189,7 @@ def test_ssl_model_trains_with_50_labels_exports_and_classifies(tmp_path, model)
   assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
   drawn = set(n[:-4] for n in os.listdir(os.path.join(workdir, "figures")))
   if model == "m2":
-    assert drawn == {"reconstructions", "samples", "curves"}
+    assert drawn == {"reconstructions", "samples", "class_samples", "curves"}  # one row per class
     assert ("--what=interpolation,traversals,manifold,latent_pca,histograms: model m2 has no "
             "q(z|x)") in proc.stderr
   else:
