@@ -161,3 +161,32 @@ def test_train_warns_records_the_run_without_them_and_resumes_without_them(tmp_p
   again = run_module("tfvae.train", *common)  # without them: the same run, finished
   assert "Nothing left to train" in again.stderr, again.stderr[-2000:]
   assert "has no effect" not in again.stderr
+
+
+_SCHEDULED = sorted(name for name, model in models.MODELS.items()
+                    if issubclass(model.config_class, base.RateScheduleConfig))
+
+
+def test_the_rate_schedule_is_one_set_of_knobs_shared_by_the_families_that_weight_the_rate():
+  assert {"vae", "hvae", "pc_vae", "cvae"} <= set(_SCHEDULED)
+  for name, model in models.MODELS.items():  # those without it refuse its knobs
+    if name not in _SCHEDULED:
+      with pytest.raises(Exception, match="beta"):
+        config_lib.Config(model=name, beta=2.0)
+
+
+@pytest.mark.parametrize("family", _SCHEDULED)
+def test_each_family_with_a_rate_schedule_follows_it(family):
+  model = tiny_model(model=family, beta=2.0, beta_schedule="linear", warmup_steps=10,
+                     **_LABELED)
+  assert model.config.model.warmup_end() == 10
+  for step, beta in [(0, 0.0), (5, 1.0), (10, 2.0), (99, 2.0)]:
+    assert float(model.beta(tf.constant(step, tf.int64))) == beta
+  cyclical = config_lib.Config(model=family, beta_schedule="cyclical", warmup_steps=3,
+                               num_cycles=2, **_LABELED)
+  assert cyclical.model.warmup_end() == 12
+  constant = config_lib.Config(model=family, **_LABELED)
+  assert constant.model.warmup_end() == 0
+  assert {"warmup_steps", "num_cycles"} <= set(constant.model.inactive(constant))
+  with pytest.raises(Exception, match="--warmup_steps"):
+    config_lib.Config(model=family, beta_schedule="linear", **_LABELED)

@@ -11,6 +11,7 @@ import tensorflow as tf
 from tfvae import config_fields
 from tfvae import network_factories
 from tfvae import networks
+from tfvae import objectives
 from tfvae import user_networks
 from tfvae.config_fields import DATA, MODEL, field
 from tfvae.errors import ConfigError
@@ -129,6 +130,64 @@ class ModelConfig:
       for name in ("architecture", "hidden_sizes", "conv_filters"):
         if name not in self.network_knobs_read_elsewhere():
           inactive[name] = why
+    return inactive
+
+
+@dataclasses.dataclass(frozen=True)
+class RateScheduleConfig:
+  """The rate's weight beta and its schedule: a mixin of the configs of families whose loss is
+  distortion + beta(step) * rate (vae and the configs extending it, cvae). Put it before
+  ModelConfig among the bases; the model's `beta(step)` is `scheduled_beta(step)`.
+
+  References: Higgins et al. 2017 (beta-VAE), Bowman et al. 2016 (linear KL annealing), Fu et
+  al. 2019 (cyclical schedule, R = 0.5).
+  """
+  beta: float = field(
+      1.0, MODEL,
+      "Weight of the rate (KL) term in the loss; beta=1 is the ELBO. With a schedule, the "
+      "value reached at the end of the warm-up.")
+  beta_schedule: str = field(
+      "constant", MODEL,
+      "constant: beta throughout; linear: 0 -> beta over --warmup_steps, then beta (KL "
+      "annealing, Bowman et al. 2016); cyclical: --num_cycles cycles of 2*warmup_steps steps,"
+      " each ramping 0 -> beta over its first half and holding beta over its second (Fu et "
+      "al. 2019, R = 0.5), then beta.",
+      choices=("constant", "linear", "cyclical"))
+  warmup_steps: int = field(
+      0, MODEL,
+      "Steps of the beta ramp (linear and cyclical schedules).")
+  num_cycles: int = field(
+      4, MODEL,
+      "Number of cycles of the cyclical beta schedule.")
+
+  def check(self):
+    """Raises ConfigError for a negative beta or warmup_steps, num_cycles < 1, or a schedule
+    without warm-up steps."""
+    super().check()  # type: ignore[misc]
+    config_fields.check_at_least(self, 1, "num_cycles")
+    config_fields.check_at_least(self, 0, "beta", "warmup_steps")
+    if self.beta_schedule != "constant" and self.warmup_steps < 1:
+      raise ConfigError(f"--beta_schedule={self.beta_schedule} needs --warmup_steps >= 1.")
+
+  def warmup_end(self):
+    """warmup_steps (linear), the end of the last cycle (cyclical), 0 (constant)."""
+    if self.beta_schedule == "linear":
+      return self.warmup_steps
+    if self.beta_schedule == "cyclical":
+      return 2 * self.warmup_steps * self.num_cycles
+    return 0
+
+  def scheduled_beta(self, step):
+    """beta at `step` (int scalar or Tensor): float32 scalar Tensor (objectives.scheduled_beta)."""
+    return objectives.scheduled_beta(step, self.beta, self.beta_schedule, self.warmup_steps,
+                                     self.num_cycles)
+
+  def inactive(self, config):
+    inactive = super().inactive(config)  # type: ignore[misc]
+    if self.beta_schedule == "constant":
+      inactive["warmup_steps"] = "--beta_schedule=constant"
+    if self.beta_schedule != "cyclical":
+      inactive["num_cycles"] = f"--beta_schedule={self.beta_schedule}"
     return inactive
 
 

@@ -41,9 +41,9 @@ tfd = networks.tfd
 
 
 @dataclasses.dataclass(frozen=True)
-class CVAEConfig(base.ModelConfig):
-  """The CVAE's knobs: its prior p(z|c), the rate's weight and schedule (as the VAE's), the
-  Monte Carlo samples.
+class CVAEConfig(base.RateScheduleConfig, base.ModelConfig):
+  """The CVAE's knobs: its prior p(z|c), the Monte Carlo samples, and the rate's weight and
+  schedule (base.RateScheduleConfig, as the VAE's).
 
   Raises:
     ConfigError: naming the flag, for a value that cannot run.
@@ -58,30 +58,13 @@ class CVAEConfig(base.ModelConfig):
       (64,), MODEL,
       "cvae with --conditional_prior=learned: comma-separated hidden widths (ReLU Dense) of "
       "the prior network c -> (loc, scale) of p(z|c); its output layer starts at N(0, I).")
-  beta: float = field(
-      1.0, MODEL,
-      "Weight of the rate (KL) term in the loss; beta=1 is the ELBO. With a schedule, the "
-      "value reached at the end of the warm-up.")
-  beta_schedule: str = field(
-      "constant", MODEL,
-      "constant, linear or cyclical (as --model=vae's).",
-      choices=("constant", "linear", "cyclical"))
-  warmup_steps: int = field(
-      0, MODEL,
-      "Steps of the beta ramp (linear and cyclical schedules).")
-  num_cycles: int = field(
-      4, MODEL,
-      "Number of cycles of the cyclical beta schedule.")
   num_samples: int = field(
       1, MODEL,
       "Monte Carlo samples L of z per example of the distortion term.")
 
   def check(self):
     super().check()
-    config_fields.check_at_least(self, 1, "num_samples", "num_cycles")
-    config_fields.check_at_least(self, 0, "beta", "warmup_steps")
-    if self.beta_schedule != "constant" and self.warmup_steps < 1:
-      raise ConfigError(f"--beta_schedule={self.beta_schedule} needs --warmup_steps >= 1.")
+    config_fields.check_at_least(self, 1, "num_samples")
     if any(s < 1 for s in self.prior_hidden_sizes):
       raise ConfigError(f"--prior_hidden_sizes={','.join(map(str, self.prior_hidden_sizes))} "
                         "must be positive integers (or empty: one linear layer).")
@@ -95,22 +78,10 @@ class CVAEConfig(base.ModelConfig):
                         "--label_column for a table).")
     super().check_with(config)
 
-  def warmup_end(self):
-    """warmup_steps (linear), the end of the last cycle (cyclical), 0 (constant)."""
-    if self.beta_schedule == "linear":
-      return self.warmup_steps
-    if self.beta_schedule == "cyclical":
-      return 2 * self.warmup_steps * self.num_cycles
-    return 0
-
   def inactive(self, config):
     inactive = super().inactive(config)
     if self.conditional_prior != "learned":
       inactive["prior_hidden_sizes"] = f"--conditional_prior={self.conditional_prior}"
-    if self.beta_schedule == "constant":
-      inactive["warmup_steps"] = "--beta_schedule=constant"
-    if self.beta_schedule != "cyclical":
-      inactive["num_cycles"] = f"--beta_schedule={self.beta_schedule}"
     return inactive
 
 
@@ -232,10 +203,8 @@ class CVAE(interface.LatentVariableModel, interface.LabelConditional, interface.
     return self.given(y_onehot).reconstruct(x)
 
   def beta(self, step):
-    """The scheduled rate weight at `step`, float32 scalar Tensor (objectives.scheduled_beta)."""
-    c = self.config.model
-    return objectives.scheduled_beta(step, c.beta, c.beta_schedule, c.warmup_steps,
-                                     c.num_cycles)
+    """The scheduled rate weight at `step`, float32 scalar Tensor (base.RateScheduleConfig)."""
+    return self.config.model.scheduled_beta(step)
 
   def elbo(self, x, seed, y_onehot):
     """{"elbo", "rate", "distortion"} [B], nats: the ELBO of x given c (y_onehot [B, C])."""

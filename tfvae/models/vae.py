@@ -23,7 +23,7 @@ tfd = networks.tfd
 
 
 @dataclasses.dataclass(frozen=True)
-class VAEConfig(base.ModelConfig):
+class VAEConfig(base.RateScheduleConfig, base.ModelConfig):
   """The VAE's knobs: posterior, prior, objective, the rate's weight and its schedule (also
   those of hvae and pc_vae, whose configs extend it).
 
@@ -68,23 +68,6 @@ class VAEConfig(base.ModelConfig):
       " inside each weight) or iwae_dreg (the same bound with the doubly reparameterized "
       "encoder gradient of Tucker et al. 2019; diagonal posterior, prior not vampprior).",
       choices=('elbo', 'iwae', 'iwae_dreg'))
-  beta: float = field(
-      1.0, MODEL,
-      "Weight of the rate (KL) term in the loss; beta=1 is the ELBO. With a schedule, the "
-      "value reached at the end of the warm-up.")
-  beta_schedule: str = field(
-      "constant", MODEL,
-      "constant: beta throughout; linear: 0 -> beta over --warmup_steps, then beta (KL "
-      "annealing, Bowman et al. 2016); cyclical: --num_cycles cycles of 2*warmup_steps steps,"
-      " each ramping 0 -> beta over its first half and holding beta over its second (Fu et "
-      "al. 2019, R = 0.5), then beta.",
-      choices=('constant', 'linear', 'cyclical'))
-  warmup_steps: int = field(
-      0, MODEL,
-      "Steps of the beta ramp (linear and cyclical schedules).")
-  num_cycles: int = field(
-      4, MODEL,
-      "Number of cycles of the cyclical beta schedule.")
   free_bits: float = field(
       0.0, MODEL,
       "Free bits (Kingma et al. 2016), nats per latent dimension: each dimension's KL term in"
@@ -99,10 +82,8 @@ class VAEConfig(base.ModelConfig):
   def check(self):
     super().check()
     config_fields.check_at_least(self, 1, "num_samples", "num_flows", "num_pseudo_inputs",
-                                 "num_mixture_components", "num_cycles")
-    config_fields.check_at_least(self, 0, "beta", "free_bits", "warmup_steps")
-    if self.beta_schedule != "constant" and self.warmup_steps < 1:
-      raise ConfigError(f"--beta_schedule={self.beta_schedule} needs --warmup_steps >= 1.")
+                                 "num_mixture_components")
+    config_fields.check_at_least(self, 0, "free_bits")
     if self.training_objective == "iwae_dreg" and (
         self.posterior != "diagonal" or self.prior == "vampprior"):
       raise ConfigError("--training_objective=iwae_dreg needs --posterior=diagonal and a prior "
@@ -112,14 +93,6 @@ class VAEConfig(base.ModelConfig):
         self.family != "vae" or self.prior != "standard_normal" or self.posterior != "diagonal"):
       raise ConfigError(f"--free_bits={self.free_bits} needs the analytic per-dimension KL: "
                         "--model=vae with --prior=standard_normal and --posterior=diagonal.")
-
-  def warmup_end(self):
-    """warmup_steps (linear), the end of the last cycle (cyclical), 0 (constant)."""
-    if self.beta_schedule == "linear":
-      return self.warmup_steps
-    if self.beta_schedule == "cyclical":
-      return 2 * self.warmup_steps * self.num_cycles
-    return 0
 
   def accepts(self):
     """encoder, decoder (z -> p(x|z)), likelihood and prior; an iaf posterior needs the
@@ -139,9 +112,7 @@ class VAEConfig(base.ModelConfig):
         ("num_flows", "posterior", self.posterior == "iaf"),
         ("num_pseudo_inputs", "prior", self.prior == "vampprior"),
         ("num_mixture_components", "prior", self.prior == "mixture"),
-        ("free_bits", "training_objective", self.training_objective == "elbo"),
-        ("warmup_steps", "beta_schedule", self.beta_schedule != "constant"),
-        ("num_cycles", "beta_schedule", self.beta_schedule == "cyclical")):
+        ("free_bits", "training_objective", self.training_objective == "elbo")):
       if not reads:
         inactive[name] = f"--{flag}={getattr(self, flag)}"
     return inactive
@@ -242,10 +213,8 @@ class VAE(base.EncoderDecoder, interface.LatentVariableModel):
     return {"mean": p_x.mean(), "sample": tf.cast(p_x.sample(seed=x_seed), tf.float32)}
 
   def beta(self, step):
-    """The scheduled rate weight at `step`, float32 scalar Tensor (objectives.scheduled_beta)."""
-    c = self.config
-    return objectives.scheduled_beta(step, c.model.beta, c.model.beta_schedule,
-                                     c.model.warmup_steps, c.model.num_cycles)
+    """The scheduled rate weight at `step`, float32 scalar Tensor (base.RateScheduleConfig)."""
+    return self.config.model.scheduled_beta(step)
 
   def losses_and_posterior(self, batch, seed, step, training=True):
     """Per-example loss terms of one batch, and the posterior q(z|x) they were computed from.
