@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfvae import decoders
 from tfvae import networks
 
 SHAPES = [(28, 28, 1), (8, 8, 1), (32, 32, 3)]
@@ -16,7 +17,7 @@ def test_distribution_shapes(architecture, image_shape, likelihood):
   batch, latent_dim, num_samples = 5, 3, 4
   kwargs = dict(architecture=architecture, hidden_sizes=(16,), conv_filters=(4, 8, 8))
   encoder = networks.Encoder(image_shape, latent_dim, **kwargs)
-  decoder = networks.Decoder(image_shape, latent_dim, likelihood=likelihood, **kwargs)
+  decoder = decoders.Decoder(image_shape, latent_dim, likelihood=likelihood, **kwargs)
   x = tf.cast(tf.random.stateless_uniform([batch, *image_shape], [0, 1]) < 0.5, tf.float32)
   q_z = encoder(x)
   assert q_z.batch_shape == [batch] and q_z.event_shape == [latent_dim]
@@ -29,11 +30,11 @@ def test_distribution_shapes(architecture, image_shape, likelihood):
 
 
 def test_normal_likelihood_has_one_learned_scale():
-  decoder = networks.Decoder((8, 8, 1), 2, likelihood="normal", hidden_sizes=(4,))
+  decoder = decoders.Decoder((8, 8, 1), 2, likelihood="normal", hidden_sizes=(4,))
   p_x = decoder(tf.zeros([3, 2]))
   assert decoder.raw_scale in decoder.trainable_variables
   np.testing.assert_allclose(p_x.stddev(), np.full([3, 8, 8, 1],
-                                                   1.0 + networks.MIN_LIKELIHOOD_SCALE),
+                                                   1.0 + decoders.MIN_LIKELIHOOD_SCALE),
                              rtol=1e-5)
 
 
@@ -45,7 +46,7 @@ def _raw_scale_gradient(decoder, grads):
 def test_fit_scale_is_the_batch_rmse_and_its_loss_the_closed_form():
   """sigma-VAE: sigma^2 = the mean squared error over samples, examples and pixels; the
   loss at it is N/2 (1 + log(2 pi sigma^2)); raw_scale gets an exact zero gradient."""
-  decoder = networks.Decoder((8, 8, 1), 2, likelihood="normal", hidden_sizes=(4,))
+  decoder = decoders.Decoder((8, 8, 1), 2, likelihood="normal", hidden_sizes=(4,))
   assert decoder.calibrated
   z = tf.random.stateless_normal([3, 5, 2], [1, 2])
   x = tf.random.stateless_uniform([5, 8, 8, 1], [3, 4])
@@ -68,7 +69,7 @@ def test_fit_scale_is_the_batch_rmse_and_its_loss_the_closed_form():
 def test_fit_scale_gives_the_gradient_of_the_exact_minimum_over_sigma():
   """With sigma held fixed at the batch optimum, the network's gradient equals that of
   min_sigma -log p(x|z) = N/2 (1 + log(2 pi mse(theta))) (the derivative in sigma is 0)."""
-  decoder = networks.Decoder((8, 8, 1), 2, likelihood="normal", hidden_sizes=(4,))
+  decoder = decoders.Decoder((8, 8, 1), 2, likelihood="normal", hidden_sizes=(4,))
   z = tf.random.stateless_normal([3, 5, 2], [5, 6])
   x = tf.random.stateless_uniform([5, 8, 8, 1], [7, 8])
   net = decoder.net.trainable_variables
@@ -82,7 +83,7 @@ def test_fit_scale_gives_the_gradient_of_the_exact_minimum_over_sigma():
 
 
 def test_fit_scale_of_vectors_is_one_per_feature():
-  decoder = networks.Decoder((6,), 2, likelihood="normal", hidden_sizes=(4,))
+  decoder = decoders.Decoder((6,), 2, likelihood="normal", hidden_sizes=(4,))
   z = tf.random.stateless_normal([4, 10, 2], [1, 2])
   x = tf.random.stateless_normal([10, 6], [3, 4])
   p_x, mse = decoder.fit_scale(decoder(z), x)
@@ -92,7 +93,7 @@ def test_fit_scale_of_vectors_is_one_per_feature():
 
 
 def test_update_scale_keeps_a_moving_average_of_the_fitted_variance():
-  decoder = networks.Decoder((8, 8, 1), 2, likelihood="normal", hidden_sizes=(4,))
+  decoder = decoders.Decoder((8, 8, 1), 2, likelihood="normal", hidden_sizes=(4,))
   decoder.update_scale(tf.constant(0.04), tf.constant(0, tf.int64))  # step 0 sets it
   np.testing.assert_allclose(decoder.scale(), 0.2, rtol=1e-5)
   decoder.update_scale(tf.constant(0.01), tf.constant(20, tf.int64))
@@ -101,7 +102,7 @@ def test_update_scale_keeps_a_moving_average_of_the_fitted_variance():
   decoder.update_scale(tf.constant(0.01), tf.constant(10**6, tf.int64))
   previous = decay * 0.04 + (1 - decay) * 0.01
   np.testing.assert_allclose(decoder.scale() ** 2,
-                             networks.SCALE_DECAY * previous + (1 - networks.SCALE_DECAY) * 0.01,
+                             decoders.SCALE_DECAY * previous + (1 - decoders.SCALE_DECAY) * 0.01,
                              rtol=1e-5)
   assert decoder(tf.zeros([2, 2])).distribution.scale.numpy() == pytest.approx(
       float(decoder.scale()))
@@ -112,7 +113,7 @@ def test_update_scale_keeps_a_moving_average_of_the_fitted_variance():
 @pytest.mark.parametrize("likelihood", ["laplace", "negative_binomial", "bernoulli"])
 def test_other_likelihoods_are_not_calibrated(likelihood):
   shape = (6,) if likelihood == "negative_binomial" else (8, 8, 1)
-  decoder = networks.Decoder(shape, 2, likelihood=likelihood, hidden_sizes=(4,))
+  decoder = decoders.Decoder(shape, 2, likelihood=likelihood, hidden_sizes=(4,))
   p_x = decoder(tf.zeros([3, 2]))
   assert not decoder.calibrated and decoder.fit_scale(p_x, tf.zeros([3, *shape])) == (p_x, None)
 
@@ -139,7 +140,7 @@ def test_likelihood_log_probs_match_their_closed_forms():
   xn = x.numpy()
   for likelihood in ("bernoulli", "continuous_bernoulli", "normal", "laplace",
                      "normal_per_pixel"):
-    decoder = networks.Decoder((8, 8, 1), 3, likelihood=likelihood, hidden_sizes=(8,))
+    decoder = decoders.Decoder((8, 8, 1), 3, likelihood=likelihood, hidden_sizes=(8,))
     out = _decoder_output(decoder, z).reshape(2, 8, 8, -1)
     got = decoder(z).log_prob(x).numpy()
     if likelihood in ("bernoulli", "continuous_bernoulli"):
@@ -149,10 +150,10 @@ def test_likelihood_log_probs_match_their_closed_forms():
         per_pixel += np.log(2 * np.arctanh(1 - 2 * p) / (1 - 2 * p))
     else:
       if likelihood == "normal_per_pixel":
-        loc, scale = out[..., :1], np.log1p(np.exp(out[..., 1:])) + networks.MIN_LIKELIHOOD_SCALE
+        loc, scale = out[..., :1], np.log1p(np.exp(out[..., 1:])) + decoders.MIN_LIKELIHOOD_SCALE
       else:
         loc = out
-        scale = np.log1p(np.exp(decoder.raw_scale.numpy())) + networks.MIN_LIKELIHOOD_SCALE
+        scale = np.log1p(np.exp(decoder.raw_scale.numpy())) + decoders.MIN_LIKELIHOOD_SCALE
       if likelihood == "laplace":
         per_pixel = -np.abs(xn - loc) / scale - np.log(2 * scale)
       else:
@@ -169,7 +170,7 @@ def test_bernoulli_log_prob_and_gradient_match_tfp_and_float64():
   exact = x * logits.astype(np.float64) - np.logaddexp(0.0, logits.astype(np.float64))
   variable = tf.Variable(logits)
   with tf.GradientTape(persistent=True) as tape:
-    ours = networks.Bernoulli(logits=variable, dtype=tf.float32).log_prob(x)
+    ours = decoders.Bernoulli(logits=variable, dtype=tf.float32).log_prob(x)
     tfps = networks.tfd.Bernoulli(logits=variable, dtype=tf.float32).log_prob(x)
   np.testing.assert_allclose(ours, exact, rtol=1e-6, atol=5e-6)
   np.testing.assert_allclose(ours, tfps, rtol=1e-6, atol=5e-6)
@@ -177,20 +178,20 @@ def test_bernoulli_log_prob_and_gradient_match_tfp_and_float64():
                              atol=1e-6)
   np.testing.assert_allclose(tape.gradient(ours, variable), tape.gradient(tfps, variable),
                              atol=1e-6)
-  decoder = networks.Decoder((8, 8, 1), 3, likelihood="bernoulli", hidden_sizes=(8,))
-  assert isinstance(decoder(tf.zeros([2, 3])).distribution, networks.Bernoulli)
+  decoder = decoders.Decoder((8, 8, 1), 3, likelihood="bernoulli", hidden_sizes=(8,))
+  assert isinstance(decoder(tf.zeros([2, 3])).distribution, decoders.Bernoulli)
 
 
 def test_normal_per_pixel_scales_vary_and_stay_above_the_floor():
-  decoder = networks.Decoder((8, 8, 1), 3, likelihood="normal_per_pixel", hidden_sizes=(8,))
+  decoder = decoders.Decoder((8, 8, 1), 3, likelihood="normal_per_pixel", hidden_sizes=(8,))
   scale = decoder(tf.random.stateless_normal([4, 3], [1, 1])).distribution.scale.numpy()
   assert scale.shape == (4, 8, 8, 1)
-  assert np.all(scale >= networks.MIN_LIKELIHOOD_SCALE) and np.std(scale) > 0
+  assert np.all(scale >= decoders.MIN_LIKELIHOOD_SCALE) and np.std(scale) > 0
 
 
 @pytest.mark.parametrize("logit", [-6.0, -1.0, 0.0, 0.3, 4.0])
 def test_continuous_bernoulli_integrates_to_one_over_the_unit_interval(logit):
-  decoder = networks.Decoder((1, 1, 1), 1, likelihood="continuous_bernoulli", hidden_sizes=(2,))
+  decoder = decoders.Decoder((1, 1, 1), 1, likelihood="continuous_bernoulli", hidden_sizes=(2,))
   head = decoder.net.layers[-2]  # Dense(1) before the Reshape: set weights so logits = `logit`
   head.kernel.assign(tf.zeros_like(head.kernel))
   head.bias.assign(tf.fill(head.bias.shape, logit))
@@ -208,7 +209,7 @@ def test_count_likelihoods_of_vectors_match_scipy():
   z = tf.random.stateless_normal([4, 2], [1, 2])
   x = np.array([[0, 1, 2, 7, 3]] * 4, np.float32)
   for likelihood in ("poisson", "negative_binomial"):
-    decoder = networks.Decoder((5,), 2, likelihood=likelihood, hidden_sizes=(8,))
+    decoder = decoders.Decoder((5,), 2, likelihood=likelihood, hidden_sizes=(8,))
     mean = np.exp(decoder.net(z).numpy())
     p_x = decoder(z)
     assert p_x.event_shape == [5] and p_x.batch_shape == [4]
@@ -217,7 +218,7 @@ def test_count_likelihoods_of_vectors_match_scipy():
     else:
       decoder.raw_scale.assign(np.linspace(-1, 1, 5).astype(np.float32))
       p_x = decoder(z)
-      dispersion = np.log1p(np.exp(decoder.raw_scale.numpy())) + networks.MIN_LIKELIHOOD_SCALE
+      dispersion = np.log1p(np.exp(decoder.raw_scale.numpy())) + decoders.MIN_LIKELIHOOD_SCALE
       np.testing.assert_allclose(p_x.distribution.variance(), mean + dispersion * mean**2,
                                  rtol=1e-4)
       n = 1 / dispersion
@@ -236,11 +237,11 @@ def test_every_likelihood_runs_under_mixed_bfloat16_with_float32_parameters(like
   keras.utils.set_random_seed(0)
   try:
     keras.config.set_dtype_policy("mixed_bfloat16")
-    low = networks.Decoder((8, 8, 1), 3, likelihood=likelihood, hidden_sizes=(16,))
+    low = decoders.Decoder((8, 8, 1), 3, likelihood=likelihood, hidden_sizes=(16,))
     p_low = low(z)
   finally:
     keras.config.set_dtype_policy("float32")
-  full = networks.Decoder((8, 8, 1), 3, likelihood=likelihood, hidden_sizes=(16,))
+  full = decoders.Decoder((8, 8, 1), 3, likelihood=likelihood, hidden_sizes=(16,))
   full(z)
   assert [v.dtype for v in low.weights] == [tf.float32] * len(full.weights)
   for a, b in zip(full.weights, low.weights):

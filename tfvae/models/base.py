@@ -9,6 +9,7 @@ from typing import ClassVar
 import tensorflow as tf
 
 from tfvae import config_fields
+from tfvae import decoders
 from tfvae import network_factories
 from tfvae import networks
 from tfvae import objectives
@@ -19,10 +20,10 @@ from tfvae.models.interface import Model
 
 
 def log_likelihood(decoder, p_x, x, training):
-  """{"log_likelihood": log p(x|z) float32 [..., B]} of a networks.Decoder's output p_x. Where
+  """{"log_likelihood": log p(x|z) float32 [..., B]} of a decoders.Decoder's output p_x. Where
   the decoder is calibrated (the sigma-VAE) also "mean_squared_error" [B, *S]
-  (networks.Decoder.squared_error), and in training p(x|z) has the batch's fitted scale
-  (networks.Decoder.fit_scale; the trainer sums the error and calls `Model.update_statistics`);
+  (decoders.Decoder.squared_error), and in training p(x|z) has the batch's fitted scale
+  (decoders.Decoder.fit_scale; the trainer sums the error and calls `Model.update_statistics`);
   in evaluation the stored one (`Model.calibrate` fits it on held-out data)."""
   if training:
     p_x, squared_error = decoder.fit_scale(p_x, x)
@@ -254,7 +255,7 @@ class EncoderDecoder(Model):
         body=parts.encoder, name="encoder")
     decoder_inputs = decoder_inputs or config.model.accepts().decoder_width(
         config.model.latent_dim, config.data.num_classes)
-    self.decoder = networks.Decoder(config.data.image_shape, decoder_inputs, **sizes,
+    self.decoder = decoders.Decoder(config.data.image_shape, decoder_inputs, **sizes,
                                     likelihood=config.model.likelihood, net=parts.decoder,
                                     likelihood_layer=parts.likelihood, name="decoder")
     self.encoder(tf.zeros([1, *config.data.image_shape]))

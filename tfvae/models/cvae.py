@@ -29,6 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfvae import config_fields
+from tfvae import decoders
 from tfvae import networks
 from tfvae import noise
 from tfvae import objectives
@@ -132,7 +133,7 @@ class CVAE(interface.LatentVariableModel, interface.LabelConditional, interface.
     sizes = dict(architecture=config.model.architecture, hidden_sizes=config.model.hidden_sizes,
                  conv_filters=config.model.conv_filters)
     self.encoder = networks.ConditionalEncoder(shape, d, k, **sizes, name="encoder")
-    self.decoder = networks.Decoder(shape, d + k, **sizes, likelihood=config.model.likelihood,
+    self.decoder = decoders.Decoder(shape, d + k, **sizes, likelihood=config.model.likelihood,
                                     name="decoder")
     self.prior_network = None
     if config.model.conditional_prior == "learned":

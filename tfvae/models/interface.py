@@ -62,7 +62,7 @@ class Model(tf.Module):
   def update_statistics(self, sums, step, batch_size):
     """After each train step, in cross-replica context: updates what the model keeps of the
     data beside its trained weights. Here: the scale of a calibrated `self.decoder` (the
-    sigma-VAE: networks.Decoder.update_scale) from the step's "mean_squared_error", which only such
+    sigma-VAE: decoders.Decoder.update_scale) from the step's "mean_squared_error", which only such
     models return; a skipped step changes nothing.
 
     Args:
@@ -79,7 +79,7 @@ class Model(tf.Module):
 
   @property
   def calibrated(self):
-    """True when `self.decoder` has a calibrated scale (networks.Decoder.calibrated: the
+    """True when `self.decoder` has a calibrated scale (decoders.Decoder.calibrated: the
     sigma-VAE's shared normal scale), which `calibrate` fits on held-out data."""
     return False
 

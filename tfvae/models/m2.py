@@ -27,6 +27,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvae import config_fields
+from tfvae import decoders
 from tfvae import networks
 from tfvae import noise
 from tfvae import objectives
@@ -108,7 +109,7 @@ class M2(interface.LatentVariableModel, interface.Classifier, interface.LabelCon
                                           net=parts.classifier, name="classifier")
     self.encoder = networks.ConditionalEncoder(config.data.image_shape, config.model.latent_dim, k,
                                                **sizes, body=parts.encoder, name="encoder")
-    self.decoder = networks.Decoder(config.data.image_shape, config.model.latent_dim + k, **sizes,
+    self.decoder = decoders.Decoder(config.data.image_shape, config.model.latent_dim + k, **sizes,
                                     likelihood=config.model.likelihood, net=parts.decoder,
                                     likelihood_layer=parts.likelihood, name="decoder")
     x = tf.zeros([1, *config.data.image_shape])

@@ -271,7 +271,7 @@ class VAE(base.EncoderDecoder, interface.LatentVariableModel):
   def _densities(self, x, z, training):
     """log p(x|z) and log p(z), float32 [L, B], for z [L, B, D]; in training with a calibrated
     decoder p(x|z) has the batch's fitted scale, and "mean_squared_error" [B, *S] is added
-    (networks.Decoder.fit_scale)."""
+    (decoders.Decoder.fit_scale)."""
     return {**base.log_likelihood(self.decoder, self.decoder(z, training=training), x, training),
             "log_prior": self.prior().log_prob(z)}
 

@@ -119,7 +119,7 @@ class Trainer:
       loss = tf.nn.compute_average_loss(terms["loss"],
                                         global_batch_size=self.config.training.batch_size)
     # Summed over the batch axis: per-example terms [B] give scalars, statistics [B, *S] give
-    # [*S] (networks.Decoder.fit_scale's mean_squared_error for vectors).
+    # [*S] (decoders.Decoder.fit_scale's mean_squared_error for vectors).
     return tape.gradient(loss, variables), {k: tf.reduce_sum(v, axis=0)
                                             for k, v in terms.items()}
 
