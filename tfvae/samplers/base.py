@@ -26,7 +26,8 @@ def check_number(name: str, value: Any, low: float, strict: bool = False) -> Non
   (> low when `strict`)."""
   if (isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer,
                                                                      np.floating))
-      or not math.isfinite(value) or value < low or (strict and value == low)):
+      or not (isinstance(value, (int, np.integer)) or math.isfinite(value))
+      or value < low or (strict and value == low)):
     raise ConfigError(f"--{name}={value!r} must be a finite number {'>' if strict else '>='} "
                       f"{low:g}.")
 
