@@ -230,7 +230,7 @@ def test_evaluate_sample_quality_writes_eval_json_and_tensorboard(run, digits, c
   assert entry["reference_split"] == "train" and entry["num_reference"] == 300
   assert entry["frechet_distance"] > 2 * entry["reference_frechet_distance"] > 0
   assert entry["reference_precision"] > 0.5 and entry["reference_recall"] > 0.5
-  tags = [f"sample_quality_test_domain_classifier_standard/{name}"
+  tags = [f"sample_quality_test_domain_classifier_standard_300samples_seed0/{name}"
           for name in ("frechet_distance", "precision", "recall")]
   scalars = summaries.read_scalars(os.path.join(run, "tensorboard", "eval"), tags)
   steps, values = scalars[tags[0]]
@@ -258,3 +258,77 @@ def test_the_samples_come_from_the_sampler_asked_for_and_each_has_its_own_entry(
   for name, result in results.items():
     key = f"sample_quality_test_domain_classifier_{name}_200samples_seed0"
     assert saved[key]["frechet_distance"] == result["frechet_distance"]
+
+
+class _PixelFeatures:
+  """A stand-in feature network: an image's (or vector's) values as its features."""
+  info = {"test_accuracy": 1.0}
+  path = "pixels"
+
+  def features(self, x):
+    x = np.asarray(x, np.float64)
+    return x.reshape(len(x), -1)
+
+
+@pytest.fixture
+def untrained(monkeypatch):
+  """A TrainedModel of an untrained digits VAE (no workdir), measured in pixel features."""
+  from tfvae import config as config_lib  # pylint: disable=import-outside-toplevel
+  from tfvae import models  # pylint: disable=import-outside-toplevel
+  config = config_lib.Config(dataset="digits", hidden_sizes=(16,), latent_dim=3,
+                             image_shape=(8, 8, 1))
+  monkeypatch.setattr(sq, "classifier_for", lambda *a, **k: _PixelFeatures())
+  return tfvae.TrainedModel(config, models.build(config, seed=0), step=7)
+
+
+def test_the_floor_is_a_seeded_random_subset_of_the_reference_split(untrained):
+  data = sq.real_data(untrained.config)
+  real, reference = sq.inputs(data, "test")[0], sq.inputs(data, "train")[0]
+  state = np.random.get_state()[1].copy()
+  first = untrained.sample_quality(num_samples=100, seed=3, write=False)
+  np.testing.assert_array_equal(np.random.get_state()[1], state)  # no global seeding
+  assert first["num_reference"] == 100 and first["reference_split"] == "train"
+  features = _PixelFeatures().features
+  floor_of_first_rows = sq.frechet_distance(features(real), features(reference[:100]))
+  assert first["reference_frechet_distance"] != pytest.approx(floor_of_first_rows, rel=1e-6)
+  chosen = sq.reference_indices(len(reference), 100, 3)
+  assert len(set(chosen)) == 100 and chosen.max() >= 100  # not the first rows
+  assert first["reference_frechet_distance"] == pytest.approx(
+      sq.frechet_distance(features(real), features(reference[chosen])), rel=1e-9)
+  again = untrained.sample_quality(num_samples=100, seed=3, write=False)
+  other = untrained.sample_quality(num_samples=100, seed=4, write=False)
+  assert again["reference_frechet_distance"] == first["reference_frechet_distance"]
+  assert other["reference_frechet_distance"] != first["reference_frechet_distance"]
+  assert not np.array_equal(sq.reference_indices(len(reference), 100, 4), chosen)
+
+
+def test_a_floor_with_fewer_reference_examples_than_samples_says_so(untrained, caplog):
+  data = sq.real_data(untrained.config)
+  available = len(data.validation)
+  assert available < 500 < len(data.train)
+  caplog.clear()
+  result = untrained.sample_quality(num_samples=500, split="train", write=False)
+  assert result["num_samples"] == 500 and result["num_reference"] == available
+  assert result["reference_split"] == "validation"
+  warned = [r.getMessage() for r in caplog.records if "the floor" in r.getMessage()]
+  assert len(warned) == 1 and f"num_reference={available}" in warned[0], warned
+
+
+def test_tensorboard_tags_carry_the_number_of_samples_and_the_seed(untrained, tmp_path):
+  untrained.workdir = str(tmp_path)
+  results = {(n, seed): untrained.sample_quality(num_samples=n, seed=seed)
+             for n, seed in ((100, 0), (150, 0), (100, 1))}
+  with open(tmp_path / "eval.json") as f:
+    saved = json.load(f)
+  keys = {(n, seed): f"sample_quality_test_domain_classifier_standard_{n}samples_seed{seed}"
+          for n, seed in results}
+  tags = [f"{key}/{name}" for key in keys.values()
+          for name in ("frechet_distance", "precision", "recall")]
+  scalars = summaries.read_scalars(str(tmp_path / "tensorboard" / "eval"), tags)
+  for identity, result in results.items():
+    assert saved[keys[identity]]["frechet_distance"] == result["frechet_distance"]
+    steps, values = scalars[f"{keys[identity]}/frechet_distance"]
+    assert list(steps) == [7]  # one point each: no measurement overwrote another's
+    assert values[0] == pytest.approx(result["frechet_distance"], rel=1e-6)
+    assert scalars[f"{keys[identity]}/recall"][1][0] == pytest.approx(result["recall"], rel=1e-6)
+  assert len({results[k]["frechet_distance"] for k in results}) == 3

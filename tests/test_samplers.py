@@ -302,3 +302,123 @@ def test_the_command_fits_and_exports_and_refuses_bad_flags_in_one_line(vae):
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert len(lines) == 1 and lines[0].startswith(f"tfvae.fit_sampler: {message}"), lines
+
+
+@pytest.mark.parametrize("kind, option, value, message", [
+    ("gmm", "reg_covar", True, r"^--reg_covar=True must be a finite number >= 0\.$"),
+    ("gmm", "reg_covar", -1e-3, r"^--reg_covar=-0\.001 must be a finite number >= 0\.$"),
+    ("gmm", "reg_covar", float("nan"), r"^--reg_covar=nan must be a finite number >= 0\.$"),
+    ("gmm", "reg_covar", float("inf"), r"^--reg_covar=inf must be a finite number >= 0\.$"),
+    ("gmm", "reg_covar", "1e-6", r"^--reg_covar='1e-6' must be a finite number >= 0\.$"),
+    ("gmm", "num_components", True, r"^--num_components=True must be an integer >= 1\.$"),
+    ("gmm", "max_iter", False, r"^--max_iter=False must be an integer >= 1\.$"),
+    ("gmm", "covariance_type", ["full"], r"^--covariance_type=\['full'\] is not one of"),
+    ("gmm", "seed", -1, r"^--seed=-1 must be an integer in 0\.\.2147483647\.$"),
+    ("gmm", "seed", 2 ** 31, r"^--seed=2147483648 must be an integer in 0\.\.2147483647\.$"),
+    ("gmm", "seed", True, r"^--seed=True must be an integer in 0\.\.2147483647\.$"),
+    ("gmm", "seed", 1.0, r"^--seed=1\.0 must be an integer in 0\.\.2147483647\.$"),
+    ("two_stage", "learning_rate", True, r"^--learning_rate=True must be a finite number > 0"),
+    ("two_stage", "learning_rate", 0.0, r"^--learning_rate=0\.0 must be a finite number > 0"),
+    ("two_stage", "seed", -1, r"^--seed=-1 must be an integer in 0\.\.2147483647\.$"),
+    ("two_stage", "epochs", True, r"^--epochs=True must be an integer >= 1\.$"),
+    ("two_stage", "second_hidden_sizes", "256", r"^--second_hidden_sizes='256' must be positive"),
+])
+def test_every_option_is_checked_for_type_and_range_in_one_line(kind, option, value, message):
+  with pytest.raises(ConfigError, match=message):
+    samplers.options(kind, **{option: value})
+
+
+def test_numpy_option_values_are_accepted_and_recorded_as_python_numbers():
+  chosen = samplers.options("gmm", num_components=np.int64(3), reg_covar=np.float32(0.5),
+                            seed=np.int32(7))
+  assert (chosen.num_components, chosen.reg_covar, chosen.seed) == (3, 0.5, 7)
+  assert [type(v) for v in (chosen.num_components, chosen.reg_covar, chosen.seed)] == [
+      int, float, int]
+  sizes = samplers.options("two_stage", second_hidden_sizes=[np.int64(8)]).second_hidden_sizes
+  assert sizes == (8,) and type(sizes[0]) is int
+
+
+@pytest.fixture(scope="module")
+def other_vae(tmp_path_factory):
+  """The workdir of a second digits VAE, as `vae` but another seed: same step, other weights."""
+  workdir = str(tmp_path_factory.mktemp("samplers") / "other")
+  _fit(workdir, seed=1)
+  return workdir
+
+
+def _copy(workdir, tmp_path, name):
+  import shutil  # pylint: disable=import-outside-toplevel
+  copy = str(tmp_path / name)
+  shutil.copytree(workdir, copy, symlinks=True)  # the export link stays relative
+  return copy
+
+
+def test_a_sampler_fitted_to_other_weights_of_the_same_step_is_stale(vae, tmp_path, caplog):
+  mine = _copy(vae, tmp_path, "mine")
+  model = tfvae.load(mine)
+  model.fit_sampler("gmm", num_components=2)
+  assert tfvae.load(mine).sampler.kind == "gmm"  # the same weights, restored again: its own
+  changed = tfvae.load(mine)  # the same step, one encoder weight changed (trained again)
+  variable = changed.model.encoder.variables[0]
+  variable.assign(variable + 1e-3)
+  caplog.clear()
+  assert samplers.load(mine, changed.step, changed.model).kind == "standard"
+  stale = [r.getMessage() for r in caplog.records if "Stale sampler" in r.getMessage()]
+  assert len(stale) == 1 and "\n" not in stale[0], stale
+  assert f"other step-{changed.step} weights" in stale[0]
+  assert f"python -m tfvae.fit_sampler --workdir={mine}" in stale[0]
+  assert samplers.load(mine, model.step, model.model).kind == "gmm"
+  # A record without the fingerprint, or with another, is not trusted either.
+  record = os.path.join(mine, "sampler", "sampler.json")
+  with open(record) as f:
+    info = json.load(f)
+  assert info["encoder_sha256"] == samplers.fingerprint(model.model)
+  for edited in ({k: v for k, v in info.items() if k != "encoder_sha256"},
+                 {**info, "encoder_sha256": "0" * 64}):
+    with open(record, "w") as f:
+      json.dump(edited, f)
+    assert tfvae.load(mine).sampler.kind == "standard"
+
+
+@pytest.mark.slow
+def test_a_sampler_copied_from_another_run_at_the_same_step_is_stale(vae, other_vae, tmp_path,
+                                                                     caplog):
+  import shutil  # pylint: disable=import-outside-toplevel
+  mine, theirs = _copy(vae, tmp_path, "mine"), _copy(other_vae, tmp_path, "theirs")
+  model = tfvae.load(mine)
+  model.fit_sampler("gmm", num_components=2)
+  shutil.rmtree(os.path.join(theirs, "sampler"), ignore_errors=True)
+  shutil.copytree(os.path.join(mine, "sampler"), os.path.join(theirs, "sampler"))
+  caplog.clear()
+  other = tfvae.load(theirs)
+  assert other.step == model.step  # matched by step alone, it would be taken
+  assert other.sampler.kind == "standard"  # another run's sampler: not used
+  stale = [r.getMessage() for r in caplog.records if "Stale sampler" in r.getMessage()]
+  assert len(stale) == 1 and "another run's sampler" in stale[0], stale
+
+
+@pytest.mark.slow
+def test_training_again_keeps_the_fitted_sampler_in_its_export(vae, tmp_path):
+  """A finished run trained again (no step left) whose export is evaluated and exported again
+  (here: the export link was lost) exports the sampler fitted to these weights, not the prior."""
+  mine = _copy(vae, tmp_path, "mine")
+  model = tfvae.load(mine)
+  fitted = model.fit_sampler("gmm", num_components=2)
+  model.export()
+  os.remove(os.path.join(mine, "export"))  # the run is no longer finished: exported again
+  again = _fit(mine)
+  with open(os.path.join(mine, "export", "assets.extra", "tfvae.json")) as f:
+    exported = json.load(f)["sampler"]
+  assert exported["kind"] == "gmm"
+  assert exported["encoder_sha256"] == fitted.info["encoder_sha256"]
+  assert again.step == model.step and again.sampler.kind == "gmm"
+  # A stale sampler (fitted to other weights) is left out of the export, with a warning.
+  record = os.path.join(mine, "sampler", "sampler.json")
+  with open(record) as f:
+    info = json.load(f)
+  with open(record, "w") as f:
+    json.dump({**info, "encoder_sha256": "0" * 64}, f)
+  os.remove(os.path.join(mine, "export"))
+  _fit(mine)
+  with open(os.path.join(mine, "export", "assets.extra", "tfvae.json")) as f:
+    assert json.load(f)["sampler"]["kind"] == "standard"

@@ -148,7 +148,8 @@ def fit(config: Config, workdir: Optional[PathLike] = None, data: Optional[DataL
   strategy = strategy_for(config)  # before any TF op (multi_worker: collectives)
   trained = run.train_model(config, workdir, overwrite, strategy, source=source, parts=parts)
   return TrainedModel(trained.config, trained.model, trained.step, workdir, strategy,
-                      results=trained.results, sampler=_stored_sampler(workdir, trained.step))
+                      results=trained.results,
+                      sampler=_stored_sampler(workdir, trained.step, trained.model))
 
 
 def load(workdir: PathLike, strategy: Union[tf.distribute.Strategy, str, None] = None, *,
@@ -197,14 +198,14 @@ def load(workdir: PathLike, strategy: Union[tf.distribute.Strategy, str, None] =
     lock.refuse_unfinished(workdir, "config.json or checkpoint")
     raise
   return TrainedModel(config, model, step, workdir, strategy,
-                      sampler=_stored_sampler(workdir, step))
+                      sampler=_stored_sampler(workdir, step, model))
 
 
-def _stored_sampler(workdir: PathLike, step: int) -> Any:
-  """The sampler stored in WORKDIR/sampler for the weights of `step`, else the prior
-  (tfvae/samplers: `fit_sampler` stores one)."""
+def _stored_sampler(workdir: PathLike, step: int, model: Any) -> Any:
+  """The sampler stored in WORKDIR/sampler for `model`'s weights (of `step`), else the prior
+  (tfvae/samplers: `fit_sampler` stores one; a stale one is refused with a warning)."""
   from tfvae import samplers  # pylint: disable=import-outside-toplevel
-  return samplers.load(str(workdir), step)
+  return samplers.load(str(workdir), step, model)
 
 
 def _run_strategy(workdir: PathLike, name: str) -> tf.distribute.Strategy:

@@ -14,7 +14,8 @@ tfvae/evaluation/sample_quality.py, docs/sample_quality.md): the Fréchet distan
 precision/recall in the features of `--feature_network` (domain_classifier: a classifier of the
 dataset's classes, trained once and cached in `--feature_network_dir`), with
 `--sample_quality_samples` samples of `--sampler`; merged into eval.json under
-"sample_quality_SPLIT_NETWORK_SAMPLER_<N>samples_seed0" and written to TensorBoard.
+"sample_quality_SPLIT_NETWORK_SAMPLER_<N>samples_seed0" and written to TensorBoard (tags under the
+same key).
 """
 
 import json

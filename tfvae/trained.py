@@ -536,7 +536,7 @@ class TrainedModel:
         the run's --data_dir or ~/tensorflow_datasets).
       write: merge the result into WORKDIR/eval.json under
         "sample_quality_SPLIT_NETWORK_SAMPLER_<N>samples_seed<S>" and write frechet_distance, precision
-        and recall to TensorBoard (WORKDIR/tensorboard/eval, "sample_quality_SPLIT_NETWORK_SAMPLER/").
+        and recall to TensorBoard (WORKDIR/tensorboard/eval, tags under that same key + "/").
       sampler: where the samples' codes come from, as in `sample`: None (the run's fitted
         sampler, else the prior), "standard", "gmm" or "two_stage" (the kind fitted).
 
@@ -544,8 +544,9 @@ class TrainedModel:
       dict: frechet_distance (Heusel et al. 2017; squared feature units, >= 0, lower is better),
       precision and recall in [0, 1] (Kynkäänniemi et al. 2019, k-NN manifolds; higher is
       better); reference_frechet_distance, reference_precision, reference_recall: the same for
-      up to num_samples real examples of reference_split (train; validation when split is
-      train) in place of samples (the floor at this N); feature_network, feature_dim, k,
+      num_reference real examples of reference_split (train; validation when split is train)
+      in place of samples (the floor at this N): num_samples of them drawn at random from
+      `seed`, or all when it has fewer (a warning says so); feature_network, feature_dim, k,
       num_real, num_samples, num_reference, split, seed, dataset, step, wall_time_s; with the
       domain classifier its test accuracy (classifier_test_accuracy) and folder (classifier),
       and for label-conditional models (m2, cvae) class_sample_accuracy: the classifier's

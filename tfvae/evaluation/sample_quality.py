@@ -19,6 +19,7 @@ import os
 import time
 from typing import Any, Optional
 
+from absl import logging
 import numpy as np
 
 from tfvae.errors import ConfigError
@@ -179,6 +180,17 @@ def eval_key(split: str, feature_network: str, sampler: str, num_samples: int,
   return f"sample_quality_{split}_{feature_network}_{sampler}_{num_samples}samples_seed{seed}"
 
 
+def reference_indices(num_available: int, num_samples: int, seed: int) -> np.ndarray:
+  """int64 [min(num_samples, num_available)]: which examples of the reference split make the
+  floor: a random subset without replacement, sorted, drawn by a numpy Generator seeded from
+  (`seed`, 1) (no global state; the same seed gives the same subset); all of them, in order,
+  when num_samples >= num_available (the floor is then measured at fewer than num_samples)."""
+  if num_samples >= num_available:
+    return np.arange(num_available, dtype=np.int64)
+  rng = np.random.default_rng([seed % 2 ** 32, 1])
+  return np.sort(rng.choice(num_available, num_samples, replace=False)).astype(np.int64)
+
+
 def draw(trained: Any, num_samples: int, seed: int, sampler: Optional[str] = None) -> np.ndarray:
   """float32 [num_samples, *data_shape]: decoder means of `trained.sample` (with `sampler`:
   None the run's, "standard", "gmm", "two_stage"), in chunks of SAMPLE_CHUNK (chunk i with a
@@ -221,9 +233,15 @@ def measure(trained: Any, num_samples: int = 0, feature_network: str = "domain_c
   real = network.features(real_x)
   fake = network.features(draw(trained, num_samples, seed, sampler))
   # The floor: real examples of another split in place of samples (what a copy of the data
-  # would score at this N).
+  # would score at this N): a random subset, drawn from `seed`.
   reference_split = "validation" if split == "train" else "train"
-  reference = network.features(inputs(data, reference_split)[0][:num_samples])
+  reference_x = inputs(data, reference_split)[0]
+  chosen = reference_indices(len(reference_x), num_samples, seed)
+  if len(chosen) < num_samples:
+    logging.warning("sample_quality: the %s split has %d examples, fewer than num_samples=%d: "
+                    "the floor (reference_*) is measured with all of them (num_reference=%d).",
+                    reference_split, len(chosen), num_samples, len(chosen))
+  reference = network.features(reference_x[chosen])
   metrics.update(frechet_distance=frechet_distance(real, fake),
                  **dict(zip(("precision", "recall"), precision_recall(real, fake, k))),
                  reference_frechet_distance=frechet_distance(real, reference),
@@ -256,16 +274,18 @@ def _class_sample_accuracy(trained: Any, network: Any, num_samples: int,
 
 
 def _write(trained: Any, metrics: dict[str, Any], workdir_lib: Any) -> None:
-  """Merges `metrics` into eval.json and writes its numbers to TensorBoard's eval folder, tags
-  sample_quality_SPLIT_NETWORK_SAMPLER/NAME."""
+  """Merges `metrics` into eval.json under `eval_key` and writes its numbers to TensorBoard's
+  eval folder under the same identity, tags KEY/NAME
+  (sample_quality_SPLIT_NETWORK_SAMPLER_<N>samples_seed<S>/frechet_distance, ...), so that
+  measurements with another N or seed are curves of their own."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from tfvae import summaries  # pylint: disable=import-outside-toplevel
-  split, network, sampler = metrics["split"], metrics["feature_network"], metrics["sampler"]
-  workdir_lib.merge_eval_json(trained.workdir, {
-      eval_key(split, network, sampler, metrics["num_samples"], metrics["seed"]): metrics})
+  key = eval_key(metrics["split"], metrics["feature_network"], metrics["sampler"],
+                 metrics["num_samples"], metrics["seed"])
+  workdir_lib.merge_eval_json(trained.workdir, {key: metrics})
   writer = tf.summary.create_file_writer(os.path.join(trained.workdir, "tensorboard", "eval"))
   summaries.write_scalars(writer, trained.step, {
-      f"sample_quality_{split}_{network}_{sampler}/{name}": metrics[name]
+      f"{key}/{name}": metrics[name]
       for name in ("frechet_distance", "precision", "recall", "class_sample_accuracy")
       if name in metrics})
   writer.close()

@@ -11,16 +11,19 @@ model with q(z|x): vae, hvae (its top layer z2), pc_vae and the deterministic au
 sparse_ae, denoising_ae, contractive_ae), which have no prior and sample only through a fitted
 sampler. Not m2: its codes depend on the class (q(z|x, y)).
 
-Stored with the run in WORKDIR/sampler/: sampler.json (the record: kind, options, the step of the
-weights whose codes it was fitted to, what the fit measured), written last, after gmm.npz or
-the second run's folder two_stage/ (which is trained in two_stage.partial and renamed into place
-once done, so a failed fit leaves the previous sampler). `tfvae.load` picks it up when its step
-is the loaded weights' (otherwise it warns and samples from the prior); then `TrainedModel.sample`,
-`tfvae.draw` (the samples figure) and `TrainedModel.export` (the SavedModel's `sample`
-signature) use it.
+Stored with the run in WORKDIR/sampler/: sampler.json (the record: kind, options, the step and
+the fingerprint of the weights whose codes it was fitted to (`fingerprint`: a SHA-256 of the
+encoder's weights), what the fit measured), written last, after gmm.npz or the second run's
+folder two_stage/ (which is trained in two_stage.partial and renamed into place once done, so a
+failed fit leaves the previous sampler). `tfvae.load` picks it up when its step and fingerprint
+are the loaded weights' (otherwise it warns in one line and samples from the prior: a sampler of
+another run copied in, or of a run trained again to the same step, is stale); then
+`TrainedModel.sample`, `tfvae.draw` (the samples figure), `TrainedModel.export` and training's
+own export (the SavedModel's `sample` signature) use it.
 """
 
 import dataclasses
+import hashlib
 import json
 import os
 import re
@@ -43,6 +46,20 @@ INFO_FILENAME = "sampler.json"
 KINDS = ("standard", "gmm", "two_stage")
 OPTIONS: dict[str, Any] = {"standard": None, "gmm": GMMOptions, "two_stage": TwoStageOptions}
 _PARTIAL = TWO_STAGE_DIR + ".partial"
+FINGERPRINT_KEY = "encoder_sha256"  # sampler.json: the fingerprint of the weights fitted to
+
+
+def fingerprint(model: Any) -> str:
+  """The SHA-256 (hex) of `model.encoder`'s weights (each variable's dtype, shape and bytes,
+  in order): what the codes E[q(z|x)] a sampler is fitted to are computed from. Weights
+  restored from the same checkpoint give the same fingerprint in every process; a run trained
+  again (to the same step or not) or another run gives another."""
+  digest = hashlib.sha256()
+  for variable in model.encoder.variables:
+    value = np.ascontiguousarray(np.asarray(variable.numpy()))
+    digest.update(f"{value.dtype.str}{value.shape};".encode())
+    digest.update(value.tobytes())
+  return digest.hexdigest()
 
 
 def option_names(kind: str) -> tuple[str, ...]:
@@ -137,7 +154,8 @@ def fit(model: Any, config: Any, data: Any, step: int, workdir: Optional[str], k
   found = codes(model, data, config)
   if folder:
     os.makedirs(folder, exist_ok=True)
-  info = {"kind": kind, "step": int(step), "family": config.family,
+  info = {"kind": kind, "step": int(step), FINGERPRINT_KEY: fingerprint(model),
+          "family": config.family,
           "latent_dim": int(config.model.latent_dim),
           "options": {k: list(v) if isinstance(v, tuple) else v
                       for k, v in dataclasses.asdict(chosen).items()},
@@ -176,25 +194,36 @@ def _store(folder: str, sampler: Sampler) -> None:
   atomic.write_json(record, sampler.info, indent=2)
 
 
-def load(workdir: str, step: int) -> Sampler:
-  """The sampler stored in WORKDIR/sampler for the weights of `step`; the prior (Standard)
-  when there is none, or (with a warning saying why) when it was fitted to another step's
-  codes or cannot be read."""
+def load(workdir: str, step: int, model: Any) -> Sampler:
+  """The sampler stored in WORKDIR/sampler for `model`, whose weights are those of `step`; the
+  prior (Standard) when there is none, or (with a one-line warning saying why and to run
+  `python -m tfvae.fit_sampler` again) when it is stale: fitted to another step's weights, or
+  to other weights of this step (its recorded `fingerprint` is not `model`'s: a sampler of
+  another run copied in, a run trained again, a record without one), or cannot be read."""
   folder = os.path.join(workdir, DIRNAME)
   record = os.path.join(folder, INFO_FILENAME)
   if not os.path.exists(record):
     return Standard()
+  refit = f"fit it again: python -m tfvae.fit_sampler --workdir={workdir}"
   try:
     with open(record, encoding="utf-8") as f:
       info = json.load(f)
+    stale: Optional[str] = None
     if info["step"] != step:
-      logging.warning("%s was fitted to the codes of the step-%s weights; these are step %d: it "
-                      "is not used (fit it again: python -m tfvae.fit_sampler --workdir=%s).",
-                      record, info["step"], step, workdir)
+      stale = f"the step-{info['step']} weights; these are step {step}"
+    elif FINGERPRINT_KEY not in info:
+      stale = (f"weights it records no fingerprint of ({FINGERPRINT_KEY}; fitted by an older "
+               "tfvae)")
+    elif info[FINGERPRINT_KEY] != (found := fingerprint(model)):
+      stale = (f"other step-{step} weights than these ({FINGERPRINT_KEY} "
+               f"{str(info[FINGERPRINT_KEY])[:12]}..., these {found[:12]}...: another run's "
+               "sampler, or the run was trained again)")
+    if stale:
+      logging.warning("Stale sampler: %s was fitted to the codes of %s: it is not used, "
+                      "sampling from the prior (%s).", record, stale, refit)
       return Standard()
     return {"gmm": GMM, "two_stage": TwoStage}[info["kind"]].load(folder, info)
   except (OSError, ValueError, KeyError, TypeError) as e:
-    logging.warning("%s cannot be read (%s: %s): sampling from the prior; fit the sampler "
-                    "again (python -m tfvae.fit_sampler --workdir=%s).", record,
-                    type(e).__name__, (str(e).splitlines() or [""])[0][:200], workdir)
+    logging.warning("%s cannot be read (%s: %s): sampling from the prior; %s.", record,
+                    type(e).__name__, (str(e).splitlines() or [""])[0][:200], refit)
     return Standard()

@@ -1,9 +1,47 @@
 """What every sampler of codes is: its kind, the record stored with it (`info`), its variables
 (what an export tracks) and `draw`, which turns a count and a stateless seed into images."""
 
-from typing import Any
+import dataclasses
+import math
+from typing import Any, Optional
 
+import numpy as np
 import tensorflow as tf
+
+from tfvae.errors import ConfigError
+
+MAX_SEED = 2 ** 31 - 1  # as --seed of a run (tfvae/config_fields.py)
+
+
+def check_int(name: str, value: Any, low: int, high: Optional[int] = None) -> None:
+  """ConfigError naming --`name` unless `value` is an int (not a bool) in [low, high]."""
+  if (isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer))
+      or value < low or (high is not None and value > high)):
+    bounds = f">= {low}" if high is None else f"in {low}..{high}"
+    raise ConfigError(f"--{name}={value!r} must be an integer {bounds}.")
+
+
+def check_number(name: str, value: Any, low: float, strict: bool = False) -> None:
+  """ConfigError naming --`name` unless `value` is a finite int or float (not a bool) >= low
+  (> low when `strict`)."""
+  if (isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer,
+                                                                     np.floating))
+      or not (isinstance(value, (int, np.integer)) or math.isfinite(value))
+      or value < low or (strict and value == low)):
+    raise ConfigError(f"--{name}={value!r} must be a finite number {'>' if strict else '>='} "
+                      f"{low:g}.")
+
+
+def as_python(options: Any) -> None:
+  """Replaces numpy scalars among the fields of the frozen dataclass `options` (checked) by
+  Python ones, so that sampler.json records them."""
+  for field in dataclasses.fields(options):
+    value = getattr(options, field.name)
+    if isinstance(value, np.generic):
+      object.__setattr__(options, field.name, value.item())
+    elif isinstance(value, tuple):
+      object.__setattr__(options, field.name,
+                         tuple(v.item() if isinstance(v, np.generic) else v for v in value))
 
 
 class Sampler:

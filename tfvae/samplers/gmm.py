@@ -34,12 +34,13 @@ class GMMOptions:
   Attributes:
     num_components: K >= 1 mixture components (at most the number of train codes).
     covariance_type: full, tied, diag or spherical (sklearn's covariance_type).
-    reg_covar: >= 0, added to the covariance diagonals (sklearn's reg_covar).
+    reg_covar: a finite number >= 0, added to the covariance diagonals (sklearn's reg_covar).
     max_iter: >= 1 EM iterations at most.
-    seed: the initialization's random_state.
+    seed: the initialization's random_state, an int in 0..2**31 - 1.
 
   Raises:
-    ConfigError: naming the flag, for a value that cannot run.
+    ConfigError: one line naming the flag, for a value of another type (a bool where a number
+      is wanted included) or out of range.
   """
   num_components: int = 10
   covariance_type: str = "full"
@@ -48,15 +49,14 @@ class GMMOptions:
   seed: int = 0
 
   def __post_init__(self) -> None:
-    for name in ("num_components", "max_iter"):
-      value = getattr(self, name)
-      if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ConfigError(f"--{name}={value!r} must be an integer >= 1.")
-    if self.covariance_type not in COVARIANCE_TYPES:
+    base.check_int("num_components", self.num_components, 1)
+    if not isinstance(self.covariance_type, str) or self.covariance_type not in COVARIANCE_TYPES:
       raise ConfigError(f"--covariance_type={self.covariance_type!r} is not one of "
                         f"{', '.join(COVARIANCE_TYPES)}.")
-    if not isinstance(self.reg_covar, (int, float)) or not self.reg_covar >= 0:
-      raise ConfigError(f"--reg_covar={self.reg_covar!r} must be a number >= 0.")
+    base.check_number("reg_covar", self.reg_covar, 0)
+    base.check_int("max_iter", self.max_iter, 1)
+    base.check_int("seed", self.seed, 0, base.MAX_SEED)
+    base.as_python(self)
 
 
 def full_covariances(gmm: Any) -> np.ndarray:

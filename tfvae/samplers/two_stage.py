@@ -39,10 +39,11 @@ class TwoStageOptions:
     epochs: passes over the train codes (when train_steps is 0).
     train_steps: training length in steps (0: epochs).
     batch_size, learning_rate: Adam's batch and step size.
-    seed: the second VAE's weights, batches and noise.
+    seed: the second VAE's weights, batches and noise, an int in 0..2**31 - 1.
 
   Raises:
-    ConfigError: naming the flag, for a value that cannot run.
+    ConfigError: one line naming the flag, for a value of another type (a bool where a number
+      is wanted included) or out of range.
   """
   second_latent_dim: int = 0
   second_hidden_sizes: tuple[int, ...] = (256, 256)
@@ -53,19 +54,20 @@ class TwoStageOptions:
   seed: int = 0
 
   def __post_init__(self) -> None:
-    object.__setattr__(self, "second_hidden_sizes", tuple(self.second_hidden_sizes))
+    if isinstance(self.second_hidden_sizes, (list, tuple)):
+      object.__setattr__(self, "second_hidden_sizes", tuple(self.second_hidden_sizes))
     for name, low in (("second_latent_dim", 0), ("epochs", 1), ("train_steps", 0),
                       ("batch_size", 1)):
-      value = getattr(self, name)
-      if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ConfigError(f"--{name}={value!r} must be an integer >= {low}.")
-    if not self.second_hidden_sizes or any(
-        isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1
-        for s in self.second_hidden_sizes):
-      raise ConfigError(f"--second_hidden_sizes={','.join(map(str, self.second_hidden_sizes))}"
-                        " must be positive integers.")
-    if not isinstance(self.learning_rate, (int, float)) or not self.learning_rate > 0:
-      raise ConfigError(f"--learning_rate={self.learning_rate!r} must be a number > 0.")
+      base.check_int(name, getattr(self, name), low)
+    sizes = self.second_hidden_sizes
+    if not isinstance(sizes, tuple) or not sizes or any(
+        isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer)) or s < 1
+        for s in sizes):
+      shown = ",".join(map(str, sizes)) if isinstance(sizes, tuple) else repr(sizes)
+      raise ConfigError(f"--second_hidden_sizes={shown} must be positive integers.")
+    base.check_number("learning_rate", self.learning_rate, 0, strict=True)
+    base.check_int("seed", self.seed, 0, base.MAX_SEED)
+    base.as_python(self)
 
   def config(self, code_dim: int) -> Any:
     """The second VAE's tfvae.Config, for codes of dimension `code_dim`."""

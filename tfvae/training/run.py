@@ -20,6 +20,7 @@ from tfvae import data as data_lib
 from tfvae import lock
 from tfvae import network_checks
 from tfvae import network_factories
+from tfvae import samplers
 from tfvae import sections
 from tfvae.training import checkpoints
 from tfvae.training import distribute
@@ -408,9 +409,12 @@ def _train_in_workdir(config, data, workdir, strategy, chief, refused, parts):
   if failed:
     raise failed
   logging.info("step %d  test %s", step, describe(results["test"], config))
+  # A sampler fitted to these very weights (tfvae/samplers: a run evaluated and exported again
+  # without training) stays in the export; a stale one is left out, with a warning.
+  sampler = samplers.load(workdir, checkpoint_step, trainer.model)
   with distribute.write_dir(strategy, workdir) as export_dir:  # every worker saves
     serving.export(trainer.model, os.path.join(export_dir, "export"), step=step,
-                   checkpoint_step=checkpoint_step)
+                   checkpoint_step=checkpoint_step, sampler=sampler)
   return Trained(config, trainer.model, checkpoint_step, results)
 
 
