@@ -194,8 +194,8 @@ def test_user_networks_train_are_stored_reload_in_a_fresh_process_and_export(tmp
   assert proc.returncode == 0, proc.stderr[-3000:]
   there = json.loads(proc.stdout.strip().splitlines()[-1])
   np.testing.assert_allclose(there["elbo"], here, rtol=1e-5, atol=1e-4)
-  onehot = tf.one_hot(labels, CLASSES)
-  exported = model.elbo(tf.constant(x), tf.constant(serving._ELBO_SEED), onehot)  # pylint: disable=protected-access
+  seed = tf.constant(serving._ELBO_SEED)  # pylint: disable=protected-access
+  exported = model.elbo(tf.constant(x), seed, tf.one_hot(labels, CLASSES))
   np.testing.assert_allclose(there["exported"], exported["elbo"], rtol=1e-5, atol=1e-4)
 
 

@@ -68,7 +68,8 @@ def check(parts: Parts, config) -> None:
     parts: Parts (the objects are not changed: the checks run on copies).
     config: the run's tfvae.Config, config.data.image_shape (and num_classes, for a
       classifier) resolved from the data; its model section's latent_dim and likelihood (used
-      where the decoder returns parameters and no likelihood layer is given).
+      where the decoder returns parameters and no likelihood layer is given) and
+      condition_dim(config) (C, the width of the condition c, for the cvae).
 
   Raises:
     NetworkError: one line naming the network, what it must take or return and what it

@@ -1,4 +1,5 @@
-"""Priors p(z) over codes [D]: the standard normal, the VampPrior and a learned Gaussian mixture.
+"""Priors p(z) over codes [D]: the standard normal, the VampPrior and a learned Gaussian mixture;
+and the user's prior layers (p(z), and the cvae's p(z|c): `UserConditionalPrior`).
 
 Each prior is a Keras 3 layer (its variables train with the model); its `distribution()` is a
 distribution with event shape [latent_dim] and batch shape [] (the mixtures a
@@ -174,7 +175,7 @@ class UserConditionalPrior(keras.layers.Layer):
   def __init__(self, layer, condition_dim, **kwargs):
     super().__init__(**kwargs)
     self.layer = layer
-    self(tf.zeros([1, condition_dim]))  # builds its weights now: a checkpoint restores into it
+    self(tf.zeros([1, condition_dim]))  # built now: a checkpoint restores into its weights
 
   def call(self, c, training=False):
     out = self.layer(c, training=training)

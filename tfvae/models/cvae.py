@@ -71,7 +71,8 @@ class CVAEConfig(base.ModelConfig):
   prior_hidden_sizes: tuple[int, ...] = field(
       (64,), MODEL,
       "cvae with --conditional_prior=learned: comma-separated hidden widths (ReLU Dense) of "
-      "the prior network c -> (loc, scale) of p(z|c); its output layer starts at N(0, I).")
+      "the prior network c -> (loc, scale) of p(z|c); its output layer starts at N(0, I). "
+      "Not read where a prior network is given (tfvae.fit(..., prior=)).")
   beta: float = field(
       1.0, MODEL,
       "Weight of the rate (KL) term in the loss; beta=1 is the ELBO. With a schedule, the "
@@ -207,7 +208,9 @@ class CVAE(interface.LatentVariableModel, interface.LabelConditional, interface.
                                     net=parts.decoder, likelihood_layer=parts.likelihood,
                                     name="decoder")
     self.prior_network = None
-    if parts.prior is not None:  # the network checks refuse it with a standard prior
+    if parts.prior is not None:
+      if config.model.conditional_prior != "learned":  # network_checks.check says it first
+        raise ValueError("A prior network needs --conditional_prior=learned.")
       self.prior_network = priors.UserConditionalPrior(parts.prior, k, name="prior")
     elif config.model.conditional_prior == "learned":
       self.prior_network = PriorNetwork(k, d, config.model.prior_hidden_sizes, name="prior")
