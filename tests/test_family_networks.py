@@ -242,6 +242,7 @@ def test_user_networks_train_are_stored_and_a_fresh_process_gets_the_same_elbo(t
     ("pc_vae", ["architecture", "conv_filters"]),  # the classifier reads hidden_sizes[-1]
     ("hvae", ["conv_filters"]),  # q(z1|x, z2) and p(z1|z2) read architecture, hidden_sizes
     ("m2", []),  # the classifier q(y|x) reads all three
+    ("cvae", ["architecture", "conv_filters"]),  # q(z|x, c)'s joint layer reads hidden_sizes
 ])
 def test_factories_make_the_network_knobs_nothing_else_reads_inactive(family, reset):
   knobs = dict(architecture="conv", hidden_sizes=(16,), conv_filters=(8,))

@@ -59,7 +59,7 @@ class _OwnNetworksConfig(base.ModelConfig):
   family = "own_networks"
 
 
-@pytest.mark.parametrize("family", ["vae", "hvae", "pc_vae", "m2", "ae"])
+@pytest.mark.parametrize("family", ["vae", "hvae", "pc_vae", "m2", "ae", "cvae"])
 def test_every_family_takes_factories(family):
   config = _config(model=family, encoder="m:f", decoder="m:g",
                    **({"num_labels": "50"} if family in ("pc_vae", "m2") else {}))
@@ -119,7 +119,7 @@ def test_a_config_naming_a_factory_never_builds_tfvaes_own_network_in_its_place(
                                                                     "factory_params"]
 
 
-@pytest.mark.parametrize("family,width", [("hvae", 6), ("m2", 13)])
+@pytest.mark.parametrize("family,width", [("hvae", 6), ("m2", 13), ("cvae", 13)])
 def test_a_decoder_factory_built_on_its_first_call_takes_the_familys_wider_input(family,
                                                                                 width):
   from tfvae import models, network_checks  # pylint: disable=import-outside-toplevel
@@ -130,7 +130,7 @@ def test_a_decoder_factory_built_on_its_first_call_takes_the_familys_wider_input
   parts = factories_lib.from_config(config)
   network_checks.check(parts, config)
   model = models.build(config, seed=0, parts=parts)
-  assert model.decoder.net.inputs[0].shape[-1] == width  # [z1, z2] / [z, y_onehot]
+  assert model.decoder.net.inputs[0].shape[-1] == width  # [z1, z2] / [z, y_onehot] / [z, c]
   assert model.decoder.net.name == "factory_decoder"
   # A factory that fixes the input at latent_dim is refused in one line naming the width.
   config = config.replace(decoder="network_factories:decoder")

@@ -66,7 +66,9 @@ def fit(config: Config, workdir: Optional[PathLike] = None, data: Optional[DataL
   by family). Which of them a family takes, its config says (config.model.accepts()): vae all
   but the classifier; pc_vae all five; hvae all but the classifier (the
   encoder is q(z2|x), the decoder reads [z1, z2], the prior is p(z2)); m2 all but the prior;
-  the autoencoders encoder, decoder and likelihood.
+  cvae all but the classifier (the encoder's features are joined with the condition c, the
+  decoder reads [z, c], the prior is p(z|c), called on c); the autoencoders encoder, decoder
+  and likelihood.
 
   Migration (issue 34): `fit` returned the dict of final metrics; it now returns the trained
   model, and that dict is its `.results`: `results = tfvae.fit(...)` becomes
@@ -86,8 +88,9 @@ def fit(config: Config, workdir: Optional[PathLike] = None, data: Optional[DataL
       be given the same data.
     overwrite: delete a run with another config in workdir instead of refusing.
     encoder: optional Keras 3 model x [B, *data_shape] -> features [B, F] (tfvae adds the
-      posterior head; m2: q(z|x, y) on the features joined with y) or a tfd.Distribution
-      q(z|x) with batch [B], event [latent_dim] (not for m2 or --posterior=iaf). Or name a
+      posterior head; m2: q(z|x, y) on the features joined with y; cvae: q(z|x, c) on them
+      joined with c) or a tfd.Distribution q(z|x) with batch [B], event [latent_dim] (not for
+      m2, cvae or --posterior=iaf). Or name a
       factory in the config instead (config.model.encoder/decoder, "module.path:function",
       called with (data_shape, latent_dim) once the data are read; its module is imported
       again when the run is loaded): not both.
@@ -95,11 +98,15 @@ def fit(config: Config, workdir: Optional[PathLike] = None, data: Optional[DataL
       parameters [B, *param_shape] or a tfd.Distribution p(x|z) with batch [B], event
       data_shape. The input is z [B, latent_dim]; for a family that reads more than z, one
       Tensor of them concatenated on the last axis: hvae [z1, z2] [B, 2 * latent_dim], m2
-      [z, y_onehot] [B, latent_dim + K].
+      [z, y_onehot] [B, latent_dim + K], cvae [z, c] [B, latent_dim + C] (C: the condition's
+      width, K for class labels).
     likelihood: optional likelihood name (as config.model.likelihood) or a Keras layer
       parameters -> tfd.Distribution p(x|z) (its weights train with the model).
     prior: optional prior name (as config.model.prior) or a Keras layer whose call() returns p(z),
-      a tfd.Distribution with event [latent_dim] (hvae: p(z2)).
+      a tfd.Distribution with event [latent_dim] (hvae: p(z2)). cvae (with
+      conditional_prior="learned"): a Keras model c [B, C] -> p(z|c), a tfd.Distribution with
+      batch [B] and event [latent_dim], or its (loc, raw scale) [B, 2 * latent_dim] (scale
+      softplus(raw scale)), in place of tfvae's prior network.
     classifier: optional Keras 3 model (pc_vae: z [B, latent_dim], the code; m2: x
       [B, *data_shape]) -> logits float [B, K] or a tfd.Categorical with batch [B] over the
       K = config.data.num_classes classes; it gives the accuracy term as tfvae's would.

@@ -68,7 +68,8 @@ def check(parts: Parts, config) -> None:
     parts: Parts (the objects are not changed: the checks run on copies).
     config: the run's tfvae.Config, config.data.image_shape (and num_classes, for a
       classifier) resolved from the data; its model section's latent_dim and likelihood (used
-      where the decoder returns parameters and no likelihood layer is given).
+      where the decoder returns parameters and no likelihood layer is given) and
+      condition_dim(config) (C, the width of the condition c, for the cvae).
 
   Raises:
     NetworkError: one line naming the network, what it must take or return and what it
@@ -77,7 +78,10 @@ def check(parts: Parts, config) -> None:
   if not parts:
     return
   accepts, family = config.model.accepts(), config.family
+  not_taken = dict(accepts.not_taken)
   for name in parts.given():
+    if name in not_taken:
+      raise NetworkError(f"{name}: {not_taken[name]}.")
     if name not in accepts.parts:
       raise NetworkError(f"{name}: --model={family} takes no {name} network (it "
                          + (f"takes {', '.join(accepts.parts)})." if accepts.parts
@@ -85,7 +89,7 @@ def check(parts: Parts, config) -> None:
   parts = copies(parts)
   batch, data_shape = 2, tuple(config.data.image_shape)
   latent_dim, likelihood = config.model.latent_dim, config.model.likelihood
-  classes = config.data.num_classes
+  classes, condition = config.data.num_classes, config.model.condition_dim(config)
   if parts.encoder is not None:
     _input_fits("encoder", parts.encoder, "x", data_shape, "the data's shape")
     out = _call("encoder", parts.encoder, tf.zeros([batch, *data_shape]))
@@ -102,9 +106,9 @@ def check(parts: Parts, config) -> None:
                          f" or a tfd.Distribution q(z|x), got {_describe(out)}.")
   names = accepts.decoder_input
   z_label = names[0] if len(names) == 1 else f"[{', '.join(names)}]"
-  width = accepts.decoder_width(latent_dim, classes)
+  width = accepts.decoder_width(latent_dim, classes, condition)
   z_note = ("--latent_dim" if names == ("z",) else " and ".join(
-      f"{n} [{classes if n == 'y_onehot' else latent_dim}]" for n in names)
+      f"{n} [{accepts.input_width(n, latent_dim, classes, condition)}]" for n in names)
             + " joined on the last axis")
   z, z_text = tf.zeros([batch, width]), f"{z_label} {[batch, width]}"
   if parts.decoder is not None:
@@ -138,7 +142,9 @@ def check(parts: Parts, config) -> None:
           f"likelihood: for parameters {list(params.shape)} expected a tfd.Distribution with "
           f"batch [{batch}] and event {list(data_shape)} (the data's shape), got "
           f"{_describe(out)}.")
-  if parts.prior is not None:
+  if parts.prior is not None and accepts.prior_input == "c":
+    _check_conditional_prior(parts.prior, batch, condition, latent_dim)
+  elif parts.prior is not None:
     out = _call("prior", priors.call_user_prior, parts.prior, on="no input")
     if (not isinstance(out, tfd.Distribution) or out.batch_shape.as_list()
         or out.event_shape.as_list() != [latent_dim]):
@@ -162,3 +168,20 @@ def check(parts: Parts, config) -> None:
           f"classifier: for {label} {[batch, *shape]} expected logits [{batch}, {classes}] "
           f"({classes} classes) or a tfd.Categorical with batch [{batch}] over {classes} "
           f"classes, got {_describe(out)}.")
+
+
+def _check_conditional_prior(prior, batch, condition_dim, latent_dim):
+  """Raises NetworkError unless `prior` maps c [batch, C] to p(z|c) (batch [batch], event
+  [latent_dim]) or to its parameters [batch, 2 * latent_dim] (`Accepts.prior_input` "c")."""
+  _input_fits("prior", prior, "c", (condition_dim,), "the condition's width C")
+  on = f"c {[batch, condition_dim]}"
+  out = _call("prior", prior, tf.zeros([batch, condition_dim]), on=on)
+  if isinstance(out, tfd.Distribution):
+    fits = out.batch_shape.as_list() == [batch] and out.event_shape.as_list() == [latent_dim]
+  else:
+    fits = tf.is_tensor(out) and out.shape.as_list() == [batch, 2 * latent_dim]
+  if not fits:
+    raise NetworkError(
+        f"prior: for {on} expected p(z|c), a tfd.Distribution with batch [{batch}] and event "
+        f"[{latent_dim}] (--latent_dim), or its parameters (loc, raw scale) "
+        f"[{batch}, {2 * latent_dim}], got {_describe(out)}.")

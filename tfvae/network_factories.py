@@ -101,7 +101,8 @@ def from_config(config, parts: Parts | None = None, workdir: str | None = None) 
   config.model.latent_dim, under the run's dtype policy and --seed (so its initial weights are
   the run's); the Keras model it returns is used exactly as a network passed to `tfvae.fit`
   (checked, stored in WORKDIR/networks, compared with the stored one on resume). A decoder
-  that reads more than z (hvae: [z1, z2], m2: [z, y_onehot]; docs/own_networks.md) is still
+  that reads more than z (hvae: [z1, z2], m2: [z, y_onehot], cvae: [z, c];
+  docs/own_networks.md) is still
   called with latent_dim: build it without a fixed input width (Keras builds it on its first
   call), or of the width the family names.
   Loading (workdir the run): the module of each factory whose part is not given is imported,

@@ -1,4 +1,5 @@
-"""Priors p(z) over codes [D]: the standard normal, the VampPrior and a learned Gaussian mixture.
+"""Priors p(z) over codes [D]: the standard normal, the VampPrior and a learned Gaussian mixture;
+and the user's prior layers (p(z), and the cvae's p(z|c): `UserConditionalPrior`).
 
 Each prior is a Keras 3 layer (its variables train with the model); its `distribution()` is a
 distribution with event shape [latent_dim] and batch shape [] (the mixtures a
@@ -162,6 +163,24 @@ class UserPrior(keras.layers.Layer):
 
   def distribution(self):
     return call_user_prior(self.layer)
+
+
+class UserConditionalPrior(keras.layers.Layer):
+  """A user's conditional prior (cvae; tfvae/user_networks.py): c float32 [B, C] -> p(z|c),
+  batch [B], event [latent_dim]: the `tfd.Distribution` the user's layer returns, used as it
+  is, or from the parameters [B, 2 * latent_dim] it returns (loc, raw scale) the diagonal
+  Gaussian of `networks.diagonal_gaussian` (scale softplus(raw) + MIN_POSTERIOR_SCALE), as
+  tfvae's own prior network gives."""
+
+  def __init__(self, layer, condition_dim, **kwargs):
+    super().__init__(**kwargs)
+    self.layer = layer
+    self(tf.zeros([1, condition_dim]))  # built now: a checkpoint restores into its weights
+
+  def call(self, c, training=False):
+    out = self.layer(c, training=training)
+    return out if isinstance(out, tfd.Distribution) else networks.diagonal_gaussian(
+        tf.cast(out, tf.float32))
 
 
 def build(config, gaussian, latent_dim=None):

@@ -7,10 +7,11 @@ family takes, and what its decoder and classifier are called on, its config decl
 (`ModelConfig.accepts()`, an `Accepts`; docs/own_networks.md has a section per family):
   encoder: a Keras 3 model x [B, *data_shape] -> either a float Tensor [B, F] of features (tfvae
     adds the posterior head: a diagonal Gaussian, the inverse autoregressive flow of
-    --posterior=iaf, or m2's q(z|x, y) on the features joined with y) or a `tfd.Distribution`
-    q(z|x) with batch [B] and event [latent_dim], used as it is (not for iaf or m2).
+    --posterior=iaf, m2's q(z|x, y) on the features joined with y or cvae's q(z|x, c) on the
+    features joined with the condition c) or a `tfd.Distribution` q(z|x) with batch [B] and
+    event [latent_dim], used as it is (not for iaf, m2 or cvae).
   decoder: a Keras 3 model over the family's decoder input [B, W] (z, or more than z joined on
-    the last axis: hvae [z1, z2], m2 [z, y_onehot]) -> either the parameters of the
+    the last axis: hvae [z1, z2], m2 [z, y_onehot], cvae [z, c]) -> either the parameters of the
     likelihood, a float Tensor [B, *param_shape] (for a named likelihood: data_shape, or
     data_shape with twice the channels for normal_per_pixel), or a `tfd.Distribution` p(x|z)
     with batch [B] and event data_shape (how Student-t, logistic mixtures or a per-pixel scale
@@ -19,7 +20,10 @@ family takes, and what its decoder and classifier are called on, its config decl
     and event data_shape (its weights train with the model), for a decoder that returns
     parameters. A likelihood *name* is Config.likelihood.
   prior: a Keras layer whose call() (no argument) returns p(z), a `tfd.Distribution` with
-    event [latent_dim] and batch []. A prior *name* is Config.prior.
+    event [latent_dim] and batch []. A prior *name* is Config.prior. cvae's prior is p(z|c)
+    (`Accepts.prior_input` "c"): a Keras model c [B, C] -> a `tfd.Distribution` with batch [B]
+    and event [latent_dim], or its parameters [B, 2 * latent_dim] (loc, raw scale: tfvae makes
+    the diagonal Gaussian with scale softplus(raw scale), as its own prior network does).
   classifier: a Keras 3 model over the family's classifier input (pc_vae: z [B, latent_dim];
     m2: x [B, *data_shape]) -> logits float [B, K] or a `tfd.Categorical` with batch [B] over
     K = config.data.num_classes classes.
@@ -58,19 +62,40 @@ class Accepts:
 
   parts: the names (of PARTS) it takes; () (the default): it builds all its own networks.
   decoder_input: what the decoder is called on, these joined on the last axis in this order:
-    "z" (the code), "z1" and "z2" (hvae's levels), each [latent_dim]; "y_onehot" [num_classes].
+    "z" (the code), "z1" and "z2" (hvae's levels), each [latent_dim]; "y_onehot" [num_classes];
+    "c" (cvae's condition, [C], C = `ModelConfig.condition_dim`).
   classifier_input: "z" (the code, [latent_dim]) or "x" (an example, data_shape).
+  prior_input: "" (the prior is p(z), its call() takes no argument) or "c" (it is p(z|c),
+    called on the condition c [B, C]: cvae).
   features_only: why the encoder must return features [B, F] rather than a distribution
     (tfvae's head needs them), or "" where q(z|x) itself is welcome.
+  not_taken: (part, why) pairs for the parts the family takes only with other settings (cvae's
+    prior with --conditional_prior=standard); a given one is refused with "<part>: <why>.".
   """
   parts: tuple[str, ...] = ()
   decoder_input: tuple[str, ...] = ("z",)
   classifier_input: str = "z"
+  prior_input: str = ""
   features_only: str = ""
+  not_taken: tuple[tuple[str, str], ...] = ()
 
-  def decoder_width(self, latent_dim: int, num_classes: int) -> int:
-    """W, the width of the decoder's input [B, W]."""
-    return sum(num_classes if n == "y_onehot" else latent_dim for n in self.decoder_input)
+  @staticmethod
+  def input_width(name: str, latent_dim: int, num_classes: int, condition_dim: int) -> int:
+    """The width of one decoder input: num_classes for "y_onehot", condition_dim for "c",
+    latent_dim for the codes ("z", "z1", "z2")."""
+    return {"y_onehot": num_classes, "c": condition_dim}.get(name, latent_dim)
+
+  def decoder_width(self, latent_dim: int, num_classes: int, condition_dim: int) -> int:
+    """W, the width of the decoder's input [B, W]: the widths of `decoder_input` summed.
+
+    Args:
+      latent_dim: the width of each code (z, z1, z2).
+      num_classes: K, the width of y_onehot.
+      condition_dim: C, the width of the condition c (the family config's
+        `condition_dim(config)`; 0 for families without one).
+    """
+    return sum(self.input_width(n, latent_dim, num_classes, condition_dim)
+               for n in self.decoder_input)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -82,9 +82,9 @@ class ModelConfig:
       "", MODEL,
       "Your own decoder network: module.path:function, a factory f(data_shape, latent_dim) -> "
       "keras.Model (z [B, latent_dim] -> the likelihood's parameters or p(x|z); hvae's reads "
-      "[z1, z2], m2's [z, y_onehot], concatenated: docs/own_networks.md). Empty: tfvae builds "
-      "its own. The module is imported (from the Python path) when the run is trained, "
-      "resumed and loaded.")
+      "[z1, z2], m2's [z, y_onehot], cvae's [z, c], concatenated: docs/own_networks.md). "
+      "Empty: tfvae builds its own. The module is imported (from the Python path) when the "
+      "run is trained, resumed and loaded.")
 
   def __post_init__(self):
     config_fields.normalize(self)
@@ -104,6 +104,13 @@ class ModelConfig:
     """The user networks this family takes and what they are called on
     (tfvae.user_networks.Accepts); the default: none, the family builds its own."""
     return user_networks.Accepts()
+
+  def condition_dim(self, config) -> int:
+    """C, the width of the condition c [B, C] this family's networks are given besides x and z
+    (the decoder input "c" of `accepts()`), for the run's Config `config`; 0 (the default): the
+    family has no condition."""
+    del config
+    return 0
 
   def network_knobs_read_elsewhere(self):
     """The network knobs (architecture, hidden_sizes, conv_filters) that this family reads
@@ -254,7 +261,7 @@ class EncoderDecoder(Model):
                    else 0),
         body=parts.encoder, name="encoder")
     decoder_inputs = decoder_inputs or config.model.accepts().decoder_width(
-        config.model.latent_dim, config.data.num_classes)
+        config.model.latent_dim, config.data.num_classes, config.model.condition_dim(config))
     self.decoder = decoders.Decoder(config.data.image_shape, decoder_inputs, **sizes,
                                     likelihood=config.model.likelihood, net=parts.decoder,
                                     likelihood_layer=parts.likelihood, name="decoder")

@@ -17,6 +17,12 @@ sample(n, seed, label), the SavedModel's label arguments and the figures' per-cl
 for m2. Real-valued covariates (CSV columns, arrays) need only `condition` and `condition_dim` to
 read batch["condition"] (docs/conditional.md says what the data pipeline still lacks).
 
+User networks (tfvae/user_networks.py, `CVAEConfig.accepts`): the encoder x -> features [B, F]
+(tfvae joins them with c and adds q(z|x, c)'s head), the decoder over [z, c]
+[B, latent_dim + C], its likelihood, and the prior p(z|c) in place of the prior network: c
+[B, C] -> a tfd.Distribution (batch [B], event [latent_dim]) or (loc, raw scale)
+[B, 2 * latent_dim] (priors.UserConditionalPrior).
+
 Reference:
   Sohn, Lee & Yan, "Learning Structured Output Representation using Deep Conditional
   Generative Models", NeurIPS 2015.
@@ -33,12 +39,20 @@ from tfvae import decoders
 from tfvae import networks
 from tfvae import noise
 from tfvae import objectives
+from tfvae import priors
+from tfvae import user_networks
 from tfvae.config_fields import MODEL, field
 from tfvae.errors import ConfigError
 from tfvae.models import base
 from tfvae.models import interface
 
 tfd = networks.tfd
+
+
+def condition_dim(config) -> int:
+  """C, the width of the condition c [B, C] for the run's Config `config`: the number of
+  classes K (c is the one-hot of the label)."""
+  return config.data.num_classes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +72,8 @@ class CVAEConfig(base.RateScheduleConfig, base.ModelConfig):
   prior_hidden_sizes: tuple[int, ...] = field(
       (64,), MODEL,
       "cvae with --conditional_prior=learned: comma-separated hidden widths (ReLU Dense) of "
-      "the prior network c -> (loc, scale) of p(z|c); its output layer starts at N(0, I).")
+      "the prior network c -> (loc, scale) of p(z|c); its output layer starts at N(0, I). "
+      "Not read where a prior network is given (tfvae.fit(..., prior=)).")
   num_samples: int = field(
       1, MODEL,
       "Monte Carlo samples L of z per example of the distortion term.")
@@ -78,6 +93,26 @@ class CVAEConfig(base.RateScheduleConfig, base.ModelConfig):
                         f"{config.data.num_classes}); give a labeled dataset (or "
                         "--label_column for a table).")
     super().check_with(config)
+
+  def accepts(self):
+    """encoder (x -> features; tfvae adds q(z|x, c)), decoder over [z, c], likelihood, and
+    with --conditional_prior=learned the prior p(z|c), called on c [B, C]."""
+    learned = self.conditional_prior == "learned"
+    return user_networks.Accepts(
+        parts=("encoder", "decoder", "likelihood") + (("prior",) if learned else ()),
+        decoder_input=("z", "c"), prior_input="c",
+        features_only="--model=cvae joins the features with the condition c for q(z|x, c)",
+        not_taken=() if learned else (("prior", "--conditional_prior=standard fixes p(z|c) = "
+                                       "N(0, I) whatever c: give --conditional_prior=learned "
+                                       "with a prior network"),))
+
+  def condition_dim(self, config):
+    """C (the module's `condition_dim`)."""
+    return condition_dim(config)
+
+  def network_knobs_read_elsewhere(self):
+    """q(z|x, c)'s joint layer reads --hidden_sizes."""
+    return frozenset({"hidden_sizes"})
 
   def inactive(self, config):
     inactive = super().inactive(config)
@@ -110,6 +145,10 @@ class CVAE(interface.LatentVariableModel, interface.LabelConditional, interface.
   Args:
     config: tfvae.config.Config whose model section is a CVAEConfig; reads it and
       config.data.image_shape ([H, W, C] images or [D] vectors) and num_classes (K >= 2).
+    parts: optional tfvae.user_networks.Parts: an encoder body x -> features [B, F] (tfvae
+      joins them with c and adds q(z|x, c)'s head), a decoder over [z, c] [B, latent_dim + C]
+      with an optional likelihood layer, a prior c [B, C] -> p(z|c) or its (loc, raw scale)
+      (with --conditional_prior=learned; priors.UserConditionalPrior).
 
   Raises:
     ValueError: for an image_shape of another rank, or data without labels (K < 2).
@@ -120,27 +159,38 @@ class CVAE(interface.LatentVariableModel, interface.LabelConditional, interface.
 
   config_class = CVAEConfig
 
-  def __init__(self, config):
+  def __init__(self, config, parts=None):
     super().__init__(name="cvae")
+    parts = self.parts = parts or user_networks.Parts()
     shape = tuple(config.data.image_shape)
     if len(shape) not in (1, 3):
       raise ValueError(f"config.data.image_shape must be [H, W, C] or [D], got {shape}.")
     if config.data.num_classes < 2:
       raise ValueError(f"--model=cvae needs labels (num_classes={config.data.num_classes}).")
     self.config = config
-    self.num_classes = self.condition_dim = k = config.data.num_classes
+    self.num_classes = config.data.num_classes
+    self.condition_dim = k = condition_dim(config)
     d = config.model.latent_dim
+    width = config.model.accepts().decoder_width(d, self.num_classes, k)  # [z, c]: d + C
     sizes = dict(architecture=config.model.architecture, hidden_sizes=config.model.hidden_sizes,
                  conv_filters=config.model.conv_filters)
-    self.encoder = networks.ConditionalEncoder(shape, d, k, **sizes, name="encoder")
-    self.decoder = decoders.Decoder(shape, d + k, **sizes, likelihood=config.model.likelihood,
+    self.encoder = networks.ConditionalEncoder(shape, d, k, **sizes, body=parts.encoder,
+                                               name="encoder")
+    self.decoder = decoders.Decoder(shape, width, **sizes, likelihood=config.model.likelihood,
+                                    net=parts.decoder, likelihood_layer=parts.likelihood,
                                     name="decoder")
     self.prior_network = None
-    if config.model.conditional_prior == "learned":
+    if parts.prior is not None:
+      if config.model.conditional_prior != "learned":  # network_checks.check says it first
+        raise ValueError("A prior network needs --conditional_prior=learned.")
+      self.prior_network = priors.UserConditionalPrior(parts.prior, k, name="prior")
+    elif config.model.conditional_prior == "learned":
       self.prior_network = PriorNetwork(k, d, config.model.prior_hidden_sizes, name="prior")
       self.prior_network(tf.zeros([1, k]))
     self.encoder(tf.zeros([1, *shape]), tf.zeros([1, k]))
-    self.decoder(tf.zeros([1, d + k]))
+    self.decoder(tf.zeros([1, width]))
+    q_z = networks.diagonal_gaussian(tf.zeros([1, 2 * d]))  # q(z|x, c) is tfvae's
+    self.has_analytic_rate = _kl_registered(q_z, self.conditional_prior(tf.zeros([1, k])))
 
   def _parts(self):
     return [self.encoder, self.decoder] + (
@@ -243,6 +293,15 @@ class CVAE(interface.LatentVariableModel, interface.LabelConditional, interface.
     return self.decode(z_all, tf.broadcast_to(tf.eye(k)[None], [b, k, k])).mean()
 
 
+def _kl_registered(q, p):
+  """Whether TFP has an analytic KL(q || p) for this pair of distributions."""
+  try:
+    tfd.kl_divergence(q, p)
+    return True
+  except NotImplementedError:
+    return False
+
+
 class Conditioned(interface.LatentVariableModel):
   """A CVAE with the condition c float32 [B, C] fixed (row i of x goes with row i of c): an
   unconditional LatentVariableModel with q(z|x, c) as its posterior and p(z|c) (batch [B]) as
@@ -279,9 +338,13 @@ class Conditioned(interface.LatentVariableModel):
     return self.decode(q_z.mean()).mean()
 
   def rate_per_dimension(self, q_z, seed, index=None):
-    """KL(q(z_d|x, c) || p(z_d|c)), float32 [B, D] nats (analytic; sums to the rate)."""
+    """KL(q(z_d|x, c) || p(z_d|c)), float32 [B, D] nats (analytic; sums to the rate); None
+    for a user's p(z|c) that is not a MultivariateNormalDiag."""
     del seed, index
-    return objectives.rate_per_dimension(q_z, self.prior())
+    p_z = self.prior()
+    if not isinstance(p_z, tfd.MultivariateNormalDiag):
+      return None
+    return objectives.rate_per_dimension(q_z, p_z)
 
   def log_weight_terms(self, x, q_z, eps, training=False):
     """{"z" [L, B, D], "log_likelihood" log p(x|z, c), "log_prior" log p(z|c),
@@ -305,7 +368,9 @@ class Conditioned(interface.LatentVariableModel):
     eps = noise.replica_normal_noise(self.config.model.num_samples, tf.shape(x)[0],
                                      self.noise_dim, seed, batch.get("index"))
     parts = self.log_weight_terms(x, q_z, eps, training)
-    terms = objectives.bound_terms(parts, objectives.rate(q_z, self.prior(training)))
+    analytic = self.model.has_analytic_rate  # else the Monte Carlo estimate on the same z
+    terms = objectives.bound_terms(
+        parts, objectives.rate(q_z, self.prior(training)) if analytic else None)
     if "mean_squared_error" in parts:
       terms["mean_squared_error"] = parts["mean_squared_error"]
     beta = self.beta(step) if training else 1.0
