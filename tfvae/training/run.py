@@ -74,8 +74,8 @@ def _check_workdir(config, workdir, overwrite):
 
 def with_source(config, source):
   """`config` naming where `source` came from: its origin as the dataset, and the options it was
-  read with (Source.reader_options: image_size, max_value, label_column), so that every later
-  command reads the origin as training did. A reader option the config sets otherwise is
+  read with (Source.reader_options: image_size, max_value, label_column, condition_columns),
+  so that every later command reads the origin as training did. A reader option the config sets otherwise is
   replaced, with a warning (the source is what the run trains on)."""
   defaults = sections.DataConfig()
   for name, value in source.reader_options.items():
@@ -116,6 +116,7 @@ def resolve(config, data):
                                         "binarization": data.binarization,  # auto resolved
                                         "pixel_levels": data.max_value + 1,
                                         "num_classes": data.num_classes,
+                                        "condition_dim": data.condition_dim,
                                         "data_fingerprint": data.fingerprint,
                                         "feature_mean": data.feature_mean,
                                         "feature_scale": data.feature_scale})
