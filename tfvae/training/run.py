@@ -366,7 +366,9 @@ def _train_in_workdir(config, data, workdir, strategy, chief, refused, parts):
         if chief and summary_images is not None:
           summaries.write_images(writers["eval"], step, trainer.model, summary_images,
                                  tf.constant(evaluator_lib.EVAL_SEED, tf.int32),
-                                 data.validation.labels[:_NUM_SUMMARY_IMAGES])
+                                 data.validation.labels[:_NUM_SUMMARY_IMAGES],
+                                 None if data.validation.conditions is None else
+                                 data.validation.conditions[:_NUM_SUMMARY_IMAGES])
         writers["eval"].flush()
         writers["train"].flush()
         improved = best.update(step, metrics["loss"])
