@@ -305,3 +305,20 @@ def test_images_with_conditions_train_draw_their_figures_and_refuse_what_needs_a
   with pytest.raises(tfvae.ConfigError, match="--sample_quality: condition:") as raised:
     trained.sample_quality(num_samples=10, data=source, write=False)
   assert "\n" not in str(raised.value)
+
+
+@pytest.mark.slow
+def test_on_device_and_tf_data_batches_give_the_same_training_with_conditions():
+  images, labels, conditions = _digits()
+  source = data_lib.from_arrays(images, labels, max_value=16, conditions=conditions)
+  weights = {}
+  for on_device in (True, False):
+    config = tfvae.Config(model="cvae", hidden_sizes=(16,), latent_dim=2, batch_size=32,
+                          dataset=data_lib.IN_MEMORY, data_on_device=on_device)
+    data = data_lib.build(source, config)
+    config = run_lib.resolve(config, data)
+    trainer = trainer_lib.Trainer(config, tf.distribute.OneDeviceStrategy("/cpu:0"))
+    trainer.train(trainer.train_iterator(data), 5)
+    weights[on_device] = [v.numpy() for v in trainer.model.trainable_variables]
+  for a, b in zip(weights[True], weights[False]):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

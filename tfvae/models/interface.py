@@ -149,7 +149,8 @@ class LatentVariableModel(Model):
 
   def sample(self, n, seed, label=None):
     """n draws {"mean", "sample"} [n, *image_shape] from the model (and "label" [n] int64 for
-    label-conditional ones: label < 0 or None draws y ~ p(y), else that class)."""
+    label-conditional ones: label < 0 or None draws y ~ p(y), else that class; the cvae on
+    real conditions takes sample(n, seed, condition) instead, c [n, C] or [C])."""
     raise NotImplementedError
 
   def elbo(self, x, seed):
