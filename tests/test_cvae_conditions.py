@@ -129,6 +129,9 @@ def test_csv_condition_columns_are_taken_out_of_the_features_and_checked(tmp_pat
     f.write("\n".join(lines) + "\n")
   with pytest.raises(DataError, match=r"bad.csv: column 'intensity', row 4: 'inf'"):
     data_lib.from_file(str(tmp_path / "bad.csv"), condition_columns="intensity")
+  for dataset in ("digits", str(tmp_path)):  # a name, a folder: no columns to take
+    with pytest.raises(DataError, match="--condition_columns=intensity: --dataset=.* is"):
+      data_lib.load(config_lib.Config(dataset=dataset, condition_columns="intensity"))
 
 
 def _config(**overrides):

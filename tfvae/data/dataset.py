@@ -81,6 +81,10 @@ def read(config):
     raise DataError("This run was trained from in-memory arrays (tfvae.fit(..., data=...)), which "
                     "a command cannot read again: call the Python API with the same data, e.g. "
                     "tfvae.load(workdir).evaluate(data) or tfvae.draw(workdir, data=data).")
+  if config.data.condition_columns and not files.is_path(config.data.dataset):
+    raise DataError(f"--condition_columns={config.data.condition_columns}: --dataset="
+                    f"{config.data.dataset} is not a .csv table (conditions of arrays: "
+                    "tfvae.data.from_arrays(..., conditions=)).")
   if config.data.dataset == "digits":
     return sources.digits()
   if files.is_path(config.data.dataset):

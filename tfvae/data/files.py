@@ -47,6 +47,9 @@ def from_path(path, image_size=None, max_value=None, label_column="", condition_
   """
   path = os.path.expanduser(path)
   if os.path.isdir(path):
+    if condition_columns:
+      raise DataError(f"--condition_columns={condition_columns}: --dataset={path} is a folder "
+                      "of images, not a .csv table.")
     return from_directory(path, image_size)
   if not os.path.exists(path):
     raise DataError(f"--dataset={path} does not exist (a folder of images, or an .npz, .npy or "
