@@ -415,7 +415,8 @@ def test_the_reader_options_of_a_source_are_recorded_and_read_again(tmp_path):
   with open(tmp_path / "table.csv", "w") as f:
     f.write("a,b,target\n" + "".join(f"{i},{i % 3 * 0.5},{i % 2}\n" for i in range(40)))
   source = data_lib.from_file(str(tmp_path / "table.csv"), label_column="target")
-  assert source.reader_options == {"max_value": 0, "label_column": "target"}
+  assert source.reader_options == {"max_value": 0, "label_column": "target",
+                                   "condition_columns": ""}
   saved = _as_trained(config_lib.Config(binarization="none", likelihood="normal"), source,
                       str(tmp_path / "table"))
   assert saved.data.label_column == "target" and saved.data.image_shape == (2,)

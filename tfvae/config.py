@@ -339,7 +339,7 @@ def load(workdir):
 # The options of the readers of --dataset (tfvae.data.from_directory, from_file), recorded with
 # the dataset so that later commands read it alike (the reader_options field of
 # tfvae.data.arrays.Source).
-READER_OPTIONS = ("image_size", "max_value", "label_column")
+READER_OPTIONS = ("image_size", "max_value", "label_column", "condition_columns")
 
 
 def check_resumable(saved, new):

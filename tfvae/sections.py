@@ -40,6 +40,11 @@ class DataConfig:
       "", DATA,
       "A .csv --dataset: the header of the column of integer labels (empty: none; every "
       "column is a feature).")
+  condition_columns: str = field(
+      "", DATA,
+      "A .csv --dataset: comma-separated headers of the columns holding each row's real "
+      "covariates, the condition c [C] of --model=cvae (taken out of the features; empty: "
+      "none).")
   test_fraction: float = field(
       0.2, DATA,
       "A dataset without a test split (digits, your own data without test/ or x_test): the "
@@ -84,6 +89,10 @@ class DataConfig:
   num_classes: int = field(
       0, RESOLVED,
       "K: labels are 0..K-1 (0: no labels).")
+  condition_dim: int = field(
+      0, RESOLVED,
+      "C: the width of each example's real conditions (--condition_columns, or "
+      "tfvae.data.from_arrays(conditions=)); 0: none.")
   labeled_examples: int = field(
       0, RESOLVED,
       "Labeled train examples (N of --num_labels, or all labeled ones).")

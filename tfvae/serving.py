@@ -48,6 +48,9 @@ exports: encode(x, y) -> loc, scale; decode(z, y); sample(n, seed, label int32 [
 sample, label int64 [n] (z ~ p(z|y); label < 0 draws y uniformly, else that class);
 reconstruct(x, y) (= serving_default); elbo(x, y) -> elbo, rate, distortion [N], the ELBO of x
 given y (rate = KL(q(z|x,y) || p(z|y))); style_transfer(x, y) -> images [N, K, H, W, C].
+A CVAE on real conditions c float32 [N, C] takes `condition` where this one takes y (and
+sample(n, seed, condition [n or 1, C])): tfvae/serving_conditions.py; tfvae.json records C as
+"condition_dim" (0 for other models).
 """
 
 import os
@@ -59,6 +62,7 @@ import tensorflow as tf
 from tfvae import atomic
 from tfvae import flows
 from tfvae import lock
+from tfvae import serving_conditions
 
 from tfvae import workdir as workdir_lib
 from tfvae.models import interface
@@ -200,19 +204,24 @@ class _Exported(tf.Module):
     generative = isinstance(model, interface.LatentVariableModel)
     x_spec = tf.TensorSpec([None, *shape], tf.float32, name="x")
     z_spec = tf.TensorSpec([None, config.model.latent_dim], tf.float32, name="z")
-    y_spec = [tf.TensorSpec([None], tf.int64, name="y")] if k else []
+    covariates = serving_conditions.width(model)  # C of a cvae on real conditions, else 0
+    y_spec = ([tf.TensorSpec([None], tf.int64, name="y")] if k
+              else serving_conditions.spec(model))
     raw = _Standardization(config)
     decode_raw = _raw_units(model.decode, config)
 
     def x_in(x, signature):
       return raw.standardize(_checked(x, "x", signature, shape, images))
 
-    def onehot(y, signature):
+    def onehot(y, signature, x=None):
+      """c of what a conditional model is given: y's one-hot, or the checked condition."""
+      if covariates:
+        return serving_conditions.checked(y[0], covariates, signature, tf.shape(x)[0])
       return tf.one_hot(_checked_labels(y[0], k, "y", signature), k) if k else None
 
     @tf.function(input_signature=[x_spec, *y_spec], autograph=False)
     def encode(x, *y):
-      q_z = model.encode(x_in(x, "encode"), onehot(y, "encode"))
+      q_z = model.encode(x_in(x, "encode"), onehot(y, "encode", x))
       if not generative:
         return {"code": q_z.mean()}
       if isinstance(q_z, flows.FlowPosterior):  # q0's parameters, and the flow at q0's mean
@@ -222,7 +231,7 @@ class _Exported(tf.Module):
     @tf.function(input_signature=[z_spec, *y_spec], autograph=False)
     def decode(z, *y):
       z = _checked(z, "z", "decode", [config.model.latent_dim])
-      return _likelihood_params(config.model.likelihood, decode_raw(z, onehot(y, "decode")))
+      return _likelihood_params(config.model.likelihood, decode_raw(z, onehot(y, "decode", z)))
 
     # Conditional models (cvae) take the class y wherever x goes in: reconstruct, elbo and
     # style_transfer are given it (their q(z|x, c) needs it).
@@ -232,13 +241,14 @@ class _Exported(tf.Module):
     @tf.function(input_signature=[x_spec, *given_spec], autograph=False)
     def reconstruct(x, *y):
       x = x_in(x, "reconstruct")
-      out = model.reconstruct(x, onehot(y, "reconstruct")) if y else model.reconstruct(x)
+      out = model.reconstruct(x, onehot(y, "reconstruct", x)) if y else model.reconstruct(x)
       return {"reconstruction": raw.unstandardize(out)}
 
     self.fns = {"serving_default": reconstruct, "encode": encode, "decode": decode,
                 "reconstruct": reconstruct}
     if generative or fitted:
-      label_spec = [tf.TensorSpec([], tf.int32, name="label")] if k else []
+      label_spec = ([tf.TensorSpec([], tf.int32, name="label")] if k
+                    else serving_conditions.spec(model))
 
       @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="n"),
                                     tf.TensorSpec([2], tf.int32, name="seed"), *label_spec],
@@ -247,6 +257,9 @@ class _Exported(tf.Module):
         n = _checked_count(n, "sample")
         if fitted:  # z from the sampler fitted to the codes
           out = sampler.draw(model, n, seed)
+        elif covariates:  # z ~ p(z|c), one draw per row of c
+          out = model.sample(n, seed, serving_conditions.checked(
+              label[0], covariates, "sample", n, one_row_too=True))
         else:
           out = model.sample(n, seed, _checked_labels(label[0], k, "label", "sample", True)
                              if k else None)
@@ -260,7 +273,8 @@ class _Exported(tf.Module):
       def elbo(x, *y):
         seed = tf.constant(_ELBO_SEED, tf.int32)
         if y:  # the ELBO of x given its class
-          return model.elbo(x_in(x, "elbo"), seed, onehot(y, "elbo"))
+          x = x_in(x, "elbo")
+          return model.elbo(x, seed, onehot(y, "elbo", x))
         return model.elbo(x_in(x, "elbo"), seed)
 
       self.fns["elbo"] = elbo
@@ -360,6 +374,7 @@ def _export(model, path, step, checkpoint_step, sampler):
           "model": model.config.family, "likelihood": model.config.model.likelihood,
           "latent_dim": model.config.model.latent_dim, "signatures": sorted(signatures),
           "input": input_contract(model.config),
+          "condition_dim": serving_conditions.width(model),
           "sampler": (None if "sample" not in signatures else
                       sampler.info if sampler is not None else {"kind": "standard"})}
   os.makedirs(os.path.dirname(os.path.join(target, workdir_lib.EXPORT_INFO)), exist_ok=True)

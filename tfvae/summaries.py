@@ -27,19 +27,34 @@ def image_grid(images, columns, pad=GRID_PADDING, pad_value=PAD_VALUE):
   return grid[None, :rows * (h + pad) - pad, :columns * (w + pad) - pad]
 
 
-def reconstruction_grid(model, images, labels=None):
+def given(labels=None, conditions=None):
+  """The part of a batch a Conditional model's `condition(batch)` reads: {"label": int [N]}
+  and/or {"condition": float32 [N, C]}, of those given."""
+  out = {} if labels is None else {"label": tf.constant(np.asarray(labels), tf.int64)}
+  if conditions is not None:
+    out["condition"] = tf.constant(np.asarray(conditions), tf.float32)
+  return out
+
+
+def reconstruction_grid(model, images, labels=None, conditions=None):
   """Inputs [N, H, W, C] beside the model's reconstructions: a grid of N rows, 2 columns
-  (a Conditional model's given the images' classes `labels` int [N])."""
+  (a Conditional model's given the images' classes `labels` int [N], or their real
+  `conditions` float32 [N, C] for a cvae on conditions)."""
   if isinstance(model, interface.Conditional):
-    recon = model.reconstruct(images, tf.one_hot(labels, model.num_classes))
+    recon = model.reconstruct(images, model.condition(given(labels, conditions)))
   else:
     recon = model.reconstruct(images)
   pairs = np.stack([np.asarray(images), np.asarray(recon)], axis=1)
   return image_grid(pairs.reshape(-1, *pairs.shape[2:]), columns=2)
 
 
-def sample_grid(model, num, seed, columns=8):
-  """Decoder means of `num` draws of `model.sample` with stateless `seed`, as one grid image."""
+def sample_grid(model, num, seed, columns=8, conditions=None):
+  """Decoder means of `num` draws of `model.sample` with stateless `seed`, as one grid image;
+  a model given `conditions` float32 [n, C] (a cvae on conditions, which samples only given
+  them) draws one image per row of them instead."""
+  if conditions is not None and isinstance(model, interface.Conditional):
+    c = tf.constant(np.asarray(conditions), tf.float32)
+    return image_grid(model.sample_given(c, seed)["mean"], columns)
   return image_grid(model.sample(num, seed)["mean"], columns)
 
 
@@ -53,11 +68,13 @@ def write_scalars(writer, step, values):
         tf.summary.scalar(name, value)
 
 
-def write_images(writer, step, model, images, seed, labels=None):
+def write_images(writer, step, model, images, seed, labels=None, conditions=None):
+  """Reconstructions of `images` and samples (given `conditions`, the images' own, for a
+  cvae on conditions) as TensorBoard images at `step`."""
   with writer.as_default(step=step):
-    tf.summary.image("reconstructions", reconstruction_grid(model, images, labels))
+    tf.summary.image("reconstructions", reconstruction_grid(model, images, labels, conditions))
     if isinstance(model, interface.LatentVariableModel):  # AEs have no prior to sample
-      tf.summary.image("samples", sample_grid(model, 32, seed))
+      tf.summary.image("samples", sample_grid(model, 32, seed, conditions=conditions))
 
 
 def read_scalars(event_dir, tags=None):

@@ -7,7 +7,8 @@ or floats already in [0, 1]; raw float vectors [N, D] (standardized inside with 
 statistics under --standardize, outputs in raw units, as the SavedModel does). Values the
 SavedModel refuses are refused here too, with a DataError naming the argument and the range
 found (tfvae.data.arrays.checked_pixels): integer pixels above max_value, floats outside
-[0, 1] (e.g. raw 0..255 floats), NaN, inf, None.
+[0, 1] (e.g. raw 0..255 floats), NaN, inf, None. The checks of every argument (x, label,
+condition, counts, seeds) live in tfvae/model_inputs.py.
 """
 
 import contextlib
@@ -21,6 +22,9 @@ import tensorflow_probability as tfp
 
 from tfvae import data as data_lib
 from tfvae import lock
+from tfvae import model_inputs
+from tfvae.model_inputs import as_source, DataLike, PathLike  # noqa: F401 (API names)
+from tfvae.model_inputs import check_int as _check_int, check_split as _check_split
 from tfvae import samplers
 from tfvae import summaries
 from tfvae import workdir as workdir_lib
@@ -29,40 +33,6 @@ from tfvae.data import arrays
 from tfvae.evaluation import evaluator as evaluator_lib
 from tfvae.serving import MAX_SAMPLES
 from tfvae.models import interface
-
-
-SPLITS = ("train", "validation", "test")
-PathLike = Union[str, "os.PathLike[str]"]
-# What `fit`, `evaluate` and `data` take as data: a tfvae.data Source or unlabeled examples.
-DataLike = Union[arrays.Source, np.ndarray]
-
-
-def _check_int(name: str, value: Any, low: int, high: Optional[int] = None,
-               why: str = "") -> None:
-  """ValueError naming the argument unless value is an int (not bool) in [low, high]."""
-  if (isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer))
-      or value < low or (high is not None and value > high)):
-    bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
-    raise ValueError(f"{name}={value!r}: expected an int {bounds}{why}.")
-
-
-def _check_split(split: str) -> None:
-  if split not in SPLITS:
-    raise ValueError(f"split={split!r}: expected one of {', '.join(map(repr, SPLITS))}.")
-
-
-def as_source(data: Optional[DataLike]) -> Optional[arrays.Source]:
-  """`data` as a tfvae.data Source (None stays None; a numpy array is `from_arrays(data)`).
-
-  Raises:
-    TypeError: for anything else.
-  """
-  if data is None or isinstance(data, arrays.Source):
-    return data
-  if isinstance(data, np.ndarray):
-    return arrays.from_arrays(data)
-  raise TypeError(f"data must be a tfvae.data Source (from_arrays, from_directory, from_file) "
-                  f"or a numpy array, not {type(data).__name__}.")
 
 
 class TrainedModel:
@@ -97,23 +67,13 @@ class TrainedModel:
             f"step={self.step}, workdir={self.workdir!r})")
 
   def _inputs(self, x: Any, name: str = "x") -> tf.Tensor:
-    """float32 Tensor [N, *image_shape] of x, checked as the SavedModel checks it (images:
-    tfvae.data.arrays.unit_pixels; vectors: finite features), raw features standardized under
-    --standardize."""
-    x = np.asarray(x)
-    shape = tuple(self.config.data.image_shape)
-    if x.shape[1:] != shape and x.ndim == len(shape) and len(shape) == 3 and shape[-1] == 1:
-      x = x[..., None]  # [N, H, W] gray images
-    if x.shape[1:] != shape or not x.ndim:
-      raise ValueError(f"{name} has shape {x.shape}; this model takes "
-                       f"[N, {', '.join(map(str, shape))}].")
-    if len(shape) == 3:
-      x = arrays.unit_pixels(x, self.config.data.pixel_levels - 1, name)
-    else:
-      x = arrays.checked_vectors(x, name)
-    if self.config.data.feature_mean:  # --standardize: raw features in
-      x = (x - np.asarray(self.config.data.feature_mean)) / np.asarray(self.config.data.feature_scale)
-    return tf.constant(x, tf.float32)
+    """float32 Tensor [N, *image_shape] of x, checked (model_inputs.examples)."""
+    return model_inputs.examples(self.config, x, name)
+
+  def _given(self, num: int, label: Optional[Any],
+             condition: Optional[Any]) -> dict[str, tf.Tensor]:
+    """{"label" int64 [num](, "condition" float32 [num, C])}, checked (model_inputs.given)."""
+    return model_inputs.given(self.model, self.config.family, num, label, condition)
 
   def _raw(self, x: Any) -> np.ndarray:
     """Model outputs in raw feature units (--standardize), as the export returns them."""
@@ -123,74 +83,77 @@ class TrainedModel:
           self.config.data.feature_mean, np.float32)
     return x
 
-  def encode(self, x: np.ndarray,
-             label: Optional[Any] = None) -> "tfp.distributions.Distribution":
+  def encode(self, x: np.ndarray, label: Optional[Any] = None,
+             condition: Optional[Any] = None) -> "tfp.distributions.Distribution":
     """q(z|x): a tfd.Distribution with batch [N], event [latent_dim] (its mean() is the code;
-    a point mass for deterministic autoencoders); q(z|x, y) for conditional models (cvae).
+    a point mass for deterministic autoencoders); q(z|x, c) for conditional models (cvae).
 
     Args:
       x: images [N, H, W, C] (or [N, H, W] gray): integer pixels 0..max_value (the run's,
         e.g. 255 or 16; divided by it), bool, or floats in [0, 1]; or vectors [N, D] of finite
         raw features. (See the module docstring.)
-      label: conditional models (cvae) only, and required there, as in `elbo`.
+      label: the cvae on classes only, and required there, as in `elbo`.
+      condition: the cvae on real conditions only, and required there, as in `elbo`.
 
     Raises:
       ValueError: for m2 (its posterior needs a label: model.model.encode(x, y_onehot)), x of
-        another shape, a label as in `elbo`.
+        another shape, a label or condition as in `elbo`.
       DataError (a ValueError): x's values are not pixels (integers outside 0..max_value, floats
         outside [0, 1], NaN, inf, None), naming x and the range found.
     """
+    x = self._inputs(x)
+    given = self._given(int(x.shape[0]), label, condition)  # refuses what the model does not take
     model: Any = self.model
     if isinstance(self.model, interface.Conditional):
-      x = self._inputs(x)
-      return model.encode(x, tf.one_hot(self._labels(label, int(x.shape[0])), model.num_classes))
-    self._labels(label, 0)  # refuses a label
+      return model.encode(x, model.condition(given))
     if isinstance(self.model, interface.LabelConditional):
       raise ValueError(f"--model={self.config.family} encodes x together with a label y: use "
                        "model.model.encode(x, y_onehot).")
-    return self.model.posterior(self._inputs(x))
+    return model.posterior(x)
 
-  def decode(self, z: np.ndarray,
-             label: Optional[Any] = None) -> "tfp.distributions.Distribution":
+  def decode(self, z: np.ndarray, label: Optional[Any] = None,
+             condition: Optional[Any] = None) -> "tfp.distributions.Distribution":
     """p(x|z): a tfd.Distribution, batch [N], event image_shape, for codes z float [N, D]
-    (over standardized features with --standardize); p(x|z, y) for conditional models (cvae),
-    whose `label` (as in `elbo`) is required.
+    (over standardized features with --standardize); p(x|z, c) for conditional models (cvae),
+    whose `label` (or, on real conditions, `condition`; as in `elbo`) is required.
 
     Raises:
-      ValueError: z of another shape, a label as in `elbo`; DataError (a ValueError): z not
-        finite, as the SavedModel.
+      ValueError: z of another shape, a label or condition as in `elbo`; DataError (a
+        ValueError): z not finite, as the SavedModel.
     """
     z = np.asarray(z)
     if z.ndim != 2 or z.shape[1] != self.config.model.latent_dim:
       raise ValueError(f"z has shape {z.shape}; this model decodes [N, {self.config.model.latent_dim}].")
     codes = tf.constant(arrays.checked_vectors(z, "z"), tf.float32)
+    given = self._given(len(z), label, condition)
     model: Any = self.model
     if isinstance(self.model, interface.Conditional):
-      return model.decode(codes, tf.one_hot(self._labels(label, len(z)), model.num_classes))
-    self._labels(label, len(z))  # refuses a label
+      return model.decode(codes, model.condition(given))
     return model.decode(codes)
 
-  def reconstruct(self, x: np.ndarray, label: Optional[Any] = None) -> np.ndarray:
+  def reconstruct(self, x: np.ndarray, label: Optional[Any] = None,
+                  condition: Optional[Any] = None) -> np.ndarray:
     """float32 numpy [N, *image_shape]: the decoder mean at the posterior mean (raw units).
 
     Args:
       x: as in `encode`.
-      label: conditional models (cvae) only, and required there: the class of each image,
-        int [N] (or one int for all) in [0, K); the reconstruction is given it.
+      label: the cvae on classes only, and required there: the class of each image, int [N]
+        (or one int for all) in [0, K); the reconstruction is given it.
+      condition: the cvae on real conditions only, and required there, as in `elbo`.
 
     Raises:
-      ValueError / DataError: x as in `encode`; label as in `elbo`.
+      ValueError / DataError: x as in `encode`; label and condition as in `elbo`.
     """
     x = self._inputs(x)
-    model: Any = self.model  # (a Conditional model is also LabelConditional: num_classes)
+    given = self._given(int(x.shape[0]), label, condition)
+    model: Any = self.model
     if isinstance(self.model, interface.Conditional):
-      onehot = tf.one_hot(self._labels(label, int(x.shape[0])), model.num_classes)
-      return self._raw(model.reconstruct(x, onehot))
-    self._labels(label, int(x.shape[0]))  # refuses a label
-    return self._raw(self.model.reconstruct(x))
+      return self._raw(model.reconstruct(x, model.condition(given)))
+    return self._raw(model.reconstruct(x))
 
   def sample(self, num: int, seed: int = 0, label: Optional[int] = None,
-             sampler: Optional[str] = None) -> dict[str, np.ndarray]:
+             sampler: Optional[str] = None,
+             condition: Optional[Any] = None) -> dict[str, np.ndarray]:
     """{"mean", "sample"}: float32 numpy [num, *image_shape], decoded codes z drawn from the
     model's sampler: the prior p(z), or the sampler fitted to the codes (`fit_sampler`; the one
     stored with the run). Label-conditional models (m2, cvae) also return "label": int64 numpy
@@ -206,29 +169,26 @@ class TrainedModel:
         sample takes the same, with a negative label for "draw").
       sampler: None (the model's: `self.sampler`), "standard" (the prior, also when another is
         fitted), or the kind fitted ("gmm", "two_stage").
+      condition: the cvae on real conditions only, and required there: float [num, C] (one
+        row per image) or [C] (every image given it); z ~ p(z|c), x ~ p(x|z, c).
 
     Raises:
       ValueError: for deterministic autoencoders without a fitted sampler (no prior), num /
         seed not such an int, a label given to a model without classes or outside [0, K), a
-        sampler that is not fitted (raised before any work).
+        condition missing (cvae on conditions), given to another model, or not finite
+        [num, C] / [C], a sampler that is not fitted (raised before any work).
     """
     chosen = samplers.choose(self.sampler, sampler)
     if chosen.kind == "standard" and not isinstance(self.model, interface.LatentVariableModel):
       raise ValueError(f"--model={self.config.family} has no prior p(z) to sample from: fit a "
                        "sampler to its codes first (fit_sampler('gmm'), or python -m "
                        "tfvae.fit_sampler).")
-    _check_int("num", num, 0, MAX_SAMPLES, " (the outputs are held in memory: call sample "
-               "again with another seed for more)")
-    _check_int("seed", seed, -2 ** 31, 2 ** 31 - 1, " (an int32)")
-    classes = self.model.num_classes if isinstance(self.model, interface.LabelConditional) else 0
-    if label is not None:
-      if not classes:
-        raise ValueError(f"label={label!r}: --model={self.config.family} is not "
-                         "label-conditional (m2 and cvae sample a given class).")
-      _check_int("label", label, 0, classes - 1,
-                 f", a class of the {classes} (label=None draws y ~ p(y))")
+    classes, c = model_inputs.sample_arguments(self.model, self.config.family, num, seed, label,
+                                               condition, MAX_SAMPLES)
     n, seed_pair = tf.constant(num, tf.int32), tf.constant([seed, 0], tf.int32)
-    if classes:
+    if c is not None:
+      out = self.model.sample(n, seed_pair, c)
+    elif classes:
       out = self.model.sample(n, seed_pair, tf.constant(-1 if label is None else label, tf.int64))
     else:
       out = chosen.draw(self.model, n, seed_pair)
@@ -274,59 +234,18 @@ class TrainedModel:
                                   chosen)
     return self.sampler
 
-  def _labels(self, label: Optional[Any], num: int) -> tf.Tensor:
-    """int64 [num]: the classes given with x to a Conditional model (required there); -1
-    (unknown) for other models, which refuse a label. ValueError naming `label` otherwise."""
-    conditional = isinstance(self.model, interface.Conditional)
-    if label is None:
-      if conditional:
-        raise ValueError(f"--model={self.config.family} is conditional: give label=, the class "
-                         f"of each example (int [N] or one int, in [0, {self.model.num_classes})).")
-      return tf.fill([num], tf.constant(-1, tf.int64))
-    if not conditional:
-      raise ValueError(f"label={label!r}: --model={self.config.family} is not conditional "
-                       "(only cvae takes the class with x).")
-    y = np.asarray(label)
-    y = np.full([num], y) if y.ndim == 0 else y
-    classes = self.model.num_classes
-    if (y.shape != (num,) or (y.size and not np.issubdtype(y.dtype, np.integer))
-        or (y.size and (y.min() < 0 or y.max() >= classes))):
-      raise ValueError(f"label: expected ints in [0, {classes}), one or one per example "
-                       f"[{num}]; got shape {y.shape}, dtype {y.dtype}"
-                       + (f", values {y.min()}..{y.max()}."
-                          if y.size and np.issubdtype(y.dtype, np.number) else "."))
-    return tf.constant(y.astype(np.int64))
-
-  def _batched(self, fn: Any, x: tf.Tensor, labels: tf.Tensor, batch_size: int) -> Any:
-    """fn(x[i:j], index[i:j], labels[i:j]) over batches of `batch_size` rows, concatenated
-    (numpy): a dict of [N] arrays for a dict, else an [N] array. Each example's noise depends
-    on its index, so the result does not depend on batch_size."""
-    num = int(x.shape[0])
-    parts = [fn(x[i:i + batch_size], tf.range(i, min(num, i + batch_size), dtype=tf.int64),
-                labels[i:i + batch_size])
-             for i in range(0, max(num, 1), batch_size)]
-    if isinstance(parts[0], dict):
-      return {k: np.concatenate([p[k].numpy() for p in parts]) for k in parts[0]}
-    return np.concatenate([p.numpy() for p in parts])
-
-  def _spec(self) -> list[tf.TensorSpec]:
-    """The input signature of the traced functions: x [None, *image_shape], index [None],
-    label [None]."""
-    return [tf.TensorSpec([None, *self.config.data.image_shape], tf.float32, name="x"),
-            tf.TensorSpec([None], tf.int64, name="index"),
-            tf.TensorSpec([None], tf.int64, name="label")]
-
   def _terms_function(self) -> Any:
     """model.losses at the evaluation seed, traced once per model (batch dimension None)."""
     if self._terms_fn is None:
       seed = tf.constant(evaluator_lib.EVAL_SEED, tf.int32)
       step = tf.constant(self.step, tf.int64)
 
-      def terms(x: tf.Tensor, index: tf.Tensor, label: tf.Tensor) -> dict[str, tf.Tensor]:
-        batch = {"image": x, "label": label, "index": index}
-        return self.model.losses(batch, seed, step, training=False)
+      def terms(x: tf.Tensor, index: tf.Tensor, label: tf.Tensor,
+                *condition: tf.Tensor) -> dict[str, tf.Tensor]:
+        return self.model.losses(model_inputs.batch(x, index, label, condition), seed, step,
+                                 training=False)
 
-      self._terms_fn = tf.function(terms, input_signature=self._spec(), autograph=False)
+      self._terms_fn = tf.function(terms, input_signature=model_inputs.spec(self.config, self.model), autograph=False)
     return self._terms_fn
 
   def _bound_function(self, num_importance_samples: int, chunk_size: int) -> Any:
@@ -336,18 +255,19 @@ class TrainedModel:
     if key not in self._bound_fns:
       seed = tf.constant(evaluator_lib.EVAL_SEED, tf.int32)
 
-      def bound(x: tf.Tensor, index: tf.Tensor, label: tf.Tensor) -> tf.Tensor:
+      def bound(x: tf.Tensor, index: tf.Tensor, label: tf.Tensor,
+                *condition: tf.Tensor) -> tf.Tensor:
         model = self.model
         if isinstance(model, interface.Conditional):  # log p(x|c): the model given c
-          model = model.given(model.condition({"label": label}))
+          model = model.given(model.condition(model_inputs.batch(x, index, label, condition)))
         return evaluator_lib.iwae_bound(model, x, key[0], key[1], seed,
                                         q_z=model.posterior(x), index=index)
 
-      self._bound_fns[key] = tf.function(bound, input_signature=self._spec(), autograph=False)
+      self._bound_fns[key] = tf.function(bound, input_signature=model_inputs.spec(self.config, self.model), autograph=False)
     return self._bound_fns[key]
 
-  def elbo(self, x: np.ndarray, batch_size: int = 1000,
-           label: Optional[Any] = None) -> np.ndarray:
+  def elbo(self, x: np.ndarray, batch_size: int = 1000, label: Optional[Any] = None,
+           condition: Optional[Any] = None) -> np.ndarray:
     """float32 numpy [N]: the ELBO of each example (nats; the evaluation noise, deterministic:
     example i gets the noise `evaluate` gives the i-th example of a split, whatever the
     batch_size). With --standardize it bounds the log-density of the standardized features.
@@ -359,26 +279,29 @@ class TrainedModel:
       x: as in `encode`.
       batch_size: int >= 1, examples evaluated at once (bounds memory; results do not depend
         on it).
-      label: conditional models (cvae) only, and required there: the class of each example,
+      label: the cvae on classes only, and required there: the class of each example,
         int [N] (or one int for all) in [0, K); the result is the ELBO of x given it.
+      condition: the cvae on real conditions only, and required there: float [N, C] (or [C]
+        for all), finite; the result is the ELBO of x given it.
 
     Raises:
       ValueError: for models without an ELBO (deterministic autoencoders), x of another shape,
-        batch_size not an int >= 1, a label missing (cvae), given to another model or not
-        ints in [0, K) [N] (before any work).
+        batch_size not an int >= 1, a label missing (cvae on classes), given to another model
+        or not ints in [0, K) [N], a condition missing (cvae on conditions), given to another
+        model or not finite floats [N, C] / [C] (one line naming it; before any work).
       DataError (a ValueError): x's values are not pixels, as in `encode`.
     """
     _check_int("batch_size", batch_size, 1)
     x = self._inputs(x)
-    labels = self._labels(label, int(x.shape[0]))
-    terms = self._batched(self._terms_function(), x, labels, batch_size)
+    given = self._given(int(x.shape[0]), label, condition)
+    terms = model_inputs.batched(self._terms_function(), x, given, batch_size)
     if "elbo" not in terms:
       raise ValueError(f"--model={self.config.family} has no ELBO.")
     return terms["elbo"]
 
   def iwae_bound(self, x: np.ndarray, num_importance_samples: int = 1000,
                  chunk_size: int = 500, batch_size: int = 100,
-                 label: Optional[Any] = None) -> np.ndarray:
+                 label: Optional[Any] = None, condition: Optional[Any] = None) -> np.ndarray:
     """float32 numpy [N]: the importance-weighted bound on log p(x) (Burda et al. 2016), nats.
 
     Example i gets the noise `evaluate` gives the i-th example of a split, whatever the
@@ -390,8 +313,9 @@ class TrainedModel:
       chunk_size: int >= 1, importance samples evaluated at once (bounds memory).
       batch_size: int >= 1, examples evaluated at once; memory grows with
         batch_size x chunk_size. Results do not depend on it.
-      label: conditional models (cvae) only, and required there, as in `elbo`: the bound on
-        log p(x|c), importance sampling q(z|x, c) against p(x|z, c) p(z|c).
+      label, condition: the cvae only (label on classes, condition on real conditions), and
+        required there, as in `elbo`: the bound on log p(x|c), importance sampling q(z|x, c)
+        against p(x|z, c) p(z|c).
 
     Raises:
       ValueError: for models without a prior (deterministic autoencoders) or posterior (m2),
@@ -408,9 +332,9 @@ class TrainedModel:
     _check_int("chunk_size", chunk_size, 1)
     _check_int("batch_size", batch_size, 1)
     x = self._inputs(x)
-    labels = self._labels(label, int(x.shape[0]))
-    return self._batched(self._bound_function(num_importance_samples, chunk_size),
-                         x, labels, batch_size)
+    given = self._given(int(x.shape[0]), label, condition)
+    return model_inputs.batched(self._bound_function(num_importance_samples, chunk_size),
+                         x, given, batch_size)
 
   def data(self, source: Optional[DataLike] = None) -> data_lib.Data:
     """The run's Data: `source` (given to `fit`) or config.data.dataset read again, checked against

@@ -114,6 +114,7 @@ def _draw(workdir, what, split, num_examples, seed, data, sampler_name):
   part = getattr(data, split)
   images = (part.images[:num_examples] / data.max_value).astype(np.float32)
   labels = part.labels[:num_examples]
+  conditions = None if part.conditions is None else part.conditions[:num_examples]
   from tfvae.models import interface  # pylint: disable=import-outside-toplevel
   generative = isinstance(model, interface.LatentVariableModel)
   if len(config.data.image_shape) == 1:
@@ -130,12 +131,16 @@ def _draw(workdir, what, split, num_examples, seed, data, sampler_name):
     logging.info("--what=class_samples: model %s does not sample given a class; skipped.",
                  config.family)
     what = [name for name in what if name != "class_samples"]
-  has_posterior = not isinstance(model, interface.LabelConditional)
+  has_posterior = not isinstance(model, (interface.LabelConditional, interface.Conditional))
   skipped = [name for name in what if name in LATENT_FIGURES and not has_posterior]
   if skipped:
     logging.warning("--what=%s: model %s has no q(z|x) (its posterior needs a class); skipped.",
                     ",".join(skipped), config.family)
     what = [name for name in what if name not in skipped]
+  # A cvae on conditions samples only given them: the samples figure gives it those of the
+  # split's first examples, cycled to 100.
+  given_100 = (None if conditions is None or not isinstance(model, interface.Conditional)
+               else np.resize(conditions, (100, conditions.shape[1])))
   means, rates = [], []
   for start in range(0, len(images) if has_posterior else 0, 500):
     q_z = model.posterior(images[start:start + 500])
@@ -158,11 +163,13 @@ def _draw(workdir, what, split, num_examples, seed, data, sampler_name):
            f"{config.model.likelihood}), {config.data.dataset} {split}, step {step}")
   tensorboard = os.path.join(workdir, "tensorboard")
   makers = {
-      "reconstructions": lambda: figures.reconstructions(model, images[:30], title,
-                                                         labels=labels[:30]),
+      "reconstructions": lambda: figures.reconstructions(
+          model, images[:30], title, labels=labels[:30],
+          conditions=None if conditions is None else conditions[:30]),
       "samples": lambda: figures.samples(
           model, 100, tf.constant([seed, 0]), title,
-          drawn=trained.sample(100, seed, sampler=sampler_name), sampler=sampler),
+          drawn=trained.sample(100, seed, sampler=sampler_name, condition=given_100),
+          sampler=sampler, given="" if given_100 is None else f"of {split} examples (cycled)"),
       "class_samples": lambda: figures.class_samples(model, 10, tf.constant([seed, 0]), title,
                                                      data.class_names),
       "interpolation": lambda: figures.interpolation(

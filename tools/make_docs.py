@@ -80,7 +80,7 @@ def flags_reference():
 
 # Tiny models whose shapes read back unambiguously: H=9, W=11, C=3, D=4 latent, K=5 classes,
 # F=13 features.
-_NAMES = {"9": "H", "11": "W", "3": "C", "4": "D", "5": "K", "13": "F"}
+_NAMES = {"9": "H", "11": "W", "3": "C", "4": "D", "5": "K", "13": "F", "6": "P"}
 _FAMILIES = (
     ("vae, bernoulli likelihood", dict(model="vae")),
     ("vae, normal likelihood (normal_per_pixel and laplace alike)", dict(model="vae",
@@ -99,6 +99,8 @@ _FAMILIES = (
     ("m2", dict(model="m2", num_classes=5)),
     ("cvae (y: the class given with x; sample's label < 0 draws it uniformly)",
      dict(model="cvae", num_classes=5)),
+    ("cvae on real conditions (condition: P covariates of each example; sample's condition: "
+     "one row per draw, or one row for all)", dict(model="cvae", condition_dim=6)),
 )
 
 
@@ -114,7 +116,7 @@ def savedmodel_reference():
   from tfvae import models  # pylint: disable=import-outside-toplevel
   from tfvae import serving  # pylint: disable=import-outside-toplevel
   out = [MARKER, "", "Shapes: N examples, H x W x C images (or F features), D = latent_dim, K "
-         "classes, n samples.", ""]
+         "classes, P conditions (covariates), n samples.", ""]
   for title, overrides in _FAMILIES:
     values = {"image_shape": (9, 11, 3), "latent_dim": 4, "hidden_sizes": (8,), **overrides}
     config = config_lib.Config(**values)

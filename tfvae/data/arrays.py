@@ -32,15 +32,18 @@ class Source:
   """Raw splits of a dataset. Labels are int64 [N], -1 where unknown.
 
   Attributes:
-    train: (x, labels); x uint8 [N, H, W, C] (images) or float32 [N, D] (vectors).
-    test: (x, labels), or None: `build` then cuts a test split off train (--test_fraction).
-    validation: (x, labels), or None: `build` then cuts it off train (--validation_fraction).
+    train: (x, labels) or (x, labels, conditions); x uint8 [N, H, W, C] (images) or float32
+      [N, D] (vectors); conditions float32 [N, C], finite: real covariates each example is
+      given with (the conditional VAE's c; docs/conditional.md). Either every split has
+      conditions (of one width C) or none.
+    test: as train, or None: `build` then cuts a test split off train (--test_fraction).
+    validation: as train, or None: `build` then cuts it off train (--validation_fraction).
     max_value: the pixel value that means 1.0 (255; 16 for digits); 1 for vectors.
     class_names: names of the labels 0..K-1, or () when unnamed.
     origin: where it came from: "digits", a TFDS name, an absolute path, or IN_MEMORY.
     reader_options: {Config field: value} of the options the origin was read with
-      (`from_directory`: image_size; `from_file`: max_value, label_column; {} for names and
-      arrays). A run records them with the origin in config.json, so every later command reads
+      (`from_directory`: image_size; `from_file`: max_value, label_column,
+      condition_columns; {} for names and arrays). A run records them with the origin in config.json, so every later command reads
       the origin as training did.
   """
   train: tuple
@@ -57,19 +60,28 @@ class Source:
     return "vectors" if self.train[0].ndim == 2 else "images"
 
   def parts(self):
-    """{"train": (x, y), ...} of the splits the source has."""
+    """{"train": (x, y) or (x, y, conditions), ...} of the splits the source has."""
     return {name: part for name, part in (("train", self.train), ("validation", self.validation),
                                           ("test", self.test)) if part is not None}
 
+  @property
+  def condition_dim(self):
+    """C, the width of the conditions (0 when the examples have none)."""
+    return int(self.train[2].shape[1]) if len(self.train) > 2 else 0
+
   def fingerprint(self):
     """A short string that changes when the data does: per split its shape, dtype and a SHA-1
-    of up to 256 evenly spaced rows (and their labels)."""
+    of up to 256 evenly spaced rows (and their labels and conditions; with conditions the
+    split's entry also names their width, "+C")."""
     pieces = []
-    for name, (x, y) in self.parts().items():
+    for name, (x, y, *conditions) in self.parts().items():
       rows = np.unique(np.linspace(0, len(x) - 1, min(len(x), _FINGERPRINT_ROWS)).astype(int))
       digest = hashlib.sha1(np.ascontiguousarray(x[rows]).tobytes())
       digest.update(np.ascontiguousarray(y[rows]).tobytes())
       shape = "x".join(str(d) for d in x.shape)
+      if conditions:
+        digest.update(np.ascontiguousarray(conditions[0][rows]).tobytes())
+        shape += f"+{conditions[0].shape[1]}"
       pieces.append(f"{name} {shape} {x.dtype} {digest.hexdigest()[:12]}")
     return "; ".join(pieces)
 
@@ -91,6 +103,26 @@ def _labels(labels, num, what):
     raise DataError(f"{what}: label {labels.min()} is not a class index (0..K-1, or -1 for "
                     "unknown).")
   return labels.astype(np.int64)
+
+
+def _conditions(conditions, num, width, what):
+  """conditions as float32 [num, C] (C = width when given), else DataError naming `what`."""
+  c = np.asarray(conditions)
+  if c.ndim == 1:
+    c = c[:, None]
+  if c.ndim != 2 or len(c) != num or (width is not None and c.shape[1] != width) or (
+      c.shape[1] < 1):
+    expected = f"[{num}, {width if width is not None else 'C'}]"
+    raise DataError(f"{what}: conditions have shape {c.shape}; expected {expected} (one row of "
+                    "C >= 1 real covariates per example; [N] for C = 1).")
+  if c.dtype.kind not in "iuf":
+    raise DataError(f"{what}: conditions are {c.dtype}, not numbers.")
+  bad = ~np.isfinite(c.astype(np.float64))
+  if bad.any():
+    row, column = map(int, np.argwhere(bad)[0])
+    raise DataError(f"{what}: condition {column} of example {row} is {c[row, column]:g} "
+                    f"({int(bad.sum())} such values); conditions must be finite.")
+  return c.astype(np.float32)
 
 
 def unusable_features(x):
@@ -224,7 +256,10 @@ def from_arrays(x_train: np.ndarray, y_train: Optional[np.ndarray] = None,
                 x_test: Optional[np.ndarray] = None, y_test: Optional[np.ndarray] = None,
                 x_validation: Optional[np.ndarray] = None,
                 y_validation: Optional[np.ndarray] = None, max_value: Optional[int] = None,
-                class_names: Sequence[str] = (), origin: str = IN_MEMORY) -> "Source":
+                class_names: Sequence[str] = (), origin: str = IN_MEMORY,
+                conditions: Optional[np.ndarray] = None,
+                conditions_test: Optional[np.ndarray] = None,
+                conditions_validation: Optional[np.ndarray] = None) -> "Source":
   """A Source from numpy arrays (what `tfvae.fit(config, workdir, data=...)` takes).
 
   Args:
@@ -243,6 +278,11 @@ def from_arrays(x_train: np.ndarray, y_train: Optional[np.ndarray] = None,
       images, the levels they are quantized to (e.g. 16 for digits / 16).
     class_names: optional names of the classes 0..K-1.
     origin: recorded as the run's dataset (a path for files; IN_MEMORY here).
+    conditions: optional real covariates of the train examples, float [N, C] (or [N] for
+      C = 1), finite: each example's condition c for the conditional VAE (--model=cvae; every
+      batch then carries batch["condition"] float32 [B, C]). conditions_test,
+      conditions_validation: those of the other splits given, required with them when
+      `conditions` is given (of the same width C).
 
   Returns:
     Source.
@@ -251,21 +291,34 @@ def from_arrays(x_train: np.ndarray, y_train: Optional[np.ndarray] = None,
     DataError: naming the array and what is wrong: not images or vectors, shapes of splits
       that differ, NaN, infinite or huge features (beyond +-MAX_FEATURE, 1e15), integer pixels
       outside 0..max_value, float pixels outside [0, 1] or not finite (the message gives the
-      range found), labels that are not integers or do not match the examples.
+      range found), labels that are not integers or do not match the examples, conditions that
+      are not finite numbers [N, C], given for some splits only or of different widths.
   """
   train_x, max_value = _examples(x_train, max_value, "x_train")
   parts = {"train": (train_x, _labels(y_train, len(train_x), "y_train"))}
-  for name, x, y in (("test", x_test, y_test), ("validation", x_validation, y_validation)):
+  width = None
+  if conditions is not None:
+    c = _conditions(conditions, len(train_x), None, "conditions")
+    parts["train"] += (c,)
+    width = c.shape[1]
+  for name, x, y, c in (("test", x_test, y_test, conditions_test),
+                        ("validation", x_validation, y_validation, conditions_validation)):
     if x is None:
-      if y is not None:
-        raise DataError(f"y_{name} is given without x_{name}.")
+      for given, what in ((y, "y"), (c, "conditions")):
+        if given is not None:
+          raise DataError(f"{what}_{name} is given without x_{name}.")
       continue
     x, _ = _examples(x, max_value, f"x_{name}")
     if x.shape[1:] != train_x.shape[1:]:
       raise DataError(f"x_{name} has examples of shape {x.shape[1:]}, x_train of "
                       f"{train_x.shape[1:]}: every split must have the same shape.")
     parts[name] = (x, _labels(y, len(x), f"y_{name}"))
-  labels = np.concatenate([y for _, y in parts.values()])
+    if (c is None) != (width is None):
+      raise DataError(f"conditions_{name} {'is missing' if c is None else 'is given'}: give "
+                      "conditions for every split given, or for none.")
+    if c is not None:
+      parts[name] += (_conditions(c, len(x), width, f"conditions_{name}"),)
+  labels = np.concatenate([part[1] for part in parts.values()])
   if class_names and labels.max() >= len(class_names):
     raise DataError(f"label {labels.max()} has no name among the {len(class_names)} "
                     "class_names.")

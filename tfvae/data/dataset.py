@@ -27,9 +27,15 @@ _FIXED_BINARIZATION_SEED = {"train": 1, "validation": 2, "test": 3}
 class Split:
   images: np.ndarray  # uint8 [N, H, W, C] in [0, max_value], or float32 vectors [N, D]
   labels: np.ndarray  # int64 [N]
+  conditions: Optional[np.ndarray] = None  # float32 [N, C] real covariates, or None
 
   def __len__(self):
     return len(self.images)
+
+  def rows(self, index):
+    """The Split of the examples `index` (a slice or int indices), conditions kept."""
+    return Split(self.images[index], self.labels[index],
+                 None if self.conditions is None else self.conditions[index])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +60,11 @@ class Data:
     return tuple(int(d) for d in self.train.images.shape[1:])
 
   @property
+  def condition_dim(self):
+    """C, the width of each example's conditions (0: the data have none)."""
+    return 0 if self.train.conditions is None else int(self.train.conditions.shape[1])
+
+  @property
   def num_classes(self):
     """Number of classes K (labels are 0..K-1): len(class_names), else 1 + the largest label."""
     return len(self.class_names) or int(max(self.train.labels.max(), self.test.labels.max())) + 1
@@ -70,12 +81,16 @@ def read(config):
     raise DataError("This run was trained from in-memory arrays (tfvae.fit(..., data=...)), which "
                     "a command cannot read again: call the Python API with the same data, e.g. "
                     "tfvae.load(workdir).evaluate(data) or tfvae.draw(workdir, data=data).")
+  if config.data.condition_columns and not files.is_path(config.data.dataset):
+    raise DataError(f"--condition_columns={config.data.condition_columns}: --dataset="
+                    f"{config.data.dataset} is not a .csv table (conditions of arrays: "
+                    "tfvae.data.from_arrays(..., conditions=)).")
   if config.data.dataset == "digits":
     return sources.digits()
   if files.is_path(config.data.dataset):
     return files.from_path(config.data.dataset, config.data.image_size or None,
                            config.data.max_value or None,
-                           config.data.label_column)
+                           config.data.label_column, config.data.condition_columns)
   return sources.tfds_dataset(config.data.dataset, config.execution.data_dir)
 
 
@@ -83,7 +98,7 @@ def load(config: "Config", source: Optional[arrays.Source] = None) -> "Data":
   """The Data of a run: `build(source or read(config), config)`, checked against the run's data.
 
   config.data.dataset is read with the reader options config.json records (image_size, max_value,
-  label_column); a config.json without them reads with none.
+  label_column, condition_columns); a config.json without them reads with none.
 
   Raises:
     DataError: as `read` and `build`, or if config.data.data_fingerprint (the run's data) is set and
@@ -151,6 +166,9 @@ def build(source, config, fingerprint=None):
 
   Raises:
     DataError: if a split would be empty, or vectors are given a binarization.
+
+  Conditions (Source splits (x, labels, conditions)) stay with their examples through every
+  cut; they are never standardized or binarized.
   """
   train = Split(*source.train)
   if source.test is None:
@@ -159,8 +177,7 @@ def build(source, config, fingerprint=None):
     if not 0 < num_test < len(train):
       raise DataError(f"--test_fraction={config.data.test_fraction} leaves no train or test examples "
                       f"out of {len(train)} (--dataset={config.data.dataset} has no test split).")
-    test = Split(train.images[order[:num_test]], train.labels[order[:num_test]])
-    train = Split(train.images[order[num_test:]], train.labels[order[num_test:]])
+    test, train = train.rows(order[:num_test]), train.rows(order[num_test:])
   else:
     test = Split(*source.test)
   if source.validation is None:
@@ -168,8 +185,8 @@ def build(source, config, fingerprint=None):
     if not 0 < num_validation < len(train):
       raise DataError(f"--validation_fraction={config.data.validation_fraction} leaves no train or "
                       f"validation examples out of {len(train)}.")
-    validation = Split(train.images[-num_validation:], train.labels[-num_validation:])
-    train = Split(train.images[:-num_validation], train.labels[:-num_validation])
+    validation = train.rows(slice(-num_validation, None))
+    train = train.rows(slice(None, -num_validation))
   else:
     validation = Split(*source.validation)
   splits = {"train": train, "validation": validation, "test": test}
@@ -184,7 +201,7 @@ def build(source, config, fingerprint=None):
       mean = np.asarray(config.data.feature_mean or train.images.mean(0), np.float32)
       scale = np.asarray(config.data.feature_scale or train.images.std(0), np.float32)
       scale = np.where(scale > 0, scale, 1).astype(np.float32)  # a constant feature stays 0
-      splits = {name: Split((part.images - mean) / scale, part.labels)
+      splits = {name: dataclasses.replace(part, images=(part.images - mean) / scale)
                 for name, part in splits.items()}
       mean, scale = tuple(map(float, mean)), tuple(map(float, scale))
   elif config.data.standardize or config.model.likelihood in _COUNT_LIKELIHOODS:
@@ -298,7 +315,7 @@ def _binarize_once(split, max_value, seed):
   rng = np.random.default_rng(seed)
   probs = split.images.astype(np.float32) / max_value
   on = rng.random(probs.shape, dtype=np.float32) < probs
-  return Split((on * max_value).astype(np.uint8), split.labels)
+  return dataclasses.replace(split, images=(on * max_value).astype(np.uint8))
 
 
 def balanced_subset(labels, num_labels, num_classes, seed):

@@ -39,7 +39,7 @@ def is_path(dataset):
           or dataset.startswith(("/", ".", "~")))
 
 
-def from_path(path, image_size=None, max_value=None, label_column=""):
+def from_path(path, image_size=None, max_value=None, label_column="", condition_columns=""):
   """The Source of --dataset=PATH: a folder of images, or an .npz, .npy or .csv file.
 
   Raises:
@@ -47,11 +47,15 @@ def from_path(path, image_size=None, max_value=None, label_column=""):
   """
   path = os.path.expanduser(path)
   if os.path.isdir(path):
+    if condition_columns:
+      raise DataError(f"--condition_columns={condition_columns}: --dataset={path} is a folder "
+                      "of images, not a .csv table.")
     return from_directory(path, image_size)
   if not os.path.exists(path):
     raise DataError(f"--dataset={path} does not exist (a folder of images, or an .npz, .npy or "
                     ".csv file).")
-  return from_file(path, max_value=max_value, label_column=label_column)
+  return from_file(path, max_value=max_value, label_column=label_column,
+                   condition_columns=condition_columns)
 
 
 def _image_files(folder):
@@ -199,7 +203,7 @@ _NPZ_KEYS = {"train": (("x_train", "y_train"), ("images", "labels"), ("x", "y"))
 
 
 def from_file(path: Union[str, "os.PathLike[str]"], max_value: Optional[int] = None,
-              label_column: str = "") -> arrays.Source:
+              label_column: str = "", condition_columns: str = "") -> arrays.Source:
   """A Source from an array file.
 
   Args:
@@ -208,25 +212,36 @@ def from_file(path: Union[str, "os.PathLike[str]"], max_value: Optional[int] = N
       `.csv` with a header row and one numeric column per feature (vectors [N, D]).
     max_value: integer images other than uint8: the value that means white.
     label_column: .csv only: the header of the column holding integer labels ("" for none).
+    condition_columns: .csv only: comma-separated headers of the columns holding each row's
+      real covariates, the conditions c float32 [N, C] of the conditional VAE ("" for none);
+      taken out of the features, in the order named.
 
   Returns:
     Source whose origin is the absolute path, reader_options {"max_value": max_value or 0,
-    "label_column": label_column} (what a run records, so later commands read it alike).
+    "label_column": label_column, "condition_columns": condition_columns} (what a run
+    records, so later commands read it alike).
 
   Raises:
     DataError: naming the file: unknown extension, a damaged or cut-short file (an .npz that is
       no zip archive or fails its CRC), missing keys, a CSV column that is not numeric or holds
       NaN, infinite or huge values (beyond +-1e15, arrays.MAX_FEATURE; with the column and the
-      first offending row), a --label_column that is not in the header or named twice, and
+      first offending row), a --label_column that is not in the header or named twice, a
+      --condition_columns column that is not in the header, named twice (in the header or the
+      flag) or is the --label_column, condition columns for a file that is not a .csv, and
       everything `from_arrays` checks.
   """
   path = os.path.abspath(path)
-  source = _read_file(path, max_value, label_column)
+  if condition_columns and not path.lower().endswith(".csv"):
+    raise DataError(f"--condition_columns={condition_columns}: --dataset={path} is not a .csv "
+                    "table (give conditions of arrays with tfvae.data.from_arrays(..., "
+                    "conditions=)).")
+  source = _read_file(path, max_value, label_column, condition_columns)
   return dataclasses.replace(source, reader_options={"max_value": int(max_value or 0),
-                                                     "label_column": label_column})
+                                                     "label_column": label_column,
+                                                     "condition_columns": condition_columns})
 
 
-def _read_file(path, max_value, label_column):
+def _read_file(path, max_value, label_column, condition_columns=""):
   """from_file, before its reader options are recorded."""
   what = f"--dataset={path}"
   lower = path.lower()
@@ -254,7 +269,7 @@ def _read_file(path, max_value, label_column):
                                 *found.get("validation", (None, None)), max_value=max_value,
                                 class_names=class_names, origin=path)
     if lower.endswith(".csv"):
-      return _from_csv(path, label_column)
+      return _from_csv(path, label_column, condition_columns)
   except DataError as e:
     message = str(e)
     raise DataError(message if message.startswith(what) else f"{what}: {message}") from None
@@ -264,19 +279,44 @@ def _read_file(path, max_value, label_column):
                   "and .csv files.")
 
 
-def _from_csv(path, label_column):
+def _column(header, flag, value, name):
+  """The index of column `name` in `header`, else DataError naming --flag=value and it."""
+  what = f"--{flag}={value}" + ("" if value == name else f": {name!r}")
+  if name not in header:
+    raise DataError(f"{what} is not a column (columns: {', '.join(header)}).")
+  if header.count(name) > 1:
+    columns = [j + 1 for j, n in enumerate(header) if n == name]
+    raise DataError(f"{what} names {len(columns)} columns (columns "
+                    f"{', '.join(map(str, columns))} of the header): rename all but one.")
+  return header.index(name)
+
+
+def _condition_indices(header, label_column, condition_columns):
+  """[column index] of --condition_columns, checked (DataError naming the flag and column)."""
+  if not condition_columns:
+    return []
+  names = [n.strip() for n in condition_columns.split(",")]
+  flag = f"condition_columns={condition_columns}"
+  for i, name in enumerate(names):
+    if not name:
+      raise DataError(f"--{flag}: an empty column name; expected comma-separated headers.")
+    if name in names[:i]:
+      raise DataError(f"--{flag}: {name!r} is named twice.")
+    if label_column and name == label_column:
+      raise DataError(f"--{flag}: {name!r} is the --label_column; a column is a label or a "
+                      "condition, not both.")
+  return [_column(header, "condition_columns", condition_columns, name) for name in names]
+
+
+def _from_csv(path, label_column, condition_columns=""):
   with open(path, newline="") as f:
     rows = list(csv.reader(f))
   if len(rows) < 2:
     raise DataError("expected a header row and at least one row of values.")
   header, body = rows[0], rows[1:]
-  if label_column and label_column not in header:
-    raise DataError(f"--label_column={label_column} is not a column (columns: "
-                    f"{', '.join(header)}).")
-  if label_column and header.count(label_column) > 1:
-    columns = [j + 1 for j, name in enumerate(header) if name == label_column]
-    raise DataError(f"--label_column={label_column} names {len(columns)} columns (columns "
-                    f"{', '.join(map(str, columns))} of the header): rename all but one.")
+  if label_column:
+    _column(header, "label_column", label_column, label_column)
+  kept = _condition_indices(header, label_column, condition_columns)
   values = np.empty((len(body), len(header)), np.float64)
   for i, row in enumerate(body):
     if len(row) != len(header):
@@ -292,7 +332,11 @@ def _from_csv(path, label_column):
     i, j = map(int, np.argwhere(bad)[0])
     raise DataError(f"column {header[j]!r}, row {i + 2}: {body[i][j]!r} ({int(bad.sum())} such "
                     f"values) is {arrays.unusable_reason(values[i, j])}.")
-  if label_column:
-    j = header.index(label_column)
-    return arrays.from_arrays(np.delete(values, j, axis=1), values[:, j], origin=path)
-  return arrays.from_arrays(values, origin=path)
+  taken = kept + ([header.index(label_column)] if label_column else [])
+  features = np.delete(values, taken, axis=1)
+  if not features.shape[1]:
+    raise DataError("no feature column is left once --label_column and --condition_columns "
+                    "are taken out.")
+  return arrays.from_arrays(features, values[:, header.index(label_column)]
+                            if label_column else None, origin=path,
+                            conditions=values[:, kept] if kept else None)

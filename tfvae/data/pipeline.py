@@ -1,7 +1,8 @@
 """The batches of every train step and of evaluation, as tf.data pipelines or on-device rows.
 
 A batch is a dict {"image": float32 [B, H, W, C] in [0, 1], "label": int64 [B]} (label -1 when
-the dataset has none); evaluation batches also carry "index" int64 [B].
+the dataset has none); evaluation batches also carry "index" int64 [B]; data with conditions
+(Data.condition_dim C > 0) also "condition" float32 [B, C], each example's real covariates.
 """
 
 import numpy as np
@@ -84,6 +85,7 @@ class TrainBatches:
     self.steps_per_epoch = steps_per_epoch(data, config)
     self.images = data.train.images  # uint8 [N, H, W, C], on the host
     self.labels = data.train.labels
+    self.conditions = data.train.conditions  # float32 [N, C], or None
     self.max_value = data.max_value
     self.dequantize = data.dequantize
     self.binarize = data.binarization == "dynamic"  # resolved (--binarization=auto) by build
@@ -109,7 +111,7 @@ class TrainBatches:
     labeled = tf.cast(tf.gather(chosen, rows[:self.num_labeled_rows]), order_row.dtype)
     return tf.concat([labeled, order_row], 0), True
 
-  def rows(self, step, order_row, images, labels, begin=0, size=None):
+  def rows(self, step, order_row, images, labels, begin=0, size=None, conditions=None):
     """Rows [begin, begin + size) of the global batch of `step`.
 
     Args:
@@ -119,9 +121,11 @@ class TrainBatches:
       labels: int64 [N] Tensor.
       begin, size: the slice of the global batch to build (a replica's rows); size None means
         all rows. The noise is drawn for the global batch, so any slicing gives the same rows.
+      conditions: float32 [N, C] Tensor of the train split's conditions, or None (none).
 
     Returns:
-      {"image": float32 [size, H, W, C], "label": int64 [size]}.
+      {"image": float32 [size, H, W, C], "label": int64 [size]}, and "condition" float32
+      [size, C] when `conditions` is given.
     """
     indices, mixed = self.row_indices(step, order_row)
     batch_labels = tf.gather(labels, indices)
@@ -144,7 +148,10 @@ class TrainBatches:
     if self.inject_nan_at_steps:  # fault injection for tests
       poisoned = tf.reduce_any(tf.equal(step, list(self.inject_nan_at_steps)))
       x = tf.where(poisoned, float("nan"), x)
-    return {"image": x, "label": batch_labels[begin:begin + size]}
+    batch = {"image": x, "label": batch_labels[begin:begin + size]}
+    if conditions is not None:
+      batch["condition"] = tf.gather(conditions, indices[begin:begin + size])
+    return batch
 
 
 def train_dataset(data, config, start_step=0):
@@ -156,13 +163,15 @@ def train_dataset(data, config, start_step=0):
     start_step: int, the global step of the first batch.
 
   Returns:
-    tf.data.Dataset of batches {"image": float32 [B, H, W, C], "label": int64 [B]}.
+    tf.data.Dataset of batches {"image": float32 [B, H, W, C], "label": int64 [B]} (and
+    "condition" float32 [B, C] for data with conditions).
 
   Raises:
     DataError: as `TrainBatches`.
   """
   batches = TrainBatches(data, config)
   images, labels = tf.constant(batches.images), tf.constant(batches.labels)
+  conditions = None if batches.conditions is None else tf.constant(batches.conditions)
   per_epoch = batches.steps_per_epoch
   start_epoch, offset = divmod(start_step, per_epoch)
   order = (tf.data.Dataset.range(start_epoch, np.iinfo(np.int64).max)
@@ -170,7 +179,8 @@ def train_dataset(data, config, start_step=0):
            .skip(offset))
   steps = tf.data.Dataset.range(start_step, np.iinfo(np.int64).max)
   return (tf.data.Dataset.zip(steps, order)
-          .map(lambda step, row: batches.rows(step, row, images, labels),
+          .map(lambda step, row: batches.rows(step, row, images, labels,
+                                              conditions=conditions),
                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
           .prefetch(tf.data.AUTOTUNE))
 
@@ -185,14 +195,17 @@ def eval_dataset(data, split, batch_size):
 
   Returns:
     tf.data.Dataset of batches {"image": float32 [b, H, W, C], "label": int64 [b], "index":
-    int64 [b]} where index is the example's position in the split. Models draw an evaluation
+    int64 [b]} (and "condition" float32 [b, C] for data with conditions) where index is the example's position in the split. Models draw an evaluation
     example's noise from its index (noise.example_normal_noise), and with dequantization
     example i of the split always gets the same noise (seeded by split and i), so evaluation
     gives the same numbers whatever the batch size and the number of replicas.
   """
   part = getattr(data, split)
-  dataset = tf.data.Dataset.from_tensor_slices({"image": part.images, "label": part.labels,
-                                                "index": np.arange(len(part), dtype=np.int64)})
+  columns = {"image": part.images, "label": part.labels,
+             "index": np.arange(len(part), dtype=np.int64)}
+  if part.conditions is not None:
+    columns["condition"] = part.conditions
+  dataset = tf.data.Dataset.from_tensor_slices(columns)
   if data.dequantize:
     seed = tf.constant([_FIXED_BINARIZATION_SEED[split], 7], tf.int32)
 

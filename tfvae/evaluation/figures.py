@@ -32,16 +32,17 @@ def _show_grid(ax, images, columns, label=None):
     ax.set_ylabel(label)
 
 
-def reconstructions(model, images, title, columns=10, labels=None):
+def reconstructions(model, images, title, columns=10, labels=None, conditions=None):
   """Inputs (odd rows) above their reconstructions (`model.reconstruct`: the decoder mean at
   the posterior mean; M2's at the predicted class; a Conditional model's (cvae) given the
-  images' classes `labels` int [N], which it needs)."""
+  images' classes `labels` int [N], or their real `conditions` float32 [N, C] for a cvae on
+  conditions, which it needs)."""
   if isinstance(model, interface.Conditional):
-    if labels is None:
-      raise ValueError(f"--model={model.config.family} reconstructs given the class: pass "
-                       "labels.")
-    onehot = np.eye(model.num_classes, dtype=np.float32)[np.asarray(labels)]
-    recon = np.asarray(model.reconstruct(images, onehot))
+    if labels is None and conditions is None:
+      raise ValueError(f"--model={model.config.family} reconstructs given the condition: pass "
+                       "labels (or conditions).")
+    c = model.condition(summaries.given(labels, conditions))
+    recon = np.asarray(model.reconstruct(images, c))
   else:
     recon = np.asarray(model.reconstruct(images))
   n = len(images) // columns * columns
@@ -54,13 +55,14 @@ def reconstructions(model, images, title, columns=10, labels=None):
   return fig
 
 
-def samples(model, num, seed, title, columns=10, drawn=None, sampler=None):
+def samples(model, num, seed, title, columns=10, drawn=None, sampler=None, given=""):
   """Draws of `model.sample(num, seed)` (the exported `sample` signature's): the decoder mean,
   and (Bernoulli) the sampled pixels, drawn with their own half of the split seed.
 
   `drawn`: instead, the dict TrainedModel.sample returned ({"mean", "sample"} [num, H, W, C]);
   `sampler`: the tfvae.samplers.Sampler it drew z from (named on the figure; None or the
-  standard one: the prior)."""
+  standard one: the prior); `given`: for draws z ~ p(z|c) of a cvae on conditions, which
+  conditions c they were given (named on the figure)."""
   drawn = model.sample(num, seed) if drawn is None else drawn
   prior = sampler is None or sampler.kind == "standard"
   panels = [("mean of p(x|z)", np.asarray(drawn["mean"]))]
@@ -70,8 +72,11 @@ def samples(model, num, seed, title, columns=10, drawn=None, sampler=None):
   for ax, (name, images) in zip(axes[0], panels):
     _show_grid(ax, images, columns)
     ax.set_title(name)
-    ax.set_xlabel(f"{num} samples z ~ " + ("p(z) = N(0, I)" if prior else sampler.description))
-  fig.suptitle(f"{'Prior samples' if prior else f'Samples ({sampler.kind} sampler)'} - {title}")
+    ax.set_xlabel(f"{num} samples z ~ " + (f"p(z|c), c {given}" if given else "p(z) = N(0, I)"
+                                            if prior else sampler.description))
+  kind = ("Samples given conditions" if given else "Prior samples" if prior
+          else f"Samples ({sampler.kind} sampler)")
+  fig.suptitle(f"{kind} - {title}")
   return fig
 
 

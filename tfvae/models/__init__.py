@@ -2,7 +2,8 @@
 with their checks; its model class's `config_class`) and its model, on the interface and the
 capability types of tfvae/models/interface.py (Model, LatentVariableModel, Classifier,
 LabelConditional, Conditional), which evaluation, export, summaries and figures dispatch on. A new family is
-one file and one line in MODELS, whose key is its --model name.
+one file and one line in MODELS, whose key is its --model name (its `family_class(config)`
+may pick another class by the data: cvae's CovariateCVAE for real conditions).
 
 Models with a classifier (pc_vae, m2) also give, when not training, a per-example "accuracy"
 term (1 for a correct prediction, 0 for a wrong one or an unknown label; m2 also
@@ -48,6 +49,7 @@ def build(config, seed=None, parts=None):
   from tfvae import user_networks  # pylint: disable=import-outside-toplevel
   network_factories.require_named(config, parts)
   with keras_scope.building(config.training.dtype_policy, seed):
+    family = MODELS[config.family].family_class(config)
     if not parts:
-      return MODELS[config.family](config)
-    return MODELS[config.family](config, parts=user_networks.copies(parts))
+      return family(config)
+    return family(config, parts=user_networks.copies(parts))

@@ -11,11 +11,14 @@ latent_dim + C). Inference: q(z|x, c), the encoder's image features joined with 
   loss per example = distortion + beta * rate, rate the analytic KL (tfd.kl_divergence of two
   diagonal Gaussians), beta from --beta and its schedule as for the VAE.
 
-The condition is a vector c float32 [B, C]. Today it is the one-hot of batch["label"] (C = K =
-config.data.num_classes; a label < 0, unknown, gives c = 0): the model is LabelConditional, so
-sample(n, seed, label), the SavedModel's label arguments and the figures' per-class rows work as
-for m2. Real-valued covariates (CSV columns, arrays) need only `condition` and `condition_dim` to
-read batch["condition"] (docs/conditional.md says what the data pipeline still lacks).
+The condition is a vector c float32 [B, C] (`condition_dim(config)`), read from each batch by
+the model's class (the registry's CVAE picks it by the data, `family_class`):
+  CVAE           c = one-hot of batch["label"] (C = K = config.data.num_classes; a label < 0,
+                 unknown, gives c = 0): LabelConditional, so sample(n, seed, label), the
+                 SavedModel's label arguments and the figures' per-class rows work as for m2;
+  CovariateCVAE  c = batch["condition"], real covariates (C = config.data.condition_dim > 0:
+                 --condition_columns, tfvae.data.from_arrays(conditions=)); sample(n, seed,
+                 condition) (docs/conditional.md).
 
 User networks (tfvae/user_networks.py, `CVAEConfig.accepts`): the encoder x -> features [B, F]
 (tfvae joins them with c and adds q(z|x, c)'s head), the decoder over [z, c]
@@ -86,12 +89,14 @@ class CVAEConfig(base.RateScheduleConfig, base.ModelConfig):
                         "must be positive integers (or empty: one linear layer).")
 
   def check_with(self, config):
-    """Refuses data without labels, once they are resolved (image_shape known)."""
-    if config.data.image_shape and config.data.num_classes < 2:
-      raise ConfigError(f"--model={self.family} generates given a class: --dataset="
-                        f"{config.data.dataset} has no labels (num_classes="
-                        f"{config.data.num_classes}); give a labeled dataset (or "
-                        "--label_column for a table).")
+    """Refuses data without labels or conditions, once they are resolved (image_shape known)."""
+    if (config.data.image_shape and config.data.num_classes < 2
+        and config.data.condition_dim < 1):
+      raise ConfigError(f"--model={self.family} generates given a class or a condition: "
+                        f"--dataset={config.data.dataset} has no labels (num_classes="
+                        f"{config.data.num_classes}) and no conditions; give a labeled "
+                        "dataset, --label_column or --condition_columns for a table, or "
+                        "tfvae.data.from_arrays(..., conditions=).")
     super().check_with(config)
 
   def accepts(self):
@@ -139,19 +144,29 @@ class PriorNetwork(keras.Model):
     return networks.diagonal_gaussian(self.net(c, training=training))
 
 
-class CVAE(interface.LatentVariableModel, interface.LabelConditional, interface.Conditional):
-  """Encoder q(z|x, c), decoder p(x|z, c), prior p(z|c); see the module docstring.
+def condition_dim(config) -> int:
+  """C, the width of the condition vector c of a CVAE on `config`'s data: the data's real
+  conditions (config.data.condition_dim) when they have some, else the K classes (c is the
+  one-hot of the label)."""
+  return config.data.condition_dim if config.data.condition_dim > 0 else config.data.num_classes
+
+
+class ConditionalVAE(interface.LatentVariableModel, interface.Conditional):
+  """What the CVAE is whatever c is: encoder q(z|x, c), decoder p(x|z, c), prior p(z|c), for
+  c float32 [B, C] (C = `condition_dim(config)`); see the module docstring. Subclasses say how
+  c is read from a batch (`condition`) and how to sample: `CVAE` (c the one-hot of a class)
+  and `CovariateCVAE` (c real covariates).
 
   Args:
     config: tfvae.config.Config whose model section is a CVAEConfig; reads it and
-      config.data.image_shape ([H, W, C] images or [D] vectors) and num_classes (K >= 2).
+      config.data.image_shape ([H, W, C] images or [D] vectors), num_classes, condition_dim.
     parts: optional tfvae.user_networks.Parts: an encoder body x -> features [B, F] (tfvae
       joins them with c and adds q(z|x, c)'s head), a decoder over [z, c] [B, latent_dim + C]
       with an optional likelihood layer, a prior c [B, C] -> p(z|c) or its (loc, raw scale)
       (with --conditional_prior=learned; priors.UserConditionalPrior).
 
   Raises:
-    ValueError: for an image_shape of another rank, or data without labels (K < 2).
+    ValueError: for an image_shape of another rank, or C < 1.
 
   `losses_and_posterior` returns q(z|x, c) for the batch's c; `given(c)` is the model with c
   fixed (`Conditioned`), on which evaluation computes the conditional ELBO and IWAE bound.
@@ -165,11 +180,12 @@ class CVAE(interface.LatentVariableModel, interface.LabelConditional, interface.
     shape = tuple(config.data.image_shape)
     if len(shape) not in (1, 3):
       raise ValueError(f"config.data.image_shape must be [H, W, C] or [D], got {shape}.")
-    if config.data.num_classes < 2:
-      raise ValueError(f"--model=cvae needs labels (num_classes={config.data.num_classes}).")
     self.config = config
     self.num_classes = config.data.num_classes
     self.condition_dim = k = condition_dim(config)
+    if k < 1:
+      raise ValueError("--model=cvae needs labels or conditions (num_classes="
+                       f"{config.data.num_classes}, condition_dim={config.data.condition_dim}).")
     d = config.model.latent_dim
     width = config.model.accepts().decoder_width(d, self.num_classes, k)  # [z, c]: d + C
     sizes = dict(architecture=config.model.architecture, hidden_sizes=config.model.hidden_sizes,
@@ -192,6 +208,12 @@ class CVAE(interface.LatentVariableModel, interface.LabelConditional, interface.
     q_z = networks.diagonal_gaussian(tf.zeros([1, 2 * d]))  # q(z|x, c) is tfvae's
     self.has_analytic_rate = _kl_registered(q_z, self.conditional_prior(tf.zeros([1, k])))
 
+  @classmethod
+  def family_class(cls, config):
+    """CovariateCVAE for data with real conditions (config.data.condition_dim > 0), else CVAE
+    (c the one-hot of the class)."""
+    return CovariateCVAE if config.data.condition_dim > 0 else CVAE
+
   def _parts(self):
     return [self.encoder, self.decoder] + (
         [self.prior_network] if self.prior_network is not None else [])
@@ -209,10 +231,6 @@ class CVAE(interface.LatentVariableModel, interface.LabelConditional, interface.
   def calibrated(self):
     return self.decoder.calibrated
 
-  def condition(self, batch):
-    """c = one-hot of batch["label"] (int [B]), float32 [B, K]; 0 where the label is < 0."""
-    return tf.one_hot(tf.cast(batch["label"], tf.int32), self.num_classes)
-
   def given(self, c):
     """The model with c float32 [B, C] fixed (`Conditioned`)."""
     return Conditioned(self, c)
@@ -226,45 +244,37 @@ class CVAE(interface.LatentVariableModel, interface.LabelConditional, interface.
                                         scale_diag=tf.ones([tf.shape(c)[0], d]))
     return self.prior_network(c, training=training)
 
-  def prior(self):
-    """p(z) = (1/K) sum_k p(z|k), the prior over the K classes drawn uniformly (N(0, I) for
-    --conditional_prior=standard): event [latent_dim]."""
-    if self.prior_network is None:
-      return networks.prior(self.config.model.latent_dim)
-    return tfd.MixtureSameFamily(tfd.Categorical(logits=tf.zeros([self.num_classes])),
-                                 self.prior_network(tf.eye(self.num_classes)))
-
   def posterior(self, x):
     raise ValueError("--model=cvae: q(z|x, c) needs the condition c: use encode(x, c) or "
                      "given(c).posterior(x).")
 
-  def encode(self, x, y_onehot):
+  def encode(self, x, c):
     """q(z|x, c): x [B, *image_shape], c [B, C] -> batch [B], event [latent_dim]."""
-    return self.encoder(x, y_onehot)
+    return self.encoder(x, c)
 
-  def decode(self, z, y_onehot, training=False):
+  def decode(self, z, c, training=False):
     """p(x|z, c): z [..., B, D], c [B, C] (or [..., B, C]) -> batch [..., B], event
     image_shape; the decoder's input is [z, c]."""
-    c = tf.cast(y_onehot, z.dtype)
+    c = tf.cast(c, z.dtype)
     c = tf.broadcast_to(c, tf.concat([tf.shape(z)[:-1], tf.shape(c)[-1:]], 0))
     return self.decoder(tf.concat([z, c], -1), training=training)
 
-  def reconstruct(self, x, y_onehot):
+  def reconstruct(self, x, c):
     """Decoder mean at z = E q(z|x, c), given c: float32 [B, *image_shape]."""
-    return self.given(y_onehot).reconstruct(x)
+    return self.given(c).reconstruct(x)
 
   def beta(self, step):
     """The scheduled rate weight at `step`, float32 scalar Tensor (base.RateScheduleConfig)."""
     return self.config.model.scheduled_beta(step)
 
-  def elbo(self, x, seed, y_onehot):
-    """{"elbo", "rate", "distortion"} [B], nats: the ELBO of x given c (y_onehot [B, C])."""
-    return self.given(y_onehot).elbo(x, seed)
+  def elbo(self, x, seed, c):
+    """{"elbo", "rate", "distortion"} [B], nats: the ELBO of x given c [B, C]."""
+    return self.given(c).elbo(x, seed)
 
   def losses_and_posterior(self, batch, seed, step, training=True):
     """Per-example terms (dict of float32 [B], nats: loss = distortion + beta * rate; elbo,
     rate = KL(q(z|x,c) || p(z|c)) analytic, distortion = -E log p(x|z,c)) and q(z|x, c), for
-    batch {"image", "label"[, "index"]} (`Conditioned.losses_and_posterior`)."""
+    batch {"image", "label"[, "condition"][, "index"]} (`Conditioned.losses_and_posterior`)."""
     return self.given(self.condition(batch)).losses_and_posterior(batch, seed, step, training)
 
   def sample_given(self, c, seed):
@@ -274,6 +284,34 @@ class CVAE(interface.LatentVariableModel, interface.LabelConditional, interface.
     z = self.conditional_prior(c).sample(seed=z_seed)
     p_x = self.decode(z, c)
     return {"mean": p_x.mean(), "sample": tf.cast(p_x.sample(seed=x_seed), tf.float32)}
+
+
+class CVAE(ConditionalVAE, interface.LabelConditional):
+  """The CVAE given a class: c is the one-hot of batch["label"] (C = K = num_classes >= 2), so
+  sample(n, seed, label), the SavedModel's label arguments and the figures' per-class rows work
+  as for m2. The --model=cvae registry entry: `family_class` builds a CovariateCVAE instead for
+  data with real conditions.
+
+  Raises:
+    ValueError: as ConditionalVAE, or data without labels (K < 2).
+  """
+
+  def __init__(self, config, parts=None):
+    if config.data.num_classes < 2:
+      raise ValueError(f"--model=cvae needs labels (num_classes={config.data.num_classes}).")
+    super().__init__(config, parts)
+
+  def condition(self, batch):
+    """c = one-hot of batch["label"] (int [B]), float32 [B, K]; 0 where the label is < 0."""
+    return tf.one_hot(tf.cast(batch["label"], tf.int32), self.num_classes)
+
+  def prior(self):
+    """p(z) = (1/K) sum_k p(z|k), the prior over the K classes drawn uniformly (N(0, I) for
+    --conditional_prior=standard): event [latent_dim]."""
+    if self.prior_network is None:
+      return networks.prior(self.config.model.latent_dim)
+    return tfd.MixtureSameFamily(tfd.Categorical(logits=tf.zeros([self.num_classes])),
+                                 self.prior_network(tf.eye(self.num_classes)))
 
   def sample(self, n, seed, label=None):
     """{"mean", "sample"} [n, *image_shape] and "label" int64 [n]: label None or < 0 draws
@@ -300,6 +338,47 @@ def _kl_registered(q, p):
     return True
   except NotImplementedError:
     return False
+
+
+class CovariateCVAE(ConditionalVAE):
+  """The CVAE given real covariates: c = batch["condition"] float32 [B, C] (C =
+  config.data.condition_dim >= 1: --condition_columns, tfvae.data.from_arrays(conditions=)).
+  It has no classes (not LabelConditional): it samples given a condition, sample(n, seed,
+  condition). Its unconditional prior p(z) = E_c p(z|c) needs the distribution of c, which the
+  model does not hold: prior() is N(0, I) under --conditional_prior=standard (exact: p(z|c) is
+  N(0, I) for every c) and refused under learned (use given(c).prior(), or sample given c).
+  """
+
+  def condition(self, batch):
+    """c = batch["condition"], float32 [B, C]."""
+    return tf.cast(batch["condition"], tf.float32)
+
+  def prior(self):
+    """p(z): N(0, I) (event [latent_dim]) under --conditional_prior=standard.
+
+    Raises:
+      ValueError: under --conditional_prior=learned, where p(z) = E_c p(z|c) needs the
+        distribution of the conditions.
+    """
+    if self.prior_network is None:
+      return networks.prior(self.config.model.latent_dim)
+    raise ValueError("--model=cvae on conditions with --conditional_prior=learned: p(z) = "
+                     "E_c p(z|c) needs the distribution of c; use p(z|c) (given(c).prior()) "
+                     "or sample(n, seed, condition).")
+
+  def sample(self, n, seed, condition=None):
+    """{"mean", "sample"} float32 [n, *image_shape]: z ~ p(z|c), x ~ p(x|z, c), for condition
+    float32 [n, C] (one row per draw) or [C] / [1, C] (every draw given it).
+
+    Raises:
+      ValueError: without a condition (the model samples only given one).
+    """
+    if condition is None:
+      raise ValueError("--model=cvae on conditions samples given them: pass condition, "
+                       f"float32 [n, {self.condition_dim}] or [{self.condition_dim}].")
+    c = tf.reshape(tf.cast(condition, tf.float32), [-1, self.condition_dim])
+    c = tf.broadcast_to(c, [n, self.condition_dim])
+    return self.sample_given(c, seed)
 
 
 class Conditioned(interface.LatentVariableModel):

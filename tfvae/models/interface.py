@@ -28,6 +28,14 @@ class Model(tf.Module):
   (tfvae/models/base.py ModelConfig and its subclasses); `config` the run's tfvae.config.Config."""
   config_class: ClassVar[type]
 
+  @classmethod
+  def family_class(cls, config):
+    """The class `tfvae.models.build` makes for `config` (its data resolved): `cls` itself,
+    unless the family's model depends on the data (cvae: CVAE for classes, CovariateCVAE for
+    real conditions)."""
+    del config
+    return cls
+
   def posterior(self, x):
     """q(z|x): batch [B], event [latent_dim] (a point mass at the code for deterministic
     autoencoders). LabelConditional models have none (q(z|x, y) needs y)."""
@@ -141,7 +149,8 @@ class LatentVariableModel(Model):
 
   def sample(self, n, seed, label=None):
     """n draws {"mean", "sample"} [n, *image_shape] from the model (and "label" [n] int64 for
-    label-conditional ones: label < 0 or None draws y ~ p(y), else that class)."""
+    label-conditional ones: label < 0 or None draws y ~ p(y), else that class; the cvae on
+    real conditions takes sample(n, seed, condition) instead, c [n, C] or [C])."""
     raise NotImplementedError
 
   def elbo(self, x, seed):
@@ -184,7 +193,8 @@ class Conditional:
   condition_dim: int
 
   def condition(self, batch):
-    """c float32 [B, C] of a batch (cvae: the one-hot of batch["label"])."""
+    """c float32 [B, C] of a batch (cvae: the one-hot of batch["label"], or batch["condition"]
+    for data with real conditions)."""
     raise NotImplementedError
 
   def given(self, c):

@@ -87,7 +87,13 @@ def options(kind: str, **given: Any) -> Any:
 
 def check_model(model: Any, family: str, kind: str) -> None:
   """Raises ConfigError (one line) if `kind` cannot be fitted for `model` (family `family`):
-  any kind for a label-conditional model (m2), standard for one without a prior."""
+  any kind for a label-conditional model (m2) or a conditional one (cvae, on classes or
+  conditions), standard for one without a prior."""
+  if isinstance(model, interface.Conditional) and not isinstance(model,
+                                                                   interface.LabelConditional):
+    raise ConfigError(f"--model={family}: its codes depend on the condition (q(z|x, c)), so no "
+                      "sampler is fitted to them; sample given one with sample(num, "
+                      "condition=c).")
   if isinstance(model, interface.LabelConditional):
     raise ConfigError(f"--model={family}: its codes depend on the class (q(z|x, y)), so no "
                       "sampler is fitted to them; sample a class with sample(num, label=y).")

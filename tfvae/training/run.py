@@ -75,8 +75,8 @@ def _check_workdir(config, workdir, overwrite):
 
 def with_source(config, source):
   """`config` naming where `source` came from: its origin as the dataset, and the options it was
-  read with (Source.reader_options: image_size, max_value, label_column), so that every later
-  command reads the origin as training did. A reader option the config sets otherwise is
+  read with (Source.reader_options: image_size, max_value, label_column, condition_columns),
+  so that every later command reads the origin as training did. A reader option the config sets otherwise is
   replaced, with a warning (the source is what the run trains on)."""
   defaults = sections.DataConfig()
   for name, value in source.reader_options.items():
@@ -117,6 +117,7 @@ def resolve(config, data):
                                         "binarization": data.binarization,  # auto resolved
                                         "pixel_levels": data.max_value + 1,
                                         "num_classes": data.num_classes,
+                                        "condition_dim": data.condition_dim,
                                         "data_fingerprint": data.fingerprint,
                                         "feature_mean": data.feature_mean,
                                         "feature_scale": data.feature_scale})
@@ -366,7 +367,9 @@ def _train_in_workdir(config, data, workdir, strategy, chief, refused, parts):
         if chief and summary_images is not None:
           summaries.write_images(writers["eval"], step, trainer.model, summary_images,
                                  tf.constant(evaluator_lib.EVAL_SEED, tf.int32),
-                                 data.validation.labels[:_NUM_SUMMARY_IMAGES])
+                                 data.validation.labels[:_NUM_SUMMARY_IMAGES],
+                                 None if data.validation.conditions is None else
+                                 data.validation.conditions[:_NUM_SUMMARY_IMAGES])
         writers["eval"].flush()
         writers["train"].flush()
         improved = best.update(step, metrics["loss"])

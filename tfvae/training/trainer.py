@@ -154,12 +154,12 @@ class Trainer:
     sums["skipped"] = skipped / context.num_replicas_in_sync  # summed over replicas below
     return sums
 
-  def _device_step_fn(self, source, order_row, images, labels, seed, step):
+  def _device_step_fn(self, source, order_row, images, labels, conditions, seed, step):
     """Replica fn of --data_on_device: builds this replica's rows of the global batch."""
     context = tf.distribute.get_replica_context()
     rows = self.config.training.batch_size // context.num_replicas_in_sync
     begin = tf.cast(context.replica_id_in_sync_group, tf.int32) * rows
-    batch = source.batches.rows(step, order_row, images, labels, begin, rows)
+    batch = source.batches.rows(step, order_row, images, labels, begin, rows, conditions)
     return self._train_step_fn(batch, seed, step)
 
   def _one_step_fn(self, source, order):
@@ -170,7 +170,8 @@ class Trainer:
     else:
       row = tf.gather(order, step % source.batches.steps_per_epoch)
       per_replica = self.strategy.run(
-          self._device_step_fn, args=(source, row, source.images, source.labels, seed, step))
+          self._device_step_fn, args=(source, row, source.images, source.labels,
+                                      source.conditions, seed, step))
     sums = {k: self.strategy.reduce("SUM", v, axis=None) for k, v in per_replica.items()}
     # The calibrated likelihood's scale:
     self.model.update_statistics(sums, step, self.config.training.batch_size)
@@ -234,7 +235,7 @@ class Trainer:
 class DeviceData:
   """The train split kept on the device(s) for --data_on_device.
 
-  The uint8 images and labels are copied once to every replica's device; `epoch_order` (a
+  The uint8 images, labels (and conditions) are copied once to every replica's device; `epoch_order` (a
   permutation, computed once per epoch and cached) is passed to the compiled loop, and each
   replica gathers and binarizes its rows of the global batch inside the step
   (`data_lib.TrainBatches.rows`), with the same noise as the tf.data path.
@@ -252,6 +253,9 @@ class DeviceData:
         lambda _: tf.constant(images))
     self.labels = strategy.experimental_distribute_values_from_function(
         lambda _: tf.constant(labels))
+    conditions = self.batches.conditions  # float32 [N, C] or None
+    self.conditions = None if conditions is None else (
+        strategy.experimental_distribute_values_from_function(lambda _: tf.constant(conditions)))
     self._orders = {}
 
   def epoch_order(self, epoch):
