@@ -212,3 +212,29 @@ def test_factories_named_by_the_config_train_and_reload(tmp_path):
   labels = np.arange(6) % CLASSES
   np.testing.assert_allclose(tfvae.load(workdir).elbo(x, label=labels),
                              trained.elbo(x, label=labels), rtol=1e-5, atol=1e-4)
+
+
+def test_user_networks_on_real_conditions_are_checked_and_called_with_their_width():
+  """A cvae on covariates (CovariateCVAE, C = config.data.condition_dim = 2, no classes): the
+  decoder's input is [z, c] of width latent_dim + 2, the prior reads c [B, 2]."""
+  config = tfvae.Config(model="cvae", latent_dim=LATENT, hidden_sizes=(16,), image_shape=SHAPE,
+                        condition_dim=2, num_classes=0)
+  covariate_prior = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2 * LATENT)],
+                                     name="my_prior")
+  parts = user_networks.Parts(encoder=_encoder(), decoder=_decoder(LATENT + 2),
+                              prior=covariate_prior)
+  network_checks.check(parts, config)
+  with pytest.raises(user_networks.NetworkError, match=r"c \[2\]"):  # a class-width decoder
+    network_checks.check(user_networks.Parts(decoder=_decoder()), config)
+  model = models.build(config, seed=0, parts=parts)
+  assert type(model).__name__ == "CovariateCVAE"
+  rng = np.random.default_rng(0)
+  x = tf.constant(rng.uniform(size=[4, *SHAPE]) > 0.5, tf.float32)
+  c = tf.constant(rng.normal(size=[4, 2]), tf.float32)
+  seed = tf.constant([1, 2])
+  elbo = model.elbo(x, seed, c)["elbo"]
+  assert np.all(np.isfinite(elbo))
+  assert not np.allclose(model.elbo(x, seed, c + 1.0)["elbo"], elbo)
+  z = tf.zeros([4, LATENT])
+  np.testing.assert_allclose(model.decode(z, c).distribution.logits,
+                             model.decoder.net(tf.concat([z, c], -1)), rtol=1e-6)
