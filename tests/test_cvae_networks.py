@@ -18,6 +18,7 @@ import tfvae
 from conftest import ROOT
 from tfvae import models
 from tfvae import network_checks
+from tfvae import priors
 from tfvae import serving
 from tfvae import user_networks
 
@@ -207,7 +208,7 @@ def test_factories_named_by_the_config_train_and_reload(tmp_path):
   trained = tfvae.fit(config, workdir)
   assert trained.model.decoder.net.name == "factory_decoder"
   assert trained.model.decoder.net.inputs[0].shape[-1] == LATENT + CLASSES  # [z, c]
-  assert isinstance(trained.model.prior_network, models.cvae.PriorNetwork)  # tfvae's own
+  assert isinstance(trained.model.prior_network, priors.ConditionalPriorNetwork)  # tfvae's own
   x = np.random.default_rng(0).integers(0, 2, [6, *SHAPE]).astype(np.float32)
   labels = np.arange(6) % CLASSES
   np.testing.assert_allclose(tfvae.load(workdir).elbo(x, label=labels),

@@ -18,6 +18,16 @@ from tfvae import noise
 tfd = tfp.distributions
 
 
+def has_analytic_rate(q_z, p_z):
+  """Whether TFP has an analytic KL(q_z || p_z) for this pair of distributions (`rate` works;
+  else the rate is the Monte Carlo estimate log q - log p at the posterior samples)."""
+  try:
+    tfd.kl_divergence(q_z, p_z)
+    return True
+  except NotImplementedError:
+    return False
+
+
 def rate(q_z, p_z):
   """Analytic KL(q(z|x) || p(z)) per example.
 

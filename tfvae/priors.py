@@ -1,5 +1,6 @@
 """Priors p(z) over codes [D]: the standard normal, the VampPrior and a learned Gaussian mixture;
-and the user's prior layers (p(z), and the cvae's p(z|c): `UserConditionalPrior`).
+the cvae's conditional priors p(z|c) (its own `ConditionalPriorNetwork`, a user's
+`UserConditionalPrior`) and the user's p(z) layers.
 
 Each prior is a Keras 3 layer (its variables train with the model); its `distribution()` is a
 distribution with event shape [latent_dim] and batch shape [] (the mixtures a
@@ -163,6 +164,24 @@ class UserPrior(keras.layers.Layer):
 
   def distribution(self):
     return call_user_prior(self.layer)
+
+
+class ConditionalPriorNetwork(keras.Model):
+  """The cvae's own learned conditional prior (Sohn et al. 2015): c [B, C] -> p(z|c) = MultivariateNormalDiag, batch [B], event [latent_dim]: ReLU Dense
+  layers of `hidden_sizes`, then (loc, raw scale) as `networks.diagonal_gaussian` (softplus);
+  the output layer starts at zero weights and the bias of N(0, I)."""
+
+  def __init__(self, condition_dim, latent_dim, hidden_sizes=(64,), **kwargs):
+    super().__init__(**kwargs)
+    start = np.concatenate([np.zeros(latent_dim), np.full(latent_dim, np.log(np.expm1(1.0)))])
+    self.net = keras.Sequential(
+        [keras.Input((condition_dim,))] + networks.dense_stack("mlp", hidden_sizes)
+        + [keras.layers.Dense(2 * latent_dim, dtype="float32", kernel_initializer="zeros",
+                              bias_initializer=keras.initializers.Constant(start),
+                              name="prior_params")], name="net")
+
+  def call(self, c, training=False):
+    return networks.diagonal_gaussian(self.net(c, training=training))
 
 
 class UserConditionalPrior(keras.layers.Layer):

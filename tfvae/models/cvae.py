@@ -33,29 +33,28 @@ Reference:
 
 import dataclasses
 
-import keras
-import numpy as np
 import tensorflow as tf
 
 from tfvae import config_fields
 from tfvae import decoders
 from tfvae import networks
-from tfvae import noise
 from tfvae import objectives
 from tfvae import priors
 from tfvae import user_networks
 from tfvae.config_fields import MODEL, field
 from tfvae.errors import ConfigError
 from tfvae.models import base
+from tfvae.models import conditioned
 from tfvae.models import interface
 
 tfd = networks.tfd
 
 
 def condition_dim(config) -> int:
-  """C, the width of the condition c [B, C] for the run's Config `config`: the number of
-  classes K (c is the one-hot of the label)."""
-  return config.data.num_classes
+  """C, the width of the condition vector c of a CVAE on `config`'s data: the data's real
+  conditions (config.data.condition_dim) when they have some, else the K classes (c is the
+  one-hot of the label)."""
+  return config.data.condition_dim if config.data.condition_dim > 0 else config.data.num_classes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,31 +125,6 @@ class CVAEConfig(base.RateScheduleConfig, base.ModelConfig):
     return inactive
 
 
-class PriorNetwork(keras.Model):
-  """c [B, C] -> p(z|c) = MultivariateNormalDiag, batch [B], event [latent_dim]: ReLU Dense
-  layers of `hidden_sizes`, then (loc, raw scale) as `networks.diagonal_gaussian` (softplus);
-  the output layer starts at zero weights and the bias of N(0, I)."""
-
-  def __init__(self, condition_dim, latent_dim, hidden_sizes=(64,), **kwargs):
-    super().__init__(**kwargs)
-    start = np.concatenate([np.zeros(latent_dim), np.full(latent_dim, np.log(np.expm1(1.0)))])
-    self.net = keras.Sequential(
-        [keras.Input((condition_dim,))] + networks.dense_stack("mlp", hidden_sizes)
-        + [keras.layers.Dense(2 * latent_dim, dtype="float32", kernel_initializer="zeros",
-                              bias_initializer=keras.initializers.Constant(start),
-                              name="prior_params")], name="net")
-
-  def call(self, c, training=False):
-    return networks.diagonal_gaussian(self.net(c, training=training))
-
-
-def condition_dim(config) -> int:
-  """C, the width of the condition vector c of a CVAE on `config`'s data: the data's real
-  conditions (config.data.condition_dim) when they have some, else the K classes (c is the
-  one-hot of the label)."""
-  return config.data.condition_dim if config.data.condition_dim > 0 else config.data.num_classes
-
-
 class ConditionalVAE(interface.LatentVariableModel, interface.Conditional):
   """What the CVAE is whatever c is: encoder q(z|x, c), decoder p(x|z, c), prior p(z|c), for
   c float32 [B, C] (C = `condition_dim(config)`); see the module docstring. Subclasses say how
@@ -169,7 +143,7 @@ class ConditionalVAE(interface.LatentVariableModel, interface.Conditional):
     ValueError: for an image_shape of another rank, or C < 1.
 
   `losses_and_posterior` returns q(z|x, c) for the batch's c; `given(c)` is the model with c
-  fixed (`Conditioned`), on which evaluation computes the conditional ELBO and IWAE bound.
+  fixed (conditioned.Conditioned), on which evaluation computes the conditional ELBO and IWAE bound.
   """
 
   config_class = CVAEConfig
@@ -201,12 +175,13 @@ class ConditionalVAE(interface.LatentVariableModel, interface.Conditional):
         raise ValueError("A prior network needs --conditional_prior=learned.")
       self.prior_network = priors.UserConditionalPrior(parts.prior, k, name="prior")
     elif config.model.conditional_prior == "learned":
-      self.prior_network = PriorNetwork(k, d, config.model.prior_hidden_sizes, name="prior")
+      self.prior_network = priors.ConditionalPriorNetwork(k, d, config.model.prior_hidden_sizes,
+                                                          name="prior")
       self.prior_network(tf.zeros([1, k]))
     self.encoder(tf.zeros([1, *shape]), tf.zeros([1, k]))
     self.decoder(tf.zeros([1, width]))
     q_z = networks.diagonal_gaussian(tf.zeros([1, 2 * d]))  # q(z|x, c) is tfvae's
-    self.has_analytic_rate = _kl_registered(q_z, self.conditional_prior(tf.zeros([1, k])))
+    self.has_analytic_rate = objectives.has_analytic_rate(q_z, self.conditional_prior(tf.zeros([1, k])))
 
   @classmethod
   def family_class(cls, config):
@@ -232,8 +207,8 @@ class ConditionalVAE(interface.LatentVariableModel, interface.Conditional):
     return self.decoder.calibrated
 
   def given(self, c):
-    """The model with c float32 [B, C] fixed (`Conditioned`)."""
-    return Conditioned(self, c)
+    """The model with c float32 [B, C] fixed (conditioned.Conditioned)."""
+    return conditioned.Conditioned(self, c)
 
   def conditional_prior(self, c, training=False):
     """p(z|c): MultivariateNormalDiag, batch [B], event [latent_dim], for c float32 [B, C]."""
@@ -331,15 +306,6 @@ class CVAE(ConditionalVAE, interface.LabelConditional):
     return self.decode(z_all, tf.broadcast_to(tf.eye(k)[None], [b, k, k])).mean()
 
 
-def _kl_registered(q, p):
-  """Whether TFP has an analytic KL(q || p) for this pair of distributions."""
-  try:
-    tfd.kl_divergence(q, p)
-    return True
-  except NotImplementedError:
-    return False
-
-
 class CovariateCVAE(ConditionalVAE):
   """The CVAE given real covariates: c = batch["condition"] float32 [B, C] (C =
   config.data.condition_dim >= 1: --condition_columns, tfvae.data.from_arrays(conditions=)).
@@ -379,79 +345,3 @@ class CovariateCVAE(ConditionalVAE):
     c = tf.reshape(tf.cast(condition, tf.float32), [-1, self.condition_dim])
     c = tf.broadcast_to(c, [n, self.condition_dim])
     return self.sample_given(c, seed)
-
-
-class Conditioned(interface.LatentVariableModel):
-  """A CVAE with the condition c float32 [B, C] fixed (row i of x goes with row i of c): an
-  unconditional LatentVariableModel with q(z|x, c) as its posterior and p(z|c) (batch [B]) as
-  its prior, so the ELBO, the importance-weighted bound (evaluation.evaluator.iwae_bound,
-  importance sampling with the conditional prior), active units and the per-dimension rate are
-  those given c."""
-
-  def __init__(self, model, c):
-    super().__init__(name="conditioned")
-    self.model, self.config = model, model.config
-    self.c = tf.convert_to_tensor(c, tf.float32)
-
-  def posterior(self, x, training=False):
-    """q(z|x, c): batch [B], event [latent_dim]."""
-    return self.model.encoder(x, self.c, training=training)
-
-  def prior(self, training=False):
-    """p(z|c): batch [B], event [latent_dim]."""
-    return self.model.conditional_prior(self.c, training=training)
-
-  def decode(self, z, y_onehot=None, training=False):
-    """p(x|z, c) for z [..., B, D]: batch [..., B]."""
-    del y_onehot
-    return self.model.decode(z, self.c, training=training)
-
-  def beta(self, step):
-    return self.model.beta(step)
-
-  def reconstruct(self, x):
-    return self.reconstruct_from(x, self.posterior(x))
-
-  def reconstruct_from(self, x, q_z):
-    del x
-    return self.decode(q_z.mean()).mean()
-
-  def rate_per_dimension(self, q_z, seed, index=None):
-    """KL(q(z_d|x, c) || p(z_d|c)), float32 [B, D] nats (analytic; sums to the rate); None
-    for a user's p(z|c) that is not a MultivariateNormalDiag."""
-    del seed, index
-    p_z = self.prior()
-    if not isinstance(p_z, tfd.MultivariateNormalDiag):
-      return None
-    return objectives.rate_per_dimension(q_z, p_z)
-
-  def log_weight_terms(self, x, q_z, eps, training=False):
-    """{"z" [L, B, D], "log_likelihood" log p(x|z, c), "log_prior" log p(z|c),
-    "log_posterior" log q(z|x, c): float32 [L, B]} at z = loc + scale * eps, eps [L, B, D]
-    (and "mean_squared_error" [B, *S] for a calibrated decoder)."""
-    z, log_q = objectives.reparameterize(q_z, eps)
-    fitted = base.log_likelihood(self.model.decoder, self.decode(z, training=training), x,
-                                 training)
-    return {"z": z, **fitted, "log_prior": self.prior(training).log_prob(z),
-            "log_posterior": log_q}
-
-  def elbo(self, x, seed):
-    """{"elbo", "rate", "distortion"} [B], nats, given c, with num_samples samples."""
-    terms, _ = self.losses_and_posterior({"image": x}, seed, tf.constant(0, tf.int64), False)
-    return {k: terms[k] for k in ("elbo", "rate", "distortion")}
-
-  def losses_and_posterior(self, batch, seed, step, training=True):
-    """The CVAE's per-example terms given c (see CVAE.losses_and_posterior), and q(z|x, c)."""
-    x = batch["image"]
-    q_z = self.posterior(x, training)
-    eps = noise.replica_normal_noise(self.config.model.num_samples, tf.shape(x)[0],
-                                     self.noise_dim, seed, batch.get("index"))
-    parts = self.log_weight_terms(x, q_z, eps, training)
-    analytic = self.model.has_analytic_rate  # else the Monte Carlo estimate on the same z
-    terms = objectives.bound_terms(
-        parts, objectives.rate(q_z, self.prior(training)) if analytic else None)
-    if "mean_squared_error" in parts:
-      terms["mean_squared_error"] = parts["mean_squared_error"]
-    beta = self.beta(step) if training else 1.0
-    terms["loss"] = terms["distortion"] + beta * terms["rate"]
-    return terms, q_z
