@@ -29,9 +29,9 @@ def tiny_model(**kwargs):
 def saved_config(workdir):
   """WORKDIR/config.json as one flat dict of flag names (the family as "model"; lists for
   tuples), whatever its format."""
-  from tfvae import config as config_lib  # pylint: disable=import-outside-toplevel
+  from tfvae import config_io  # pylint: disable=import-outside-toplevel
   return {k: list(v) if isinstance(v, tuple) else v
-          for k, v in config_lib.load(str(workdir)).flat().items()}
+          for k, v in config_io.load(str(workdir)).flat().items()}
 
 
 def checkpoint_step(workdir):

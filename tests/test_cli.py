@@ -35,7 +35,8 @@ def test_a_mistyped_workdir_is_one_line_and_status_2(module, tmp_path):
 @pytest.mark.slow
 def test_a_run_without_a_checkpoint_is_one_line_and_status_2(module, tmp_path):
   from tfvae import config as config_lib  # pylint: disable=import-outside-toplevel
-  config_lib.save(config_lib.Config(image_shape=(8, 8, 1), pixel_levels=17), str(tmp_path))
+  from tfvae import config_io  # pylint: disable=import-outside-toplevel
+  config_io.save(config_lib.Config(image_shape=(8, 8, 1), pixel_levels=17), str(tmp_path))
   before = sorted(os.listdir(tmp_path))
   proc = run_module(module, f"--workdir={tmp_path}", check=False)
   _one_line_error(proc, module, f"No checkpoint in {tmp_path / 'ckpt'}: train first.")

@@ -5,6 +5,7 @@ from absl import flags
 import pytest
 
 from tfvae import config as config_lib
+from tfvae import config_io
 from tfvae import config_flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -57,21 +58,21 @@ def test_unknown_choice_is_rejected_by_flag_parsing():
 
 def test_json_round_trip(tmp_path):
   config = config_lib.Config(latent_dim=3, hidden_sizes=(10, 20), image_shape=(8, 8, 1))
-  config_lib.save(config, str(tmp_path))
+  config_io.save(config, str(tmp_path))
   assert json.loads((tmp_path / "config.json").read_text())["model"]["hidden_sizes"] == [10, 20]
-  assert config_lib.load(str(tmp_path)) == config
+  assert config_io.load(str(tmp_path)) == config
 
 
 def test_load_missing_config_names_the_path(tmp_path):
   with pytest.raises(FileNotFoundError, match="config.json"):
-    config_lib.load(str(tmp_path))
+    config_io.load(str(tmp_path))
 
 
 def test_check_resumable_allows_longer_training_but_not_another_model():
   saved = config_lib.Config(train_steps=100)
-  config_lib.check_resumable(saved, config_lib.Config(train_steps=500))
+  config_io.check_resumable(saved, config_lib.Config(train_steps=500))
   with pytest.raises(ValueError, match="--latent_dim"):
-    config_lib.check_resumable(saved, config_lib.Config(train_steps=100, latent_dim=3))
+    config_io.check_resumable(saved, config_lib.Config(train_steps=100, latent_dim=3))
 
 
 @pytest.mark.parametrize("likelihood, binarization, warns", [
@@ -114,11 +115,11 @@ def test_every_field_has_a_role_and_help_and_the_rules_follow_from_the_roles():
   saved = config_lib.Config(image_shape=(8, 8, 1))
   for name, value in (("epochs", 20), ("eval_every", 5), ("strategy", "one_device"),
                       ("jit_compile", False), ("clip_grad_norm", 1.0), ("num_classes", 3)):
-    config_lib.check_resumable(saved, saved.replace(**{name: value}))
+    config_io.check_resumable(saved, saved.replace(**{name: value}))
   for name, value in (("latent_dim", 3), ("learning_rate", 0.1), ("dataset", "mnist"),
                       ("test_fraction", 0.3), ("image_shape", (28, 28, 1))):
     with pytest.raises(config_lib.ConfigError, match=f"--{name}: "):
-      config_lib.check_resumable(saved, saved.replace(**{name: value}))
+      config_io.check_resumable(saved, saved.replace(**{name: value}))
   continued = saved.replace(strategy="one_device", epochs=20, latent_dim=3)
   assert [n for n, _, _ in config_lib.differences(saved, continued,
                                                   config_lib.CONTINUABLE_ROLES)] == [
@@ -156,8 +157,8 @@ def test_numpy_numbers_and_lists_are_stored_as_python_numbers_and_tuples(tmp_pat
   assert config.model.hidden_sizes == (8, 4) and config.data.image_shape == (8, 8, 1)
   assert config == config_lib.Config(latent_dim=4, beta=2.0, hidden_sizes=(8, 4),
                                      image_shape=(8, 8, 1))
-  config_lib.save(config, str(tmp_path))  # JSON takes them
-  assert config_lib.load(str(tmp_path)) == config
+  config_io.save(config, str(tmp_path))  # JSON takes them
+  assert config_io.load(str(tmp_path)) == config
 
 
 @pytest.mark.parametrize("argv, text", [
@@ -178,7 +179,7 @@ def test_non_finite_rates_and_seeds_out_of_range_are_refused_naming_the_flag(arg
 
 
 def test_a_config_json_holding_a_value_of_another_type_is_refused_naming_file_and_key(tmp_path):
-  config_lib.save(config_lib.Config(image_shape=(8, 8, 1)), str(tmp_path))
+  config_io.save(config_lib.Config(image_shape=(8, 8, 1)), str(tmp_path))
   path = tmp_path / "config.json"
   for section, key, value, text in (
       ("model", "latent_dim", 16.5, "--latent_dim=16.5 must be an integer"),
@@ -187,10 +188,10 @@ def test_a_config_json_holding_a_value_of_another_type_is_refused_naming_file_an
     changed = {**values, section: {**values[section], key: value}}
     path.write_text(json.dumps(changed))  # json.dumps writes NaN as NaN
     with pytest.raises(config_lib.ConfigError) as raised:
-      config_lib.load(str(tmp_path))
+      config_io.load(str(tmp_path))
     assert str(raised.value).startswith(f"{path} is not a tfvae config (ConfigError: {text}")
     path.write_text(json.dumps(values))
-    config_lib.load(str(tmp_path))
+    config_io.load(str(tmp_path))
 
 
 @pytest.mark.parametrize("flag", ["--seed=-1", "--seed=1099511627776", "--learning_rate=nan",

@@ -10,6 +10,7 @@ import pytest
 
 from conftest import run_module
 from tfvae import config as config_lib
+from tfvae import config_io
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 _FLAGS = ["--hidden_sizes=16", "--latent_dim=2", "--eval_every=10", "--checkpoint_every=10"]
@@ -52,7 +53,7 @@ def test_a_flat_config_json_with_an_unknown_or_bad_key_is_refused_naming_it(tmp_
     with open(path, "w") as f:
       json.dump({**_flat("flat_config_vae"), **change}, f)
     with pytest.raises(config_lib.ConfigError, match=text):
-      config_lib.load(workdir)
+      config_io.load(workdir)
 
 
 @pytest.mark.slow

@@ -23,7 +23,7 @@ from tfvae.evaluation import conditional
 from tfvae.evaluation import evaluator as evaluator_lib
 from tfvae.models import interface
 from tfvae.trained import TrainedModel
-from tfvae.training import run as run_lib
+from tfvae.training import workdir_setup
 from tfvae.training import trainer as trainer_lib
 
 tfd = tfp.distributions
@@ -117,7 +117,7 @@ def test_every_variable_gets_a_gradient():
 def test_train_steps_change_every_part_and_evaluation_changes_nothing(prior):
   config = _config(conditional_prior=prior, dataset="digits", batch_size=32, learning_rate=3e-3)
   data = data_lib.load(config)
-  config = run_lib.resolve(config, data)  # image_shape, num_classes 10, pixel_levels 17
+  config = workdir_setup.resolve(config, data)  # image_shape, num_classes 10, pixel_levels 17
   strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
   trainer = trainer_lib.Trainer(config, strategy)
   model = trainer.model

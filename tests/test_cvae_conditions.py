@@ -15,6 +15,7 @@ from sklearn import datasets
 
 import tfvae
 from tfvae import config as config_lib
+from tfvae import config_io
 from tfvae import data as data_lib
 from tfvae import models
 from tfvae import serving
@@ -22,7 +23,7 @@ from tfvae.errors import DataError
 from tfvae.models import cvae
 from tfvae.models import interface
 from tfvae.trained import TrainedModel
-from tfvae.training import run as run_lib
+from tfvae.training import workdir_setup
 from tfvae.training import trainer as trainer_lib
 
 
@@ -242,7 +243,7 @@ def test_a_cvae_trained_on_csv_conditions_end_to_end_and_its_saved_model(tmp_pat
                         likelihood="normal", binarization="none", standardize=True,
                         batch_size=64, learning_rate=3e-3)
   data = data_lib.load(config)
-  config = run_lib.resolve(config, data)
+  config = workdir_setup.resolve(config, data)
   assert config.data.condition_dim == 2
   trainer = trainer_lib.Trainer(config, tf.distribute.OneDeviceStrategy("/cpu:0"))
   before = [v.numpy().copy() for v in trainer.model.trainable_variables]
@@ -254,7 +255,7 @@ def test_a_cvae_trained_on_csv_conditions_end_to_end_and_its_saved_model(tmp_pat
   run = str(tmp_path / "run")
   fitted = tfvae.fit(config.replace(train_steps=30, eval_every=30), run)
   assert isinstance(fitted.model, cvae.CovariateCVAE)
-  saved = config_lib.load(run)
+  saved = config_io.load(run)
   assert saved.data.condition_columns == "digit9,intensity" and saved.data.condition_dim == 2
   trained = tfvae.load(run)
   test = trained.data().test
@@ -319,7 +320,7 @@ def test_on_device_and_tf_data_batches_give_the_same_training_with_conditions():
     config = tfvae.Config(model="cvae", hidden_sizes=(16,), latent_dim=2, batch_size=32,
                           dataset=data_lib.IN_MEMORY, data_on_device=on_device)
     data = data_lib.build(source, config)
-    config = run_lib.resolve(config, data)
+    config = workdir_setup.resolve(config, data)
     trainer = trainer_lib.Trainer(config, tf.distribute.OneDeviceStrategy("/cpu:0"))
     trainer.train(trainer.train_iterator(data), 5)
     weights[on_device] = [v.numpy() for v in trainer.model.trainable_variables]

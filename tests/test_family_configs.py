@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from conftest import run_module, tiny_model
 from tfvae import config as config_lib
+from tfvae import config_io
 from tfvae import config_flags
 from tfvae import models
 from tfvae.models import base
@@ -97,12 +98,12 @@ def test_changing_the_family_keeps_the_shared_knobs():
 
 def test_a_run_with_inactive_knobs_resumes_one_without_them_and_back():
   saved = config_lib.Config(num_pseudo_inputs=9, image_shape=(8, 8, 1))  # an old config
-  config_lib.check_resumable(saved, config_lib.Config(image_shape=(8, 8, 1)))
-  config_lib.check_resumable(saved.normalized()[0], saved)
+  config_io.check_resumable(saved, config_lib.Config(image_shape=(8, 8, 1)))
+  config_io.check_resumable(saved.normalized()[0], saved)
   with pytest.raises(config_lib.ConfigError, match="--model: 'vae' in the workdir, 'ae' now"):
-    config_lib.check_resumable(saved, saved.replace(model="ae"))
+    config_io.check_resumable(saved, saved.replace(model="ae"))
   with pytest.raises(config_lib.ConfigError, match="--beta"):
-    config_lib.check_resumable(saved, saved.replace(beta=0.5))
+    config_io.check_resumable(saved, saved.replace(beta=0.5))
 
 
 def _loss(model, batch):

@@ -19,6 +19,7 @@ import tensorflow as tf
 from conftest import ROOT
 from conftest import run_module
 from tfvae import config as config_lib
+from tfvae import config_io
 from tfvae import data as data_lib
 from tfvae.training import distribute
 from tfvae.evaluation import evaluator as evaluator_lib
@@ -109,8 +110,8 @@ def test_two_workers_train_the_weights_of_one_process_and_only_the_chief_writes(
   assert launcher.wait(TIMEOUT_S) == 0, _stderr(tmp_path, "multi")[-5000:]
   run_module("tfvae.train", "--strategy=one_device", *TINY, *steps, f"--workdir={single}",
              "--data_on_device")
-  assert not config_lib.load(str(multi)).execution.data_on_device
-  assert config_lib.load(str(single)).execution.data_on_device
+  assert not config_io.load(str(multi)).execution.data_on_device
+  assert config_io.load(str(single)).execution.data_on_device
   stderr = _stderr(tmp_path, "multi")
   for index in (0, 1):
     assert _worker_lines(stderr, index, "2 replicas")
@@ -124,7 +125,7 @@ def test_two_workers_train_the_weights_of_one_process_and_only_the_chief_writes(
     assert a.name == b.name
     np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5, err_msg=a.name)
   assert not np.allclose(model_multi.variables[0].numpy(),
-                         trainer_lib.Trainer(config_lib.load(str(single)),
+                         trainer_lib.Trainer(config_io.load(str(single)),
                                              tf.distribute.get_strategy()).model.variables[0])
 
   # Evaluation over both workers saw every example once, on the chief's weights everywhere.

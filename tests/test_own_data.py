@@ -11,6 +11,7 @@ from PIL import Image
 
 import tfvae
 from tfvae import config as config_lib
+from tfvae import config_io
 from tfvae import data as data_lib
 from tfvae.errors import DataError
 from conftest import run_module, saved_config
@@ -398,11 +399,11 @@ def _mixed_size_folder(root):
 
 def _as_trained(config, source, workdir):
   """What tfvae.fit records in workdir/config.json for `source`, without training."""
-  from tfvae.training import run  # pylint: disable=import-outside-toplevel
-  config = run.with_source(config, source)
-  config = run.resolve(config, data_lib.load(config, source))
-  config_lib.save(config, workdir)
-  return config_lib.load(workdir)
+  from tfvae.training import workdir_setup  # pylint: disable=import-outside-toplevel
+  config = workdir_setup.with_source(config, source)
+  config = workdir_setup.resolve(config, data_lib.load(config, source))
+  config_io.save(config, workdir)
+  return config_io.load(workdir)
 
 
 def test_the_reader_options_of_a_source_are_recorded_and_read_again(tmp_path):
@@ -454,12 +455,12 @@ def test_a_run_whose_config_json_predates_the_reader_options_still_resumes(tmp_p
   folder = _mixed_size_folder(tmp_path / "png")
   new = _run_of(data_lib.from_directory(folder, image_size=(8, 8)), image_size=(8, 8))
   old = new.replace(**{"image_size": ()})  # before item 1
-  config_lib.check_resumable(old, new)  # same data: resumes, and config.json gains the option
+  config_io.check_resumable(old, new)  # same data: resumes, and config.json gains the option
   other = new.replace(**{"image_size": (10, 10),
                                        "data_fingerprint": "train 200x10x10x1 uint8 abc"})
   with pytest.raises(config_lib.ConfigError, match=r"trained on \(--image_size=\(10, 10\) now, "
                      r"\(8, 8\) in the workdir; now: train 200x10x10x1"):
-    config_lib.check_resumable(new, other)
+    config_io.check_resumable(new, other)
 
 
 @pytest.mark.slow
@@ -512,7 +513,7 @@ def _photo_patches():
 
 def test_auto_binarizes_only_binary_like_gray_images_and_says_so(caplog):
   import logging  # pylint: disable=import-outside-toplevel
-  from tfvae.training import run  # pylint: disable=import-outside-toplevel
+  from tfvae.training import workdir_setup  # pylint: disable=import-outside-toplevel
   caplog.set_level(logging.INFO, logger="absl")
   assert config_lib.Config().data.binarization == "auto"
   images, labels = _digits()
@@ -535,7 +536,7 @@ def test_auto_binarizes_only_binary_like_gray_images_and_says_so(caplog):
     assert ("--binarization=none" if picked == "dynamic" else "--likelihood") in lines[0]
     if picked == "none" and likelihood == "bernoulli":
       assert "continuous pixels use --likelihood=continuous_bernoulli" in lines[0]
-    assert run.resolve(config, data).data.binarization == picked  # recorded in config.json
+    assert workdir_setup.resolve(config, data).data.binarization == picked  # recorded in config.json
   binarized = data_lib.build(digits, config_lib.Config())
   assert set(np.unique(binarized.test.images)) == {0, 16}  # binarized once, as dynamic did
   assert set(np.unique(data_lib.build(data_lib.from_arrays(photos),
@@ -543,23 +544,24 @@ def test_auto_binarizes_only_binary_like_gray_images_and_says_so(caplog):
 
 
 def test_an_auto_run_resumes_a_run_that_recorded_dynamic(tmp_path):
-  from tfvae.training import run  # pylint: disable=import-outside-toplevel
+  from tfvae.training import workdir_setup  # pylint: disable=import-outside-toplevel
   path = str(tmp_path / "photos.npy")
   np.save(path, _photo_patches())
   workdir = str(tmp_path / "run")
   today = config_lib.Config(dataset=path, binarization="dynamic")  # main's default, resolved
   data = data_lib.load(today)
-  config_lib.save(run.resolve(today, data), workdir)
-  auto_as_in_workdir = run._auto_as_in_workdir  # pylint: disable=protected-access
+  config_io.save(workdir_setup.resolve(today, data), workdir)
+  auto_as_in_workdir = workdir_setup.auto_as_in_workdir
   again = auto_as_in_workdir(config_lib.Config(dataset=path), workdir)
   assert again.data.binarization == "dynamic"
-  config_lib.check_resumable(config_lib.load(workdir), run.resolve(again, data_lib.load(again)))
+  config_io.check_resumable(config_io.load(workdir),
+                            workdir_setup.resolve(again, data_lib.load(again)))
   fresh = auto_as_in_workdir(config_lib.Config(dataset=path), str(tmp_path / "new"))
-  assert run.resolve(fresh, data_lib.load(fresh)).data.binarization == "none"
+  assert workdir_setup.resolve(fresh, data_lib.load(fresh)).data.binarization == "none"
   digits = config_lib.Config(binarization="dynamic")
-  saved = run.resolve(digits, data_lib.load(digits))
+  saved = workdir_setup.resolve(digits, data_lib.load(digits))
   auto = config_lib.Config()
-  config_lib.check_resumable(saved, run.resolve(auto, data_lib.load(auto)))
+  config_io.check_resumable(saved, workdir_setup.resolve(auto, data_lib.load(auto)))
 
 
 def test_a_table_needs_no_binarization_flag_and_warnings_advise_the_right_fix():

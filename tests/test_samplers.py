@@ -174,14 +174,14 @@ def test_the_saved_model_samples_from_the_gmm_without_sklearn(vae):
 @pytest.mark.slow
 def test_two_stage_trains_a_second_vae_on_the_codes(vae):
   from tfvae import models  # pylint: disable=import-outside-toplevel
-  from tfvae import config as config_lib  # pylint: disable=import-outside-toplevel
+  from tfvae import config_io  # pylint: disable=import-outside-toplevel
   from tfvae import summaries  # pylint: disable=import-outside-toplevel
   model = tfvae.load(vae)
   sampler = model.fit_sampler("two_stage", second_hidden_sizes=(32,), train_steps=300,
                               batch_size=64, seed=0)
   second = os.path.join(vae, "sampler", "two_stage")
   assert not os.path.exists(second + ".partial")
-  config = config_lib.load(second)
+  config = config_io.load(second)
   assert config.model.latent_dim == 3 and config.data.image_shape == (3,)
   loss = summaries.read_scalars(os.path.join(second, "tensorboard", "train"), ["loss"])["loss"][1]
   assert loss[-1] < loss[0], loss

@@ -32,8 +32,8 @@ def _scalars(event_dir):
 
 
 def _config(workdir):
-  from tfvae import config as config_lib  # pylint: disable=import-outside-toplevel
-  return config_lib.load(workdir)
+  from tfvae import config_io  # pylint: disable=import-outside-toplevel
+  return config_io.load(workdir)
 
 
 def _untrained_model(workdir):

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from conftest import ROOT
 from tfvae import config as config_lib
+from tfvae import config_io
 from tfvae import data as data_lib
 from tfvae import loading
 from tfvae.training import distribute
@@ -82,7 +83,7 @@ def test_two_replicas_take_the_same_step_as_one(digits):
 def test_checkpoint_restores_every_variable_into_a_fresh_model(digits, tmp_path):
   config, data = digits
   workdir = str(tmp_path)
-  config_lib.save(config, workdir)
+  config_io.save(config, workdir)
   trainer = trainer_lib.Trainer(config, tf.distribute.OneDeviceStrategy("/cpu:0"), workdir)
   trainer.train(_iterator(trainer, data, config), 5)
   trainer.save()
@@ -99,7 +100,7 @@ def test_checkpoint_restores_every_variable_into_a_fresh_model(digits, tmp_path)
 
 
 def test_restore_model_without_checkpoint_says_train_first(tmp_path):
-  config_lib.save(config_lib.Config(image_shape=(8, 8, 1)), str(tmp_path))
+  config_io.save(config_lib.Config(image_shape=(8, 8, 1)), str(tmp_path))
   with pytest.raises(FileNotFoundError, match="train first"):
     loading.restore_model(str(tmp_path))
 

@@ -23,7 +23,7 @@ import keras
 import tensorflow as tf
 
 from tfvae import cli
-from tfvae import config as config_lib
+from tfvae import config_io
 from tfvae import lock
 from tfvae.config import Config
 from tfvae.errors import ConfigError
@@ -220,9 +220,9 @@ def _run_strategy(workdir: PathLike, name: str) -> tf.distribute.Strategy:
   if name != "run":
     raise ValueError(f"strategy={name!r}: expected a tf.distribute.Strategy, None or 'run'.")
   try:
-    config = config_lib.load(workdir)
+    config = config_io.load(workdir)
   except FileNotFoundError:
-    lock.refuse_unfinished(workdir, config_lib.CONFIG_FILENAME)
+    lock.refuse_unfinished(workdir, config_io.CONFIG_FILENAME)
     raise
   if config.execution.strategy == "multi_worker":  # evaluated in this one process
     config = config.replace(**{"strategy": "mirrored"})

@@ -1,7 +1,8 @@
 """The run configuration: the sections every family shares (tfvae/sections.py: data, training,
 execution), the family's own config (tfvae/models/<family>.py: `VAEConfig`, `AEConfig`, ...),
-their JSON form (WORKDIR/config.json, and the migration of the flat files written before the
-sections) and what may change when a run resumes.
+their JSON form (`to_dict`, `from_dict`; the flat form written before the sections migrates)
+and what may change when a run resumes (each field's role, `differences`). WORKDIR/config.json
+itself is written, read and compared on resume by tfvae/config_io.py.
 
     tfvae.Config(model=tfvae.models.vae.VAEConfig(latent_dim=8, beta=4),
                  training=tfvae.sections.TrainingConfig(train_steps=500))
@@ -13,18 +14,14 @@ Each field has a role (tfvae/config_fields.py) from which follows what may chang
 """
 
 import dataclasses
-import json
-import os
 from typing import Any
 
-from tfvae import atomic
 from tfvae import sections
 from tfvae.config_fields import (  # noqa: F401 (the roles, also config.X)
     CONTINUABLE_ROLES, DATA, EXECUTION, MODEL, NUMERICS, OPTIMIZATION, RESOLVED, RESULT_ROLES,
     RESUMABLE_ROLES, ROLES, SAFEGUARD, SCHEDULE, field)
 from tfvae.errors import ConfigError
 
-CONFIG_FILENAME = "config.json"
 # The sections of a Config other than the family's (config.model), by attribute name.
 SHARED = {"data": sections.DataConfig, "training": sections.TrainingConfig,
           "execution": sections.ExecutionConfig}
@@ -304,67 +301,3 @@ def likelihood_mismatch(config):
             "auto) to model the gray levels with this density, or --likelihood=bernoulli for "
             "binary pixels.")
   return None
-
-
-def save(config, workdir):
-  """Writes `config` to WORKDIR/config.json (atomically: write to a temp name, then rename)."""
-  os.makedirs(workdir, exist_ok=True)
-  atomic.write_json(os.path.join(workdir, CONFIG_FILENAME), config.to_dict(), indent=2,
-                    sort_keys=True, allow_nan=False)  # (a Config's floats are finite)
-
-
-def load(workdir):
-  """Reads WORKDIR/config.json.
-
-  Raises:
-    FileNotFoundError: if the workdir holds no config.json (no run was started there).
-    ConfigError: if config.json does not parse or does not hold a valid Config.
-  """
-  path = os.path.join(workdir, CONFIG_FILENAME)
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"{path} does not exist: is --workdir={workdir} a tfvae run?")
-  try:
-    with open(path) as f:
-      values = json.load(f)
-    if not isinstance(values, dict):
-      raise ValueError(f"a JSON {type(values).__name__}, not an object")
-    return Config.from_dict(values)
-  except (ValueError, TypeError, UnicodeDecodeError) as e:
-    why = (str(e).splitlines() or [""])[0][:200].rstrip(".")
-    raise ConfigError(
-        f"{path} is not a tfvae config ({type(e).__name__}: {why}): restore it from a copy, or "
-        "start the run over with --overwrite (which deletes it).") from None
-
-
-# The options of the readers of --dataset (tfvae.data.from_directory, from_file), recorded with
-# the dataset so that later commands read it alike (the reader_options field of
-# tfvae.data.arrays.Source).
-READER_OPTIONS = ("image_size", "max_value", "label_column", "condition_columns")
-
-
-def check_resumable(saved, new):
-  """Raises ConfigError naming the fields where `new` would not continue the run `saved`:
-  fields outside RESUMABLE_ROLES that differ, or other data (their fingerprints differ).
-  Knobs the run does not read are not compared (Config.normalized), nor READER_OPTIONS when
-  both read the same data (same fingerprint and pixel levels: a run whose config.json predates
-  their recording resumes)."""
-  saved, new = saved.normalized()[0], new.normalized()[0]
-  old, now = saved.data, new.data
-  readers = [f"--{n}={getattr(now, n)!r} now, {getattr(old, n)!r} in the workdir"
-             for n in READER_OPTIONS if getattr(now, n) != getattr(old, n)]
-  if old.data_fingerprint and now.data_fingerprint and (
-      old.data_fingerprint != now.data_fingerprint) and old.dataset == now.dataset:
-    raise ConfigError(f"--dataset={now.dataset}: the data differ from those the run in the "
-                      f"workdir was trained on ({'; '.join(readers + [''])}now: "
-                      f"{now.data_fingerprint}; the run's: {old.data_fingerprint}). Use a new "
-                      "--workdir, or --overwrite to delete that run and start over.")
-  same_data = (old.data_fingerprint and old.data_fingerprint == now.data_fingerprint
-               and old.pixel_levels == now.pixel_levels)
-  changed = differences(saved, new, RESUMABLE_ROLES, ignore=READER_OPTIONS if same_data else ())
-  if old.image_shape and now.image_shape and old.image_shape != now.image_shape:
-    changed.append(("image_shape", old.image_shape, now.image_shape))
-  if changed:
-    diffs = "; ".join(f"--{n}: {a!r} in the workdir, {b!r} now" for n, a, b in changed)
-    raise ConfigError(f"The workdir holds a run with a different config ({diffs}). "
-                      "Use a new --workdir, the same flags to resume, or --overwrite to delete "
-                      "that run and start over.")

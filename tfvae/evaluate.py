@@ -73,12 +73,12 @@ def define_flags():
 def _load(workdir):
   """The run's TrainedModel under the strategy it trained under (a multi-worker run evaluates in
   this process); a missing config.json is told before TensorFlow's import."""
-  from tfvae import config as config_lib  # pylint: disable=import-outside-toplevel
+  from tfvae import config_io  # pylint: disable=import-outside-toplevel
   from tfvae import lock  # pylint: disable=import-outside-toplevel
   try:
-    config_lib.load(workdir)
+    config_io.load(workdir)
   except FileNotFoundError:  # a training that has not written it yet: name it
-    lock.refuse_unfinished(workdir, config_lib.CONFIG_FILENAME)
+    lock.refuse_unfinished(workdir, config_io.CONFIG_FILENAME)
     raise
   cli.import_tensorflow()
   import tfvae  # pylint: disable=import-outside-toplevel

@@ -16,10 +16,10 @@ from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-posit
 
 def main(argv):
   del argv
-  from tfvae import config as config_lib  # pylint: disable=import-outside-toplevel
+  from tfvae import config_io  # pylint: disable=import-outside-toplevel
   from tfvae import lock  # pylint: disable=import-outside-toplevel
   workdir = flags.FLAGS.workdir
-  config_lib.load(workdir)  # not a run: say so before a lock file is written there
+  config_io.load(workdir)  # not a run: say so before a lock file is written there
   cli.import_tensorflow()
   import tfvae  # pylint: disable=import-outside-toplevel
   with lock.hold(workdir):  # before the restore: a busy workdir is refused at once

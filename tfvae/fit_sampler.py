@@ -75,11 +75,11 @@ def _options(kind):
 
 def main(argv):
   del argv
-  from tfvae import config as config_lib  # pylint: disable=import-outside-toplevel
+  from tfvae import config_io  # pylint: disable=import-outside-toplevel
   from tfvae import lock  # pylint: disable=import-outside-toplevel
   workdir = FLAGS.workdir
   options = _options(FLAGS.sampler)
-  config_lib.load(workdir)  # not a run: say so before a lock file is written there
+  config_io.load(workdir)  # not a run: say so before a lock file is written there
   cli.import_tensorflow()
   import tfvae  # pylint: disable=import-outside-toplevel
   with lock.hold(workdir):  # before the restore: a busy workdir is refused at once

@@ -12,7 +12,7 @@ import os
 
 import tensorflow as tf
 
-from tfvae import config as config_lib
+from tfvae import config_io
 from tfvae import models
 from tfvae import network_factories
 from tfvae import user_networks
@@ -42,7 +42,7 @@ def restore_model(workdir, strategy=None, checkpoint="best", parts=None):
     user_networks.NetworkError: if a stored network does not load, or `parts` differ from them,
       or the module of a factory the config names (--encoder/--decoder) does not import.
   """
-  config = config_lib.load(workdir)
+  config = config_io.load(workdir)
   parts = network_factories.from_config(config, parts, workdir)  # imports --encoder/--decoder's
   parts = user_networks.reconcile(workdir, parts)
   with (strategy or tf.distribute.get_strategy()).scope():

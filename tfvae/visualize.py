@@ -87,12 +87,13 @@ def draw(workdir: str, what: tuple[str, ...] | list[str] = FIGURES, split: str =
     tfvae.lock.WorkdirInUse: if another process holds the workdir.
   """
   from tfvae import config as config_lib  # pylint: disable=import-outside-toplevel
+  from tfvae import config_io  # pylint: disable=import-outside-toplevel
   from tfvae import lock  # pylint: disable=import-outside-toplevel
   unknown = sorted(set(what) - set(FIGURES))
   if unknown:
     raise config_lib.ConfigError(f"--what={','.join(unknown)}: unknown figure; choose from "
                                  f"{', '.join(FIGURES)}.")
-  config_lib.load(workdir)  # not a run: say so before a lock file is written there
+  config_io.load(workdir)  # not a run: say so before a lock file is written there
   with lock.hold(workdir):
     return _draw(workdir, what, split, num_examples, seed, data, sampler)
 
@@ -205,8 +206,8 @@ def _draw(workdir, what, split, num_examples, seed, data, sampler_name):
 
 def main(argv):
   del argv
-  from tfvae import config as config_lib  # pylint: disable=import-outside-toplevel
-  config_lib.load(FLAGS.workdir)  # a mistyped --workdir is told before TensorFlow's import
+  from tfvae import config_io  # pylint: disable=import-outside-toplevel
+  config_io.load(FLAGS.workdir)  # a mistyped --workdir is told before TensorFlow's import
   cli.import_tensorflow()
   draw(FLAGS.workdir, FLAGS.what, FLAGS.split, FLAGS.num_examples, FLAGS.seed,
        sampler=FLAGS.sampler)

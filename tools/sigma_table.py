@@ -53,11 +53,11 @@ def curve(source, calibrated, steps):
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   import tfvae  # pylint: disable=import-outside-toplevel
   from tfvae import data as data_lib  # pylint: disable=import-outside-toplevel
-  from tfvae.training import run  # pylint: disable=import-outside-toplevel
+  from tfvae.training import workdir_setup  # pylint: disable=import-outside-toplevel
   from tfvae.training import trainer as trainer_lib  # pylint: disable=import-outside-toplevel
-  config = run.with_source(tfvae.Config(**BASE, train_steps=max(steps)), source)
+  config = workdir_setup.with_source(tfvae.Config(**BASE, train_steps=max(steps)), source)
   data = data_lib.load(config, source)
-  config = run.resolve(config, data)
+  config = workdir_setup.resolve(config, data)
   trainer = trainer_lib.Trainer(config, tf.distribute.OneDeviceStrategy("/cpu:0"))
   decoder = trainer.model.decoder
   decoder.calibrated = calibrated  # before the first step is traced

@@ -1,8 +1,10 @@
-"""The splits a run trains on (`Data`): reading a Source, splitting, fixed-seed binarization, labeled subsets.
+"""The splits a run trains on (`Data`): reading a Source, splitting, labeled subsets.
 
 Datasets by name are read by tfvae/data/sources.py (digits, TFDS), your own files by
 tfvae/data/files.py, arrays by tfvae/data/arrays.py. Images stay uint8 in memory; the pipelines
-of tfvae/data/pipeline.py scale them to [0, 1] float32 and binarize as configured.
+of tfvae/data/pipeline.py scale them to [0, 1] float32 and binarize as configured; what
+--binarization=auto picks and the fixed-seed binarization of evaluation splits are
+tfvae/data/binarization.py's.
 """
 
 import dataclasses
@@ -12,16 +14,13 @@ from absl import logging
 import numpy as np
 
 from tfvae.data import arrays
+from tfvae.data import binarization as binarization_lib
 from tfvae.data import files
 from tfvae.data import sources
 from tfvae.errors import DataError
 
 if TYPE_CHECKING:
   from tfvae.config import Config
-
-# Fixed seeds for binarizing once, independent of --seed, so numbers compare across runs.
-_FIXED_BINARIZATION_SEED = {"train": 1, "validation": 2, "test": 3}
-
 
 @dataclasses.dataclass(frozen=True)
 class Split:
@@ -158,11 +157,11 @@ def build(source, config, fingerprint=None):
     fingerprint: source.fingerprint() when the caller has it (else computed here).
 
   Returns:
-    Data, its binarization resolved (`auto_binarization` for --binarization=auto, said in one
-    log line). Without a test split in the source, test is the first --test_fraction of a fixed
-    permutation (seed 0) of train; without a validation split, validation is the last
-    --validation_fraction of train. With binarization static or dynamic, validation and test are
-    binarized once with fixed seeds; with static, train is too.
+    Data, its binarization resolved (tfvae/data/binarization.py `auto_binarization` for
+    --binarization=auto, said in one log line). Without a test split in the source, test is the
+    first --test_fraction of a fixed permutation (seed 0) of train; without a validation split,
+    validation is the last --validation_fraction of train. With binarization static or dynamic,
+    validation and test are binarized once with fixed seeds; with static, train is too.
 
   Raises:
     DataError: if a split would be empty, or vectors are given a binarization.
@@ -192,7 +191,7 @@ def build(source, config, fingerprint=None):
   splits = {"train": train, "validation": validation, "test": test}
   binarization = config.data.binarization
   if binarization == "auto":
-    binarization, line = auto_binarization(source, config.model.likelihood)
+    binarization, line = binarization_lib.auto_binarization(source, config.model.likelihood)
     logging.info("%s", line)
   mean = scale = ()
   if source.kind == "vectors":
@@ -212,8 +211,8 @@ def build(source, config, fingerprint=None):
     fixed = ("train", "validation", "test") if binarization == "static" else (
         "validation", "test")
     for name in fixed:
-      splits[name] = _binarize_once(splits[name], source.max_value,
-                                    _FIXED_BINARIZATION_SEED[name])
+      splits[name] = binarization_lib.binarize_once(
+          splits[name], source.max_value, binarization_lib.FIXED_BINARIZATION_SEED[name])
   return Data(max_value=source.max_value, class_names=source.class_names,
               dequantize=binarization == "dequantize", binarization=binarization,
               fingerprint=fingerprint or source.fingerprint(),
@@ -221,65 +220,6 @@ def build(source, config, fingerprint=None):
 
 
 _COUNT_LIKELIHOODS = ("poisson", "negative_binomial")
-
-
-# --binarization=auto: a pixel is near black or white within this fraction of the range, and
-# gray images whose pixels are near black or white more often than AUTO_MOSTLY are binary-like.
-AUTO_NEAR = 0.1
-AUTO_MOSTLY = 0.5
-_CONTINUOUS_ADVICE = ("for continuous pixels use --likelihood=continuous_bernoulli or normal "
-                      "(docs/data.md)")
-
-
-def near_black_or_white(images, max_value):
-  """The fraction (float in [0, 1]) of the pixels of uint8 images [N, H, W, C] in 0..max_value
-  that lie within AUTO_NEAR of the range of black or white (y <= 0.1 max or y >= 0.9 max)."""
-  low, high = np.floor(AUTO_NEAR * max_value), np.ceil((1 - AUTO_NEAR) * max_value)
-  return float(np.mean((images <= low) | (images >= high))) if images.size else 0.0
-
-
-def auto_binarization(source, likelihood):
-  """What --binarization=auto picks for `source` under --likelihood=`likelihood`.
-
-  dynamic for gray images (C = 1) whose pixels are mostly near black or white, under the
-  Bernoulli likelihood (a distribution over {0, 1}); none otherwise: colour images (C = 3, 4),
-  gray images with many mid-grays, a density likelihood (it models the gray levels), vectors.
-  "Mostly": more than AUTO_MOSTLY (half) of the train split's pixels within AUTO_NEAR (a tenth
-  of the range) of black or white. Measured (`near_black_or_white`, 2026-12-06): digits
-  65%, Fashion-MNIST 60% (train split), the two scikit-learn sample photographs in gray 31% and
-  14% (in RGB 36% and 35%; 16x16 gray patches of them 22%); the threshold lies in that gap.
-
-  Args:
-    source: tfvae.data.arrays.Source.
-    likelihood: the run's --likelihood.
-
-  Returns:
-    (binarization, line): "dynamic" or "none", and the one log line that says what was picked,
-    why, and what the user can set instead.
-  """
-  if source.kind == "vectors":
-    return "none", (f"--binarization=auto: none (vectors [N, {source.train[0].shape[1]}]: "
-                    "binarization is for pixels). Choose --likelihood by the features "
-                    "(docs/data.md): normal or laplace for real values (with --standardize), "
-                    "bernoulli for 0/1, poisson or negative_binomial for counts.")
-  images = source.train[0]
-  shape = "x".join(map(str, images.shape[1:]))
-  if images.shape[-1] != 1:
-    why = f"colour images {shape}"
-  else:
-    near = near_black_or_white(images, source.max_value)
-    why = (f"gray images {shape}, {near:.0%} of pixels near black or white, "
-           f"{'more' if near > AUTO_MOSTLY else 'not more'} than {AUTO_MOSTLY:.0%}")
-    if near > AUTO_MOSTLY and likelihood == "bernoulli":
-      return "dynamic", (f"--binarization=auto: dynamic ({why}: binary-like; each pixel is "
-                         "resampled as 0/1 every step). Set --binarization=none to model the "
-                         f"gray levels instead ({_CONTINUOUS_ADVICE}), or static.")
-    if likelihood != "bernoulli":
-      why += f"; --likelihood={likelihood} is a density on gray levels"
-  advice = (f"; {_CONTINUOUS_ADVICE}: --likelihood=bernoulli on gray levels is a cross-entropy,"
-            " not a log-likelihood" if likelihood == "bernoulli" else "")
-  return "none", (f"--binarization=auto: none ({why}): pixels are gray levels in [0, 1]"
-                  f"{advice}. Set --binarization=dynamic to binarize them instead.")
 
 
 def _check_vectors(splits, config, binarization):
@@ -309,13 +249,6 @@ def _check_vectors(splits, config, binarization):
       row, column = map(int, np.argwhere(bad)[0])
       raise DataError(f"{what}: --likelihood={config.model.likelihood} needs every feature {need}; "
                       f"feature {column} of {name} example {row} is {x[row, column]:g}.")
-
-
-def _binarize_once(split, max_value, seed):
-  rng = np.random.default_rng(seed)
-  probs = split.images.astype(np.float32) / max_value
-  on = rng.random(probs.shape, dtype=np.float32) < probs
-  return dataclasses.replace(split, images=(on * max_value).astype(np.uint8))
 
 
 def balanced_subset(labels, num_labels, num_classes, seed):
@@ -363,12 +296,3 @@ def labeled_indices(data, config):
     return np.flatnonzero(data.train.labels >= 0).astype(np.int64)
   return balanced_subset(data.train.labels, config.data.labels_known, data.num_classes,
                          config.data.label_seed)
-
-
-def fixed_train(data, config):
-  """`data` with the train split binarized once with a fixed seed when binarization is dynamic,
-  as validation and test are (for features computed on train images, e.g. M1)."""
-  if data.binarization != "dynamic":
-    return data
-  return dataclasses.replace(data, train=_binarize_once(data.train, data.max_value,
-                                                        _FIXED_BINARIZATION_SEED["train"]))

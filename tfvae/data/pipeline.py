@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from tfvae import config as config_lib
 from tfvae.models import base
-from tfvae.data.dataset import _FIXED_BINARIZATION_SEED
+from tfvae.data.binarization import FIXED_BINARIZATION_SEED
 from tfvae.data.dataset import DataError
 from tfvae.data.dataset import labeled_indices
 
@@ -207,7 +207,7 @@ def eval_dataset(data, split, batch_size):
     columns["condition"] = part.conditions
   dataset = tf.data.Dataset.from_tensor_slices(columns)
   if data.dequantize:
-    seed = tf.constant([_FIXED_BINARIZATION_SEED[split], 7], tf.int32)
+    seed = tf.constant([FIXED_BINARIZATION_SEED[split], 7], tf.int32)
 
     def scale(example):
       noise = tf.random.stateless_uniform(

@@ -144,3 +144,19 @@ class BestCheckpoint:
         atomic.write_json(os.path.join(folder, BEST_FILENAME),
                           {"step": self.best_step, "loss": self.best_loss})
     return True
+
+
+def restore_best(trainer, workdir, best, step, log=True):
+  """Restores the best checkpoint into the trainer's model unless it is `step`'s; returns the
+  step of the weights the model now holds."""
+  best_path = best_checkpoint(workdir)
+  if best_path and best.best_step != step:
+    try:
+      checkpoints.restore(tf.train.Checkpoint(model=trainer.model), [best_path])
+      if log:
+        logging.info("Restored the best checkpoint (step %d, validation loss %.3f) for the "
+                     "final evaluation and the export.", best.best_step, best.best_loss)
+      return best.best_step
+    except checkpoints.CheckpointMismatch as e:  # a damaged best: the last weights instead
+      logging.warning("%s: evaluating and exporting the weights of step %d instead.", e, step)
+  return step

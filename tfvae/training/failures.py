@@ -8,6 +8,7 @@ import threading
 import tensorflow as tf
 
 from tfvae import workdir as workdir_lib
+from tfvae.training import distribute
 from tfvae.errors import Interrupted, TrainingError  # noqa: F401 (defined there, used here)
 
 
@@ -32,6 +33,19 @@ class StopSignals:
   def __exit__(self, *exc):
     for signum, handler in self._previous.items():
       signal.signal(signum, handler)
+
+
+def stop_if_signalled(stop, strategy, trainer, writers, step, workdir, saved):
+  """Raises Interrupted if any worker received SIGTERM or SIGINT, after a checkpoint at
+  `step` (written now unless `saved`). Every worker stops at the same step (a collective when
+  there are several) and saves or not alike."""
+  sigterm, sigint = distribute.any_worker(
+      strategy, [stop.received == signal.SIGTERM, stop.received == signal.SIGINT])
+  if sigterm or sigint:
+    if not saved:
+      trainer.save()
+    writers["train"].flush()
+    raise Interrupted(signal.SIGTERM if sigterm else signal.SIGINT, step, workdir)
 
 
 def last_checkpoint(workdir):

@@ -8,21 +8,18 @@ writes to the workdir (see tfvae/training/distribute.py).
 import contextlib
 import os
 from typing import Any, NamedTuple
-import shutil
-import signal
 import time
 
 from absl import logging
 import tensorflow as tf
 
 from tfvae import config as config_lib
+from tfvae import config_io
 from tfvae import data as data_lib
 from tfvae import lock
 from tfvae import network_checks
 from tfvae import network_factories
 from tfvae import samplers
-from tfvae import sections
-from tfvae.training import checkpoints
 from tfvae.training import distribute
 from tfvae.training import early_stopping
 from tfvae.training import failures
@@ -34,94 +31,11 @@ from tfvae.training import progress as progress_lib
 from tfvae import summaries
 from tfvae import user_networks
 from tfvae.training import trainer as trainer_lib
+from tfvae.training import workdir_setup
 from tfvae import workdir as workdir_lib
 from tfvae.models import interface
 
 _NUM_SUMMARY_IMAGES = 8
-
-
-# What a run writes into its workdir (removed by --overwrite).
-RUN_OUTPUTS = ("config.json", "ckpt", "tensorboard", "export", "eval.json", "figures",
-               user_networks.NETWORKS_DIRNAME, "sampler")  # sampler: tfvae/samplers
-
-
-def _delete_run(workdir):
-  for entry in os.listdir(workdir):
-    if entry in RUN_OUTPUTS or workdir_lib.own_export("export", entry):
-      path = os.path.join(workdir, entry)
-      if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path)
-      else:
-        os.remove(path)
-
-
-def _check_workdir(config, workdir, overwrite):
-  """Refuses (or with overwrite deletes) a run with another config. Writes nothing else:
-  config.json is written once the checkpoints restored into this config. A link `export` that
-  tfvae did not make is refused (errors.ForeignLink) before anything runs."""
-  workdir_lib.export_target(os.path.join(workdir, "export"))
-  if os.path.exists(os.path.join(workdir, config_lib.CONFIG_FILENAME)):
-    try:
-      config_lib.check_resumable(config_lib.load(workdir), config)
-    except config_lib.ConfigError:
-      if not overwrite:
-        raise
-      logging.warning("--overwrite: deleting the run in %s", workdir)
-      _delete_run(workdir)
-  elif overwrite and checkpoints.on_disk(os.path.join(workdir, "ckpt")):
-    logging.warning("--overwrite: deleting the checkpoints in %s (no config.json)", workdir)
-    _delete_run(workdir)
-
-
-def with_source(config, source):
-  """`config` naming where `source` came from: its origin as the dataset, and the options it was
-  read with (Source.reader_options: image_size, max_value, label_column, condition_columns),
-  so that every later command reads the origin as training did. A reader option the config sets otherwise is
-  replaced, with a warning (the source is what the run trains on)."""
-  defaults = sections.DataConfig()
-  for name, value in source.reader_options.items():
-    if getattr(config.data, name) not in (getattr(defaults, name), value):
-      logging.warning("--%s=%s is not how %s was read (%s=%r): recording the source's.", name,
-                      getattr(config.data, name), source.origin, name, value)
-  return config.replace(**{**source.reader_options,
-                                      "dataset": source.origin})
-
-
-def _auto_as_in_workdir(config, workdir):
-  """`config`, its --binarization=auto replaced by the binarization of the run in `workdir`
-  when that run would otherwise resume (e.g. a config.json written when the default was
-  dynamic); one log line says so."""
-  if config.data.binarization != "auto":
-    return config
-  try:
-    saved = config_lib.load(workdir)
-    resumed = config.replace(**{"binarization": saved.data.binarization})
-    config_lib.check_resumable(saved, resumed)
-  except (FileNotFoundError, config_lib.ConfigError):
-    return config
-  logging.info("--binarization=auto: %s (as the run in %s was trained; set --binarization to "
-               "train another run).", resumed.data.binarization, workdir)
-  return resumed
-
-
-def resolve(config, data):
-  """`config` with the fields resolved from the data it trains on (Config.RESOLVED), and
-  --binarization=auto replaced by what it picked for them (data.binarization), so that
-  config.json records it and a resume compares equal.
-
-  Args:
-    config: Config.
-    data: tfvae.data.Data built for it.
-  """
-  config = config.replace(**{"image_shape": data.image_shape,
-                                        "binarization": data.binarization,  # auto resolved
-                                        "pixel_levels": data.max_value + 1,
-                                        "num_classes": data.num_classes,
-                                        "condition_dim": data.condition_dim,
-                                        "data_fingerprint": data.fingerprint,
-                                        "feature_mean": data.feature_mean,
-                                        "feature_scale": data.feature_scale})
-  return config.replace(**{"labeled_examples": len(data_lib.labeled_indices(data, config))})
 
 
 class Trained(NamedTuple):
@@ -164,8 +78,8 @@ def train_model(config, workdir, overwrite=False, strategy=None, source=None, pa
   Args:
     config: the Config to train.
     workdir: the run folder.
-    overwrite: if the workdir holds a run with a different config, delete it (RUN_OUTPUTS)
-      instead of refusing.
+    overwrite: if the workdir holds a run with a different config, delete it
+      (workdir_setup.RUN_OUTPUTS) instead of refusing.
     strategy: the tf.distribute.Strategy to train under; default `distribute.make_strategy(config)`.
       Pass it when it must exist before any TF op (--strategy=multi_worker: the entry point
       creates it first). Under MultiWorkerMirroredStrategy every worker calls this function;
@@ -173,7 +87,7 @@ def train_model(config, workdir, overwrite=False, strategy=None, source=None, pa
       export), and all workers stop together after SIGTERM/SIGINT to any of them.
     source: optional tfvae.data.arrays.Source to train on instead of reading config.data.dataset;
       config.data.dataset becomes its origin (a path, which later commands read again with the
-      reader options recorded beside it, or "in-memory arrays"): see `with_source`.
+      reader options recorded beside it, or "in-memory arrays"): see `workdir_setup.with_source`.
     parts: optional tfvae.user_networks.Parts, the user's Keras networks: checked against the
       data before anything is written, stored in WORKDIR/networks, trained as copies. Without
       them a run that stored networks resumes with those. A config that names factories
@@ -202,10 +116,10 @@ def train_model(config, workdir, overwrite=False, strategy=None, source=None, pa
   strategy = strategy or distribute.make_strategy(config)  # checks the batch split first
   chief = distribute.is_chief(strategy)
   if source is not None:
-    config = with_source(config, source)
-  config = _auto_as_in_workdir(config, workdir)
+    config = workdir_setup.with_source(config, source)
+  config = workdir_setup.auto_as_in_workdir(config, workdir)
   data = data_lib.load(config, source)
-  config = resolve(config, data)
+  config = workdir_setup.resolve(config, data)
   mismatch = config_lib.likelihood_mismatch(config)
   if mismatch:
     logging.warning("%s", mismatch)
@@ -217,14 +131,14 @@ def train_model(config, workdir, overwrite=False, strategy=None, source=None, pa
     try:
       if chief:
         held.enter_context(lock.hold(workdir))  # creates the workdir
-        _check_workdir(config, workdir, overwrite)
+        workdir_setup.check_workdir(config, workdir, overwrite)
       try:
         parts = user_networks.reconcile(workdir, parts)  # those given, or those the run stored
       except user_networks.NetworkError:
         if not (chief and overwrite):
           raise
         logging.warning("--overwrite: deleting the run in %s (other networks)", workdir)
-        _delete_run(workdir)
+        workdir_setup.delete_run(workdir)
     except config_lib.ConfigError as e:  # WorkdirInUse and NetworkError included
       refused = e
     return _train_in_workdir(config, data, workdir, strategy, chief, refused, parts)
@@ -239,19 +153,6 @@ def _export_loads(path):
     reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
     logging.warning("The SavedModel in %s does not load (%s): exporting it again.", path, reason)
     return False
-
-
-def _stop_if_signalled(stop, strategy, trainer, writers, step, workdir, saved):
-  """Raises failures.Interrupted if any worker received SIGTERM or SIGINT, after a checkpoint at
-  `step` (written now unless `saved`). Every worker stops at the same step (a collective when
-  there are several) and saves or not alike."""
-  sigterm, sigint = distribute.any_worker(
-      strategy, [stop.received == signal.SIGTERM, stop.received == signal.SIGINT])
-  if sigterm or sigint:
-    if not saved:
-      trainer.save()
-    writers["train"].flush()
-    raise failures.Interrupted(signal.SIGTERM if sigterm else signal.SIGINT, step, workdir)
 
 
 # --eval_every=0 evaluates once per epoch, but never more often than every this many steps: on
@@ -281,11 +182,11 @@ def _train_in_workdir(config, data, workdir, strategy, chief, refused, parts):
   start = trainer.restore()  # checkpoints of another model: refused before config.json is written
   if chief:
     user_networks.save(workdir, parts)
-    if start and not os.path.exists(os.path.join(workdir, config_lib.CONFIG_FILENAME)):
+    if start and not os.path.exists(os.path.join(workdir, config_io.CONFIG_FILENAME)):
       logging.warning("%s had checkpoints but no config.json; they restored into this "
                       "command's config, which is written there now.", workdir)
     workdir_lib.remove_leftovers(workdir)
-    config_lib.save(config, workdir)
+    config_io.save(config, workdir)
   per_epoch = data_lib.steps_per_epoch(data, config)
   total = config.training.train_steps or config.training.epochs * per_epoch
   eval_every = eval_interval(config, per_epoch)
@@ -314,8 +215,8 @@ def _train_in_workdir(config, data, workdir, strategy, chief, refused, parts):
                    "to train on",
                    os.path.join(workdir, workdir_lib.EVAL_FILENAME),
                    os.path.join(workdir, "export"))
-      return Trained(config, trainer.model, _best_weights(trainer, workdir, best, start, False),
-                     finished)
+      return Trained(config, trainer.model,
+                     early_stopping.restore_best(trainer, workdir, best, start, False), finished)
     logging.info("The checkpoint in %s is at step %d of %d: evaluating and exporting it.",
                  ckpt_dir, start, total)
   elif start:
@@ -359,7 +260,7 @@ def _train_in_workdir(config, data, workdir, strategy, chief, refused, parts):
           "examples_per_second": examples_per_second,
           "skipped_updates": int(trainer.skipped_updates.numpy())})
       progress.update(step, metrics["loss"])
-      _stop_if_signalled(stop, strategy, trainer, writers, step, workdir, saved=False)
+      failures.stop_if_signalled(stop, strategy, trainer, writers, step, workdir, saved=False)
       if step % eval_every == 0 or step == total:
         trainer.calibrate(validation)  # a held-out sigma: evaluated, checkpointed, exported
         metrics = validation_metrics = trainer.evaluate(validation)
@@ -386,8 +287,8 @@ def _train_in_workdir(config, data, workdir, strategy, chief, refused, parts):
         trainer.save()
     # A signal during the last loop's validation or checkpoint write stops here, like the others
     # (that loop saved at `step`; with no loop, `step` is the restored checkpoint's).
-    _stop_if_signalled(stop, strategy, trainer, writers, step, workdir, saved=True)
-  checkpoint_step = _best_weights(trainer, workdir, best, step)  # evaluated and exported
+    failures.stop_if_signalled(stop, strategy, trainer, writers, step, workdir, saved=True)
+  checkpoint_step = early_stopping.restore_best(trainer, workdir, best, step)  # evaluated, exported
   if checkpoint_step != step:
     validation_metrics = None
   if validation_metrics is None:  # the same held-out sigma a best checkpoint was evaluated with
@@ -419,19 +320,3 @@ def _train_in_workdir(config, data, workdir, strategy, chief, refused, parts):
     serving.export(trainer.model, os.path.join(export_dir, "export"), step=step,
                    checkpoint_step=checkpoint_step, sampler=sampler)
   return Trained(config, trainer.model, checkpoint_step, results)
-
-
-def _best_weights(trainer, workdir, best, step, log=True):
-  """Restores the best checkpoint into the trainer's model unless it is `step`'s; returns the
-  step of the weights the model now holds."""
-  best_path = early_stopping.best_checkpoint(workdir)
-  if best_path and best.best_step != step:
-    try:
-      checkpoints.restore(tf.train.Checkpoint(model=trainer.model), [best_path])
-      if log:
-        logging.info("Restored the best checkpoint (step %d, validation loss %.3f) for the "
-                     "final evaluation and the export.", best.best_step, best.best_loss)
-      return best.best_step
-    except checkpoints.CheckpointMismatch as e:  # a damaged best: the last weights instead
-      logging.warning("%s: evaluating and exporting the weights of step %d instead.", e, step)
-  return step
