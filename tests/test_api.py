@@ -116,9 +116,11 @@ def _public_functions():
   functions = {f"tfvae.{name}": getattr(tfvae, name) for name in ("fit", "load")}
   functions.update({f"tfvae.data.{name}": getattr(tfvae.data, name)
                     for name in ("from_arrays", "from_directory", "from_file", "load")})
-  functions.update({f"TrainedModel.{name}": value
-                    for name, value in vars(tfvae.TrainedModel).items()
-                    if callable(value) and (not name.startswith("_") or name == "__init__")})
+  # dir, not vars: the methods TrainedModel inherits (tfvae/trained_evaluation.py) too.
+  functions.update({f"TrainedModel.{name}": getattr(tfvae.TrainedModel, name)
+                    for name in dir(tfvae.TrainedModel)
+                    if callable(getattr(tfvae.TrainedModel, name))
+                    and (not name.startswith("_") or name == "__init__")})
   functions.update({"tfvae.exported.load": exported.load, "tfvae.exported.reason": exported.reason})
   return functions
 

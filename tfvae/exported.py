@@ -1,11 +1,12 @@
 """An exported SavedModel called from Python, with refusals whose first line says what is wrong.
 
-The signatures of an export (tfvae/serving.py) check their inputs in the graph. When a check
-fails in a call from Python, TensorFlow rewrites the InvalidArgumentError's message to begin with
-"Graph execution error:" and the failing node's trace; the check's own message ("signature
-encode expects x in [0, 1] ...") comes four lines later, and nothing inside the graph can change
-that (docs/platform.md). `load` returns the SavedModel with its signatures wrapped so that the
-same error is raised with the check's message as its first line (TensorFlow's text follows).
+The signatures of an export (tfvae/serving.py) check their inputs in the graph
+(tfvae/serving_inputs.py). When a check fails in a call from Python, TensorFlow rewrites the
+InvalidArgumentError's message to begin with "Graph execution error:" and the failing node's
+trace; the check's own message ("signature encode expects x in [0, 1] ...") comes four lines
+later, and nothing inside the graph can change that (docs/platform.md). `load` returns the
+SavedModel with its signatures wrapped so that the same error is raised with the check's message
+as its first line (TensorFlow's text follows).
 
     from tfvae import exported
     m = exported.load("runs/mine/export")

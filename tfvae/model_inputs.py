@@ -3,7 +3,7 @@ and what a conditional model is given with them (a class `label`, or real `condi
 
 One owner for the checks of tfvae/trained.py: each refusal is one ValueError (or DataError, a
 ValueError) naming the argument and what is expected, raised before any work. The SavedModel
-checks the same things in its graph (tfvae/serving.py, tfvae/serving_conditions.py).
+checks the same things in its graph (tfvae/serving_inputs.py, tfvae/serving_conditions.py).
 """
 
 import os
@@ -187,34 +187,3 @@ def sample_arguments(model: Any, family: str, num: int, seed: int, label: Option
     check_int("label", label, 0, classes - 1,
               f", a class of the {classes} (label=None draws y ~ p(y))")
   return classes, conditions(model, family, condition, num)
-
-
-def spec(config: Any, model: Any) -> list[tf.TensorSpec]:
-  """The input signature of TrainedModel's traced functions: x [None, *image_shape], index
-  [None], label [None] (and condition [None, C] for a cvae on conditions)."""
-  return [tf.TensorSpec([None, *config.data.image_shape], tf.float32, name="x"),
-          tf.TensorSpec([None], tf.int64, name="index"),
-          tf.TensorSpec([None], tf.int64, name="label")] + (
-              [tf.TensorSpec([None, config.data.condition_dim], tf.float32, name="condition")]
-              if on_conditions(model) else [])
-
-
-def batch(x: tf.Tensor, index: tf.Tensor, label: tf.Tensor,
-          condition: tuple[tf.Tensor, ...]) -> dict[str, tf.Tensor]:
-  """The batch dict of the traced functions' arguments (condition: () or (c [B, C],))."""
-  return {"image": x, "label": label, "index": index,
-          **({"condition": condition[0]} if condition else {})}
-
-
-def batched(fn: Any, x: tf.Tensor, given_: dict[str, tf.Tensor], batch_size: int) -> Any:
-  """fn(x[i:j], index[i:j], label[i:j](, condition[i:j])) over batches of `batch_size` rows
-  (`given_`: what `given` returned), concatenated (numpy): a dict of [N] arrays for a dict,
-  else an [N] array. Each example's noise depends on its index, so the result does not depend
-  on batch_size."""
-  num = int(x.shape[0])
-  parts = [fn(x[i:i + batch_size], tf.range(i, min(num, i + batch_size), dtype=tf.int64),
-              *[given_[k][i:i + batch_size] for k in ("label", "condition") if k in given_])
-           for i in range(0, max(num, 1), batch_size)]
-  if isinstance(parts[0], dict):
-    return {k: np.concatenate([p[k].numpy() for p in parts]) for k in parts[0]}
-  return np.concatenate([p.numpy() for p in parts])

@@ -26,7 +26,8 @@ pixels, NaN) are rejected with an InvalidArgumentError that says so; other dtype
 rejected by the signature itself: cast with np.float32 first. Vectors and codes z must be
 finite; M2's class indices y must be in [0, K) (sample's label < K); sample draws at most
 MAX_SAMPLES = 65536 examples per call (call it again with other seeds for more). Each refusal
-is an InvalidArgumentError naming the signature, the argument and what it expects. The export's
+is an InvalidArgumentError naming the signature, the argument and what it expects (the checks:
+tfvae/serving_inputs.py). The export's
 assets.extra/tfvae.json records the contract, the step and the signatures.
 
 sample and elbo exist only for generative models (a prior p(z)); deterministic autoencoders
@@ -63,79 +64,13 @@ from tfvae import atomic
 from tfvae import flows
 from tfvae import lock
 from tfvae import serving_conditions
+from tfvae import serving_inputs
+from tfvae.serving_inputs import MAX_SAMPLES  # noqa: F401 (serving.MAX_SAMPLES, docs/running.md)
 
 from tfvae import workdir as workdir_lib
 from tfvae.models import interface
 
 _ELBO_SEED = (0, 0)
-
-
-# The most examples one `sample` call draws (its outputs are 2 x n images in memory at once):
-# more is refused with a message; call it again with other seeds for more.
-MAX_SAMPLES = 65536
-
-
-def _checked(tensor, name, signature, event_shape, unit_range=False):
-  """`tensor` once its shape is [N, *event_shape], its values finite (and, with unit_range, in
-  [0, 1]); otherwise an InvalidArgumentError whose message names the signature and what it
-  expects."""
-  shape = tf.shape(tensor)
-  padded = tf.concat([shape, tf.zeros([len(event_shape) + 1], tf.int32)], 0)
-  ok = tf.logical_and(tf.equal(tf.size(shape), len(event_shape) + 1),
-                      tf.reduce_all(tf.equal(padded[1:len(event_shape) + 1], event_shape)))
-  expected = ", ".join(["N"] + [str(d) for d in event_shape])
-  checks = [tf.debugging.Assert(
-      ok, [f"signature {signature} expects {name} float32 [{expected}]; got shape", shape],
-      summarize=8)]
-  flat = tf.reshape(tensor, [-1])
-  if not unit_range:  # (the unit range check below refuses NaN and inf too)
-    checks.append(tf.debugging.Assert(
-        tf.reduce_all(tf.math.is_finite(flat)),
-        [f"signature {signature} expects {name} finite; got NaN or inf"]))
-  if unit_range:
-    # Flattened first: the min/max must work whatever rank reached the (parallel) shape check.
-    low, high = tf.reduce_min(flat), tf.reduce_max(flat)
-    in_range = tf.logical_or(tf.equal(tf.size(tensor), 0),
-                             tf.logical_and(low >= 0.0, high <= 1.0))  # False for NaN too
-    checks.append(tf.debugging.Assert(
-        in_range, [f"signature {signature} expects {name} in [0, 1] (pixel values divided by "
-                   "their maximum, e.g. uint8 / 255; 0 or 1 if the model was trained on "
-                   "binarized pixels: see assets.extra/tfvae.json); got values from", low,
-                   "to", high]))
-  with tf.control_dependencies(checks):
-    return tf.identity(tensor)
-
-
-def _checked_labels(y, num_classes, name, signature, allow_negative=False):
-  """`y` once every value is a class index in [0, num_classes) (or, with allow_negative, < 0:
-  "draw the class"); otherwise an InvalidArgumentError naming the signature."""
-  y = tf.convert_to_tensor(y)
-  low = -(2 ** 31) if allow_negative else 0
-  expected = (f"< {num_classes} (a negative value draws y ~ p(y))" if allow_negative else
-              f"in [0, {num_classes})")
-  ok = tf.reduce_all(tf.logical_and(y >= tf.cast(low, y.dtype), y < num_classes))
-  with tf.control_dependencies([tf.debugging.Assert(
-      ok, [f"signature {signature} expects {name} {expected}, a class index of the "
-           f"{num_classes} classes; got", y], summarize=8)]):
-    return tf.identity(y)
-
-
-def _checked_count(n, signature):
-  """`n` once it is one number (shape []) with 0 <= n <= MAX_SAMPLES; otherwise an
-  InvalidArgumentError naming the signature and n."""
-  # A signature call binds n by dtype only, so n [4, 4] reaches this graph, whose static shape
-  # says []: shape ops fold to that. Its values are counted at run time instead (tf.where).
-  flat = tf.reshape(n, [-1])
-  count = tf.size(tf.where(tf.equal(flat, flat)))
-  with tf.control_dependencies([tf.debugging.Assert(
-      tf.equal(count, 1),
-      [f"signature {signature} expects n int32 [] (one number); got n =", n], summarize=8)]):
-    flat = tf.identity(flat)
-  with tf.control_dependencies([tf.debugging.Assert(
-      tf.reduce_all(tf.logical_and(flat >= 0, flat <= MAX_SAMPLES)),
-      [f"signature {signature} expects 0 <= n <= {MAX_SAMPLES} (the outputs of one call are "
-       "held in memory: call it again with another seed for more); got n =", n])]):
-    return tf.reshape(flat, [])  # (a [1] or [1, 1] n is that one number)
 
 
 def _likelihood_params(likelihood, p_x):
@@ -211,13 +146,14 @@ class _Exported(tf.Module):
     decode_raw = _raw_units(model.decode, config)
 
     def x_in(x, signature):
-      return raw.standardize(_checked(x, "x", signature, shape, images))
+      return raw.standardize(serving_inputs.checked(x, "x", signature, shape, images))
 
     def onehot(y, signature, x=None):
       """c of what a conditional model is given: y's one-hot, or the checked condition."""
       if covariates:
         return serving_conditions.checked(y[0], covariates, signature, tf.shape(x)[0])
-      return tf.one_hot(_checked_labels(y[0], k, "y", signature), k) if k else None
+      return (tf.one_hot(serving_inputs.checked_labels(y[0], k, "y", signature), k) if k
+              else None)
 
     @tf.function(input_signature=[x_spec, *y_spec], autograph=False)
     def encode(x, *y):
@@ -230,7 +166,7 @@ class _Exported(tf.Module):
 
     @tf.function(input_signature=[z_spec, *y_spec], autograph=False)
     def decode(z, *y):
-      z = _checked(z, "z", "decode", [config.model.latent_dim])
+      z = serving_inputs.checked(z, "z", "decode", [config.model.latent_dim])
       return _likelihood_params(config.model.likelihood, decode_raw(z, onehot(y, "decode", z)))
 
     # Conditional models (cvae) take the class y wherever x goes in: reconstruct, elbo and
@@ -254,14 +190,15 @@ class _Exported(tf.Module):
                                     tf.TensorSpec([2], tf.int32, name="seed"), *label_spec],
                    autograph=False)
       def sample(n, seed, *label):
-        n = _checked_count(n, "sample")
+        n = serving_inputs.checked_count(n, "sample")
         if fitted:  # z from the sampler fitted to the codes
           out = sampler.draw(model, n, seed)
         elif covariates:  # z ~ p(z|c), one draw per row of c
           out = model.sample(n, seed, serving_conditions.checked(
               label[0], covariates, "sample", n, one_row_too=True))
         else:
-          out = model.sample(n, seed, _checked_labels(label[0], k, "label", "sample", True)
+          out = model.sample(n, seed, serving_inputs.checked_labels(label[0], k, "label",
+                                                                    "sample", True)
                              if k else None)
         return {key: value if key == "label" else raw.unstandardize(value)
                 for key, value in out.items()}
@@ -304,27 +241,6 @@ class _Exported(tf.Module):
     return dict(self.fns)
 
 
-def input_contract(config):
-  """What the signatures expect of x, as written to the export's assets.extra/tfvae.json."""
-  binarized = config.data.binarization in ("static", "dynamic")
-  levels = config.data.pixel_levels
-  if config.data.binarization == "dequantize":
-    scaling = f"(pixel + u) / {levels}, u ~ U[0, 1) (uniform dequantization)"
-  else:
-    scaling = f"pixel / {levels - 1}"
-  if len(config.data.image_shape) == 1:
-    return {"dtype": "float32", "shape": ["N", *config.data.image_shape], "range": None,
-            "scaling": ("raw features; the signatures standardize them with feature_mean and "
-                        "feature_scale (config.json), and return raw units; elbo is the "
-                        "log-density of the standardized features") if config.data.feature_mean
-                       else "raw features", "binarized": False, "note": "vectors"}
-  return {"dtype": "float32", "shape": ["N", *config.data.image_shape], "range": [0.0, 1.0],
-          "scaling": scaling, "binarized": binarized,
-          "note": ("trained on binarized pixels: pass 0/1 values (e.g. x > 0.5, or Bernoulli "
-                   "samples of x) for log-likelihoods comparable to the run's; gray levels are "
-                   "accepted") if binarized else "gray levels"}
-
-
 def export(model, path, step=None, checkpoint_step=None, sampler=None):
   """Writes `model` as a SavedModel and makes `path` point at it atomically.
 
@@ -337,7 +253,7 @@ def export(model, path, step=None, checkpoint_step=None, sampler=None):
 
   The folder also holds assets.extra/tfvae.json (the TF Serving place for extra files): the
   step, the model family and likelihood, the signatures and the input contract
-  (`input_contract`).
+  (tfvae/serving_inputs.py, `input_contract`).
 
   Args:
     model: a tfvae model (tfvae.models) with `config`, `encoder`, `decoder`, `prior()`.
@@ -373,7 +289,7 @@ def _export(model, path, step, checkpoint_step, sampler):
   info = {"step": step, "checkpoint_step": step if checkpoint_step is None else checkpoint_step,
           "model": model.config.family, "likelihood": model.config.model.likelihood,
           "latent_dim": model.config.model.latent_dim, "signatures": sorted(signatures),
-          "input": input_contract(model.config),
+          "input": serving_inputs.input_contract(model.config),
           "condition_dim": serving_conditions.width(model),
           "sampler": (None if "sample" not in signatures else
                       sampler.info if sampler is not None else {"kind": "standard"})}

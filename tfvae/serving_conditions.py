@@ -12,7 +12,7 @@ is given c float32 [N, C] wherever the class cvae is given y: its signatures are
 
 Each checks in its graph that the condition has C columns, as many rows as x (z; n or 1 for
 sample) and finite values; a refusal is an InvalidArgumentError naming the signature, the
-argument and what it expects, as the other checks of tfvae/serving.py.
+argument and what it expects, as the other checks (tfvae/serving_inputs.py).
 """
 
 import tensorflow as tf

@@ -158,8 +158,8 @@ def checked_pixels(x, max_value, what):
   """x once its values are pixels, else DataError naming `what` and the range found.
 
   The one check of pixel values that `from_arrays`, `tfvae.TrainedModel` (elbo, encode, ...) and
-  the SavedModel's input contract (tfvae/serving.py, which checks the same [0, 1] in its graph)
-  share. Pixels are integers in 0..max_value (any integer dtype), bool (0/1), or floats in
+  the SavedModel's input contract (tfvae/serving_inputs.py, which checks the same [0, 1] in its
+  graph) share. Pixels are integers in 0..max_value (any integer dtype), bool (0/1), or floats in
   [0, 1] (the pixel divided by its maximum, e.g. uint8 / 255); NaN, inf, None (an object array)
   and floats outside [0, 1] are refused. An empty array passes.
 
