@@ -574,3 +574,30 @@ def test_a_table_needs_no_binarization_flag_and_warnings_advise_the_right_fix():
   cross = config_lib.likelihood_mismatch(config_lib.Config(binarization="none",
                                                            image_shape=(16, 16, 3)))
   assert "--likelihood=continuous_bernoulli" in cross
+
+
+def test_features_constant_in_train_but_not_held_out_are_named_in_one_warning(caplog):
+  """Digits as a table: pixels 0, 32 and 39 are 0 in every train row but not in every test row;
+  a normal likelihood's per-feature scale would collapse on them (docs/data.md)."""
+  import logging  # pylint: disable=import-outside-toplevel
+  from sklearn import datasets  # pylint: disable=import-outside-toplevel
+  caplog.set_level(logging.WARNING, logger="absl")
+  x = datasets.load_digits().data.astype(np.float32)
+  x_train, x_test = x[:1000], x[1000:].copy()
+  x_train[:, [0, 32, 39]] = 0.0
+  x_test[:5, 0] = 3.0
+  x_test[7, 39] = 1.0
+
+  def warnings(likelihood, test):
+    caplog.clear()
+    config = config_lib.Config(likelihood=likelihood, binarization="none", standardize=False)
+    data_lib.build(data_lib.from_arrays(x_train, x_test=test), config)
+    return [r.getMessage() for r in caplog.records if "constant over the" in r.getMessage()]
+
+  (line,) = warnings("normal", x_test)
+  assert "features 0, 32, 39 (0-based, 3 in all) are constant over the 833 train rows" in line
+  assert "differ in 6 test rows" in line and "\n" not in line
+  assert warnings("poisson", x_test) == []  # no scale to collapse
+  same = x_test.copy()
+  same[:, [0, 32, 39]] = 0.0
+  assert warnings("normal", same) == []  # held-out rows agree with train there
