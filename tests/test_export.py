@@ -170,6 +170,8 @@ cases = [
     (m2, "encode", dict(x=np.zeros([2, 8, 8, 1], np.float32), y=np.array([3, 10]))),
     (m2, "decode", dict(z=np.zeros([1, 2], np.float32), y=np.array([-1]))),
     (m2, "sample", dict(n=np.int32(2), seed=seed, label=np.int32(1000))),
+    (m2, "encode", dict(x=np.zeros([2, 8, 8, 1], np.float32), y=np.array([3]))),
+    (m2, "decode", dict(z=np.zeros([1, 2], np.float32), y=np.array([1, 2, 3]))),
     (vae, "sample", dict(n=np.array([4, 4], np.int32), seed=seed)),
     (vae, "sample", dict(n=np.zeros([0], np.int32), seed=seed)),
     # accepted:
@@ -217,6 +219,10 @@ def test_the_saved_model_refuses_nan_codes_huge_samples_and_unknown_classes(tmp_
               "signature decode expects y in [0, 10)",
               "signature sample expects label < 10 (a negative value draws y ~ p(y)), a class "
               "index of the 10 classes; got] [1000]",
+              # Before: a concat error deep in the encoder, naming neither signature nor y.
+              "signature encode expects y [rows] int64, one class per row (rows =] [2] [); got "
+              "y of shape] [1]",
+              "signature decode expects y [rows] int64, one class per row (rows =] [1]",
               # Before: "In[0] should be a scalar: [2]", naming neither signature nor argument.
               "signature sample expects n int32 [] (one number); got n =] [4 4]",
               "signature sample expects n int32 [] (one number); got n =] []"]

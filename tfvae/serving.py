@@ -148,11 +148,13 @@ class _Exported(tf.Module):
     def x_in(x, signature):
       return raw.standardize(serving_inputs.checked(x, "x", signature, shape, images))
 
-    def onehot(y, signature, x=None):
-      """c of what a conditional model is given: y's one-hot, or the checked condition."""
+    def onehot(y, signature, x):
+      """c of what a conditional model is given with x (or z): y's one-hot (one class per
+      row), or the checked condition."""
       if covariates:
         return serving_conditions.checked(y[0], covariates, signature, tf.shape(x)[0])
-      return (tf.one_hot(serving_inputs.checked_labels(y[0], k, "y", signature), k) if k
+      return (tf.one_hot(serving_inputs.checked_labels(y[0], k, "y", signature,
+                                                       rows=tf.shape(x)[0]), k) if k
               else None)
 
     @tf.function(input_signature=[x_spec, *y_spec], autograph=False)
@@ -228,7 +230,7 @@ class _Exported(tf.Module):
       @tf.function(input_signature=[x_spec, *given_spec], autograph=False)
       def style_transfer(x, *y):
         x = x_in(x, "style_transfer")
-        out = (model.style_transfer(x, onehot(y, "style_transfer")) if y
+        out = (model.style_transfer(x, onehot(y, "style_transfer", x)) if y
                else model.style_transfer(x))
         return {"images": raw.unstandardize(out)}
 

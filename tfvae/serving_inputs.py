@@ -46,10 +46,17 @@ def checked(tensor, name, signature, event_shape, unit_range=False):
     return tf.identity(tensor)
 
 
-def checked_labels(y, num_classes, name, signature, allow_negative=False):
+def checked_labels(y, num_classes, name, signature, allow_negative=False, rows=None):
   """`y` once every value is a class index in [0, num_classes) (or, with allow_negative, < 0:
-  "draw the class"); otherwise an InvalidArgumentError naming the signature."""
+  "draw the class") and, where `rows` (int32 scalar Tensor: x's or z's rows) is given, y has
+  one value per row; otherwise an InvalidArgumentError naming the signature."""
   y = tf.convert_to_tensor(y)
+  if rows is not None:
+    with tf.control_dependencies([tf.debugging.Assert(
+        tf.equal(tf.size(y), rows),
+        [f"signature {signature} expects {name} [rows] int64, one class per row (rows =",
+         rows, f"); got {name} of shape", tf.shape(y)], summarize=8)]):
+      y = tf.identity(y)
   low = -(2 ** 31) if allow_negative else 0
   expected = (f"< {num_classes} (a negative value draws y ~ p(y))" if allow_negative else
               f"in [0, {num_classes})")
