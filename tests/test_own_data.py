@@ -601,3 +601,22 @@ def test_features_constant_in_train_but_not_held_out_are_named_in_one_warning(ca
   same = x_test.copy()
   same[:, [0, 32, 39]] = 0.0
   assert warnings("normal", same) == []  # held-out rows agree with train there
+
+
+def test_a_reader_option_the_python_source_was_not_read_with_is_reset_with_a_warning(caplog):
+  """tfvae.fit(config, data=from_arrays(...)) with --condition_columns (or --max_value): the
+  flag cannot act on arrays (conditions come as from_arrays(conditions=)); it is said and not
+  recorded in config.json, where it would claim how the data were read."""
+  import logging  # pylint: disable=import-outside-toplevel
+  from tfvae.training import workdir_setup  # pylint: disable=import-outside-toplevel
+  caplog.set_level(logging.WARNING, logger="absl")
+  images, labels = _digits()
+  source = data_lib.from_arrays(images, labels, max_value=16)
+  config = config_lib.Config(condition_columns="a,b", max_value=16, model="cvae")
+  recorded = workdir_setup.with_source(config, source)
+  assert (recorded.data.condition_columns, recorded.data.max_value) == ("", 0)
+  lines = [r.getMessage() for r in caplog.records if "has no effect on" in r.getMessage()]
+  assert len(lines) == 2 and any("--condition_columns=a,b has no effect on" in l for l in lines)
+  caplog.clear()
+  assert workdir_setup.with_source(config_lib.Config(), source).data.max_value == 0
+  assert not [r for r in caplog.records if "has no effect on" in r.getMessage()]

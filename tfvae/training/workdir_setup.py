@@ -51,15 +51,24 @@ def check_workdir(config, workdir, overwrite):
 def with_source(config, source):
   """`config` naming where `source` came from: its origin as the dataset, and the options it was
   read with (Source.reader_options: image_size, max_value, label_column, condition_columns),
-  so that every later command reads the origin as training did. A reader option the config sets otherwise is
-  replaced, with a warning (the source is what the run trains on)."""
+  so that every later command reads the origin as training did. A reader option the config sets
+  otherwise is replaced, with a warning (the source is what the run trains on); one the source
+  was not read with (from_arrays: none; a folder: image_size only) is reset to its default, with
+  a warning that it has no effect (e.g. --condition_columns with arrays: give
+  from_arrays(conditions=))."""
   defaults = sections.DataConfig()
-  for name, value in source.reader_options.items():
-    if getattr(config.data, name) not in (getattr(defaults, name), value):
+  options = dict(source.reader_options)
+  for name in config_io.READER_OPTIONS:
+    given, default = getattr(config.data, name), getattr(defaults, name)
+    if name not in options:
+      options[name] = default
+      if given != default:
+        logging.warning("--%s=%s has no effect on %s (not read with it): recording the "
+                        "default.", name, given, source.origin)
+    elif given not in (default, options[name]):
       logging.warning("--%s=%s is not how %s was read (%s=%r): recording the source's.", name,
-                      getattr(config.data, name), source.origin, name, value)
-  return config.replace(**{**source.reader_options,
-                                      "dataset": source.origin})
+                      given, source.origin, name, options[name])
+  return config.replace(**{**options, "dataset": source.origin})
 
 
 def auto_as_in_workdir(config, workdir):
